@@ -1,0 +1,1 @@
+"""cocreate: wiring — settings, app, roles, CLI, the Bot API emulator."""

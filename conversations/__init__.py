@@ -1,0 +1,1 @@
+"""One module per member or staff flow; each exposes build_handler()."""

@@ -1,0 +1,1 @@
+"""SQLite storage: schema, repositories, persistence. Knows nothing of Telegram."""
