@@ -1,0 +1,112 @@
+"""The composition root: builds the Application and registers every flow, in one place.
+
+Order matters: ptb gives an update to the first handler in a group that accepts it, so the
+conversations come first, then the menu and everyday commands, then the fallbacks that
+answer anything nobody else took.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+from telegram import BotCommand, Update
+from telegram.error import TelegramError
+from telegram.ext import AIORateLimiter, ApplicationBuilder, ContextTypes, Defaults
+
+from bot.catalogue import LANGUAGES, t
+from bot.clock import Clock
+from bot.receiving import CocreateApplication, DurableUpdateQueue
+from bot.settings import Settings
+from conversations import menu, onboarding
+from conversations.context import CocreateContext, Resources
+from conversations.replies import say
+from storage.store import Store
+
+logger = logging.getLogger(__name__)
+
+MEMBER_COMMANDS = ("start", "menu", "help", "language", "stop", "resume", "delete", "cancel")
+
+
+def build_application(settings: Settings, store: Store, clock: Clock) -> CocreateApplication:
+    """Builds the bot with every handler; resources come in, nothing is opened here."""
+    resources = Resources(settings=settings, store=store, clock=clock)
+    application = (
+        ApplicationBuilder()
+        .application_class(CocreateApplication, kwargs={"resources": resources})
+        .token(settings.token())
+        .base_url(settings.telegram_api_base_url)
+        .base_file_url(settings.telegram_file_base_url)
+        .update_queue(DurableUpdateQueue(store.inbox))
+        .persistence(store.persistence)
+        .context_types(ContextTypes(context=CocreateContext))
+        .defaults(Defaults(tzinfo=settings.tz))
+        .rate_limiter(AIORateLimiter(overall_max_rate=30, overall_time_period=1, max_retries=2))
+        .build()
+    )
+    assert isinstance(application, CocreateApplication)
+    application.add_handler(onboarding.build_handler())
+    application.add_handlers(menu.build_handlers())
+    application.add_handlers(menu.build_fallbacks())
+    application.add_error_handler(on_error)
+    return application
+
+
+async def on_error(update: object, context: CocreateContext) -> None:
+    """Logs the failure (never the message itself) and tells the person something went wrong."""
+    logger.error("A handler failed: %s", type(context.error).__name__, exc_info=context.error)
+    if isinstance(update, Update) and update.effective_user is not None:
+        try:
+            await say(update, context, "error.generic")
+        except TelegramError:
+            logger.warning("Could not tell the member about the failure")
+
+
+async def register_commands(application: CocreateApplication) -> None:
+    """Publishes the command menu shown in Telegram, in each language."""
+    for language in LANGUAGES:
+        commands = [BotCommand(c, t(language, f"command.{c}")) for c in MEMBER_COMMANDS]
+        await application.bot.set_my_commands(
+            commands, language_code=None if language == "en" else language
+        )
+
+
+@asynccontextmanager
+async def running(
+    application: CocreateApplication, *, poll_timeout: int = 30
+) -> AsyncIterator[CocreateApplication]:
+    """Runs the bot (polling, or a webhook when WEBHOOK_URL is set) until the block exits.
+
+    Unfinished updates from before a restart are handled first; on exit, in-flight work
+    finishes and whatever was fetched but not handled stays in the inbox for next time.
+    """
+    settings = application.resources.settings
+    async with application:
+        try:
+            await register_commands(application)
+        except TelegramError as exc:
+            logger.warning("Could not register the command menu: %s", exc)
+        await application.start()
+        replayed = await application.replay_unfinished()
+        if replayed:
+            logger.info("Re-queued %s unfinished updates", replayed)
+        assert application.updater is not None
+        if settings.webhook_mode:
+            secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+            await application.updater.start_webhook(
+                listen="0.0.0.0",  # a webhook must be reachable by Telegram
+                port=settings.port or 8443,
+                url_path=urlsplit(settings.webhook_url).path.lstrip("/"),
+                webhook_url=settings.webhook_url,
+                secret_token=secret,
+            )
+        else:
+            await application.updater.start_polling(timeout=poll_timeout)
+        logger.info("cocreate is running (%s)", "webhook" if settings.webhook_mode else "polling")
+        try:
+            yield application
+        finally:
+            await application.updater.stop()
+            await application.stop()

@@ -1,0 +1,82 @@
+"""Receiving through a durable inbox (../shared/DESIGN.md, Receiving).
+
+ptb's Updater confirms a batch to Telegram with its next getUpdates, before handlers have run;
+its webhook server answers Telegram once the update is queued. Both go through
+`update_queue.put`, so `DurableUpdateQueue.put` writes the update to the inbox table first.
+`CocreateApplication.process_update` then handles it, writes the conversation state through
+(ptb's persistence would otherwise wait up to 60 s), and only then marks the update done.
+At start, `replay_unfinished` queues what was recorded but never finished, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from telegram import Update
+from telegram.ext import Application
+
+from conversations.context import Resources
+from storage.inbox import Inbox
+
+logger = logging.getLogger(__name__)
+
+
+class DurableUpdateQueue(asyncio.Queue[object]):
+    """An update queue that records each update on disk before accepting it."""
+
+    def __init__(self, inbox: Inbox) -> None:
+        super().__init__()
+        self._inbox = inbox
+
+    async def put(self, item: object) -> None:
+        """Records an Update, then queues it; drops one already recorded (a redelivery)."""
+        if isinstance(item, Update):
+            payload = json.dumps(item.to_dict(recursive=True))
+            if not await self._inbox.record(item.update_id, payload):
+                logger.debug("Update %s was seen before; not handling it twice", item.update_id)
+                return
+        await super().put(item)
+
+    async def requeue(self, item: Update) -> None:
+        """Queues an update that is already in the inbox (a replay at start)."""
+        await super().put(item)
+
+
+class CocreateApplication(Application):  # type: ignore[type-arg]
+    """ptb's Application, handing resources to handlers and finishing updates durably."""
+
+    def __init__(self, *, resources: Resources, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.resources = resources
+        self._last_handled = 0
+        self._handled = asyncio.Condition()
+
+    async def process_update(self, update: object) -> None:
+        """Handles an update, saves conversation state, then marks it done in the inbox."""
+        await super().process_update(update)
+        if not isinstance(update, Update):
+            return
+        await self.update_persistence()
+        await self.resources.store.inbox.mark_done(update.update_id)
+        async with self._handled:
+            self._last_handled = max(self._last_handled, update.update_id)
+            self._handled.notify_all()
+
+    async def replay_unfinished(self) -> int:
+        """Queues every update recorded but never finished; returns how many."""
+        queue = self.update_queue
+        assert isinstance(queue, DurableUpdateQueue)
+        pending = await self.resources.store.inbox.unfinished()
+        for update_id, payload in pending:
+            update = Update.de_json(json.loads(payload), self.bot)
+            logger.info("Handling update %s, left unfinished before the restart", update_id)
+            await queue.requeue(update)
+        return len(pending)
+
+    async def wait_handled(self, update_id: int, timeout: float = 10.0) -> None:
+        """Waits until the update (and those before it) has been handled."""
+        async with asyncio.timeout(timeout), self._handled:
+            await self._handled.wait_for(lambda: self._last_handled >= update_id)

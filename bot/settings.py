@@ -1,0 +1,124 @@
+"""Settings, read once: the environment, then `.env`, then the defaults below.
+
+The names are a contract (../shared/DESIGN.md): scripts outside the code set them.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+QuietHours = tuple[time, time]
+
+
+def _split(value: object) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [part.strip() for part in str(value).split(",") if part.strip()]
+
+
+class Settings(BaseSettings):
+    """Everything cocreate can be told from outside."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_base_url: str = "https://api.telegram.org/bot"
+    telegram_file_base_url: str = "https://api.telegram.org/file/bot"
+    database_url: str = "sqlite:///data/cocreate.db"
+    media_dir: Path = Path("data/media")
+    organiser_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    timezone: str = "Europe/London"
+    quiet_hours: str = "21:00-08:00"
+    webhook_url: str = ""
+    webhook_secret: SecretStr | None = None
+    port: int | None = None
+    log_level: str = "INFO"
+    # "About you": the area choices (empty: members type their area) and one question the
+    # organiser defines (empty: not asked), with its choices (empty: a typed answer).
+    about_areas: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    about_extra_question: str = ""
+    about_extra_options: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("organiser_ids", mode="before")
+    @classmethod
+    def _parse_ids(cls, value: object) -> list[int]:
+        try:
+            return [int(part) for part in _split(value)]
+        except ValueError as exc:
+            raise ValueError("ORGANISER_IDS must be Telegram user ids separated by commas") from exc
+
+    @field_validator("about_areas", "about_extra_options", mode="before")
+    @classmethod
+    def _parse_list(cls, value: object) -> list[str]:
+        return _split(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"TIMEZONE {value!r} is not a known time zone") from exc
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _check_quiet(cls, value: str) -> str:
+        parse_quiet_hours(value)
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def quiet(self) -> QuietHours | None:
+        return parse_quiet_hours(self.quiet_hours)
+
+    @property
+    def webhook_mode(self) -> bool:
+        return bool(self.webhook_url)
+
+    def token(self) -> str:
+        """The bot token; raises MissingToken when none is set."""
+        if self.telegram_bot_token is None or not self.telegram_bot_token.get_secret_value():
+            raise MissingToken()
+        return self.telegram_bot_token.get_secret_value()
+
+
+class MissingToken(RuntimeError):
+    """No TELEGRAM_BOT_TOKEN was given."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "No bot token: in Telegram, message @BotFather, send /newbot, and put the token "
+            "it gives you in TELEGRAM_BOT_TOKEN (in the environment or in .env)."
+        )
+
+
+def parse_quiet_hours(value: str) -> QuietHours | None:
+    """Parses "21:00-08:00" into (start, end); empty means no quiet hours."""
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in value.split("-"))
+    except ValueError as exc:
+        raise ValueError(f"QUIET_HOURS must look like 21:00-08:00, got {value!r}") from exc
+    return start, end

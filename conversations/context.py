@@ -1,0 +1,56 @@
+"""The callback context every handler gets: `context.store`, `context.settings`, `context.clock`.
+
+Handlers reach storage through it, never through globals (see contexttypesbot.py in ptb).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+from telegram.ext import CallbackContext, ExtBot
+
+from bot.clock import Clock
+from bot.settings import Settings
+from storage.store import Store
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What the application was started with; handed in, never created at import."""
+
+    settings: Settings
+    store: Store
+    clock: Clock
+
+
+class _HasResources(Protocol):
+    resources: Resources
+
+
+Data = dict[Any, Any]
+
+
+class CocreateContext(CallbackContext[ExtBot[None], Data, Data, Data]):
+    """A CallbackContext with typed access to the store, the settings and the clock."""
+
+    @property
+    def resources(self) -> Resources:
+        return cast(_HasResources, self.application).resources
+
+    @property
+    def store(self) -> Store:
+        return self.resources.store
+
+    @property
+    def settings(self) -> Settings:
+        return self.resources.settings
+
+    @property
+    def clock(self) -> Clock:
+        return self.resources.clock
+
+    @property
+    def data(self) -> Data:
+        """user_data, never None inside a handler for a person's update."""
+        return self.user_data if self.user_data is not None else {}

@@ -1,0 +1,113 @@
+"""What every flow needs to talk to a member: their language, sending catalogue texts, the menu.
+
+Every member-facing sentence is a catalogue key; nothing here holds text of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import InlineKeyboardMarkup, Update
+from telegram.error import BadRequest
+
+from bot.catalogue import DEFAULT_LANGUAGE, LANGUAGES, catalogue, t
+from conversations.choices import Option, keyboard, normalise
+from conversations.context import CocreateContext
+from storage.models import Member
+
+logger = logging.getLogger(__name__)
+
+# Words a member may type anywhere instead of a command (MENU, HELP, STOP …), by the command.
+TYPED_COMMANDS = ("menu", "help", "stop", "resume", "cancel", "back", "skip", "language", "delete")
+
+
+async def current_member(update: Update, context: CocreateContext) -> Member | None:
+    """The member behind an update, if they have joined."""
+    user = update.effective_user
+    return await context.store.members.by_telegram_id(user.id) if user else None
+
+
+def guess_language(update: Update, context: CocreateContext) -> str:
+    """The language of someone who has not joined: their choice so far, or Telegram's hint."""
+    chosen = context.data.get("language")
+    if isinstance(chosen, str) and chosen in LANGUAGES:
+        return chosen
+    user = update.effective_user
+    code = (user.language_code or "") if user else ""
+    return "cy" if code.lower().startswith("cy") else DEFAULT_LANGUAGE
+
+
+async def language_of(update: Update, context: CocreateContext) -> str:
+    """The language to write to this person in."""
+    member = await current_member(update, context)
+    return member.language if member else guess_language(update, context)
+
+
+async def say(
+    update: Update,
+    context: CocreateContext,
+    key: str,
+    *,
+    language: str | None = None,
+    reply_markup: InlineKeyboardMarkup | None = None,
+    **values: object,
+) -> None:
+    """Sends one catalogue text to the person behind the update."""
+    chat_id = chat_of(update)
+    if chat_id is None:
+        return
+    language = language or await language_of(update, context)
+    await context.bot.send_message(chat_id, t(language, key, **values), reply_markup=reply_markup)
+
+
+def chat_of(update: Update) -> int | None:
+    """The chat to answer in: the update's chat, or the person's private chat."""
+    if update.effective_chat is not None:
+        return update.effective_chat.id
+    return update.effective_user.id if update.effective_user else None
+
+
+async def settle_button(update: Update, text: str | None = None) -> None:
+    """Answers a button press and removes the buttons, so they cannot be pressed twice."""
+    query = update.callback_query
+    if query is None:
+        return
+    await query.answer(text)
+    if query.message is not None and getattr(query.message, "reply_markup", None):
+        try:
+            await query.edit_message_reply_markup(reply_markup=None)
+        except BadRequest as exc:  # the message is too old to edit, or already changed
+            logger.debug("Could not remove a keyboard: %s", exc.message)
+
+
+def typed_command(text: str, language: str) -> str | None:
+    """The command a typed word stands for (MENU → "menu"), in English or the member's language."""
+    typed = normalise(text).lstrip("/")
+    for command in TYPED_COMMANDS:
+        words = {command, *catalogue().words(language, f"typed.{command}")}
+        if typed in {normalise(w) for w in words}:
+            return command
+    return None
+
+
+def menu_options(member: Member) -> list[Option]:
+    """What a member can do from the menu, in order (the numbers they can type)."""
+    return [
+        Option("language", "menu.language"),
+        Option("help", "menu.help"),
+        Option("resume", "menu.resume") if member.stopped else Option("stop", "menu.stop"),
+        Option("delete", "menu.delete"),
+    ]
+
+
+async def send_menu(update: Update, context: CocreateContext, member: Member) -> None:
+    """Shows the main menu."""
+    context.data.pop("awaiting", None)
+    options = menu_options(member)
+    await say(
+        update,
+        context,
+        "menu.title",
+        language=member.language,
+        reply_markup=keyboard(options, member.language, "menu"),
+    )

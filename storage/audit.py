@@ -1,0 +1,33 @@
+"""The audit log: who did what, when. Table: audit_log. Never holds a message's content."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from storage.db import Database
+from storage.models import AuditEntry
+
+
+class AuditLog:
+    """Appends and reads audit entries."""
+
+    def __init__(self, db: Database, now: Callable[[], str]) -> None:
+        self._db, self._now = db, now
+
+    async def add(self, actor: str, action: str, **detail: Any) -> None:
+        """Appends one entry."""
+        await self._db.execute(
+            "INSERT INTO audit_log (at, actor, action, detail) VALUES (?, ?, ?, ?)",
+            (self._now(), actor, action, json.dumps(detail, sort_keys=True)),
+        )
+
+    async def entries(self) -> list[AuditEntry]:
+        """Every entry, oldest first."""
+        rows = await self._db.fetch_all("SELECT * FROM audit_log ORDER BY id")
+        return [
+            AuditEntry(id=r["id"], at=r["at"], actor=r["actor"], action=r["action"],
+                       detail=r["detail"])
+            for r in rows
+        ]

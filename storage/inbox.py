@@ -1,0 +1,46 @@
+"""The durable inbox: every update from Telegram is on disk before Telegram hears it arrived.
+
+Table: inbox. A row is written when an update is fetched, its payload cleared when it has
+been handled; rows that were never finished are handled again at start, in update_id order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from storage.db import Database
+
+
+class Inbox:
+    """Receipt and completion of raw updates, keyed by Telegram's update_id."""
+
+    def __init__(self, db: Database, now: Callable[[], str]) -> None:
+        self._db, self._now = db, now
+
+    async def record(self, update_id: int, payload: str) -> bool:
+        """Records an update; False if this update_id was seen before (a replay)."""
+        changed = await self._db.execute(
+            "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
+            (update_id, payload, self._now()),
+        )
+        return changed > 0
+
+    async def mark_done(self, update_id: int) -> None:
+        """Marks an update handled and forgets its content."""
+        await self._db.execute(
+            "UPDATE inbox SET done_at = ?, payload = NULL WHERE update_id = ? AND done_at IS NULL",
+            (self._now(), update_id),
+        )
+
+    async def unfinished(self) -> list[tuple[int, str]]:
+        """Updates recorded but never handled, oldest first."""
+        rows = await self._db.fetch_all(
+            "SELECT update_id, payload FROM inbox WHERE done_at IS NULL ORDER BY update_id"
+        )
+        return [(int(r["update_id"]), str(r["payload"])) for r in rows]
+
+    async def prune(self, before: str) -> int:
+        """Forgets handled updates older than `before` (Telegram redelivers for 24 h at most)."""
+        return await self._db.execute(
+            "DELETE FROM inbox WHERE done_at IS NOT NULL AND done_at < ?", (before,)
+        )

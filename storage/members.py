@@ -1,0 +1,260 @@
+"""Members, the projects they join, their consent receipts and "about you" answers.
+
+Tables: members, member_projects, projects, consent_receipts, about_you.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+
+from storage.db import Database
+from storage.models import ConsentReceipt, Member, Project
+
+Now = Callable[[], str]
+
+
+def _member(row: sqlite3.Row) -> Member:
+    return Member(
+        id=row["id"],
+        telegram_user_id=row["telegram_user_id"],
+        chat_id=row["chat_id"],
+        language=row["language"],
+        display_name=row["display_name"],
+        joined_at=row["joined_at"],
+        onboarded_at=row["onboarded_at"],
+        stopped_at=row["stopped_at"],
+        unreachable_at=row["unreachable_at"],
+    )
+
+
+def _project(row: sqlite3.Row) -> Project:
+    return Project(id=row["id"], code=row["code"], name=row["name"], created_at=row["created_at"])
+
+
+def _receipt(row: sqlite3.Row) -> ConsentReceipt:
+    return ConsentReceipt(
+        id=row["id"],
+        member_id=row["member_id"],
+        consent_version=row["consent_version"],
+        language=row["language"],
+        agreed_to=tuple(json.loads(row["agreed_to"])),
+        agreed_at=row["agreed_at"],
+        withdrawn_at=row["withdrawn_at"],
+    )
+
+
+class Projects:
+    """The projects members can join with a link (`/start <code>`)."""
+
+    def __init__(self, db: Database, now: Now) -> None:
+        self._db, self._now = db, now
+
+    async def add(self, code: str, name: str) -> Project:
+        """Creates a project; raises ValueError if the code is taken."""
+        try:
+            await self._db.execute(
+                "INSERT INTO projects (code, name, created_at) VALUES (?, ?, ?)",
+                (code, name, self._now()),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(f"A project with the code {code!r} already exists") from exc
+        project = await self.by_code(code)
+        assert project is not None
+        return project
+
+    async def by_code(self, code: str) -> Project | None:
+        """Finds a project by its code, ignoring case."""
+        row = await self._db.fetch_one("SELECT * FROM projects WHERE code = ?", (code,))
+        return _project(row) if row else None
+
+    async def all(self) -> list[Project]:
+        """Lists every project, oldest first."""
+        return [_project(r) for r in await self._db.fetch_all("SELECT * FROM projects ORDER BY id")]
+
+
+class Members:
+    """People who agreed to take part. No row exists for someone who has not agreed."""
+
+    def __init__(self, db: Database, now: Now) -> None:
+        self._db, self._now = db, now
+
+    async def by_telegram_id(self, telegram_user_id: int) -> Member | None:
+        """Finds a member by their Telegram user id."""
+        row = await self._db.fetch_one(
+            "SELECT * FROM members WHERE telegram_user_id = ?", (telegram_user_id,)
+        )
+        return _member(row) if row else None
+
+    async def get(self, member_id: int) -> Member | None:
+        """Finds a member by their own id."""
+        row = await self._db.fetch_one("SELECT * FROM members WHERE id = ?", (member_id,))
+        return _member(row) if row else None
+
+    async def join(
+        self,
+        *,
+        telegram_user_id: int,
+        chat_id: int,
+        language: str,
+        consent_version: str,
+        agreed_to: Sequence[str],
+        project_id: int | None = None,
+    ) -> Member:
+        """Creates the member and their consent receipt together (idempotent on replay)."""
+        now = self._now()
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "SELECT id FROM members WHERE telegram_user_id = ?", (telegram_user_id,)
+            ) as cur:
+                existing = await cur.fetchone()
+            if existing is None:
+                async with conn.execute(
+                    "INSERT INTO members (telegram_user_id, chat_id, language, joined_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (telegram_user_id, chat_id, language, now),
+                ) as cur:
+                    member_id = cur.lastrowid
+                await conn.execute(
+                    "INSERT INTO consent_receipts"
+                    " (member_id, consent_version, language, agreed_to, agreed_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (member_id, consent_version, language, json.dumps(list(agreed_to)), now),
+                )
+            else:
+                member_id = existing["id"]
+            if project_id is not None:
+                await conn.execute(
+                    "INSERT OR IGNORE INTO member_projects (member_id, project_id, joined_at)"
+                    " VALUES (?, ?, ?)",
+                    (member_id, project_id, now),
+                )
+        member = await self.get(int(member_id))  # type: ignore[arg-type]
+        assert member is not None
+        return member
+
+    async def join_project(self, member_id: int, project_id: int) -> bool:
+        """Adds the member to a project; False if they were in it already."""
+        changed = await self._db.execute(
+            "INSERT OR IGNORE INTO member_projects (member_id, project_id, joined_at)"
+            " VALUES (?, ?, ?)",
+            (member_id, project_id, self._now()),
+        )
+        return changed > 0
+
+    async def projects_of(self, member_id: int) -> list[Project]:
+        """Lists the projects a member joined."""
+        rows = await self._db.fetch_all(
+            "SELECT p.* FROM projects p JOIN member_projects mp ON mp.project_id = p.id"
+            " WHERE mp.member_id = ? ORDER BY mp.joined_at, p.id",
+            (member_id,),
+        )
+        return [_project(r) for r in rows]
+
+    async def set_language(self, member_id: int, language: str) -> None:
+        """Stores the language the member reads."""
+        await self._db.execute(
+            "UPDATE members SET language = ? WHERE id = ?", (language, member_id)
+        )
+
+    async def set_display_name(self, member_id: int, name: str | None) -> None:
+        """Names the member (their first name) or makes them anonymous (None)."""
+        await self._db.execute(
+            "UPDATE members SET display_name = ? WHERE id = ?", (name, member_id)
+        )
+
+    async def mark_onboarded(self, member_id: int) -> None:
+        """Records that the member reached the menu."""
+        await self._db.execute(
+            "UPDATE members SET onboarded_at = COALESCE(onboarded_at, ?) WHERE id = ?",
+            (self._now(), member_id),
+        )
+
+    async def set_stopped(self, member_id: int, stopped: bool) -> None:
+        """/stop sets it, /resume clears it."""
+        await self._db.execute(
+            "UPDATE members SET stopped_at = ? WHERE id = ?",
+            (self._now() if stopped else None, member_id),
+        )
+
+    async def erase(self, member_id: int) -> None:
+        """Deletes everything about a member; their consent receipt is closed and unlinked.
+
+        The audit log keeps only that an erasure happened.
+        """
+        now = self._now()
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "SELECT telegram_user_id FROM members WHERE id = ?", (member_id,)
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return
+            user_id = row["telegram_user_id"]
+            await conn.execute(
+                "UPDATE consent_receipts SET withdrawn_at = ?"
+                " WHERE member_id = ? AND withdrawn_at IS NULL",
+                (now, member_id),
+            )
+            # Cascades to about_you and member_projects; unlinks consent_receipts.
+            await conn.execute("DELETE FROM members WHERE id = ?", (member_id,))
+            await conn.execute("DELETE FROM user_data WHERE user_id = ?", (user_id,))
+            await conn.execute(
+                "DELETE FROM conversations WHERE EXISTS"
+                " (SELECT 1 FROM json_each(conversations.key) WHERE value = ?)",
+                (user_id,),
+            )
+            await conn.execute(
+                "INSERT INTO audit_log (at, actor, action) VALUES (?, 'member', 'erasure')",
+                (now,),
+            )
+
+    async def count(self) -> int:
+        """How many members there are."""
+        row = await self._db.fetch_one("SELECT COUNT(*) AS n FROM members")
+        return int(row["n"]) if row else 0
+
+
+class Consent:
+    """Consent receipts: which version of the consent text a member agreed to, and when."""
+
+    def __init__(self, db: Database, now: Now) -> None:
+        self._db, self._now = db, now
+
+    async def current(self, member_id: int) -> ConsentReceipt | None:
+        """The member's open receipt, if any."""
+        row = await self._db.fetch_one(
+            "SELECT * FROM consent_receipts WHERE member_id = ? AND withdrawn_at IS NULL"
+            " ORDER BY id DESC LIMIT 1",
+            (member_id,),
+        )
+        return _receipt(row) if row else None
+
+    async def all(self) -> list[ConsentReceipt]:
+        """Every receipt, open or closed."""
+        rows = await self._db.fetch_all("SELECT * FROM consent_receipts ORDER BY id")
+        return [_receipt(r) for r in rows]
+
+
+class AboutYou:
+    """Optional answers used only to see who is missing. A skipped question has no row."""
+
+    def __init__(self, db: Database, now: Now) -> None:
+        self._db, self._now = db, now
+
+    async def answer(self, member_id: int, field: str, answer: str) -> None:
+        """Stores (or replaces) the member's answer for one field."""
+        await self._db.execute(
+            "INSERT INTO about_you (member_id, field, answer, answered_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (member_id, field) DO UPDATE"
+            " SET answer = excluded.answer, answered_at = excluded.answered_at",
+            (member_id, field, answer, self._now()),
+        )
+
+    async def of(self, member_id: int) -> dict[str, str]:
+        """The member's answers by field."""
+        rows = await self._db.fetch_all(
+            "SELECT field, answer FROM about_you WHERE member_id = ?", (member_id,)
+        )
+        return {r["field"]: r["answer"] for r in rows}

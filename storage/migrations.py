@@ -1,0 +1,101 @@
+"""Ordered, append-only schema migrations, applied at start and tracked by PRAGMA user_version.
+
+Never edit a migration that has shipped: add a new one at the end of MIGRATIONS.
+"""
+
+from __future__ import annotations
+
+import aiosqlite
+
+# Each entry is one migration; its 1-based position is the schema version it brings.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: members, consent, projects, about-you answers, the durable inbox, ptb persistence.
+    """
+    CREATE TABLE projects (
+        id          INTEGER PRIMARY KEY,
+        code        TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        name        TEXT NOT NULL,
+        created_at  TEXT NOT NULL
+    );
+    CREATE TABLE members (
+        id                INTEGER PRIMARY KEY,
+        telegram_user_id  INTEGER NOT NULL UNIQUE,
+        chat_id           INTEGER NOT NULL,
+        language          TEXT NOT NULL DEFAULT 'en',
+        display_name      TEXT,            -- first name, only if the member chose to be named
+        joined_at         TEXT NOT NULL,
+        onboarded_at      TEXT,            -- set when the member reached the menu
+        stopped_at        TEXT,            -- /stop: no more questions until /resume
+        unreachable_at    TEXT             -- Telegram said the member blocked the bot
+    );
+    CREATE TABLE member_projects (
+        member_id   INTEGER NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+        project_id  INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        joined_at   TEXT NOT NULL,
+        PRIMARY KEY (member_id, project_id)
+    );
+    -- A receipt outlives the member: erasure unlinks it (member_id NULL) and closes it.
+    CREATE TABLE consent_receipts (
+        id               INTEGER PRIMARY KEY,
+        member_id        INTEGER REFERENCES members(id) ON DELETE SET NULL,
+        consent_version  TEXT NOT NULL,
+        language         TEXT NOT NULL,
+        agreed_to        TEXT NOT NULL,    -- JSON list of what was agreed
+        agreed_at        TEXT NOT NULL,
+        withdrawn_at     TEXT
+    );
+    -- "About you" answers; a skipped question has no row.
+    CREATE TABLE about_you (
+        member_id    INTEGER NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+        field        TEXT NOT NULL,
+        answer       TEXT NOT NULL,        -- 'prefer_not_to_say' when the member declined
+        answered_at  TEXT NOT NULL,
+        PRIMARY KEY (member_id, field)
+    );
+    -- Every update is recorded here before Telegram is told it arrived; the payload is
+    -- cleared once handled, so nothing personal stays behind.
+    CREATE TABLE inbox (
+        update_id    INTEGER PRIMARY KEY,
+        payload      TEXT,
+        received_at  TEXT NOT NULL,
+        done_at      TEXT
+    );
+    CREATE INDEX inbox_pending ON inbox (update_id) WHERE done_at IS NULL;
+    CREATE TABLE conversations (
+        name   TEXT NOT NULL,
+        key    TEXT NOT NULL,              -- JSON list, e.g. [chat_id, user_id]
+        state  TEXT NOT NULL,              -- JSON
+        PRIMARY KEY (name, key)
+    );
+    CREATE TABLE user_data (
+        user_id  INTEGER PRIMARY KEY,
+        data     TEXT NOT NULL
+    );
+    CREATE TABLE audit_log (
+        id      INTEGER PRIMARY KEY,
+        at      TEXT NOT NULL,
+        actor   TEXT NOT NULL,
+        action  TEXT NOT NULL,
+        detail  TEXT NOT NULL DEFAULT '{}'
+    );
+    """,
+)
+
+
+async def schema_version(db: aiosqlite.Connection) -> int:
+    """Returns the schema version the database is at."""
+    async with db.execute("PRAGMA user_version") as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def migrate(db: aiosqlite.Connection) -> int:
+    """Applies every migration the database has not seen yet; returns the new version."""
+    current = await schema_version(db)
+    for version, sql in enumerate(MIGRATIONS, start=1):
+        if version <= current:
+            continue
+        # executescript commits first, so wrap the migration and its version in one transaction.
+        await db.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;")
+        current = version
+    return current

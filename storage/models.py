@@ -1,0 +1,56 @@
+"""Plain typed values returned by the repositories."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PREFER_NOT_TO_SAY = "prefer_not_to_say"
+
+
+@dataclass(frozen=True)
+class Project:
+    id: int
+    code: str
+    name: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Member:
+    id: int
+    telegram_user_id: int
+    chat_id: int
+    language: str
+    display_name: str | None
+    joined_at: str
+    onboarded_at: str | None
+    stopped_at: str | None
+    unreachable_at: str | None
+
+    @property
+    def onboarded(self) -> bool:
+        return self.onboarded_at is not None
+
+    @property
+    def stopped(self) -> bool:
+        return self.stopped_at is not None
+
+
+@dataclass(frozen=True)
+class ConsentReceipt:
+    id: int
+    member_id: int | None
+    consent_version: str
+    language: str
+    agreed_to: tuple[str, ...]
+    agreed_at: str
+    withdrawn_at: str | None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: str
+    actor: str
+    action: str
+    detail: str

@@ -1,0 +1,48 @@
+"""The Store: one open database and the repositories on it, handed to the bot at start."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from storage.audit import AuditLog
+from storage.db import Database, path_from_url
+from storage.inbox import Inbox
+from storage.members import AboutYou, Consent, Members, Projects
+from storage.persistence import SQLitePersistence
+
+
+class Store:
+    """Every repository, sharing one connection. Open with `await Store.open(...)`."""
+
+    def __init__(self, db: Database, now: Callable[[], datetime]) -> None:
+        def stamp() -> str:
+            return now().isoformat(timespec="seconds")
+
+        self.db = db
+        self.members = Members(db, stamp)
+        self.projects = Projects(db, stamp)
+        self.consent = Consent(db, stamp)
+        self.about = AboutYou(db, stamp)
+        self.inbox = Inbox(db, stamp)
+        self.audit = AuditLog(db, stamp)
+        self.persistence = SQLitePersistence(db)
+
+    @classmethod
+    async def open(cls, path: Path, now: Callable[[], datetime]) -> Store:
+        """Opens and migrates the database at a path."""
+        return cls(await Database.open(path), now)
+
+    @classmethod
+    async def open_url(cls, url: str, now: Callable[[], datetime]) -> Store:
+        """Opens the database named by a DATABASE_URL."""
+        return await cls.open(path_from_url(url), now)
+
+    async def erase_member(self, member_id: int) -> None:
+        """Deletes everything kept about a member (see Members.erase)."""
+        await self.members.erase(member_id)
+
+    async def close(self) -> None:
+        """Closes the database."""
+        await self.db.close()
