@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     def _parse_list(cls, value: object) -> list[str]:
         return _split(value)
 
+    @field_validator("port", "webhook_secret", "telegram_bot_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("timezone")
     @classmethod
     def _check_zone(cls, value: str) -> str:

@@ -1,0 +1,189 @@
+"""Storage on a temporary database: migrations, pragmas, repositories, inbox, persistence."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from bot.clock import FakeClock
+from storage.db import Database, path_from_url
+from storage.migrations import MIGRATIONS, migrate, schema_version
+from storage.models import PREFER_NOT_TO_SAY
+from storage.store import Store
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2026, 11, 30, 12, 0, tzinfo=UTC))
+
+
+async def test_database_file_and_folder_are_created(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "deep" / "folder" / "cocreate.db"
+    store = await Store.open(path, clock.now)
+    await store.close()
+    assert path.is_file()
+
+
+async def test_migrations_applied_twice_change_nothing(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "c.db"
+    store = await Store.open(path, clock.now)
+    await store.projects.add("parks", "Parks for all")
+    tables = await store.db.table_names()
+    await store.close()
+
+    async with aiosqlite.connect(path) as conn:
+        assert await schema_version(conn) == len(MIGRATIONS)
+        assert await migrate(conn) == len(MIGRATIONS)  # second run: nothing to do
+        async with conn.execute("SELECT sql FROM sqlite_master ORDER BY name") as cur:
+            schema_once = await cur.fetchall()
+
+    store = await Store.open(path, clock.now)  # third run, through the normal start-up
+    assert await store.db.table_names() == tables
+    assert [p.code for p in await store.projects.all()] == ["parks"]
+    await store.close()
+    async with aiosqlite.connect(path) as conn:
+        async with conn.execute("SELECT sql FROM sqlite_master ORDER BY name") as cur:
+            assert await cur.fetchall() == schema_once
+
+
+async def test_connection_uses_wal_foreign_keys_and_busy_timeout(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    db = await Database.open(tmp_path / "c.db")
+    try:
+        assert (await db.fetch_one("PRAGMA journal_mode"))[0] == "wal"  # type: ignore[index]
+        assert (await db.fetch_one("PRAGMA foreign_keys"))[0] == 1  # type: ignore[index]
+        assert (await db.fetch_one("PRAGMA busy_timeout"))[0] == 5000  # type: ignore[index]
+    finally:
+        await db.close()
+
+
+def test_database_url_forms() -> None:
+    assert path_from_url("sqlite:///data/cocreate.db") == Path("data/cocreate.db")
+    assert path_from_url("sqlite:////var/lib/c.db") == Path("/var/lib/c.db")
+    with pytest.raises(ValueError, match="sqlite:///"):
+        path_from_url("postgres://x")
+
+
+async def test_join_records_member_receipt_and_project_once(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    store = await Store.open(tmp_path / "c.db", clock.now)
+    try:
+        project = await store.projects.add("parks", "Parks for all")
+        args = dict(
+            telegram_user_id=42,
+            chat_id=42,
+            language="cy",
+            consent_version="v1",
+            agreed_to=["keep"],
+            project_id=project.id,
+        )
+        first = await store.members.join(**args)  # type: ignore[arg-type]
+        again = await store.members.join(**args)  # a replayed update must not double anything
+        assert first == again
+        assert first.language == "cy" and not first.onboarded
+        receipts = await store.consent.all()
+        assert len(receipts) == 1
+        assert receipts[0].member_id == first.id
+        assert receipts[0].consent_version == "v1"
+        assert receipts[0].agreed_to == ("keep",)
+        assert receipts[0].agreed_at == "2026-11-30T12:00:00+00:00"
+        assert [p.code for p in await store.members.projects_of(first.id)] == ["parks"]
+        assert await store.projects.by_code("PARKS") == project  # codes ignore case
+        with pytest.raises(ValueError, match="already exists"):
+            await store.projects.add("Parks", "again")
+    finally:
+        await store.close()
+
+
+async def test_about_you_answers_replace_and_erase_removes_everything(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    store = await Store.open(tmp_path / "c.db", clock.now)
+    try:
+        member = await store.members.join(
+            telegram_user_id=7, chat_id=7, language="en", consent_version="v1", agreed_to=["k"]
+        )
+        other = await store.members.join(
+            telegram_user_id=8, chat_id=8, language="en", consent_version="v1", agreed_to=["k"]
+        )
+        await store.about.answer(member.id, "age_band", "25_34")
+        await store.about.answer(member.id, "age_band", PREFER_NOT_TO_SAY)
+        await store.about.answer(other.id, "area", "Cardiff")
+        assert await store.about.of(member.id) == {"age_band": PREFER_NOT_TO_SAY}
+        await store.persistence.update_user_data(7, {"step": 4})
+        await store.persistence.update_conversation("onboarding", (7, 7), 4)
+        await store.persistence.update_conversation("onboarding", (8, 8), 5)
+
+        clock.advance(timedelta(days=1))
+        await store.erase_member(member.id)
+
+        assert await store.members.get(member.id) is None
+        assert await store.about.of(member.id) == {}
+        assert await store.persistence.get_user_data() == {}
+        assert await store.persistence.get_conversations("onboarding") == {(8, 8): 5}
+        receipt = next(r for r in await store.consent.all() if r.member_id is None)
+        assert receipt.withdrawn_at == "2026-12-01T12:00:00+00:00"
+        erasures = [e for e in await store.audit.entries() if e.action == "erasure"]
+        assert len(erasures) == 1 and erasures[0].detail == "{}"
+        assert await store.about.of(other.id) == {"area": "Cardiff"}
+        assert await store.members.get(other.id) is not None
+    finally:
+        await store.close()
+
+
+async def test_inbox_records_once_replays_in_order_and_forgets_content(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    store = await Store.open(tmp_path / "c.db", clock.now)
+    try:
+        assert await store.inbox.record(12, json.dumps({"update_id": 12}))
+        assert await store.inbox.record(10, json.dumps({"update_id": 10}))
+        assert not await store.inbox.record(10, "{}")  # redelivered: ignored
+        assert [u for u, _ in await store.inbox.unfinished()] == [10, 12]
+        await store.inbox.mark_done(10)
+        assert [u for u, _ in await store.inbox.unfinished()] == [12]
+        row = await store.db.fetch_one("SELECT payload, done_at FROM inbox WHERE update_id = 10")
+        assert row is not None and row["payload"] is None and row["done_at"]
+        assert not await store.inbox.record(10, "{}")  # still known after it was handled
+        assert await store.inbox.prune(before="2026-11-30T13:00:00+00:00") == 1
+    finally:
+        await store.close()
+
+
+async def test_persistence_round_trip_survives_reopening(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "c.db"
+    store = await Store.open(path, clock.now)
+    await store.persistence.update_user_data(5, {"language": "cy", "step": 2})
+    await store.persistence.update_conversation("onboarding", (5, 5), 2)
+    await store.persistence.update_conversation("onboarding", (6, 6), 3)
+    await store.persistence.update_conversation("onboarding", (6, 6), None)
+    await store.close()
+
+    store = await Store.open(path, clock.now)
+    try:
+        assert await store.persistence.get_user_data() == {5: {"language": "cy", "step": 2}}
+        assert await store.persistence.get_conversations("onboarding") == {(5, 5): 2}
+        await store.persistence.update_user_data(5, {})
+        assert await store.persistence.get_user_data() == {}
+    finally:
+        await store.close()
+
+
+async def test_a_failed_unit_of_work_leaves_nothing(tmp_path: Path, clock: FakeClock) -> None:
+    store = await Store.open(tmp_path / "c.db", clock.now)
+    try:
+        with pytest.raises(RuntimeError):
+            async with store.db.transaction() as conn:
+                await conn.execute(
+                    "INSERT INTO projects (code, name, created_at) VALUES ('a', 'A', 'now')"
+                )
+                raise RuntimeError("boom")
+        assert await store.projects.all() == []
+    finally:
+        await store.close()

@@ -1,0 +1,66 @@
+"""`Person` makes a conversation test read like a transcript:
+
+assert await ann.says("/start") == [hello(), choose_language()]
+assert await ann.taps("English") == [t("en", "consent.text")]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bot.catalogue import t
+from bot.emulator import SimUser
+from bot.receiving import CocreateApplication
+
+
+class Person:
+    """A member in the emulator, whose every step waits until the bot has handled it."""
+
+    def __init__(self, user: SimUser, app: CocreateApplication) -> None:
+        self.user = user
+        self.app = app
+
+    async def _after(self, update_id: int) -> list[str]:
+        await self.app.wait_handled(update_id)
+        return [m.text or "" for m in self.user.unread()]
+
+    async def says(self, text: str) -> list[str]:
+        """Sends text (or a command) and returns the texts the bot sent back."""
+        return await self._after(self.user.send(text))
+
+    async def does(self, action: Callable[[SimUser], int]) -> list[str]:
+        """Sends something else (a sticker, a voice note …) and returns the replies."""
+        return await self._after(action(self.user))
+
+    def button(self, label: str, message_id: int | None = None) -> tuple[str, int]:
+        """Finds the button showing `label` (buttons are numbered "1. Label")."""
+        messages = [m for m in self.user.messages if m.buttons]
+        if message_id is not None:
+            messages = [m for m in messages if m.message_id == message_id]
+        for message in reversed(messages):
+            for row in message.buttons:
+                for text in row:
+                    if text == label or text.partition(". ")[2] == label:
+                        return text, message.message_id
+        raise LookupError(f"no button {label!r}")
+
+    async def taps(self, label: str, *, on: int | None = None) -> list[str]:
+        """Presses a button (on the newest message that has it, or on message `on`)."""
+        text, message_id = self.button(label, on)
+        return await self._after(self.user.press(text, message_id=message_id))
+
+    @property
+    def buttons(self) -> list[str]:
+        """The labels on the newest message with buttons, without their numbers."""
+        with_buttons = [m for m in self.user.messages if m.buttons]
+        if not with_buttons:
+            return []
+        return [text.partition(". ")[2] or text for row in with_buttons[-1].buttons for text in row]
+
+
+def hello() -> str:
+    return f"{t('en', 'start.hello')}\n{t('cy', 'start.hello')}"
+
+
+def choose_language() -> str:
+    return f"{t('en', 'start.choose_language')}\n{t('cy', 'start.choose_language')}"
