@@ -12,7 +12,7 @@ import pytest
 from bot.clock import FakeClock
 from storage.db import Database, path_from_url
 from storage.migrations import MIGRATIONS, migrate, schema_version
-from storage.models import PREFER_NOT_TO_SAY
+from storage.models import PREFER_NOT_TO_SAY, Member
 from storage.store import Store
 
 
@@ -75,16 +75,18 @@ async def test_join_records_member_receipt_and_project_once(
     store = await Store.open(tmp_path / "c.db", clock.now)
     try:
         project = await store.projects.add("parks", "Parks for all")
-        args = dict(
-            telegram_user_id=42,
-            chat_id=42,
-            language="cy",
-            consent_version="v1",
-            agreed_to=["keep"],
-            project_id=project.id,
-        )
-        first = await store.members.join(**args)  # type: ignore[arg-type]
-        again = await store.members.join(**args)  # a replayed update must not double anything
+        async def join() -> Member:
+            return await store.members.join(
+                telegram_user_id=42,
+                chat_id=42,
+                language="cy",
+                consent_version="v1",
+                agreed_to=["keep"],
+                project_id=project.id,
+            )
+
+        first = await join()
+        again = await join()  # a replayed update must not double anything
         assert first == again
         assert first.language == "cy" and not first.onboarded
         receipts = await store.consent.all()

@@ -1,0 +1,132 @@
+"""Receiving: the inbox is replayed at start, redeliveries are dropped, webhook mode works."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from telegram import Update
+
+from bot.app import build_application, running
+from bot.catalogue import t
+from bot.clock import FakeClock
+from bot.emulator import Emulator
+from bot.receiving import CocreateApplication, DurableUpdateQueue
+from storage.store import Store
+from tests.conftest import make_settings
+from tests.transcript import Person, choose_language, hello
+
+
+def start_update(update_id: int, user_id: int, first_name: str) -> dict[str, object]:
+    user = {"id": user_id, "is_bot": False, "first_name": first_name}
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": 1,
+            "date": 1_790_000_000,
+            "chat": {"id": user_id, "type": "private", "first_name": first_name},
+            "from": user,
+            "text": "/start",
+            "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
+        },
+    }
+
+
+async def test_updates_recorded_but_never_handled_are_handled_at_start(
+    tmp_path: Path, emulator: Emulator, store: Store, clock: FakeClock
+) -> None:
+    # As if the last process died after recording the update but before handling it.
+    # Telegram still offers it too (it was never confirmed): it must be handled once.
+    ann = emulator.user(4001, first_name="Ann")
+    update_id = ann.send("/start")
+    await store.inbox.record(update_id, json.dumps(start_update(update_id, 4001, "Ann")))
+    application = build_application(make_settings(tmp_path, emulator), store, clock)
+    async with running(application, poll_timeout=1) as app:
+        await app.wait_handled(update_id)
+        await emulator.wait_confirmed(update_id)
+        later = Person(ann, app)
+        assert await later.says("/help") == [
+            hello(),
+            choose_language(),
+            t("en", "help.text"),
+            t("en", "bad.not_started"),
+            choose_language(),  # asked again: she is at the language step
+        ]
+    assert await store.inbox.unfinished() == []
+
+
+async def test_a_redelivered_update_is_handled_once(
+    bot: CocreateApplication, emulator: Emulator
+) -> None:
+    bo = emulator.user(4002, first_name="Bo")
+    update_id = bo.send("/start")  # the poller fetches it too
+    update = Update.de_json(start_update(update_id, 4002, "Bo"), bot.bot)
+    queue = bot.update_queue
+    assert isinstance(queue, DurableUpdateQueue)
+    await queue.put(update)  # as if Telegram sent it again, never having been confirmed
+    await queue.put(update)
+    await bot.wait_handled(update_id)
+    later = Person(bo, bot)
+    await later.says("/help")  # handled after both puts, so any duplicate would show by now
+    texts = [m.text for m in bo.messages]
+    assert texts.count(hello()) == 1
+
+
+async def test_the_command_menu_is_registered_in_both_languages(
+    bot: CocreateApplication, emulator: Emulator
+) -> None:
+    commands = emulator.commands
+    english = next(v for k, v in commands.items() if "/" not in k)
+    welsh = next(v for k, v in commands.items() if k.endswith("/cy"))
+    names = [c["command"] for c in english]
+    assert names == ["start", "menu", "help", "language", "stop", "resume", "delete", "cancel"]
+    assert [c["command"] for c in welsh] == names
+    assert english[0]["description"] == t("en", "command.start")
+    assert welsh[0]["description"] == t("cy", "command.start")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def webhook_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def settings_overrides(webhook_port: int) -> dict[str, object]:
+    return {
+        "webhook_url": f"http://127.0.0.1:{webhook_port}/telegram-hook",
+        "webhook_secret": "s3cret-token",
+        "port": webhook_port,
+    }
+
+
+async def test_webhook_mode_with_secret_token(
+    bot: CocreateApplication,
+    emulator: Emulator,
+    person: Callable[..., Person],
+    webhook_port: int,
+    store: Store,
+) -> None:
+    assert emulator.webhook_url == f"http://127.0.0.1:{webhook_port}/telegram-hook"
+    assert emulator.webhook_secret == "s3cret-token"
+    cai = person(4003, "Cai")
+    assert await cai.says("/start") == [hello(), choose_language()]
+    assert await cai.taps("English") == [t("en", "consent.text")]
+    # A post without the secret is refused and handles nothing.
+    async with httpx.AsyncClient() as client:
+        forged = await client.post(
+            f"http://127.0.0.1:{webhook_port}/telegram-hook",
+            json=start_update(999_999, 4004, "Mallory"),
+        )
+    assert forged.status_code == 403
+    row = await store.db.fetch_one("SELECT COUNT(*) AS n FROM inbox WHERE update_id = 999999")
+    assert row is not None and row["n"] == 0
