@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
@@ -119,4 +120,7 @@ def projects_list() -> None:
 
 def main() -> None:
     """Entry point of the console script."""
+    # Opt in to ptb's timedelta durations now (RetryAfter.retry_after and friends), rather
+    # than a deprecation warning on every 429.
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
     cli()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
@@ -9,6 +10,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+
+# As `cocreate` does in main(): ptb's timedelta durations, not its deprecation warning.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 from bot.app import build_application, running
 from bot.clock import FakeClock

@@ -1,1 +1,19 @@
-"""The Bot API emulator: a local stand-in for Telegram, for tests and `cocreate try`."""
+"""The Bot API emulator: a local stand-in for Telegram, for tests and `cocreate try`.
+
+Where things live:
+- `emulator.py` – `Emulator`: start/stop, members, what the bot did, fault switches.
+- `member.py` – `SimUser`: a member who sends, presses buttons and reads the bot's messages.
+- `methods.py` – the Bot API methods with Telegram's checks and error texts.
+- `server.py` – HTTP for the bot: `/bot<token>/<method>`, `/file/bot<token>/<path>`.
+- `control.py` – HTTP for members and other processes: `/_emu/...`.
+- `state.py` – chats, messages, the update queue, files (all in memory).
+- `faults.py` – injected errors and delays; `webhook.py` – webhook delivery;
+  `formatting.py` – parse_mode and bot_command entities.
+"""
+
+from bot.emulator.emulator import DEFAULT_TOKEN, Emulator
+from bot.emulator.faults import ApiError, Fault, Faults
+from bot.emulator.member import SimUser
+from bot.emulator.state import BotMessage
+
+__all__ = ["DEFAULT_TOKEN", "ApiError", "BotMessage", "Emulator", "Fault", "Faults", "SimUser"]

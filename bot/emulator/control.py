@@ -1,0 +1,380 @@
+"""The member side over HTTP, under `/_emu/`: for a local chat page and out-of-process tests.
+
+    POST /_emu/users/{id}/send          {"text", "first_name"?, "last_name"?, "username"?,
+                                         "language_code"?, "reply_to"?} → {"update_id"}
+    POST /_emu/users/{id}/press         {"text"} or {"data"}, "message_id"? → {"update_id"}
+    POST /_emu/users/{id}/voice|photo|document|audio|video_note
+                                        multipart: "file", "caption"?, "duration"?
+    POST /_emu/users/{id}/sticker|location|contact   JSON like the SimUser methods
+    GET  /_emu/chats/{id}/messages?after=<message_id>[&all=1]   → [message, ...]
+    GET  /_emu/chats/{id}/wait?after=<message_id>&since=<version>&timeout=<s>[&all=1]
+                                        long-polls for new, edited or deleted messages
+    GET  /_emu/chats/{id}/answers       answerCallbackQuery answers for this member
+    GET  /_emu/files/{file_id}          the bytes of any stored file
+    GET  /_emu/state                    {"pending_updates", "sent": {chat_id: n}, ...}
+    GET  /_emu/updates/{update_id}      {"confirmed", "dropped"}
+    GET  /_emu/calls                    [{"method", "params"}, ...]
+    POST /_emu/faults                   {method, status, retry_after, times, chat_id, delay}
+    DELETE /_emu/faults
+    POST /_emu/block/{id}, /_emu/unblock/{id}
+
+A message is {message_id, text, buttons, callback_data, kind, file_name, file_url, mime_type,
+date, edited, deleted, version, reply_markup, from_bot}; `version` grows with every change in
+the chat, so a page can pass the highest one it saw as `since` to hear about edits. Errors are
+{"error": "..."} with 400 (bad input) or 404 (no such button or message).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import BodyPartReader, web
+
+from bot.emulator.member import SimUser
+from bot.emulator.methods import UploadedFile
+from bot.emulator.state import JSON, BotMessage, Chat, MemberMessage, wait_until
+
+if TYPE_CHECKING:
+    from bot.emulator.emulator import Emulator
+
+__all__ = ["ControlRoutes"]
+
+MAX_WAIT = 60.0  # seconds a /wait may hold the request
+_UPLOAD_KINDS = ("voice", "photo", "document", "audio", "video_note")
+_MEMBER_KINDS = (*_UPLOAD_KINDS, "text", "sticker", "location", "contact")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _guarded(handler: Handler) -> Handler:
+    """Turn the member API's expected failures into JSON errors."""
+
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except LookupError as exc:
+            return web.json_response({"error": str(exc).strip("'\"")}, status=404)
+        except (ValueError, TypeError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+
+    return wrapper
+
+
+def _int(value: str | None, name: str, default: int | None = None) -> int:
+    if value is None or value == "":
+        if default is None:
+            raise ValueError(f"{name} is required")
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer") from None
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    if not request.body_exists:
+        return {}
+    body = await request.json()
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object")
+    return body
+
+
+class ControlRoutes:
+    """aiohttp handlers for the member-side API of one Emulator."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self._emu = emulator
+
+    def add_to(self, app: web.Application) -> None:
+        """Register the routes on `app`."""
+        routes = [
+            ("POST", "/_emu/users/{id}/send", self.send),
+            ("POST", "/_emu/users/{id}/press", self.press),
+            ("POST", "/_emu/users/{id}/{kind}", self.send_other),
+            ("GET", "/_emu/chats/{id}/messages", self.messages),
+            ("GET", "/_emu/chats/{id}/wait", self.wait),
+            ("GET", "/_emu/chats/{id}/answers", self.answers),
+            ("GET", "/_emu/files/{file_id}", self.file),
+            ("GET", "/_emu/state", self.state),
+            ("GET", "/_emu/updates/{update_id}", self.update),
+            ("GET", "/_emu/calls", self.calls),
+            ("POST", "/_emu/faults", self.add_fault),
+            ("DELETE", "/_emu/faults", self.clear_faults),
+            ("POST", "/_emu/block/{id}", self.block),
+            ("POST", "/_emu/unblock/{id}", self.unblock),
+        ]
+        for method, path, handler in routes:
+            app.router.add_route(method, path, _guarded(handler))
+
+    def _user(self, request: web.Request, **profile: Any) -> SimUser:
+        user_id = _int(request.match_info["id"], "user id")
+        if user_id <= 0:
+            raise ValueError("a user id is a positive integer")
+        return self._emu.user(user_id, **profile)
+
+    def _chat(self, request: web.Request) -> Chat:
+        return self._emu.state.chat(self._user(request).id)
+
+    # ---- member actions
+
+    async def send(self, request: web.Request) -> web.StreamResponse:
+        body = await _json_body(request)
+        text = body.get("text")
+        if not isinstance(text, str) or not text:
+            raise ValueError("text is required")
+        profile = {
+            key: body.get(key)
+            for key in ("first_name", "last_name", "username", "language_code")
+            if body.get(key) is not None
+        }
+        user = self._user(request, **profile)
+        reply_to = body.get("reply_to")
+        update_id = user.send(text, reply_to=int(reply_to) if reply_to is not None else None)
+        return web.json_response({"update_id": update_id})
+
+    async def press(self, request: web.Request) -> web.StreamResponse:
+        body = await _json_body(request)
+        user = self._user(request)
+        message_id = body.get("message_id")
+        message_id = int(message_id) if message_id is not None else None
+        data = body.get("data")
+        if isinstance(data, str):
+            if message_id is None:
+                # The message showing a button with this data, if any (else a forged press).
+                message_id = next(
+                    (
+                        m.message_id
+                        for m in reversed(user.messages)
+                        if not m.deleted and any(data in row for row in m.callback_data)
+                    ),
+                    None,
+                )
+            update_id = user.press_callback(data, message_id=message_id)
+        elif isinstance(body.get("text"), str):
+            update_id = user.press(body["text"], message_id=message_id)
+        else:
+            raise ValueError("text or data is required")
+        return web.json_response({"update_id": update_id})
+
+    async def send_other(self, request: web.Request) -> web.StreamResponse:
+        kind = request.match_info["kind"]
+        user = self._user(request)
+        if kind in _UPLOAD_KINDS:
+            update_id = await self._upload(request, user, kind)
+        elif kind in ("sticker", "location", "contact"):
+            body = await _json_body(request)
+            if kind == "sticker":
+                update_id = user.send_sticker(str(body.get("emoji", "😀")))
+            elif kind == "location":
+                update_id = user.send_location(float(body["latitude"]), float(body["longitude"]))
+            else:
+                update_id = user.send_contact(
+                    str(body.get("phone_number", user.phone_number)),
+                    str(body.get("first_name", user.first_name)),
+                    body.get("last_name"),
+                    body.get("user_id", user.id),
+                )
+        else:
+            raise LookupError(f"unknown member action {kind!r}")
+        return web.json_response({"update_id": update_id})
+
+    async def _upload(self, request: web.Request, user: SimUser, kind: str) -> int:
+        fields: dict[str, str] = {}
+        upload: UploadedFile | None = None
+        reader = await request.multipart()
+        while True:
+            part = await reader.next()
+            if part is None:
+                break
+            if not isinstance(part, BodyPartReader):
+                continue
+            data = await part.read(decode=True)
+            if part.name == "file":
+                upload = UploadedFile(part.filename, part.headers.get("Content-Type"), bytes(data))
+            elif part.name:
+                fields[part.name] = data.decode(part.get_charset("utf-8"))
+        if upload is None:
+            raise ValueError('a multipart field "file" is required')
+        caption = fields.get("caption") or None
+        duration = _int(fields.get("duration"), "duration", 3 if kind != "video_note" else 2)
+        mime = upload.content_type
+        if kind == "voice":
+            return user.send_voice(upload.data, duration, mime or "audio/ogg", caption)
+        if kind == "photo":
+            return user.send_photo(upload.data, caption)
+        if kind == "document":
+            return user.send_document(
+                upload.data,
+                upload.filename or "file",
+                mime or "application/octet-stream",
+                caption,
+            )
+        if kind == "audio":
+            return user.send_audio(
+                upload.data,
+                duration,
+                upload.filename or "audio.mp3",
+                mime or "audio/mpeg",
+                caption=caption,
+            )
+        return user.send_video_note(upload.data, duration)
+
+    # ---- what the member sees
+
+    def _message_dict(self, message: BotMessage) -> JSON:
+        file_url = f"{self._emu.url}/_emu/files/{message.file_id}" if message.file else None
+        return {
+            "message_id": message.message_id,
+            "from_bot": True,
+            "text": message.text,
+            "kind": message.kind,
+            "buttons": message.buttons,
+            "callback_data": message.callback_data,
+            "reply_markup": message.reply_markup,
+            "file_name": message.file_name,
+            "mime_type": message.mime_type,
+            "file_url": file_url,
+            "date": message.date,
+            "edited": message.edited,
+            "deleted": message.deleted,
+            "version": message.version,
+        }
+
+    def _member_message_dict(self, message: MemberMessage) -> JSON:
+        payload = message.payload
+        kind = next((k for k in _MEMBER_KINDS if k in payload), "text")
+        media = payload.get(kind)
+        file_id = None
+        if isinstance(media, list) and media:
+            file_id = media[-1].get("file_id")
+        elif isinstance(media, dict):
+            file_id = media.get("file_id")
+        return {
+            "message_id": message.message_id,
+            "from_bot": False,
+            "text": payload.get("text", payload.get("caption")),
+            "kind": kind,
+            "buttons": [],
+            "callback_data": [],
+            "reply_markup": None,
+            "file_name": media.get("file_name") if isinstance(media, dict) else None,
+            "mime_type": media.get("mime_type") if isinstance(media, dict) else None,
+            "file_url": f"{self._emu.url}/_emu/files/{file_id}" if file_id else None,
+            "date": payload["date"],
+            "edited": False,
+            "deleted": False,
+            "version": message.version,
+            "payload": payload,
+        }
+
+    def _select(self, chat: Chat, after: int, since: int, everything: bool) -> list[JSON]:
+        chosen: list[tuple[int, JSON]] = [
+            (m.message_id, self._message_dict(m))
+            for m in chat.bot_messages
+            if m.message_id > after or m.version > since
+        ]
+        if everything:
+            chosen += [
+                (m.message_id, self._member_message_dict(m))
+                for m in chat.member_messages.values()
+                if m.message_id > after or m.version > since
+            ]
+        return [message for _, message in sorted(chosen, key=lambda pair: pair[0])]
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        chat = self._chat(request)
+        after = _int(request.query.get("after"), "after", 0)
+        everything = request.query.get("all") in ("1", "true")
+        return web.json_response(self._select(chat, after, chat.version, everything))
+
+    async def wait(self, request: web.Request) -> web.StreamResponse:
+        chat = self._chat(request)
+        after = _int(request.query.get("after"), "after", 0)
+        # Without `since`, edits made while waiting count; earlier ones are old news.
+        since = _int(request.query.get("since"), "since", chat.version)
+        timeout = min(float(request.query.get("timeout", "10")), MAX_WAIT)
+        everything = request.query.get("all") in ("1", "true")
+        state = self._emu.state
+        await wait_until(
+            chat.changed,
+            lambda: bool(self._select(chat, after, since, everything)) or state.closing.is_set(),
+            timeout,
+        )
+        return web.json_response(self._select(chat, after, since, everything))
+
+    async def answers(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self._user(request).callback_answers)
+
+    async def file(self, request: web.Request) -> web.StreamResponse:
+        stored = self._emu.state.files.by_id(request.match_info["file_id"])
+        if stored is None:
+            raise LookupError("no such file")
+        headers = {}
+        if stored.file_name:
+            headers["Content-Disposition"] = f'inline; filename="{stored.file_name}"'
+        return web.Response(
+            body=stored.data,
+            content_type=stored.mime_type or "application/octet-stream",
+            headers=headers,
+        )
+
+    # ---- the emulator itself
+
+    async def state(self, request: web.Request) -> web.StreamResponse:
+        emu = self._emu
+        return web.json_response(
+            {
+                "pending_updates": emu.pending_updates,
+                "sent": {str(chat_id): n for chat_id, n in emu.state.sent.items()},
+                "webhook_url": emu.webhook_url,
+                "users": sorted(emu.state.chats),
+                "blocked": sorted(c.id for c in emu.state.chats.values() if c.blocked),
+                "faults": len(emu.faults),
+            }
+        )
+
+    async def update(self, request: web.Request) -> web.StreamResponse:
+        update_id = _int(request.match_info["update_id"], "update_id")
+        updates = self._emu.state.updates
+        return web.json_response(
+            {"confirmed": updates.is_confirmed(update_id), "dropped": updates.is_dropped(update_id)}
+        )
+
+    async def calls(self, request: web.Request) -> web.StreamResponse:
+        def plain(value: Any) -> Any:
+            if isinstance(value, UploadedFile):
+                return {"filename": value.filename, "size": len(value.data)}
+            return value
+
+        return web.json_response(
+            [
+                {"method": method, "params": {k: plain(v) for k, v in params.items()}}
+                for method, params in self._emu.calls
+            ]
+        )
+
+    async def add_fault(self, request: web.Request) -> web.StreamResponse:
+        body = await _json_body(request)
+        self._emu.faults.add(
+            method=body.get("method"),
+            status=body.get("status"),
+            retry_after=body.get("retry_after"),
+            times=body.get("times", 1),
+            chat_id=body.get("chat_id"),
+            delay=float(body.get("delay") or 0.0),
+            description=body.get("description"),
+        )
+        return web.json_response({"ok": True, "faults": len(self._emu.faults)})
+
+    async def clear_faults(self, request: web.Request) -> web.StreamResponse:
+        self._emu.faults.clear()
+        return web.json_response({"ok": True})
+
+    async def block(self, request: web.Request) -> web.StreamResponse:
+        self._emu.block(self._user(request).id)
+        return web.json_response({"ok": True})
+
+    async def unblock(self, request: web.Request) -> web.StreamResponse:
+        self._emu.unblock(self._user(request).id)
+        return web.json_response({"ok": True})

@@ -1,0 +1,252 @@
+"""`Emulator`: one isolated Telegram on 127.0.0.1, with its members and fault switches.
+
+async with Emulator(token="123456:TEST-TOKEN") as emu:
+    bot = telegram.Bot(emu.token, base_url=emu.base_url, base_file_url=emu.file_base_url)
+    ann = emu.user(1001, first_name="Ann")
+    ann.send("/start")
+    ...
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from bot.emulator.control import ControlRoutes
+from bot.emulator.faults import Faults
+from bot.emulator.member import SimUser
+from bot.emulator.methods import BotApi
+from bot.emulator.server import BotApiRoutes
+from bot.emulator.state import TelegramState, wait_until
+from bot.emulator.webhook import WebhookSender
+
+__all__ = ["DEFAULT_TOKEN", "Emulator"]
+
+DEFAULT_TOKEN = "123456:TEST-TOKEN"
+HOST = "127.0.0.1"  # never reachable from outside the machine
+MAX_UPLOAD = 60 * 1024 * 1024  # above Telegram's 50 MB bot upload limit
+
+
+class Emulator:
+    """A Bot API server for one bot token, plus the member-side controls tests use."""
+
+    def __init__(
+        self,
+        token: str = DEFAULT_TOKEN,
+        *,
+        bot_username: str = "cocreate_test_bot",
+        bot_first_name: str = "cocreate test bot",
+        port: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not re.fullmatch(r"\d+:[A-Za-z0-9_-]+", token):
+            raise ValueError("a bot token looks like 123456:ABC-def")
+        self.token = token
+        self.state = TelegramState(
+            token, bot_username=bot_username, bot_first_name=bot_first_name, clock=clock
+        )
+        self._api = BotApi(self.state)
+        self._users: dict[int, SimUser] = {}
+        self._requested_port = port
+        self._port: int | None = None
+        self._runner: web.AppRunner | None = None
+        self._webhook = WebhookSender(self.state)
+
+    # ---- lifecycle
+
+    async def start(self) -> Emulator:
+        """Listen on 127.0.0.1 (a free port unless one was given)."""
+        if self._runner is not None:
+            raise RuntimeError("the emulator is already running")
+        self.state.closing.clear()  # in case it is started again after stop()
+        app = web.Application(client_max_size=MAX_UPLOAD)
+        BotApiRoutes(self.state, self._api).add_to(app)
+        ControlRoutes(self).add_to(app)
+        # A short shutdown timeout: long polls are woken on stop, anything else is cancelled.
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, HOST, self._requested_port)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self._port = int(runner.addresses[0][1])
+        await self._webhook.start()
+        return self
+
+    async def stop(self) -> None:
+        """Answer waiting requests, stop webhook delivery, close the server."""
+        if self._runner is None:
+            return
+        self.state.close()
+        await self._webhook.stop()
+        await self._runner.cleanup()
+        self._runner = None
+
+    async def __aenter__(self) -> Emulator:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # ---- addresses
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on."""
+        if self._port is None:
+            raise RuntimeError("the emulator is not started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """http://127.0.0.1:PORT"""
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """ptb's base_url: the token is appended to it."""
+        return f"{self.url}/bot"
+
+    @property
+    def file_base_url(self) -> str:
+        """ptb's base_file_url."""
+        return f"{self.url}/file/bot"
+
+    # ---- members
+
+    def user(
+        self,
+        user_id: int,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        username: str | None = None,
+        language_code: str | None = None,
+    ) -> SimUser:
+        """The member with this id (the same object every time); given fields update them.
+
+        A new member is "User <id>" with language "en" unless told otherwise. They can be
+        written to by the bot only after they have sent something, as in Telegram.
+        """
+        if user_id <= 0:
+            raise ValueError("a user id is a positive integer")
+        chat = self.state.chat(
+            user_id,
+            first_name=first_name,
+            last_name=last_name,
+            username=username,
+            language_code=language_code,
+        )
+        user = self._users.get(user_id)
+        if user is None:
+            user = self._users[user_id] = SimUser(self.state, chat)
+        return user
+
+    @property
+    def users(self) -> list[SimUser]:
+        """Every member created so far."""
+        return list(self._users.values())
+
+    def block(self, user_id: int, *, notify: bool = False) -> None:
+        """The member blocks the bot: sending to them fails with 403.
+
+        With `notify`, a my_chat_member update (status "kicked") is queued, as Telegram does.
+        """
+        self.user(user_id)
+        self.state.chat(user_id).blocked = True
+        if notify:
+            self._member_status(user_id, "member", "kicked")
+
+    def unblock(self, user_id: int, *, notify: bool = False) -> None:
+        """The member unblocks the bot."""
+        self.user(user_id)
+        self.state.chat(user_id).blocked = False
+        if notify:
+            self._member_status(user_id, "kicked", "member")
+
+    def _member_status(self, user_id: int, old: str, new: str) -> int:
+        chat = self.state.chat(user_id)
+        bot_user = self.state.bot_user()
+        return self.state.push_update(
+            "my_chat_member",
+            {
+                "chat": chat.member.chat_dict(),
+                "from": chat.member.user_dict(),
+                "date": self.state.now(),
+                "old_chat_member": {"status": old, "user": bot_user},
+                "new_chat_member": {"status": new, "user": bot_user, "until_date": 0}
+                if new == "kicked"
+                else {"status": new, "user": bot_user},
+            },
+        )
+
+    # ---- what the bot did
+
+    @property
+    def calls(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every Bot API call as (lowercase method, decoded params), in order."""
+        return self.state.calls
+
+    def calls_to(self, method: str) -> list[dict[str, Any]]:
+        """The params of every call to `method` (any case)."""
+        wanted = method.lower()
+        return [params for name, params in self.state.calls if name == wanted]
+
+    def sent_to(self, chat_id: int) -> int:
+        """How many messages the bot delivered to this chat (successful send* calls)."""
+        return self.state.sent[chat_id]
+
+    @property
+    def commands(self) -> dict[str, list[dict[str, str]]]:
+        """setMyCommands by scope key ("default", "chat:1001"…) plus "/<language>" if any."""
+        return self.state.commands
+
+    @property
+    def webhook_url(self) -> str | None:
+        """The webhook URL, or None in getUpdates mode."""
+        return self.state.webhook.url if self.state.webhook else None
+
+    @property
+    def webhook_secret(self) -> str | None:
+        """The webhook's secret token, if one was set."""
+        return self.state.webhook.secret_token if self.state.webhook else None
+
+    # ---- updates
+
+    @property
+    def pending_updates(self) -> int:
+        """Updates not yet confirmed by the bot."""
+        return len(self.state.updates)
+
+    def is_confirmed(self, update_id: int) -> bool:
+        """Whether getUpdates confirmed the update (offset > id) or a webhook accepted it."""
+        return self.state.updates.is_confirmed(update_id)
+
+    def is_dropped(self, update_id: int) -> bool:
+        """Whether the update was discarded (drop_pending_updates, allowed_updates)."""
+        return self.state.updates.is_dropped(update_id)
+
+    async def wait_confirmed(self, update_id: int, timeout: float = 5.0) -> None:
+        """Wait until the bot has confirmed the update; raises TimeoutError."""
+        updates = self.state.updates
+        if not await wait_until(updates.changed, lambda: updates.is_confirmed(update_id), timeout):
+            raise TimeoutError(f"update {update_id} was not confirmed within {timeout}s")
+
+    # ---- faults
+
+    @property
+    def faults(self) -> Faults:
+        """Injected faults: `emu.faults.add(method="sendMessage", status=429, retry_after=2)`."""
+        return self.state.faults
