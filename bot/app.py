@@ -10,11 +10,20 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, timedelta
 from urllib.parse import urlsplit
 
 from telegram import BotCommand, Update
+from telegram.constants import ChatType
 from telegram.error import TelegramError
-from telegram.ext import AIORateLimiter, ApplicationBuilder, ContextTypes, Defaults
+from telegram.ext import (
+    AIORateLimiter,
+    ApplicationBuilder,
+    ApplicationHandlerStop,
+    ContextTypes,
+    Defaults,
+    TypeHandler,
+)
 
 from bot.catalogue import LANGUAGES, t
 from bot.clock import Clock
@@ -27,6 +36,7 @@ from storage.store import Store
 
 logger = logging.getLogger(__name__)
 
+INBOX_MEMORY = timedelta(days=2)
 MEMBER_COMMANDS = ("start", "menu", "help", "language", "stop", "resume", "delete", "cancel")
 
 
@@ -47,11 +57,20 @@ def build_application(settings: Settings, store: Store, clock: Clock) -> Cocreat
         .build()
     )
     assert isinstance(application, CocreateApplication)
+    application.add_handler(TypeHandler(Update, only_private_chats), group=-1)
     application.add_handler(onboarding.build_handler())
     application.add_handlers(menu.build_handlers())
     application.add_handlers(menu.build_fallbacks())
     application.add_error_handler(on_error)
     return application
+
+
+async def only_private_chats(update: Update, context: CocreateContext) -> None:
+    """Ignores groups and channels: members talk to cocreate one to one, in private."""
+    chat = update.effective_chat
+    if chat is not None and chat.type != ChatType.PRIVATE:
+        logger.info("Ignoring an update from a %s chat", chat.type)
+        raise ApplicationHandlerStop
 
 
 async def on_error(update: object, context: CocreateContext) -> None:
@@ -92,6 +111,9 @@ async def running(
         replayed = await application.replay_unfinished()
         if replayed:
             logger.info("Re-queued %s unfinished updates", replayed)
+        # Telegram redelivers an unconfirmed update for 24 hours at most.
+        cutoff = (application.resources.clock.now() - INBOX_MEMORY).astimezone(UTC)
+        await application.resources.store.inbox.prune(before=cutoff.isoformat(timespec="seconds"))
         assert application.updater is not None
         if settings.webhook_mode:
             secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None

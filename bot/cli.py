@@ -1,7 +1,7 @@
 """The `cocreate` command (also `python -m bot`).
 
-  cocreate run                  the bot, until Ctrl-C or SIGTERM
-  cocreate projects add CODE NAME / cocreate projects list
+cocreate run                  the bot, until Ctrl-C or SIGTERM
+cocreate projects add CODE NAME / cocreate projects list
 """
 
 from __future__ import annotations
@@ -95,8 +95,9 @@ def projects_add(
 ) -> None:
     """Create a project; prints its join link payload."""
     if not code.replace("-", "").replace("_", "").isalnum() or len(code) > 40:
-        typer.echo("cocreate: a project code uses only letters, digits, - and _ (40 at most)",
-                   err=True)
+        typer.echo(
+            "cocreate: a project code uses only letters, digits, - and _ (40 at most)", err=True
+        )
         raise typer.Exit(2)
     if code.lower().startswith("invite-"):
         typer.echo("cocreate: a project code cannot start with 'invite-'", err=True)
@@ -107,7 +108,9 @@ def projects_add(
     except ValueError as exc:
         typer.echo(f"cocreate: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"Added {project.name}. Members join with: https://t.me/<your_bot>?start={project.code}")
+    typer.echo(
+        f"Added {project.name}. Members join with: https://t.me/<your_bot>?start={project.code}"
+    )
 
 
 @projects_cli.command("list")

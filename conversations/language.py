@@ -20,8 +20,13 @@ OPTIONS = [Option(code, f"language.{code}") for code in LANGUAGES]
 async def ask(update: Update, context: CocreateContext, language: str) -> None:
     """Asks which language to use."""
     context.data["awaiting"] = "language"
-    await say(update, context, "language.ask", language=language,
-              reply_markup=keyboard(OPTIONS, language, PREFIX))
+    await say(
+        update,
+        context,
+        "language.ask",
+        language=language,
+        reply_markup=keyboard(OPTIONS, language, PREFIX),
+    )
 
 
 async def choose(update: Update, context: CocreateContext, option: Option) -> None:

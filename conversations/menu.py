@@ -21,22 +21,13 @@ from conversations.replies import (
     language_of,
     menu_options,
     say,
-    send_menu,
     settle_button,
+    show_menu,
     typed_command,
 )
 
 Action = Callable[[Update, CocreateContext], Coroutine[Any, Any, None]]
 NEW_MESSAGES = filters.UpdateType.MESSAGE
-
-
-async def show_menu(update: Update, context: CocreateContext) -> None:
-    """Shows the menu to a member; tells anyone else how to start."""
-    member = await current_member(update, context)
-    if member is None:
-        await say(update, context, "bad.not_started")
-        return
-    await send_menu(update, context, member)
 
 
 async def show_help(update: Update, context: CocreateContext) -> None:
@@ -174,15 +165,10 @@ async def on_edited(update: Update, context: CocreateContext) -> None:
 
 async def on_unknown_button(update: Update, context: CocreateContext) -> None:
     """A button the bot no longer expects (old, forged, or from someone who never started)."""
-    member = await current_member(update, context)
-    lang = await language_of(update, context)
-    if member is None:
-        await settle_button(update)
-        await say(update, context, "bad.not_started", language=lang)
-        return
     await settle_button(update)
-    await say(update, context, "bad.old_button", language=lang)
-    await send_menu(update, context, member)
+    if await current_member(update, context) is not None:
+        await say(update, context, "bad.old_button")
+    await show_menu(update, context)
 
 
 def build_fallbacks() -> list[BaseHandler[Update, CocreateContext, None]]:

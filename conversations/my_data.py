@@ -10,7 +10,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler
 
 from conversations.choices import Option, from_callback, keyboard, match
 from conversations.context import CocreateContext
-from conversations.replies import current_member, say, send_menu, settle_button
+from conversations.replies import current_member, say, send_menu, settle_button, show_menu
 
 PREFIX = "erase"
 OPTIONS = [Option("yes", "delete.yes"), Option("no", "delete.no")]
@@ -23,8 +23,13 @@ async def ask(update: Update, context: CocreateContext) -> None:
         await say(update, context, "delete.nothing")
         return
     context.data["awaiting"] = "erase"
-    await say(update, context, "delete.ask", language=member.language,
-              reply_markup=keyboard(OPTIONS, member.language, PREFIX))
+    await say(
+        update,
+        context,
+        "delete.ask",
+        language=member.language,
+        reply_markup=keyboard(OPTIONS, member.language, PREFIX),
+    )
 
 
 async def decide(update: Update, context: CocreateContext, option: Option) -> None:
@@ -57,9 +62,14 @@ async def on_button(update: Update, context: CocreateContext) -> None:
     query = update.callback_query
     assert query is not None
     option = from_callback(query.data or "", OPTIONS, PREFIX)
+    # Only the question being asked now may delete: never a button left on an old message.
+    if option is None or context.data.get("awaiting") != "erase":
+        await settle_button(update)
+        await say(update, context, "bad.old_button")
+        await show_menu(update, context)
+        return
     await settle_button(update)
-    if option is not None:
-        await decide(update, context, option)
+    await decide(update, context, option)
 
 
 def build_handlers() -> list[BaseHandler[Update, CocreateContext, None]]:

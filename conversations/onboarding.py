@@ -287,7 +287,7 @@ async def command(update: Update, context: CocreateContext, state: State, name: 
     if name == "back":
         return await ask(update, context, PREVIOUS[state])
     if member is None:
-        if name in {"stop", "cancel"}:
+        if name in {"stop", "cancel", "delete"}:
             return await decline(update, context)
         await say(update, context, "onboarding.answer_first")
         return await ask(update, context, state)

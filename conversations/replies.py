@@ -111,3 +111,12 @@ async def send_menu(update: Update, context: CocreateContext, member: Member) ->
         language=member.language,
         reply_markup=keyboard(options, member.language, "menu"),
     )
+
+
+async def show_menu(update: Update, context: CocreateContext) -> None:
+    """Shows the menu to a member; tells anyone else how to start."""
+    member = await current_member(update, context)
+    if member is None:
+        await say(update, context, "bad.not_started")
+        return
+    await send_menu(update, context, member)

@@ -27,7 +27,8 @@ class AuditLog:
         """Every entry, oldest first."""
         rows = await self._db.fetch_all("SELECT * FROM audit_log ORDER BY id")
         return [
-            AuditEntry(id=r["id"], at=r["at"], actor=r["actor"], action=r["action"],
-                       detail=r["detail"])
+            AuditEntry(
+                id=r["id"], at=r["at"], actor=r["actor"], action=r["action"], detail=r["detail"]
+            )
             for r in rows
         ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from storage.audit import AuditLog
@@ -18,7 +18,8 @@ class Store:
 
     def __init__(self, db: Database, now: Callable[[], datetime]) -> None:
         def stamp() -> str:
-            return now().isoformat(timespec="seconds")
+            # Stored in UTC so that times compare correctly as text in SQL.
+            return now().astimezone(UTC).isoformat(timespec="seconds")
 
         self.db = db
         self.members = Members(db, stamp)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from telegram import Update
+
 from bot.catalogue import t
+from bot.emulator import Emulator
+from bot.receiving import CocreateApplication
 from conversations.onboarding import AGREED_TO, CONSENT_VERSION
 from storage.models import PREFER_NOT_TO_SAY
 from storage.store import Store
@@ -311,3 +315,68 @@ async def test_edited_messages_are_answered_not_dropped(person: MakePerson) -> N
     sent = ola.user.last_sent_id
     assert sent is not None
     assert await ola.does(lambda u: u.edit(sent, "hello again")) == [t("en", "bad.edited")]
+
+
+async def test_bad_input_at_the_menu(person: MakePerson, store: Store) -> None:
+    pat = person(1016, "Pat")
+    await join(pat)
+    assert await pat.does(lambda u: u.send_sticker()) == [t("en", "bad.idle_media")]
+    assert await pat.does(lambda u: u.send_location(51.5, -3.2)) == [t("en", "bad.idle_media")]
+    assert await pat.says("y" * 10_000) == [t("en", "bad.idle")]
+    assert await pat.says("/frobnicate") == [t("en", "bad.unknown_command")]
+    assert await pat.says("9") == [t("en", "bad.idle")]
+    # A button from joining, pressed after joining, is answered as old.
+    assert await pat.does(lambda u: u.press_callback("onb:4:25_34")) == [
+        t("en", "bad.old_button"),
+        t("en", "menu.title"),
+    ]
+
+
+async def test_an_old_delete_button_deletes_nothing(person: MakePerson, store: Store) -> None:
+    rae = person(1017, "Rae")
+    await join(rae)
+    await rae.says("/delete")
+    delete_question = rae.user.messages[-1].message_id
+    assert await rae.says("no") == [t("en", "delete.kept"), t("en", "menu.title")]
+    old_yes = lambda u: u.press_callback("erase:yes", message_id=delete_question)  # noqa: E731
+    assert await rae.does(old_yes) == [t("en", "bad.old_button"), t("en", "menu.title")]
+    assert await store.members.by_telegram_id(1017) is not None
+
+
+async def test_delete_before_consent_keeps_nothing(person: MakePerson, store: Store) -> None:
+    sam = person(1018, "Sam")
+    await sam.says("/start")
+    await sam.taps("English")
+    assert await sam.says("/delete") == [t("en", "consent.declined")]
+    assert await store.persistence.get_user_data() == {}
+    assert await sam.says("/delete") == [t("en", "delete.nothing")]
+
+
+async def test_a_failure_on_our_side_gets_an_apology_and_the_bot_goes_on(
+    person: MakePerson, emulator: Emulator
+) -> None:
+    tom = person(1019, "Tom")
+    emulator.faults.add(method="sendMessage", status=500, times=1)
+    assert await tom.says("/start") == [t("en", "error.generic")]
+    assert await tom.says("/start") == [hello(), choose_language()]
+
+
+async def test_group_chats_are_ignored(bot: CocreateApplication, emulator: Emulator) -> None:
+    group = {"id": -100123, "type": "supergroup", "title": "Parks group"}
+    update = Update.de_json(
+        {
+            "update_id": 77_000,
+            "message": {
+                "message_id": 5,
+                "date": 1_790_000_000,
+                "chat": group,
+                "from": {"id": 1020, "is_bot": False, "first_name": "Uma"},
+                "text": "/start",
+                "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
+            },
+        },
+        bot.bot,
+    )
+    await bot.update_queue.put(update)
+    await bot.wait_handled(77_000)
+    assert not [p for m, p in emulator.calls if m == "sendmessage"]

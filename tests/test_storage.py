@@ -75,6 +75,7 @@ async def test_join_records_member_receipt_and_project_once(
     store = await Store.open(tmp_path / "c.db", clock.now)
     try:
         project = await store.projects.add("parks", "Parks for all")
+
         async def join() -> Member:
             return await store.members.join(
                 telegram_user_id=42,
