@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import statistics
+from pathlib import Path
 
 import pytest
 import textstat
@@ -14,6 +15,8 @@ from bot.catalogue import LANGUAGES, catalogue
 NOT_PROSE = {"language.en", "language.cy"}
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 COMMAND = re.compile(r"(?<!\w)/[a-z]+")
+# A quoted "group.name" literal in the code: how handlers name catalogue texts.
+KEY_LITERAL = re.compile(r"\"([a-z_]+\.[a-z_0-9.]+)\"")
 
 
 def english_messages() -> dict[str, str]:
@@ -70,3 +73,15 @@ def test_typed_words_never_choose_two_options_of_one_question() -> None:
             for key in group:
                 for word in cat.words(language, key):
                     assert seen.setdefault(word.casefold(), key) == key, (language, word)
+
+
+def test_every_key_the_code_names_is_in_the_catalogue() -> None:
+    root = Path(__file__).resolve().parents[1]
+    named: set[str] = set()
+    for folder in ("bot", "conversations"):
+        for source in (root / folder).rglob("*.py"):
+            if "emulator" in source.parts:
+                continue
+            named |= set(KEY_LITERAL.findall(source.read_text()))
+    assert named, "the scan found no keys at all"
+    assert named - catalogue().keys("en") == set()
