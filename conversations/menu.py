@@ -77,6 +77,7 @@ async def change_language(update: Update, context: CocreateContext) -> None:
     await language.ask(update, context, member.language)
 
 
+PENDING = (language.QUESTION, my_data.QUESTION)
 ACTIONS: dict[str, Action] = {
     "menu": show_menu,
     "back": show_menu,
@@ -106,12 +107,12 @@ async def on_text(update: Update, context: CocreateContext) -> None:
     text = message.text
     member = await current_member(update, context)
     lang = await language_of(update, context)
-    awaiting = context.data.pop("awaiting", None)
-    if member is not None:
-        if awaiting == "language" and await language.typed(update, context, text, lang):
-            return
-        if awaiting == "erase" and await my_data.typed(update, context, text, lang):
-            return
+    awaiting = context.data.get("awaiting")
+    for question in PENDING:
+        if member is not None and awaiting == question.name:
+            if await question.typed(update, context, text, lang):
+                return
+    context.data.pop("awaiting", None)
     command = typed_command(text, lang)
     if command is not None:
         await ACTIONS[command](update, context)
@@ -141,8 +142,7 @@ def build_handlers() -> list[BaseHandler[Update, CocreateContext, None]]:
         _command("language", change_language),
         _command("delete", my_data.ask),
         CallbackQueryHandler(on_menu_button, pattern=r"^menu:"),
-        *language.build_handlers(),
-        *my_data.build_handlers(),
+        *(question.handler() for question in PENDING),
         MessageHandler(NEW_MESSAGES & filters.TEXT & ~filters.COMMAND, on_text),
     ]
 
