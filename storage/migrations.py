@@ -79,6 +79,56 @@ MIGRATIONS: tuple[str, ...] = (
         detail  TEXT NOT NULL DEFAULT '{}'
     );
     """,
+    # 2: what members share: stories and ideas (drafts saved step by step), their media,
+    # and safeguarding flags.
+    """
+    CREATE TABLE submissions (
+        id            INTEGER PRIMARY KEY,
+        member_id     INTEGER NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+        kind          TEXT NOT NULL CHECK (kind IN ('experience', 'idea')),
+        project_id    INTEGER REFERENCES projects(id) ON DELETE SET NULL,
+        status        TEXT NOT NULL DEFAULT 'draft'
+                      CHECK (status IN ('draft', 'submitted', 'cancelled')),
+        language      TEXT NOT NULL,
+        volunteer     TEXT CHECK (volunteer IN ('yes', 'maybe', 'no')),
+        created_at    TEXT NOT NULL,
+        submitted_at  TEXT
+    );
+    CREATE INDEX submissions_member ON submissions (member_id, status);
+    -- One row per part of a story or idea; a skipped part has skipped = 1 and no text.
+    CREATE TABLE submission_parts (
+        submission_id  INTEGER NOT NULL REFERENCES submissions(id) ON DELETE CASCADE,
+        part           TEXT NOT NULL,
+        text           TEXT,
+        skipped        INTEGER NOT NULL DEFAULT 0,
+        updated_at     TEXT NOT NULL,
+        PRIMARY KEY (submission_id, part)
+    );
+    -- Files members sent, kept in MEDIA_DIR under an unguessable file_name.
+    CREATE TABLE media (
+        id                INTEGER PRIMARY KEY,
+        member_id         INTEGER NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+        submission_id     INTEGER REFERENCES submissions(id) ON DELETE CASCADE,
+        part              TEXT,
+        kind              TEXT NOT NULL,   -- voice, audio, photo, document, video_note
+        file_name         TEXT NOT NULL UNIQUE,
+        telegram_file_id  TEXT NOT NULL,
+        mime_type         TEXT,
+        size              INTEGER,
+        duration          INTEGER,
+        created_at        TEXT NOT NULL
+    );
+    CREATE INDEX media_submission ON media (submission_id, part);
+    -- Something a member sent suggested a risk to life or safety; a person should follow up.
+    CREATE TABLE safeguarding_flags (
+        id             INTEGER PRIMARY KEY,
+        member_id      INTEGER NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+        submission_id  INTEGER REFERENCES submissions(id) ON DELETE CASCADE,
+        part           TEXT,
+        flagged_at     TEXT NOT NULL,
+        followed_up_at TEXT
+    );
+    """,
 )
 
 

@@ -1,7 +1,9 @@
 """The catalogue: every member-facing sentence, by key, in each language (gettext .po files).
 
-`en.po` is the source. `cy.po` is a first draft; entries marked `#, fuzzy` wait for review
-by a native Welsh speaker and are used meanwhile. Keys ending in `.words` are not shown: they
+`<language>/<part>.po`: one file per part of the bot (members.po, sharing.po …), so that
+each part's texts sit together; a key lives in exactly one part. English (`en/`) is the
+source. Welsh (`cy/`) is a first draft: entries marked `#, fuzzy` wait for review by a
+native Welsh speaker and are used meanwhile. Keys ending in `.words` are not shown: they
 list typed words that also choose a button (comma-separated).
 """
 
@@ -48,17 +50,20 @@ def load(folder: Path = _HERE) -> Catalogue:
     texts: dict[str, dict[str, str]] = {}
     fuzzy: dict[str, set[str]] = {}
     for language in LANGUAGES:
-        with (folder / f"{language}.po").open("rb") as fh:
-            catalog = read_po(fh, locale=language)
         texts[language] = {}
         fuzzy[language] = set()
-        for message in catalog:
-            if not message.id or not message.string:
-                continue
-            key, string = str(message.id), str(message.string)
-            texts[language][key] = string
-            if message.fuzzy:
-                fuzzy[language].add(key)
+        for path in sorted((folder / language).glob("*.po")):
+            with path.open("rb") as fh:
+                catalog = read_po(fh, locale=language)
+            for message in catalog:
+                if not message.id or not message.string:
+                    continue
+                key, string = str(message.id), str(message.string)
+                if key in texts[language]:
+                    raise ValueError(f"{key!r} is in two files of {folder / language}")
+                texts[language][key] = string
+                if message.fuzzy:
+                    fuzzy[language].add(key)
     return Catalogue(texts, fuzzy)
 
 
