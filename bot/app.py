@@ -27,6 +27,7 @@ from telegram.ext import (
 
 from bot.catalogue import LANGUAGES, t
 from bot.clock import Clock
+from bot.delivery import DeliveryWorker
 from bot.receiving import CocreateApplication, DurableUpdateQueue
 from bot.settings import Settings
 from conversations import menu, onboarding
@@ -37,7 +38,17 @@ from storage.store import Store
 logger = logging.getLogger(__name__)
 
 INBOX_MEMORY = timedelta(days=2)
-MEMBER_COMMANDS = ("start", "menu", "help", "language", "stop", "resume", "delete", "cancel")
+MEMBER_COMMANDS = (
+    "start",
+    "menu",
+    "help",
+    "language",
+    "mydata",
+    "stop",
+    "resume",
+    "delete",
+    "cancel",
+)
 
 
 def build_application(settings: Settings, store: Store, clock: Clock) -> CocreateApplication:
@@ -53,7 +64,8 @@ def build_application(settings: Settings, store: Store, clock: Clock) -> Cocreat
         .persistence(store.persistence)
         .context_types(ContextTypes(context=CocreateContext))
         .defaults(Defaults(tzinfo=settings.tz))
-        .rate_limiter(AIORateLimiter(overall_max_rate=30, overall_time_period=1, max_retries=2))
+        # max_retries=0: a 429 reaches bot/delivery.py, which pauses all sending, not one call.
+        .rate_limiter(AIORateLimiter(overall_max_rate=30, overall_time_period=1, max_retries=0))
         .build()
     )
     assert isinstance(application, CocreateApplication)
@@ -100,6 +112,7 @@ async def running(
 
     Unfinished updates from before a restart are handled first; on exit, in-flight work
     finishes and whatever was fetched but not handled stays in the inbox for next time.
+    The outbox's sender runs alongside, from start to exit.
     """
     settings = application.resources.settings
     async with application:
@@ -108,27 +121,40 @@ async def running(
         except TelegramError as exc:
             logger.warning("Could not register the command menu: %s", exc)
         await application.start()
-        replayed = await application.replay_unfinished()
-        if replayed:
-            logger.info("Re-queued %s unfinished updates", replayed)
-        # Telegram redelivers an unconfirmed update for 24 hours at most.
-        cutoff = (application.resources.clock.now() - INBOX_MEMORY).astimezone(UTC)
-        await application.resources.store.inbox.prune(before=cutoff.isoformat(timespec="seconds"))
-        assert application.updater is not None
-        if settings.webhook_mode:
-            secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-            await application.updater.start_webhook(
-                listen="0.0.0.0",  # a webhook must be reachable by Telegram
-                port=settings.port or 8443,
-                url_path=urlsplit(settings.webhook_url).path.lstrip("/"),
-                webhook_url=settings.webhook_url,
-                secret_token=secret,
-            )
-        else:
-            await application.updater.start_polling(timeout=poll_timeout)
-        logger.info("cocreate is running (%s)", "webhook" if settings.webhook_mode else "polling")
+        # The outbox's one sender (bot/delivery.py); handlers wake it via context.delivery.
+        resources = application.resources
+        delivery = DeliveryWorker(application.bot, resources.store, settings, resources.clock)
+        application.delivery = delivery
+        delivery.start()
         try:
-            yield application
+            replayed = await application.replay_unfinished()
+            if replayed:
+                logger.info("Re-queued %s unfinished updates", replayed)
+            # Telegram redelivers an unconfirmed update for 24 hours at most.
+            cutoff = (resources.clock.now() - INBOX_MEMORY).astimezone(UTC)
+            await resources.store.inbox.prune(before=cutoff.isoformat(timespec="seconds"))
+            assert application.updater is not None
+            if settings.webhook_mode:
+                secret = (
+                    settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+                )
+                await application.updater.start_webhook(
+                    listen="0.0.0.0",  # a webhook must be reachable by Telegram
+                    port=settings.port or 8443,
+                    url_path=urlsplit(settings.webhook_url).path.lstrip("/"),
+                    webhook_url=settings.webhook_url,
+                    secret_token=secret,
+                )
+            else:
+                await application.updater.start_polling(timeout=poll_timeout)
+            logger.info(
+                "cocreate is running (%s)", "webhook" if settings.webhook_mode else "polling"
+            )
+            try:
+                yield application
+            finally:
+                await application.updater.stop()
         finally:
-            await application.updater.stop()
+            # New updates have stopped; the message in hand is sent, then handlers finish.
+            await delivery.stop()
             await application.stop()

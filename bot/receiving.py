@@ -18,7 +18,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application
 
-from conversations.context import Resources
+from conversations.context import Delivery, NotDelivering, Resources
 from storage.inbox import Inbox
 
 logger = logging.getLogger(__name__)
@@ -51,6 +51,8 @@ class CocreateApplication(Application):  # type: ignore[type-arg]
     def __init__(self, *, resources: Resources, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.resources = resources
+        # The outbox's sender; `running()` puts the real one here once the bot has started.
+        self.delivery: Delivery = NotDelivering()
         self._last_handled = 0
         self._handled = asyncio.Condition()
 

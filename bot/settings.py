@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     about_areas: Annotated[list[str], NoDecode] = Field(default_factory=list)
     about_extra_question: str = ""
     about_extra_options: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Files members send: larger ones are refused kindly (Telegram lets bots fetch 20 MB).
+    media_max_mb: int = Field(default=20, ge=1, le=2000)
+    # Safeguarding: phrases that suggest a risk to life or safety (comma-separated; empty:
+    # the catalogue's English and Welsh list), and the help to send (empty: the catalogue's).
+    safeguarding_words: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    safeguarding_help: str = ""
 
     @field_validator("organiser_ids", mode="before")
     @classmethod
@@ -55,7 +61,7 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError("ORGANISER_IDS must be Telegram user ids separated by commas") from exc
 
-    @field_validator("about_areas", "about_extra_options", mode="before")
+    @field_validator("about_areas", "about_extra_options", "safeguarding_words", mode="before")
     @classmethod
     def _parse_list(cls, value: object) -> list[str]:
         return _split(value)

@@ -1,4 +1,5 @@
-"""The callback context every handler gets: `context.store`, `context.settings`, `context.clock`.
+"""The callback context every handler gets: `context.store`, `context.settings`, `context.clock`,
+and `context.delivery` (wake the outbox's sender after queuing messages for many members).
 
 Handlers reach storage through it, never through globals (see contexttypesbot.py in ptb).
 """
@@ -24,8 +25,25 @@ class Resources:
     clock: Clock
 
 
+class Delivery(Protocol):
+    """The outbox's sender (bot/delivery.py): `wake()` sends what was just queued at once."""
+
+    def wake(self) -> None: ...
+
+
+class NotDelivering:
+    """Stands in until the sender runs: queued rows wait in the outbox, nothing is lost."""
+
+    def wake(self) -> None:
+        """Does nothing; the sender sends what is queued when it starts."""
+
+
 class _HasResources(Protocol):
     resources: Resources
+
+
+class _HasDelivery(Protocol):
+    delivery: Delivery
 
 
 Data = dict[Any, Any]
@@ -49,6 +67,11 @@ class CocreateContext(CallbackContext[ExtBot[None], Data, Data, Data]):
     @property
     def clock(self) -> Clock:
         return self.resources.clock
+
+    @property
+    def delivery(self) -> Delivery:
+        """Queue with `store.outbox.enqueue_batch(...)`, then call `delivery.wake()`."""
+        return cast(_HasDelivery, self.application).delivery
 
     @property
     def data(self) -> Data:

@@ -1,8 +1,10 @@
-"""The home of a member who is not in the middle of a flow: the menu and the everyday commands.
+"""The home of a member: the menu, the everyday commands, and where each message goes.
 
-Commands: /menu, /help, /language, /stop, /resume, /cancel, /delete, and the same as typed
-words (MENU, HELP, STOP …). Also what to say to anything else: unknown commands, stickers
-and the like, edited messages, buttons from old messages, people who have not started.
+Commands: /menu, /help, /language, /stop, /resume, /cancel, /mydata, /delete, and the same
+as typed words (MENU, HELP, STOP …). A message that is not a command goes, in this order, to:
+the one-step question being asked (language, delete …), the story or idea the member is
+telling, a typed menu choice. Also what to say to anything else: unknown commands, stickers
+and the like outside a flow, edited messages, old buttons, people who have not started.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from conversations import language, my_data
+from conversations import ideas, language, my_data, safeguarding, sharing, stories
 from conversations.choices import match
 from conversations.context import CocreateContext
 from conversations.replies import (
     current_member,
     language_of,
     menu_options,
+    pause_draft,
     say,
     settle_button,
     show_menu,
@@ -28,13 +31,19 @@ from conversations.replies import (
 
 Action = Callable[[Update, CocreateContext], Coroutine[Any, Any, None]]
 NEW_MESSAGES = filters.UpdateType.MESSAGE
+PENDING = (language.QUESTION, my_data.QUESTION, *sharing.AFTER.values())
 
 
 async def show_help(update: Update, context: CocreateContext) -> None:
-    """Explains what the bot is for and what can be typed."""
+    """Explains what the bot is for and what can be typed; then asks again what was asked."""
     await say(update, context, "help.text")
-    if await current_member(update, context) is None:
+    member = await current_member(update, context)
+    if member is None:
         await say(update, context, "bad.not_started")
+        return
+    draft = await context.store.sharing.active_draft(member.id)
+    if draft is not None:
+        await sharing.ask(update, context, draft)
 
 
 async def stop(update: Update, context: CocreateContext) -> None:
@@ -42,7 +51,9 @@ async def stop(update: Update, context: CocreateContext) -> None:
     member = await current_member(update, context)
     if member is None:
         await say(update, context, "bad.not_started")
-    elif member.stopped:
+        return
+    await pause_draft(update, context, member)
+    if member.stopped:
         await say(update, context, "stop.already")
     else:
         await context.store.members.set_stopped(member.id, True)
@@ -62,10 +73,17 @@ async def resume(update: Update, context: CocreateContext) -> None:
 
 
 async def cancel(update: Update, context: CocreateContext) -> None:
-    """Drops any question the member was being asked."""
+    """Stops what the member is doing: a story or idea (after asking), or a question."""
     context.data.pop("awaiting", None)
     member = await current_member(update, context)
-    await say(update, context, "cancel.nothing" if member else "bad.not_started")
+    if member is None:
+        await say(update, context, "bad.not_started")
+        return
+    draft = await context.store.sharing.active_draft(member.id)
+    if draft is not None:
+        await sharing.ask_to_cancel(update, context, draft)
+        return
+    await say(update, context, "cancel.nothing")
 
 
 async def change_language(update: Update, context: CocreateContext) -> None:
@@ -77,7 +95,16 @@ async def change_language(update: Update, context: CocreateContext) -> None:
     await language.ask(update, context, member.language)
 
 
-PENDING = (language.QUESTION, my_data.QUESTION)
+async def share_story(update: Update, context: CocreateContext) -> None:
+    """Starts (or carries on with) a story."""
+    await sharing.start(update, context, stories.FLOW.kind)
+
+
+async def share_idea(update: Update, context: CocreateContext) -> None:
+    """Starts (or carries on with) an idea."""
+    await sharing.start(update, context, ideas.FLOW.kind)
+
+
 ACTIONS: dict[str, Action] = {
     "menu": show_menu,
     "back": show_menu,
@@ -88,6 +115,9 @@ ACTIONS: dict[str, Action] = {
     "cancel": cancel,
     "language": change_language,
     "delete": my_data.ask,
+    "mydata": my_data.send_my_data,
+    "story": share_story,
+    "idea": share_idea,
 }
 
 
@@ -100,19 +130,27 @@ async def on_menu_button(update: Update, context: CocreateContext) -> None:
     await (action or show_menu)(update, context)
 
 
-async def on_text(update: Update, context: CocreateContext) -> None:
-    """Reads typed words outside a flow: an awaited answer, a menu number, or a command word."""
+async def on_message(update: Update, context: CocreateContext) -> None:
+    """Routes a message that is not a command (see the module docstring for the order)."""
     message = update.effective_message
-    assert message is not None and message.text is not None
+    assert message is not None
     text = message.text
     member = await current_member(update, context)
     lang = await language_of(update, context)
     awaiting = context.data.get("awaiting")
-    for question in PENDING:
-        if member is not None and awaiting == question.name:
-            if await question.typed(update, context, text, lang):
+    if member is not None and text is not None:
+        for question in PENDING:
+            if awaiting == question.name and await question.typed(update, context, text, lang):
                 return
     context.data.pop("awaiting", None)
+    if member is not None:
+        draft = await context.store.sharing.active_draft(member.id)
+        if draft is not None:
+            await sharing.on_input(update, context, member, draft)
+            return
+    if text is None:
+        await say(update, context, "bad.idle_media" if member else "bad.not_started")
+        return
     command = typed_command(text, lang)
     if command is not None:
         await ACTIONS[command](update, context)
@@ -132,7 +170,7 @@ def _command(name: str, action: Action) -> CommandHandler[CocreateContext, None]
 
 
 def build_handlers() -> list[BaseHandler[Update, CocreateContext, None]]:
-    """The menu, its buttons and the everyday commands."""
+    """The menu, its buttons, the everyday commands, and the message router."""
     return [
         _command("menu", show_menu),
         _command("help", show_help),
@@ -140,22 +178,19 @@ def build_handlers() -> list[BaseHandler[Update, CocreateContext, None]]:
         _command("resume", resume),
         _command("cancel", cancel),
         _command("language", change_language),
+        _command("mydata", my_data.send_my_data),
         _command("delete", my_data.ask),
         CallbackQueryHandler(on_menu_button, pattern=r"^menu:"),
+        CallbackQueryHandler(sharing.on_button, pattern=rf"^{sharing.PREFIX}:"),
+        *safeguarding.build_handlers(not_allowed=on_unknown_button),
         *(question.handler() for question in PENDING),
-        MessageHandler(NEW_MESSAGES & filters.TEXT & ~filters.COMMAND, on_text),
+        MessageHandler(NEW_MESSAGES & ~filters.COMMAND, on_message),
     ]
 
 
 async def on_unknown_command(update: Update, context: CocreateContext) -> None:
     """Answers a command the bot does not have."""
     await say(update, context, "bad.unknown_command")
-
-
-async def on_other_message(update: Update, context: CocreateContext) -> None:
-    """Answers a sticker, location, contact or file sent outside a flow."""
-    member = await current_member(update, context)
-    await say(update, context, "bad.idle_media" if member else "bad.not_started")
 
 
 async def on_edited(update: Update, context: CocreateContext) -> None:
@@ -166,9 +201,16 @@ async def on_edited(update: Update, context: CocreateContext) -> None:
 async def on_unknown_button(update: Update, context: CocreateContext) -> None:
     """A button the bot no longer expects (old, forged, or from someone who never started)."""
     await settle_button(update)
-    if await current_member(update, context) is not None:
-        await say(update, context, "bad.old_button")
-    await show_menu(update, context)
+    member = await current_member(update, context)
+    if member is None:
+        await say(update, context, "bad.not_started")
+        return
+    await say(update, context, "bad.old_button")
+    draft = await context.store.sharing.active_draft(member.id)
+    if draft is not None:  # carry on where they are, rather than leave the story
+        await sharing.ask(update, context, draft)
+    else:
+        await show_menu(update, context)
 
 
 def build_fallbacks() -> list[BaseHandler[Update, CocreateContext, None]]:
@@ -176,6 +218,5 @@ def build_fallbacks() -> list[BaseHandler[Update, CocreateContext, None]]:
     return [
         MessageHandler(NEW_MESSAGES & filters.COMMAND, on_unknown_command),
         MessageHandler(filters.UpdateType.EDITED, on_edited),
-        MessageHandler(NEW_MESSAGES, on_other_message),
         CallbackQueryHandler(on_unknown_button),
     ]

@@ -1,13 +1,54 @@
-"""A member's own data: /delete erases everything kept about them, after asking once more."""
+"""A member's own data: /mydata sends all of it; /delete erases it after asking once more."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+
+from babel.dates import format_date
 from telegram import Update
 
+from bot.catalogue import t
+from conversations import media
 from conversations.choices import Option
 from conversations.context import CocreateContext
 from conversations.pending import PendingQuestion
-from conversations.replies import current_member, say, send_menu
+from conversations.replies import chat_of, current_member, say, send_menu
+from storage.member_export import export_member
+
+
+async def send_my_data(update: Update, context: CocreateContext) -> None:
+    """Sends a short summary and a JSON file with everything kept about the member."""
+    member = await current_member(update, context)
+    if member is None:
+        await say(update, context, "delete.nothing")
+        return
+    data = await export_member(context.store, member.id)
+    lang = member.language
+    receipt = await context.store.consent.current(member.id)
+    agreed = ""
+    if receipt is not None:
+        when = datetime.fromisoformat(receipt.agreed_at).astimezone(context.settings.tz)
+        agreed = format_date(when.date(), format="long", locale=lang)
+    await say(
+        update,
+        context,
+        "mydata.summary",
+        language=lang,
+        language_name=t(lang, f"language.{lang}"),
+        name=member.display_name or t(lang, "mydata.anonymous"),
+        stories=len(data["stories"]),
+        ideas=len(data["ideas"]),
+        agreed=agreed,
+    )
+    chat_id = chat_of(update)
+    assert chat_id is not None
+    await context.bot.send_document(
+        chat_id,
+        document=json.dumps(data, ensure_ascii=False, indent=2).encode(),
+        filename="my-data.json",
+        caption=t(lang, "mydata.file_caption"),
+    )
 
 
 async def decide(update: Update, context: CocreateContext, option: Option) -> None:
@@ -20,7 +61,9 @@ async def decide(update: Update, context: CocreateContext, option: Option) -> No
         await say(update, context, "delete.kept", language=member.language)
         await send_menu(update, context, member)
         return
+    files = await context.store.sharing.media_files_of(member.id)
     await context.store.erase_member(member.id)
+    media.remove_files(context, files)
     context.application.drop_user_data(member.telegram_user_id)
     await say(update, context, "delete.done", language=member.language)
 

@@ -93,6 +93,9 @@ def typed_command(text: str, language: str) -> str | None:
 def menu_options(member: Member) -> list[Option]:
     """What a member can do from the menu, in order (the numbers they can type)."""
     return [
+        Option("story", "menu.story"),
+        Option("idea", "menu.idea"),
+        Option("mydata", "menu.mydata"),
         Option("language", "menu.language"),
         Option("help", "menu.help"),
         Option("resume", "menu.resume") if member.stopped else Option("stop", "menu.stop"),
@@ -100,9 +103,23 @@ def menu_options(member: Member) -> list[Option]:
     ]
 
 
+async def pause_draft(
+    update: Update, context: CocreateContext, member: Member, *, quietly: bool = False
+) -> bool:
+    """Leaves an open story or idea for later; True if there was one."""
+    draft = await context.store.sharing.active_draft(member.id)
+    if draft is None:
+        return False
+    await context.store.sharing.set_step(draft.id, None)
+    if not quietly:
+        await say(update, context, f"sharing.paused.{draft.kind}", language=member.language)
+    return True
+
+
 async def send_menu(update: Update, context: CocreateContext, member: Member) -> None:
-    """Shows the main menu."""
+    """Shows the main menu (leaving any open story or idea for later)."""
     context.data.pop("awaiting", None)
+    await pause_draft(update, context, member)
     options = menu_options(member)
     await say(
         update,

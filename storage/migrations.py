@@ -91,6 +91,8 @@ MIGRATIONS: tuple[str, ...] = (
                       CHECK (status IN ('draft', 'submitted', 'cancelled')),
         language      TEXT NOT NULL,
         volunteer     TEXT CHECK (volunteer IN ('yes', 'maybe', 'no')),
+        step          TEXT,              -- where the member is in a draft; NULL when paused
+        reviewed      INTEGER NOT NULL DEFAULT 0,  -- reached the review once: parts return to it
         created_at    TEXT NOT NULL,
         submitted_at  TEXT
     );
@@ -119,6 +121,11 @@ MIGRATIONS: tuple[str, ...] = (
         created_at        TEXT NOT NULL
     );
     CREATE INDEX media_submission ON media (submission_id, part);
+    -- Secrets the database keeps for itself (e.g. the key that derives pseudonyms).
+    CREATE TABLE app_secrets (
+        name   TEXT PRIMARY KEY,
+        value  TEXT NOT NULL
+    );
     -- Something a member sent suggested a risk to life or safety; a person should follow up.
     CREATE TABLE safeguarding_flags (
         id             INTEGER PRIMARY KEY,
@@ -128,6 +135,44 @@ MIGRATIONS: tuple[str, ...] = (
         flagged_at     TEXT NOT NULL,
         followed_up_at TEXT
     );
+    """,
+    # 3: delivery: the outbox (one row per recipient per message) and the batches it sends.
+    """
+    CREATE TABLE delivery_batches (
+        id               INTEGER PRIMARY KEY,
+        kind             TEXT NOT NULL,    -- broadcast, question, reminder, reply, report
+        ref_id           INTEGER,          -- what it delivers (a report: the batch reported on)
+        author_chat_id   INTEGER,          -- who gets a delivery report; NULL: nobody
+        author_language  TEXT NOT NULL DEFAULT 'en',
+        created_at       TEXT NOT NULL,
+        finished_at      TEXT,             -- every row reached a final status
+        reported_at      TEXT              -- the author's report was queued
+    );
+    CREATE INDEX delivery_batches_open ON delivery_batches (id) WHERE finished_at IS NULL;
+    -- A row is 'sending' from just before the Telegram call until just after it, so a row
+    -- found 'sending' at start may have reached the member: it becomes 'unconfirmed' and is
+    -- never sent again.
+    CREATE TABLE outbox (
+        id                    INTEGER PRIMARY KEY,
+        batch_id              INTEGER NOT NULL REFERENCES delivery_batches(id) ON DELETE CASCADE,
+        member_id             INTEGER REFERENCES members(id) ON DELETE CASCADE,  -- NULL: staff
+        chat_id               INTEGER NOT NULL,
+        text                  TEXT NOT NULL,
+        reply_markup          TEXT,        -- JSON, as the Bot API takes it
+        status                TEXT NOT NULL DEFAULT 'queued' CHECK (status IN
+                              ('queued', 'sending', 'sent', 'failed', 'skipped', 'unconfirmed')),
+        attempts              INTEGER NOT NULL DEFAULT 0,  -- failed tries (not flood waits)
+        not_before            TEXT NOT NULL,
+        held_for_quiet_hours  INTEGER NOT NULL DEFAULT 0,  -- 1 once quiet hours delayed it
+        skip_reason           TEXT,        -- stopped, unreachable
+        last_error            TEXT,        -- a short code, never message content
+        telegram_message_id   INTEGER,
+        created_at            TEXT NOT NULL,
+        sent_at               TEXT
+    );
+    CREATE INDEX outbox_due ON outbox (not_before, chat_id) WHERE status = 'queued';
+    CREATE INDEX outbox_batch ON outbox (batch_id, status);
+    CREATE INDEX outbox_member ON outbox (member_id);
     """,
 )
 

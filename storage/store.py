@@ -10,7 +10,9 @@ from storage.audit import AuditLog
 from storage.db import Database, path_from_url
 from storage.inbox import Inbox
 from storage.members import AboutYou, Consent, Members, Projects
+from storage.outbox import Outbox
 from storage.persistence import SQLitePersistence
+from storage.sharing import Pseudonyms, Sharing
 
 
 class Store:
@@ -28,7 +30,10 @@ class Store:
         self.about = AboutYou(db, stamp)
         self.inbox = Inbox(db, stamp)
         self.audit = AuditLog(db, stamp)
+        self.outbox = Outbox(db, stamp)
         self.persistence = SQLitePersistence(db)
+        self.sharing = Sharing(db, stamp)
+        self.pseudonyms = Pseudonyms(db)
 
     @classmethod
     async def open(cls, path: Path, now: Callable[[], datetime]) -> Store:

@@ -182,3 +182,50 @@ async def test_graceful_stop_and_the_token_never_reaches_the_log(
     assert TOKEN.split(":")[1] not in log
     # Commands were registered for the Telegram menu, in both languages.
     assert emulator.commands
+
+
+async def test_sigkill_mid_story_then_resume_and_save(
+    bot_process: BotProcess, emulator: Emulator
+) -> None:
+    await bot_process.start()
+    dee = emulator.user(3004, first_name="Dee")
+    dee.send("/start")
+    await texts(dee, 2)
+    for button, replies in (
+        ("1. English", 1),
+        ("1. Yes, I agree", 1),
+        ("1. Stay anonymous", 3),
+        ("8. Skip", 1),
+        ("2. Skip", 1),
+        ("4. Skip", 2),
+        ("1. Share your story", 1),
+    ):
+        dee.press(button)
+        await texts(dee, replies)
+    dee.send("The clinic closed early.")
+    assert await texts(dee, 1) == ["How did it affect you?"]
+    await wait_until(lambda: bot_process.unfinished() == 0)
+
+    await bot_process.kill()
+    await bot_process.start()
+
+    dee.send("I missed my check-up.")
+    assert await texts(dee, 1) == ["What would have made it better?"]
+    dee.press("1. Skip")
+    [review] = await texts(dee, 1)
+    assert "The clinic closed early." in review and "I missed my check-up." in review
+    dee.press("1. Save")
+    assert (await texts(dee, 2))[0] == t("en", "story.saved")
+    assert await bot_process.terminate() == 0
+
+    with sqlite3.connect(bot_process.db) as conn:
+        stories = conn.execute("SELECT id, status FROM submissions").fetchall()
+        assert [s[1] for s in stories] == ["submitted"]
+        parts = conn.execute(
+            "SELECT part, text, skipped FROM submission_parts ORDER BY part"
+        ).fetchall()
+        assert parts == [
+            ("how_it_affected", "I missed my check-up.", 0),
+            ("what_happened", "The clinic closed early.", 0),
+            ("what_would_help", None, 1),
+        ]

@@ -83,7 +83,17 @@ async def test_the_command_menu_is_registered_in_both_languages(
     english = next(v for k, v in commands.items() if "/" not in k)
     welsh = next(v for k, v in commands.items() if k.endswith("/cy"))
     names = [c["command"] for c in english]
-    assert names == ["start", "menu", "help", "language", "stop", "resume", "delete", "cancel"]
+    assert names == [
+        "start",
+        "menu",
+        "help",
+        "language",
+        "mydata",
+        "stop",
+        "resume",
+        "delete",
+        "cancel",
+    ]
     assert [c["command"] for c in welsh] == names
     assert english[0]["description"] == t("en", "command.start")
     assert welsh[0]["description"] == t("cy", "command.start")

@@ -64,3 +64,14 @@ def hello() -> str:
 
 def choose_language() -> str:
     return f"{t('en', 'start.choose_language')}\n{t('cy', 'start.choose_language')}"
+
+
+async def join(person: Person, language: str = "English", *, start: str = "/start") -> None:
+    """Goes through joining with buttons: agrees, stays anonymous, skips "about you"."""
+    lang = "en" if language == "English" else "cy"
+    await person.says(start)
+    await person.taps(language)
+    await person.taps(t(lang, "consent.agree"))
+    await person.taps(t(lang, "naming.anonymous"))
+    for _ in range(3):  # age, area, the organiser's question
+        await person.taps(t(lang, "common.skip"))

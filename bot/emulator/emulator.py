@@ -154,6 +154,15 @@ class Emulator:
             user = self._users[user_id] = SimUser(self.state, chat)
         return user
 
+    def open_chat(self, user_id: int, **profile: Any) -> SimUser:
+        """A member who wrote to the bot before, so it may write to them; no update is queued.
+
+        For tests that need many members already in the bot's database (e.g. a broadcast).
+        """
+        user = self.user(user_id, **profile)
+        self.state.chat(user_id).started = True
+        return user
+
     @property
     def users(self) -> list[SimUser]:
         """Every member created so far."""

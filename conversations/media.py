@@ -1,0 +1,107 @@
+"""Files members send (voice notes, audio, photos, documents, video notes): what they are and
+how they are fetched into MEDIA_DIR under an unguessable name."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from telegram import Message
+
+from conversations.context import CocreateContext
+from storage.sharing import NewMedia
+
+_SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
+_BY_MIME = {
+    "audio/ogg": ".ogg",
+    "audio/mpeg": ".mp3",
+    "audio/mp4": ".m4a",
+    "audio/x-m4a": ".m4a",
+    "audio/wav": ".wav",
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "application/pdf": ".pdf",
+}
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A file attached to a message, before it is fetched."""
+
+    kind: str
+    file_id: str
+    size: int | None
+    duration: int | None
+    mime_type: str | None
+    suffix: str
+
+
+def incoming(message: Message) -> Incoming | None:
+    """The file a message carries, if any (the largest size of a photo)."""
+    if message.voice:
+        v = message.voice
+        return Incoming("voice", v.file_id, v.file_size, _seconds(v.duration), v.mime_type, ".ogg")
+    if message.audio:
+        a = message.audio
+        suffix = _BY_MIME.get(a.mime_type or "", ".audio")
+        return Incoming("audio", a.file_id, a.file_size, _seconds(a.duration), a.mime_type, suffix)
+    if message.photo:
+        p = max(message.photo, key=lambda size: size.width * size.height)
+        return Incoming("photo", p.file_id, p.file_size, None, "image/jpeg", ".jpg")
+    if message.video_note:
+        n = message.video_note
+        return Incoming(
+            "video_note", n.file_id, n.file_size, _seconds(n.duration), "video/mp4", ".mp4"
+        )
+    if message.document:
+        d = message.document
+        suffix = Path(d.file_name or "").suffix.lower()
+        if not _SAFE_SUFFIX.match(suffix):
+            suffix = _BY_MIME.get(d.mime_type or "", ".bin")
+        return Incoming("document", d.file_id, d.file_size, None, d.mime_type, suffix)
+    return None
+
+
+def _seconds(duration: object) -> int | None:
+    """Telegram durations as whole seconds (ptb gives a timedelta or an int)."""
+    if duration is None:
+        return None
+    total = getattr(duration, "total_seconds", None)
+    return int(total()) if callable(total) else int(duration)  # type: ignore[call-overload]
+
+
+def too_big(item: Incoming, context: CocreateContext) -> bool:
+    """Whether a file is over the configured limit."""
+    return item.size is not None and item.size > context.settings.media_max_mb * 1024 * 1024
+
+
+async def fetch(item: Incoming, context: CocreateContext) -> NewMedia:
+    """Downloads a file into MEDIA_DIR under a new unguessable name."""
+    folder = context.settings.media_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    name = secrets.token_urlsafe(18) + item.suffix
+    partial = folder / f".{name}.part"
+    telegram_file = await context.bot.get_file(item.file_id)
+    try:
+        await telegram_file.download_to_drive(partial)
+        os.replace(partial, folder / name)  # the file appears whole or not at all
+    finally:
+        partial.unlink(missing_ok=True)
+    size = item.size if item.size is not None else (folder / name).stat().st_size
+    return NewMedia(
+        kind=item.kind,
+        file_name=name,
+        telegram_file_id=item.file_id,
+        mime_type=item.mime_type,
+        size=size,
+        duration=item.duration,
+    )
+
+
+def remove_files(context: CocreateContext, names: list[str]) -> None:
+    """Deletes files from MEDIA_DIR (names only: never a path from outside)."""
+    for name in names:
+        (context.settings.media_dir / Path(name).name).unlink(missing_ok=True)

@@ -1,0 +1,131 @@
+"""Safeguarding: words that suggest a risk to life or safety get help at once, a flag in the
+database and an alert to staff (the member's pseudonym and a button to read it; never the
+text itself in the alert). The member's flow carries on: nothing is blocked.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import TelegramError
+from telegram.ext import BaseHandler, CallbackQueryHandler
+
+from bot.catalogue import LANGUAGES, catalogue, t
+from conversations.context import CocreateContext
+from conversations.replies import chat_of, settle_button
+from conversations.staff import is_staff, staff_ids
+from storage.models import Member
+from storage.sharing import Submission
+
+logger = logging.getLogger(__name__)
+_NOT_WORD = re.compile(r"[\W_]+")
+PREFIX = "flag"
+Action = Callable[[Update, CocreateContext], Coroutine[Any, Any, None]]
+
+
+def _fold(text: str) -> str:
+    return f" {_NOT_WORD.sub(' ', text.casefold()).strip()} "
+
+
+def risk_phrases(context: CocreateContext) -> list[str]:
+    """The configured phrases, or the catalogue's list in every language."""
+    if context.settings.safeguarding_words:
+        return context.settings.safeguarding_words
+    return [w for lang in LANGUAGES for w in catalogue().words(lang, "safeguarding.risk")]
+
+
+def at_risk(text: str, phrases: list[str]) -> bool:
+    """Whether the text contains one of the phrases as whole words."""
+    folded = _fold(text)
+    return any(_fold(p) in folded for p in phrases if p.strip())
+
+
+async def check(
+    update: Update,
+    context: CocreateContext,
+    member: Member,
+    submission: Submission | None,
+    part: str | None,
+    text: str | None,
+) -> bool:
+    """Sends help, flags and alerts if the text suggests a risk; True if it did."""
+    if not text or not at_risk(text, risk_phrases(context)):
+        return False
+    flag_id = await context.store.sharing.flag(
+        member.id, submission.id if submission else None, part
+    )
+    help_text = context.settings.safeguarding_help or t(member.language, "safeguarding.help")
+    chat_id = chat_of(update)
+    if chat_id is not None:
+        await context.bot.send_message(chat_id, help_text)
+    pseudonym = await context.store.pseudonyms.of(member.id)
+    logger.info("Safeguarding flag %s raised for %s", flag_id, pseudonym)
+    for staff_id in await staff_ids(context):
+        language = await _language_of(context, staff_id)
+        button = InlineKeyboardButton(
+            t(language, "safeguarding.read"), callback_data=f"{PREFIX}:{flag_id}"
+        )
+        try:
+            await context.bot.send_message(
+                staff_id,
+                t(language, "safeguarding.alert", pseudonym=pseudonym),
+                reply_markup=InlineKeyboardMarkup([[button]]),
+            )
+        except TelegramError as exc:  # a staff member who never opened the bot, or blocked it
+            logger.warning("Could not alert staff member about flag %s: %s", flag_id, exc)
+    return True
+
+
+async def _language_of(context: CocreateContext, user_id: int) -> str:
+    member = await context.store.members.by_telegram_id(user_id)
+    return member.language if member else "en"
+
+
+async def on_read(update: Update, context: CocreateContext) -> None:
+    """Shows a flagged item to staff."""
+    query = update.callback_query
+    user = update.effective_user
+    assert query is not None and user is not None
+    await settle_button(update)
+    language = await _language_of(context, user.id)
+    try:
+        flag_id = int((query.data or "").partition(":")[2])
+    except ValueError:
+        flag_id = 0
+    detail = await context.store.sharing.flag_detail(flag_id)
+    chat_id = chat_of(update)
+    assert chat_id is not None
+    if detail is None:
+        await context.bot.send_message(chat_id, t(language, "safeguarding.gone"))
+        return
+    member_id, submission, part = detail
+    pseudonym = await context.store.pseudonyms.of(member_id)
+    text = ""
+    what = ""
+    if submission is not None and part is not None:
+        parts = await context.store.sharing.parts(submission.id)
+        given = parts.get(part)
+        text = (given.text or "") if given else ""
+        noun = "story" if submission.kind == "experience" else "idea"
+        what = t(language, f"{noun}.label.{part}")
+    await context.bot.send_message(
+        chat_id, t(language, "safeguarding.item", pseudonym=pseudonym, what=what, text=text)
+    )
+    await context.store.audit.add(f"telegram:{user.id}", "safeguarding_read", flag=flag_id)
+
+
+def build_handlers(not_allowed: Action) -> list[BaseHandler[Update, CocreateContext, None]]:
+    """The "Read it" button on staff alerts; anyone else pressing it gets `not_allowed`."""
+
+    async def guarded(update: Update, context: CocreateContext) -> None:
+        user = update.effective_user
+        if user is not None and await is_staff(context, user.id):
+            await on_read(update, context)
+        else:
+            await not_allowed(update, context)
+
+    return [CallbackQueryHandler(guarded, pattern=rf"^{PREFIX}:")]

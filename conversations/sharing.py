@@ -1,0 +1,388 @@
+"""The engine behind Share your story (stories.py) and Share an idea (ideas.py).
+
+Each part can be typed, sent as a voice note or photo (with or without a caption), or
+skipped. Then the member sees it back and chooses Save, Change a part, or Throw it away.
+
+The draft row is the source of truth: every part is saved as it is given and the draft's
+`step` says where the member is, so a story survives kill -9 and carries on at the same
+step. Buttons carry `share:<draft id>:<step>:<choice>`; one from an older draft or step is
+answered as old. States: see sharing.mmd.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import InlineKeyboardMarkup, Message, Update
+from telegram.error import TelegramError
+
+from bot.catalogue import t
+from conversations import ideas, media, safeguarding, stories
+from conversations.choices import Option, keyboard, match
+from conversations.context import CocreateContext
+from conversations.flow import CANCEL, CHANGE, REVIEW, VOLUNTEER, Flow
+from conversations.pending import PendingQuestion
+from conversations.replies import (
+    chat_of,
+    current_member,
+    pause_draft,
+    say,
+    send_menu,
+    settle_button,
+    typed_command,
+)
+from storage.models import Member
+from storage.sharing import NewMedia, Part, Submission
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "share"
+REVIEW_PART_LIMIT = 700  # characters of each part shown back, to stay inside one message
+
+
+FLOWS = {f.kind: f for f in (stories.FLOW, ideas.FLOW)}
+
+SKIP = Option("skip", "common.skip")
+STOP = Option("stop", "sharing.stop")
+VOLUNTEER_OPTIONS = [Option(a, f"idea.volunteer.{a}") for a in ("yes", "maybe", "no")]
+REVIEW_OPTIONS = [
+    Option("save", "sharing.save"),
+    Option("change", "sharing.change"),
+    Option("cancel", "sharing.cancel"),
+]
+DISCARD = [Option("yes", "sharing.discard_yes"), Option("no", "sharing.discard_no")]
+BACK = Option("back", "sharing.back")
+
+
+def options_for(flow: Flow, step: str) -> list[Option]:
+    """The buttons at a step."""
+    name = step.partition(">")[0]
+    if name in flow.parts:
+        return [SKIP, STOP]
+    if name == VOLUNTEER:
+        return [*VOLUNTEER_OPTIONS, SKIP, STOP]
+    if name == REVIEW:
+        return REVIEW_OPTIONS
+    if name == CHANGE:
+        labels = [Option(p, f"{flow.noun}.label.{p}") for p in flow.parts]
+        if flow.asks_volunteer:
+            labels.append(Option(VOLUNTEER, "idea.label.volunteer"))
+        return [*labels, BACK]
+    return DISCARD  # CANCEL asks whether to throw it away
+
+
+def next_step(flow: Flow, draft: Submission, answered: str) -> str:
+    """Where to go after a step was answered."""
+    if draft.reviewed:
+        return REVIEW
+    order = flow.order()
+    return order[order.index(answered) + 1] if answered in order[:-1] else REVIEW
+
+
+def resume_step(flow: Flow, draft: Submission, given: set[str]) -> str:
+    """Where a paused draft carries on: the first part not given yet, else the review."""
+    if draft.reviewed:
+        return REVIEW
+    for part in flow.parts:
+        if part not in given:
+            return part
+    if flow.asks_volunteer and draft.volunteer is None:
+        return VOLUNTEER
+    return REVIEW
+
+
+def describe(language: str, part: Part | None) -> str:
+    """One part as shown back to the member."""
+    if part is None:
+        return t(language, "sharing.not_given")
+    if part.skipped:
+        return t(language, "sharing.skipped")
+    pieces = []
+    for item in part.media:
+        if item.kind == "voice":
+            pieces.append(t(language, "sharing.media.voice", seconds=item.duration or 0))
+        else:
+            pieces.append(t(language, f"sharing.media.{item.kind}"))
+    if part.text:
+        text = part.text
+        if len(text) > REVIEW_PART_LIMIT:
+            text = text[:REVIEW_PART_LIMIT].rstrip() + "…"
+        pieces.append(text)
+    return " ".join(pieces) or t(language, "sharing.skipped")
+
+
+async def review_text(context: CocreateContext, flow: Flow, draft: Submission) -> str:
+    """The whole draft, shown back before saving."""
+    lang = draft.language
+    parts = await context.store.sharing.parts(draft.id)
+    lines = [
+        f"{t(lang, f'{flow.noun}.label.{p}')}: {describe(lang, parts.get(p))}" for p in flow.parts
+    ]
+    if flow.asks_volunteer:
+        answer = (
+            t(lang, f"idea.volunteer.{draft.volunteer}")
+            if draft.volunteer
+            else t(lang, "sharing.skipped")
+        )
+        lines.append(f"{t(lang, 'idea.label.volunteer')}: {answer}")
+    return t(lang, f"{flow.noun}.review", parts="\n\n".join(lines))
+
+
+async def ask(update: Update, context: CocreateContext, draft: Submission) -> None:
+    """Asks the question of the step the draft is at."""
+    flow = FLOWS[draft.kind]
+    step = draft.step or REVIEW
+    name = step.partition(">")[0]
+    lang = draft.language
+    if name in flow.parts:
+        text = t(lang, f"{flow.noun}.{name}")
+    elif name == VOLUNTEER:
+        text = t(lang, "idea.volunteer")
+    elif name == REVIEW:
+        text = await review_text(context, flow, draft)
+    elif name == CHANGE:
+        text = t(lang, "sharing.change_which")
+    else:
+        text = t(lang, f"{flow.noun}.cancel_ask")
+    markup = keyboard(options_for(flow, step), lang, f"{PREFIX}:{draft.id}:{name}")
+    await _send(update, context, text, markup)
+
+
+async def _send(
+    update: Update, context: CocreateContext, text: str, markup: InlineKeyboardMarkup | None
+) -> None:
+    chat_id = chat_of(update)
+    assert chat_id is not None
+    await context.bot.send_message(chat_id, text, reply_markup=markup)
+
+
+async def start(update: Update, context: CocreateContext, kind: str) -> None:
+    """Starts a story or idea, or carries on with one left for later."""
+    member = await current_member(update, context)
+    if member is None:
+        await say(update, context, "bad.not_started")
+        return
+    flow = FLOWS[kind]
+    await pause_draft(update, context, member, quietly=True)
+    paused = await context.store.sharing.paused_draft(member.id, kind)
+    if paused is not None:
+        given = set(await context.store.sharing.parts(paused.id))
+        step = resume_step(flow, paused, given)
+        await context.store.sharing.set_step(paused.id, step)
+        await say(update, context, f"{flow.noun}.resume", language=member.language)
+        draft = await context.store.sharing.get(paused.id)
+    else:
+        projects = await context.store.members.projects_of(member.id)
+        draft = await context.store.sharing.start(
+            member_id=member.id,
+            kind=kind,
+            project_id=projects[-1].id if projects else None,
+            language=member.language,
+            step=flow.parts[0],
+        )
+    assert draft is not None
+    await ask(update, context, draft)
+
+
+async def ask_to_cancel(update: Update, context: CocreateContext, draft: Submission) -> None:
+    """Asks before throwing a draft away (/cancel, Stop, Throw it away)."""
+    step = draft.step or REVIEW
+    if step.startswith(f"{CANCEL}>"):
+        await ask(update, context, draft)
+        return
+    await context.store.sharing.set_step(draft.id, f"{CANCEL}>{step}")
+    fresh = await context.store.sharing.get(draft.id)
+    assert fresh is not None
+    await ask(update, context, fresh)
+
+
+async def go_to(update: Update, context: CocreateContext, draft: Submission, step: str) -> None:
+    """Moves the draft to a step and asks its question."""
+    await context.store.sharing.set_step(draft.id, step, reviewed=step == REVIEW)
+    fresh = await context.store.sharing.get(draft.id)
+    assert fresh is not None
+    await ask(update, context, fresh)
+
+
+async def on_button(update: Update, context: CocreateContext) -> None:
+    """A button in a story or idea: acts if it belongs to the current step, else says so."""
+    query = update.callback_query
+    assert query is not None
+    member = await current_member(update, context)
+    draft = await context.store.sharing.active_draft(member.id) if member else None
+    _, draft_id, step, key = [*(query.data or "").split(":"), "", "", "", ""][:4]
+    current = (draft.step or "").partition(">")[0] if draft else None
+    if member is None or draft is None or str(draft.id) != draft_id or current != step:
+        await settle_button(update)
+        if member is not None:
+            await say(update, context, "bad.old_button")
+        if draft is not None:
+            await ask(update, context, draft)
+        elif member is not None:
+            await send_menu(update, context, member)
+        else:
+            await say(update, context, "bad.not_started")
+        return
+    flow = FLOWS[draft.kind]
+    option = next((o for o in options_for(flow, draft.step or "") if o.key == key), None)
+    await settle_button(update)
+    if option is None:
+        await say(update, context, "bad.old_button")
+        await ask(update, context, draft)
+        return
+    await choose(update, context, member, draft, option)
+
+
+async def on_input(
+    update: Update, context: CocreateContext, member: Member, draft: Submission
+) -> None:
+    """A message while a story or idea is open: an answer, a typed choice, or a command word."""
+    message = update.effective_message
+    assert message is not None
+    flow = FLOWS[draft.kind]
+    step = draft.step or REVIEW
+    name = step.partition(">")[0]
+    lang = member.language
+    text = message.text
+    if text is not None:
+        option = match(text, options_for(flow, step), lang)
+        if option is not None:
+            await choose(update, context, member, draft, option)
+            return
+        word = typed_command(text, lang)
+        if word in {"skip", "back", "cancel", "stop"} and (
+            name in flow.parts or name == VOLUNTEER or word != "skip"
+        ):
+            await command(update, context, member, draft, word)
+            return
+    if name not in flow.parts:
+        await say(update, context, "sharing.choose", language=lang)
+        return
+    await answer_part(update, context, member, draft, message)
+
+
+async def command(
+    update: Update, context: CocreateContext, member: Member, draft: Submission, word: str
+) -> None:
+    """SKIP, BACK, STOP or CANCEL typed inside a story or idea."""
+    flow = FLOWS[draft.kind]
+    step = draft.step or REVIEW
+    if word == "skip":
+        await choose(update, context, member, draft, SKIP)
+    elif word == "back" and step.startswith(CHANGE):
+        await go_to(update, context, draft, REVIEW)
+    elif word == "back":
+        order = flow.order()
+        name = step.partition(">")[0]
+        index = order.index(name) if name in order else 0
+        await go_to(update, context, draft, order[max(index - 1, 0)])
+    else:
+        await ask_to_cancel(update, context, draft)
+
+
+async def answer_part(
+    update: Update, context: CocreateContext, member: Member, draft: Submission, message: Message
+) -> None:
+    """Saves a typed, spoken or photographed answer to the current part, then moves on."""
+    flow = FLOWS[draft.kind]
+    part = (draft.step or "").partition(">")[0]
+    item = media.incoming(message)
+    text = message.text if message.text is not None else message.caption
+    if item is None and text is None:
+        await say(update, context, "sharing.bad_input", language=member.language)
+        return
+    new_media: NewMedia | None = None
+    if item is not None:
+        if media.too_big(item, context):
+            mb = context.settings.media_max_mb
+            await say(update, context, "sharing.too_big", language=member.language, mb=mb)
+            return
+        try:
+            new_media = await media.fetch(item, context)
+        except TelegramError as exc:
+            logger.warning("Could not fetch a %s: %s", item.kind, exc)
+            await say(update, context, "sharing.download_failed", language=member.language)
+            return
+    step = next_step(flow, draft, part)
+    replaced = await context.store.sharing.answer(
+        draft.id, member.id, part, text, new_media, next_step=step
+    )
+    media.remove_files(context, replaced)
+    await safeguarding.check(update, context, member, draft, part, text)
+    await go_to(update, context, draft, step)
+
+
+async def choose(
+    update: Update, context: CocreateContext, member: Member, draft: Submission, option: Option
+) -> None:
+    """Acts on a button (or its typed number or word) at the current step."""
+    flow = FLOWS[draft.kind]
+    step = draft.step or REVIEW
+    name = step.partition(">")[0]
+    if option.key == "stop":
+        await ask_to_cancel(update, context, draft)
+    elif name in flow.parts:  # Skip
+        after = next_step(flow, draft, name)
+        replaced = await context.store.sharing.answer(
+            draft.id, member.id, name, None, None, next_step=after
+        )
+        media.remove_files(context, replaced)
+        await go_to(update, context, draft, after)
+    elif name == VOLUNTEER:
+        after = REVIEW
+        if option.key == SKIP.key:
+            await context.store.sharing.set_step(draft.id, after)
+        else:
+            await context.store.sharing.set_volunteer(draft.id, option.key, next_step=after)
+        await go_to(update, context, draft, after)
+    elif name == REVIEW:
+        await review_choice(update, context, member, draft, option)
+    elif name == CHANGE:
+        await go_to(update, context, draft, REVIEW if option.key == BACK.key else option.key)
+    elif option.key == "yes":  # throw it away
+        files = await context.store.sharing.discard(draft.id)
+        media.remove_files(context, files)
+        await say(update, context, "sharing.discarded", language=member.language)
+    else:  # keep going where they were
+        await go_to(update, context, draft, step.partition(">")[2] or REVIEW)
+
+
+async def review_choice(
+    update: Update, context: CocreateContext, member: Member, draft: Submission, option: Option
+) -> None:
+    """Save, Change a part, or Throw it away."""
+    flow = FLOWS[draft.kind]
+    if option.key == "change":
+        await go_to(update, context, draft, CHANGE)
+        return
+    if option.key == "cancel":
+        await ask_to_cancel(update, context, draft)
+        return
+    await context.store.sharing.submit(draft.id)
+    logger.info("A %s was saved (submission %s)", flow.kind, draft.id)
+    await say(update, context, f"{flow.noun}.saved", language=member.language)
+    if flow.asks_volunteer and draft.volunteer in {"yes", "maybe"}:
+        await say(update, context, "idea.saved_volunteer", language=member.language)
+    await AFTER[flow.kind].ask(update, context, "sharing.next", member.language)
+
+
+async def after_saving(update: Update, context: CocreateContext, option: Option) -> None:
+    """ "Share one more" starts again; "Menu" shows the menu."""
+    if option.key in FLOWS:
+        await start(update, context, option.key)
+        return
+    member = await current_member(update, context)
+    if member is None:
+        await say(update, context, "bad.not_started")
+        return
+    await send_menu(update, context, member)
+
+
+AFTER = {
+    flow.kind: PendingQuestion(
+        f"more_{flow.noun}",
+        [Option(flow.kind, f"{flow.noun}.another"), Option("menu", "sharing.menu")],
+        after_saving,
+    )
+    for flow in FLOWS.values()
+}

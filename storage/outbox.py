@@ -1,0 +1,409 @@
+"""The outbox: every message to many members, one row per recipient, and the batches it sends.
+
+Tables: outbox, delivery_batches (migration 3). bot/delivery.py is the one sender.
+
+A row moves queued → sending → sent, each step its own committed transaction, so a crash
+leaves at most the message in hand 'sending'. Such a row may have reached the member, so at
+start it becomes 'unconfirmed' and is never sent again. Other final states: 'failed' (Telegram
+refused it, or it kept failing), 'skipped' (the member used /stop or blocked the bot).
+Times are UTC ISO text, as everywhere in the database, so they compare correctly as text.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from storage.db import Database
+
+Status = Literal["queued", "sending", "sent", "failed", "skipped", "unconfirmed"]
+SkipReason = Literal["stopped", "unreachable"]
+# What mark_sending found: 'sending' (go ahead), a skip reason, or 'gone' (not queued any more).
+Claim = Literal["sending", "stopped", "unreachable", "gone"]
+
+PENDING: tuple[Status, ...] = ("queued", "sending")
+
+
+def utc_text(when: datetime, *, round_up: bool = False) -> str:
+    """An aware datetime as the database stores it; `round_up` to the next whole second."""
+    if when.tzinfo is None:
+        raise ValueError("times given to the outbox must be aware")
+    when = when.astimezone(UTC)
+    if round_up and when.microsecond:
+        when = when.replace(microsecond=0) + timedelta(seconds=1)
+    return when.replace(microsecond=0).isoformat()
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to one chat, as a flow hands it in. `member_id` None: not to a member."""
+
+    member_id: int | None
+    chat_id: int
+    text: str
+    reply_markup: Mapping[str, Any] | None = None  # the Bot API's JSON, e.g. markup.to_dict()
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    batch_id: int
+    member_id: int | None
+    chat_id: int
+    text: str
+    reply_markup: dict[str, Any] | None
+    status: Status
+    attempts: int
+    not_before: str
+    held_for_quiet_hours: bool
+    skip_reason: str | None
+    last_error: str | None
+    telegram_message_id: int | None
+    created_at: str
+    sent_at: str | None
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: int
+    kind: str
+    ref_id: int | None
+    author_chat_id: int | None
+    author_language: str
+    created_at: str
+    finished_at: str | None
+    reported_at: str | None
+
+
+@dataclass(frozen=True)
+class BatchCounts:
+    """How a batch's rows stand. Every row is in exactly one of the counts that sum to total."""
+
+    queued: int = 0
+    sending: int = 0
+    sent: int = 0
+    failed: int = 0
+    unconfirmed: int = 0
+    stopped: int = 0  # skipped: the member used /stop
+    unreachable: int = 0  # skipped: the member blocked the bot
+    held_for_quiet_hours: int = 0  # not a status: rows quiet hours delayed (any status)
+
+    @property
+    def total(self) -> int:
+        return (
+            self.queued
+            + self.sending
+            + self.sent
+            + self.failed
+            + self.unconfirmed
+            + self.stopped
+            + self.unreachable
+        )
+
+    @property
+    def finished(self) -> bool:
+        return self.queued == 0 and self.sending == 0
+
+
+def _row(row: sqlite3.Row) -> OutboxRow:
+    markup = row["reply_markup"]
+    return OutboxRow(
+        id=row["id"],
+        batch_id=row["batch_id"],
+        member_id=row["member_id"],
+        chat_id=row["chat_id"],
+        text=row["text"],
+        reply_markup=json.loads(markup) if markup is not None else None,
+        status=row["status"],
+        attempts=row["attempts"],
+        not_before=row["not_before"],
+        held_for_quiet_hours=bool(row["held_for_quiet_hours"]),
+        skip_reason=row["skip_reason"],
+        last_error=row["last_error"],
+        telegram_message_id=row["telegram_message_id"],
+        created_at=row["created_at"],
+        sent_at=row["sent_at"],
+    )
+
+
+def _batch(row: sqlite3.Row) -> Batch:
+    return Batch(
+        id=row["id"],
+        kind=row["kind"],
+        ref_id=row["ref_id"],
+        author_chat_id=row["author_chat_id"],
+        author_language=row["author_language"],
+        created_at=row["created_at"],
+        finished_at=row["finished_at"],
+        reported_at=row["reported_at"],
+    )
+
+
+class Outbox:
+    """Rows waiting to be sent, and what became of each one."""
+
+    def __init__(self, db: Database, now: Callable[[], str]) -> None:
+        self._db, self._now = db, now
+
+    # ---- writing, for the flows
+
+    async def enqueue_batch(
+        self,
+        kind: str,
+        ref_id: int | None,
+        messages: Sequence[Outgoing],
+        *,
+        author_chat_id: int | None = None,
+        author_language: str = "en",
+        not_before: datetime | None = None,
+    ) -> int:
+        """Queues one message per recipient as one batch, in one transaction; returns its id.
+
+        With `author_chat_id`, the author is sent a delivery report once every row is final.
+        """
+        now = self._now()
+        due = utc_text(not_before, round_up=True) if not_before is not None else now
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "INSERT INTO delivery_batches"
+                " (kind, ref_id, author_chat_id, author_language, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (kind, ref_id, author_chat_id, author_language, now),
+            ) as cur:
+                batch_id = cur.lastrowid
+            assert batch_id is not None
+            await conn.executemany(
+                "INSERT INTO outbox"
+                " (batch_id, member_id, chat_id, text, reply_markup, not_before, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        batch_id,
+                        m.member_id,
+                        m.chat_id,
+                        m.text,
+                        json.dumps(dict(m.reply_markup)) if m.reply_markup is not None else None,
+                        due,
+                        now,
+                    )
+                    for m in messages
+                ],
+            )
+        return batch_id
+
+    # ---- reading, for the sender
+
+    async def due(self, now: datetime, limit: int = 100) -> list[OutboxRow]:
+        """Queued rows due at `now`, oldest first, at most one per chat (its oldest due row)."""
+        rows = await self._db.fetch_all(
+            "SELECT o.* FROM outbox o JOIN"
+            " (SELECT MIN(id) AS id FROM outbox WHERE status = 'queued' AND not_before <= ?"
+            "  GROUP BY chat_id) first ON first.id = o.id"
+            " ORDER BY o.id LIMIT ?",
+            (utc_text(now), limit),
+        )
+        return [_row(r) for r in rows]
+
+    async def get(self, row_id: int) -> OutboxRow | None:
+        """One row by id."""
+        row = await self._db.fetch_one("SELECT * FROM outbox WHERE id = ?", (row_id,))
+        return _row(row) if row else None
+
+    async def rows_of(self, batch_id: int) -> list[OutboxRow]:
+        """Every row of a batch, in the order they were queued."""
+        rows = await self._db.fetch_all(
+            "SELECT * FROM outbox WHERE batch_id = ? ORDER BY id", (batch_id,)
+        )
+        return [_row(r) for r in rows]
+
+    # ---- state changes, each its own transaction
+
+    async def mark_sending(self, row_id: int) -> Claim:
+        """Claims a queued row just before the Telegram call.
+
+        Checks the member in the same transaction: a member who used /stop or blocked the bot
+        since the row was queued gets no message, and the row is skipped with that reason.
+        """
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "SELECT o.status, o.member_id, m.stopped_at, m.unreachable_at"
+                " FROM outbox o LEFT JOIN members m ON m.id = o.member_id WHERE o.id = ?",
+                (row_id,),
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None or row["status"] != "queued":
+                return "gone"
+            verdict: Claim = "sending"
+            if row["member_id"] is not None:
+                if row["unreachable_at"] is not None:
+                    verdict = "unreachable"
+                elif row["stopped_at"] is not None:
+                    verdict = "stopped"
+            if verdict == "sending":
+                await conn.execute("UPDATE outbox SET status = 'sending' WHERE id = ?", (row_id,))
+            else:
+                await conn.execute(
+                    "UPDATE outbox SET status = 'skipped', skip_reason = ? WHERE id = ?",
+                    (verdict, row_id),
+                )
+            return verdict
+
+    async def mark_sent(self, row_id: int, telegram_message_id: int) -> None:
+        """Records that Telegram accepted the message."""
+        await self._db.execute(
+            "UPDATE outbox SET status = 'sent', telegram_message_id = ?, sent_at = ?,"
+            " last_error = NULL WHERE id = ?",
+            (telegram_message_id, self._now(), row_id),
+        )
+
+    async def mark_failed(self, row_id: int, error: str, *, attempts: int | None = None) -> None:
+        """Gives up on a row: Telegram refused it, or it failed too many times."""
+        await self._db.execute(
+            "UPDATE outbox SET status = 'failed', last_error = ?,"
+            " attempts = COALESCE(?, attempts) WHERE id = ?",
+            (error, attempts, row_id),
+        )
+
+    async def mark_unconfirmed(self, row_id: int, error: str) -> None:
+        """The call may have reached Telegram but no answer came: never send it again."""
+        await self._db.execute(
+            "UPDATE outbox SET status = 'unconfirmed', last_error = ? WHERE id = ?",
+            (error, row_id),
+        )
+
+    async def mark_skipped(self, row_id: int, reason: SkipReason) -> None:
+        """Leaves a row unsent on purpose."""
+        await self._db.execute(
+            "UPDATE outbox SET status = 'skipped', skip_reason = ? WHERE id = ?", (reason, row_id)
+        )
+
+    async def defer(
+        self, row_id: int, until: datetime, attempts: int, *, error: str | None = None
+    ) -> None:
+        """Puts a row back in the queue until a later time (a retry after a failure or a wait)."""
+        await self._db.execute(
+            "UPDATE outbox SET status = 'queued', not_before = ?, attempts = ?, last_error = ?"
+            " WHERE id = ?",
+            (utc_text(until, round_up=True), attempts, error, row_id),
+        )
+
+    async def hold_for_quiet_hours(self, now: datetime, until: datetime) -> int:
+        """Moves every due row to a member to the end of quiet hours; returns how many."""
+        return await self._db.execute(
+            "UPDATE outbox SET not_before = ?, held_for_quiet_hours = 1"
+            " WHERE status = 'queued' AND member_id IS NOT NULL AND not_before <= ?",
+            (utc_text(until, round_up=True), utc_text(now)),
+        )
+
+    async def mark_member_unreachable(self, member_id: int, now: datetime) -> int:
+        """Telegram said the member blocked the bot: records it on the member and skips every
+        row still waiting for them (the one in hand too). Returns the rows skipped."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE members SET unreachable_at = COALESCE(unreachable_at, ?) WHERE id = ?",
+                (utc_text(now), member_id),
+            )
+            async with conn.execute(
+                "UPDATE outbox SET status = 'skipped', skip_reason = 'unreachable'"
+                " WHERE member_id = ? AND status IN ('queued', 'sending')",
+                (member_id,),
+            ) as cur:
+                return cur.rowcount
+
+    async def recover_after_restart(self) -> int:
+        """Every row left 'sending' becomes 'unconfirmed': the call may have reached Telegram,
+        so it is never sent again. Returns how many. Call before the first pass."""
+        return await self._db.execute(
+            "UPDATE outbox SET status = 'unconfirmed', last_error = 'interrupted'"
+            " WHERE status = 'sending'"
+        )
+
+    # ---- batches and reports
+
+    async def batch(self, batch_id: int) -> Batch | None:
+        """One batch by id."""
+        row = await self._db.fetch_one("SELECT * FROM delivery_batches WHERE id = ?", (batch_id,))
+        return _batch(row) if row else None
+
+    async def batch_counts(self, batch_id: int) -> BatchCounts:
+        """How the rows of a batch stand."""
+        rows = await self._db.fetch_all(
+            "SELECT status, skip_reason, COUNT(*) AS n, SUM(held_for_quiet_hours) AS held"
+            " FROM outbox WHERE batch_id = ? GROUP BY status, skip_reason",
+            (batch_id,),
+        )
+        counts: dict[str, int] = {}
+        held = 0
+        for r in rows:
+            key = r["skip_reason"] if r["status"] == "skipped" else r["status"]
+            if key not in BatchCounts.__dataclass_fields__:
+                raise ValueError(f"outbox row of batch {batch_id} has unknown state {key!r}")
+            counts[key] = counts.get(key, 0) + int(r["n"])
+            held += int(r["held"] or 0)
+        return BatchCounts(**counts, held_for_quiet_hours=held)
+
+    async def close_finished_batches(self) -> int:
+        """Stamps finished_at on open batches whose rows are all final; returns how many."""
+        return await self._db.execute(
+            "UPDATE delivery_batches SET finished_at = ? WHERE finished_at IS NULL"
+            " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.batch_id = delivery_batches.id"
+            "  AND o.status IN ('queued', 'sending'))",
+            (self._now(),),
+        )
+
+    async def has_open_batches(self) -> bool:
+        """Whether any batch is not finished yet (cheap: a partial index)."""
+        row = await self._db.fetch_one(
+            "SELECT 1 FROM delivery_batches WHERE finished_at IS NULL LIMIT 1"
+        )
+        return row is not None
+
+    async def finished_unreported_batches(self) -> list[Batch]:
+        """Finished batches whose author wants a report and has not had it."""
+        rows = await self._db.fetch_all(
+            "SELECT * FROM delivery_batches WHERE finished_at IS NOT NULL"
+            " AND reported_at IS NULL AND author_chat_id IS NOT NULL ORDER BY id"
+        )
+        return [_batch(r) for r in rows]
+
+    async def mark_reported(self, batch_id: int, report: Outgoing | None = None) -> int | None:
+        """Marks a batch reported and queues the report (a batch of its own, kind 'report')
+        in the same transaction, so it goes exactly once. Returns the report's batch id."""
+        now = self._now()
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "UPDATE delivery_batches SET reported_at = ? WHERE id = ? AND reported_at IS NULL",
+                (now, batch_id),
+            ) as cur:
+                if cur.rowcount == 0 or report is None:
+                    return None
+            async with conn.execute(
+                "INSERT INTO delivery_batches (kind, ref_id, created_at) VALUES ('report', ?, ?)",
+                (batch_id, now),
+            ) as cur:
+                report_batch = cur.lastrowid
+            assert report_batch is not None
+            await conn.execute(
+                "INSERT INTO outbox"
+                " (batch_id, member_id, chat_id, text, reply_markup, not_before, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    report_batch,
+                    report.member_id,
+                    report.chat_id,
+                    report.text,
+                    json.dumps(dict(report.reply_markup)) if report.reply_markup else None,
+                    now,
+                    now,
+                ),
+            )
+            return report_batch
+
+    async def status_counts(self) -> dict[str, int]:
+        """Rows by status over the whole outbox (for start-up logs and checks)."""
+        rows = await self._db.fetch_all("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status")
+        return {r["status"]: int(r["n"]) for r in rows}

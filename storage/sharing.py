@@ -1,0 +1,322 @@
+"""What members share: stories ("experiences") and ideas, saved part by part as drafts.
+
+Tables: submissions, submission_parts, media, safeguarding_flags, app_secrets (pseudonyms).
+A draft's `step` says where the member is, so a half-told story survives a restart.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from storage.db import Database
+
+Now = Callable[[], str]
+
+
+@dataclass(frozen=True)
+class Submission:
+    id: int
+    member_id: int
+    kind: str  # 'experience' | 'idea'
+    project_id: int | None
+    status: str  # 'draft' | 'submitted' | 'cancelled'
+    language: str
+    volunteer: str | None
+    step: str | None
+    reviewed: bool
+    created_at: str
+    submitted_at: str | None
+
+
+@dataclass(frozen=True)
+class Media:
+    id: int
+    kind: str
+    file_name: str
+    telegram_file_id: str
+    mime_type: str | None
+    size: int | None
+    duration: int | None
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    text: str | None
+    skipped: bool
+    media: tuple[Media, ...]
+
+
+@dataclass(frozen=True)
+class NewMedia:
+    """A file already written to MEDIA_DIR, to be recorded."""
+
+    kind: str
+    file_name: str
+    telegram_file_id: str
+    mime_type: str | None
+    size: int | None
+    duration: int | None
+
+
+def _submission(row: sqlite3.Row) -> Submission:
+    return Submission(
+        id=row["id"],
+        member_id=row["member_id"],
+        kind=row["kind"],
+        project_id=row["project_id"],
+        status=row["status"],
+        language=row["language"],
+        volunteer=row["volunteer"],
+        step=row["step"],
+        reviewed=bool(row["reviewed"]),
+        created_at=row["created_at"],
+        submitted_at=row["submitted_at"],
+    )
+
+
+def _media(row: sqlite3.Row) -> Media:
+    return Media(
+        id=row["id"],
+        kind=row["kind"],
+        file_name=row["file_name"],
+        telegram_file_id=row["telegram_file_id"],
+        mime_type=row["mime_type"],
+        size=row["size"],
+        duration=row["duration"],
+    )
+
+
+class Sharing:
+    """Stories and ideas, their parts and media."""
+
+    def __init__(self, db: Database, now: Now) -> None:
+        self._db, self._now = db, now
+
+    async def get(self, submission_id: int) -> Submission | None:
+        """A submission by id."""
+        row = await self._db.fetch_one("SELECT * FROM submissions WHERE id = ?", (submission_id,))
+        return _submission(row) if row else None
+
+    async def active_draft(self, member_id: int) -> Submission | None:
+        """The draft the member is in the middle of (one at a time), if any."""
+        row = await self._db.fetch_one(
+            "SELECT * FROM submissions WHERE member_id = ? AND status = 'draft'"
+            " AND step IS NOT NULL ORDER BY id DESC LIMIT 1",
+            (member_id,),
+        )
+        return _submission(row) if row else None
+
+    async def paused_draft(self, member_id: int, kind: str) -> Submission | None:
+        """A draft of this kind the member left for later, if any."""
+        row = await self._db.fetch_one(
+            "SELECT * FROM submissions WHERE member_id = ? AND kind = ? AND status = 'draft'"
+            " AND step IS NULL ORDER BY id DESC LIMIT 1",
+            (member_id, kind),
+        )
+        return _submission(row) if row else None
+
+    async def start(
+        self, *, member_id: int, kind: str, project_id: int | None, language: str, step: str
+    ) -> Submission:
+        """Opens a new draft at its first step."""
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "INSERT INTO submissions (member_id, kind, project_id, language, step, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (member_id, kind, project_id, language, step, self._now()),
+            ) as cur:
+                new_id = cur.lastrowid
+        draft = await self.get(int(new_id or 0))
+        assert draft is not None
+        return draft
+
+    async def set_step(
+        self, submission_id: int, step: str | None, *, reviewed: bool = False
+    ) -> None:
+        """Moves a draft to a step (None: paused for later)."""
+        await self._db.execute(
+            "UPDATE submissions SET step = ?, reviewed = MAX(reviewed, ?) WHERE id = ?",
+            (step, int(reviewed), submission_id),
+        )
+
+    async def answer(
+        self,
+        submission_id: int,
+        member_id: int,
+        part: str,
+        text: str | None,
+        media: NewMedia | None = None,
+        *,
+        next_step: str | None,
+    ) -> list[str]:
+        """Saves one part (text and/or a file) and moves on, in one unit of work.
+
+        Returns the file names of media this answer replaced, for the caller to delete.
+        """
+        now = self._now()
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "SELECT file_name FROM media WHERE submission_id = ? AND part = ?",
+                (submission_id, part),
+            ) as cur:
+                replaced = [str(r["file_name"]) for r in await cur.fetchall()]
+            await conn.execute(
+                "DELETE FROM media WHERE submission_id = ? AND part = ?", (submission_id, part)
+            )
+            await conn.execute(
+                "INSERT INTO submission_parts (submission_id, part, text, skipped, updated_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (submission_id, part) DO UPDATE"
+                " SET text = excluded.text, skipped = excluded.skipped,"
+                " updated_at = excluded.updated_at",
+                (submission_id, part, text, int(text is None and media is None), now),
+            )
+            if media is not None:
+                await conn.execute(
+                    "INSERT INTO media (member_id, submission_id, part, kind, file_name,"
+                    " telegram_file_id, mime_type, size, duration, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        member_id,
+                        submission_id,
+                        part,
+                        media.kind,
+                        media.file_name,
+                        media.telegram_file_id,
+                        media.mime_type,
+                        media.size,
+                        media.duration,
+                        now,
+                    ),
+                )
+            await conn.execute(
+                "UPDATE submissions SET step = ? WHERE id = ?", (next_step, submission_id)
+            )
+        return replaced
+
+    async def set_volunteer(self, submission_id: int, answer: str, *, next_step: str) -> None:
+        """Records whether the member would help make an idea happen."""
+        await self._db.execute(
+            "UPDATE submissions SET volunteer = ?, step = ? WHERE id = ?",
+            (answer, next_step, submission_id),
+        )
+
+    async def parts(self, submission_id: int) -> dict[str, Part]:
+        """The parts given so far, with their media."""
+        rows = await self._db.fetch_all(
+            "SELECT * FROM submission_parts WHERE submission_id = ?", (submission_id,)
+        )
+        media_rows = await self._db.fetch_all(
+            "SELECT * FROM media WHERE submission_id = ? ORDER BY id", (submission_id,)
+        )
+        by_part: dict[str, list[Media]] = {}
+        for m in media_rows:
+            by_part.setdefault(str(m["part"]), []).append(_media(m))
+        return {
+            str(r["part"]): Part(
+                name=str(r["part"]),
+                text=r["text"],
+                skipped=bool(r["skipped"]),
+                media=tuple(by_part.get(str(r["part"]), ())),
+            )
+            for r in rows
+        }
+
+    async def submit(self, submission_id: int) -> None:
+        """Turns a draft into a submission."""
+        await self._db.execute(
+            "UPDATE submissions SET status = 'submitted', step = NULL, submitted_at = ?"
+            " WHERE id = ? AND status = 'draft'",
+            (self._now(), submission_id),
+        )
+
+    async def discard(self, submission_id: int) -> list[str]:
+        """Throws a draft away, parts and media; returns the file names to delete."""
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "SELECT file_name FROM media WHERE submission_id = ?", (submission_id,)
+            ) as cur:
+                files = [str(r["file_name"]) for r in await cur.fetchall()]
+            await conn.execute("DELETE FROM submissions WHERE id = ?", (submission_id,))
+        return files
+
+    async def of_member(self, member_id: int) -> list[Submission]:
+        """Everything a member shared or started, oldest first."""
+        rows = await self._db.fetch_all(
+            "SELECT * FROM submissions WHERE member_id = ? ORDER BY id", (member_id,)
+        )
+        return [_submission(r) for r in rows]
+
+    async def media_files_of(self, member_id: int) -> list[str]:
+        """Names of every file kept for a member."""
+        rows = await self._db.fetch_all(
+            "SELECT file_name FROM media WHERE member_id = ?", (member_id,)
+        )
+        return [str(r["file_name"]) for r in rows]
+
+    async def all_media_files(self) -> set[str]:
+        """Names of every file the database knows."""
+        return {
+            str(r["file_name"]) for r in await self._db.fetch_all("SELECT file_name FROM media")
+        }
+
+    async def flag(self, member_id: int, submission_id: int | None, part: str | None) -> int:
+        """Records that something a member sent needs a person to follow up."""
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "INSERT INTO safeguarding_flags (member_id, submission_id, part, flagged_at)"
+                " VALUES (?, ?, ?, ?)",
+                (member_id, submission_id, part, self._now()),
+            ) as cur:
+                return int(cur.lastrowid or 0)
+
+    async def flag_detail(self, flag_id: int) -> tuple[int, Submission | None, str | None] | None:
+        """A flag's member id, submission and part, if it still exists."""
+        row = await self._db.fetch_one(
+            "SELECT member_id, submission_id, part FROM safeguarding_flags WHERE id = ?",
+            (flag_id,),
+        )
+        if row is None:
+            return None
+        submission = await self.get(row["submission_id"]) if row["submission_id"] else None
+        return int(row["member_id"]), submission, row["part"]
+
+    async def flags_of(self, submission_id: int) -> int:
+        """How many safeguarding flags a submission has."""
+        row = await self._db.fetch_one(
+            "SELECT COUNT(*) AS n FROM safeguarding_flags WHERE submission_id = ?",
+            (submission_id,),
+        )
+        return int(row["n"]) if row else 0
+
+
+class Pseudonyms:
+    """Stable, non-reversible names for members (P-7K3Q9), keyed by a secret in the database."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._key: bytes | None = None
+
+    async def _secret(self) -> bytes:
+        if self._key is None:
+            await self._db.execute(
+                "INSERT OR IGNORE INTO app_secrets (name, value) VALUES ('pseudonym_key', ?)",
+                (secrets.token_hex(32),),
+            )
+            row = await self._db.fetch_one(
+                "SELECT value FROM app_secrets WHERE name = 'pseudonym_key'"
+            )
+            assert row is not None
+            self._key = bytes.fromhex(row["value"])
+        return self._key
+
+    async def of(self, member_id: int) -> str:
+        """The member's pseudonym."""
+        digest = hmac.new(await self._secret(), str(member_id).encode(), hashlib.sha256).digest()
+        return "P-" + base64.b32encode(digest).decode()[:5]

@@ -1,0 +1,584 @@
+"""The outbox and its one sender, on the emulator over HTTP and a real SQLite file.
+
+Tests drive `DeliveryWorker.run_once()` with a FakeClock (backoffs, RetryAfter, quiet hours)
+and a fake monotonic clock whose sleep only moves it forward (rate and per-chat pacing), so
+nothing waits on real time except the read timeout of a slow answer. The emulator's clock is
+that same monotonic clock in milliseconds, so each message's `date` says when it was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
+from telegram.request import HTTPXRequest
+
+from bot.catalogue import t
+from bot.clock import FakeClock
+from bot.delivery import DeliveryWorker, judge, quiet_hours_end
+from bot.emulator import Emulator
+from bot.receiving import CocreateApplication
+from bot.settings import Settings, parse_quiet_hours
+from conversations.context import CocreateContext
+from storage.models import Member
+from storage.outbox import BatchCounts, OutboxRow, Outgoing
+from storage.store import Store
+from tests.conftest import TOKEN, make_settings
+
+LONDON = ZoneInfo("Europe/London")
+READ_TIMEOUT = 0.5  # the test bot's; a slow answer takes longer than this
+AUTHOR = 2900  # a facilitator's chat, for delivery reports
+
+
+class FakeTime:
+    """The worker's monotonic clock: it moves when the worker sleeps or the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.slept += seconds
+        await asyncio.sleep(0)
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    return FakeTime()
+
+
+@pytest.fixture
+async def emulator(fake_time: FakeTime) -> AsyncIterator[Emulator]:
+    # Message dates in the worker's monotonic milliseconds: when each message was sent.
+    async with Emulator(token=TOKEN, clock=lambda: fake_time.now * 1000) as emu:
+        yield emu
+
+
+@pytest.fixture
+async def tg(emulator: Emulator) -> AsyncIterator[Bot]:
+    """A plain ptb Bot with a short read timeout (no ptb rate limiter, so nothing is hidden)."""
+    request = HTTPXRequest(read_timeout=READ_TIMEOUT)
+    async with Bot(TOKEN, base_url=emulator.base_url, request=request) as bot:
+        yield bot
+
+
+def quiet(tmp_path: Path, emulator: Emulator, hours: str) -> Settings:
+    return make_settings(tmp_path, emulator, quiet_hours=hours)
+
+
+def worker(
+    tg: Bot,
+    store: Store,
+    settings: Settings,
+    clock: FakeClock,
+    fake_time: FakeTime,
+    **options: Any,
+) -> DeliveryWorker:
+    return DeliveryWorker(
+        tg,
+        store,
+        settings,
+        clock,
+        monotonic=fake_time.monotonic,
+        sleep=fake_time.sleep,
+        **options,
+    )
+
+
+async def join(
+    store: Store, emulator: Emulator, *user_ids: int, language: str = "en"
+) -> list[Member]:
+    """Members in the database whose chats with the bot are open, as after onboarding."""
+    members = []
+    for user_id in user_ids:
+        emulator.open_chat(user_id)
+        members.append(
+            await store.members.join(
+                telegram_user_id=user_id,
+                chat_id=user_id,
+                language=language,
+                consent_version="1",
+                agreed_to=["stories"],
+            )
+        )
+    return members
+
+
+def to_all(members: Sequence[Member], text: str = "What should we change?") -> list[Outgoing]:
+    return [Outgoing(m.id, m.chat_id, text) for m in members]
+
+
+async def drain(
+    w: DeliveryWorker, store: Store, clock: FakeClock, fake_time: FakeTime, passes: int = 60
+) -> int:
+    """Runs passes, a second apart on both clocks, until nothing is queued; returns the calls."""
+    calls = 0
+    for _ in range(passes):
+        calls += await w.run_once()
+        counts = await store.outbox.status_counts()
+        if not counts.get("queued") and not counts.get("sending"):
+            return calls
+        clock.advance(timedelta(seconds=1))
+        fake_time.advance(1.0)
+    raise AssertionError(f"still queued after {passes} passes: {counts}")
+
+
+def by_member(rows: list[OutboxRow]) -> dict[int | None, OutboxRow]:
+    return {row.member_id: row for row in rows}
+
+
+async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():  # noqa: ASYNC110 - the emulator finishes a slow answer by itself
+            await asyncio.sleep(0.02)
+
+
+# ---------------------------------------------------------------- the outbox on its own
+
+
+async def test_a_batch_is_queued_in_one_go_one_row_per_member(
+    store: Store, emulator: Emulator, clock: FakeClock
+) -> None:
+    ann, bea = await join(store, emulator, 2001, 2002)
+    markup = InlineKeyboardMarkup([[InlineKeyboardButton("Yes", callback_data="q:1:yes")]])
+    batch_id = await store.outbox.enqueue_batch(
+        "question",
+        7,
+        [
+            Outgoing(ann.id, ann.chat_id, "Hi", markup.to_dict()),
+            Outgoing(bea.id, bea.chat_id, "Hi"),
+        ],
+        author_chat_id=AUTHOR,
+        author_language="cy",
+    )
+    batch = await store.outbox.batch(batch_id)
+    assert batch is not None and (batch.kind, batch.ref_id, batch.author_language) == (
+        "question",
+        7,
+        "cy",
+    )
+    rows = await store.outbox.rows_of(batch_id)
+    assert [(r.member_id, r.status, r.attempts) for r in rows] == [
+        (ann.id, "queued", 0),
+        (bea.id, "queued", 0),
+    ]
+    assert rows[0].reply_markup == markup.to_dict() and rows[1].reply_markup is None
+    assert rows[0].not_before == "2026-11-30T10:00:00+00:00"  # UTC text, like the rest
+    assert (await store.outbox.batch_counts(batch_id)) == BatchCounts(queued=2)
+
+
+async def test_due_rows_wait_for_not_before_and_come_one_per_chat(
+    store: Store, emulator: Emulator, clock: FakeClock
+) -> None:
+    ann, bea = await join(store, emulator, 2001, 2002)
+    first = await store.outbox.enqueue_batch("broadcast", None, to_all([ann, bea]))
+    second = await store.outbox.enqueue_batch("broadcast", None, to_all([ann]))
+    later = await store.outbox.enqueue_batch(
+        "reminder", None, to_all([bea]), not_before=clock.now() + timedelta(hours=2)
+    )
+    due = await store.outbox.due(clock.now())
+    assert [(r.batch_id, r.member_id) for r in due] == [(first, ann.id), (first, bea.id)]
+    await store.outbox.mark_sending(due[0].id)
+    await store.outbox.mark_sent(due[0].id, 99)
+    assert [(r.batch_id, r.member_id) for r in await store.outbox.due(clock.now())] == [
+        (first, bea.id),
+        (second, ann.id),
+    ]
+    in_two_hours = clock.now() + timedelta(hours=2)
+    assert {r.batch_id for r in await store.outbox.due(in_two_hours)} == {first, second}
+    [row] = await store.outbox.rows_of(later)
+    assert row.not_before == "2026-11-30T12:00:00+00:00"
+
+
+async def test_erasing_a_member_removes_their_waiting_rows(
+    store: Store, emulator: Emulator
+) -> None:
+    ann, bea = await join(store, emulator, 2001, 2002)
+    batch_id = await store.outbox.enqueue_batch("broadcast", None, to_all([ann, bea]))
+    await store.erase_member(ann.id)
+    assert [r.member_id for r in await store.outbox.rows_of(batch_id)] == [bea.id]
+
+
+# ---------------------------------------------------------------- what Telegram's answers mean
+
+
+def caused(exc: TelegramError, cause: BaseException) -> TelegramError:
+    exc.__cause__ = cause
+    return exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "action", "code"),
+    [
+        (RetryAfter(timedelta(seconds=5)), "pause", "flood_wait"),
+        (Forbidden("Forbidden: bot was blocked by the user"), "unreachable", "blocked"),
+        (BadRequest("Bad Request: chat not found"), "failed", "bad_request"),
+        (InvalidToken("Unauthorized"), "failed", "invalidtoken"),
+        (NetworkError("Bad Gateway (502)"), "retry", "server_error"),
+        (caused(NetworkError("bad json"), TelegramError("x")), "retry", "server_error"),
+        (caused(NetworkError("refused"), httpx.ConnectError("x")), "retry", "connect_error"),
+        (caused(TimedOut(), httpx.ConnectTimeout("x")), "retry", "connect_timeout"),
+        (caused(TimedOut(), httpx.PoolTimeout("x")), "retry", "pool_timeout"),
+        (caused(TimedOut(), httpx.ReadTimeout("x")), "unconfirmed", "read_timeout"),
+        (caused(TimedOut(), httpx.WriteTimeout("x")), "unconfirmed", "write_timeout"),
+        (TimedOut(), "unconfirmed", "timeout"),
+        (caused(NetworkError("x"), httpx.ReadError("x")), "unconfirmed", "connection_lost"),
+        (
+            caused(NetworkError("x"), httpx.RemoteProtocolError("x")),
+            "unconfirmed",
+            "connection_lost",
+        ),
+        (RuntimeError("a bug"), "unconfirmed", "unexpected"),
+    ],
+)
+def test_a_failed_call_is_retried_only_if_it_cannot_have_arrived(
+    exc: Exception, action: str, code: str
+) -> None:
+    verdict = judge(exc)
+    assert (verdict.action, verdict.code) == (action, code)
+
+
+def test_retry_after_is_read_as_a_timedelta_or_seconds() -> None:
+    assert judge(RetryAfter(timedelta(seconds=5))).wait == 5.0
+    assert judge(RetryAfter(7)).wait == 7.0
+
+
+@pytest.mark.parametrize(
+    ("hours", "at", "end"),
+    [
+        ("21:00-08:00", "22:30", "2026-12-01 08:00"),
+        ("21:00-08:00", "21:00", "2026-12-01 08:00"),
+        ("21:00-08:00", "01:15", "2026-11-30 08:00"),
+        ("21:00-08:00", "08:00", None),
+        ("21:00-08:00", "12:00", None),
+        ("12:00-14:00", "13:59", "2026-11-30 14:00"),
+        ("12:00-14:00", "14:00", None),
+        ("09:00-09:00", "09:00", None),
+        ("", "23:00", None),
+    ],
+)
+def test_quiet_hours_may_cross_midnight(hours: str, at: str, end: str | None) -> None:
+    now = datetime.fromisoformat(f"2026-11-30 {at}").replace(tzinfo=LONDON)
+    found = quiet_hours_end(now, parse_quiet_hours(hours), LONDON)
+    expected = datetime.fromisoformat(end).replace(tzinfo=LONDON) if end else None
+    assert found == expected
+
+
+# ---------------------------------------------------------------- the sender
+
+
+async def test_every_reachable_member_gets_exactly_one_copy_despite_faults(
+    tg: Bot,
+    store: Store,
+    emulator: Emulator,
+    clock: FakeClock,
+    fake_time: FakeTime,
+    tmp_path: Path,
+) -> None:
+    ids = range(2001, 2009)
+    members = await join(store, emulator, *ids)
+    emulator.open_chat(AUTHOR)
+    batch_id = await store.outbox.enqueue_batch(
+        "broadcast", 1, to_all(members), author_chat_id=AUTHOR, author_language="en"
+    )
+    await store.members.set_stopped(members[7].id, True)  # 2008 used /stop after it was queued
+    emulator.block(2007)
+    emulator.faults.add("sendMessage", 429, retry_after=3, chat_id=2001)
+    emulator.faults.add("sendMessage", 502, chat_id=2002, times=2)
+    emulator.faults.add("sendMessage", 500, chat_id=2004)
+    emulator.faults.add("sendMessage", delay=READ_TIMEOUT * 2, chat_id=2003)
+    w = worker(tg, store, quiet(tmp_path, emulator, ""), clock, fake_time)
+
+    # Telegram's 429 pauses all sending, and the row goes back without counting as a failure.
+    assert await w.run_once() == 1
+    assert await w.run_once() == 0
+    row = by_member(await store.outbox.rows_of(batch_id))[members[0].id]
+    assert (row.status, row.attempts, row.last_error) == ("queued", 0, "flood_wait")
+    assert row.not_before == "2026-11-30T10:00:03+00:00"
+    clock.advance(timedelta(seconds=3))
+
+    await drain(w, store, clock, fake_time)
+    await wait_for(lambda: emulator.sent_to(2003) == 1)  # the slow answer arrived after all
+
+    calls = [p["chat_id"] for p in emulator.calls_to("sendMessage")]
+    for user_id in (2001, 2002, 2003, 2004, 2005, 2006):
+        assert emulator.sent_to(user_id) == 1, user_id
+    assert calls.count(2003) == 1, "a message that may have arrived is never sent again"
+    assert emulator.sent_to(2007) == 0 and emulator.sent_to(2008) == 0
+    assert 2008 not in calls, "a stopped member is skipped without a call"
+    rows = by_member(await store.outbox.rows_of(batch_id))
+    outcome = {m.chat_id: (rows[m.id].status, rows[m.id].attempts) for m in members}
+    assert outcome == {
+        2001: ("sent", 0),
+        2002: ("sent", 2),
+        2003: ("unconfirmed", 0),
+        2004: ("sent", 1),
+        2005: ("sent", 0),
+        2006: ("sent", 0),
+        2007: ("skipped", 0),
+        2008: ("skipped", 0),
+    }
+    assert rows[members[2].id].last_error == "read_timeout"
+    assert (rows[members[6].id].skip_reason, rows[members[7].id].skip_reason) == (
+        "unreachable",
+        "stopped",
+    )
+    assert all(r.telegram_message_id for r in rows.values() if r.status == "sent")
+    blocked = await store.members.get(members[6].id)
+    assert blocked is not None and blocked.unreachable_at is not None
+
+    # One report to the author; its counts are the rows'.
+    counts = await store.outbox.batch_counts(batch_id)
+    assert counts == BatchCounts(sent=5, unconfirmed=1, stopped=1, unreachable=1)
+    assert counts.total == len(rows)
+    assert [m.text for m in emulator.user(AUTHOR).messages] == [
+        "\n".join(
+            [
+                t("en", "delivery.report.done"),
+                t("en", "delivery.report.reached", sent=5, total=8),
+                t("en", "delivery.report.stopped", count=1),
+                t("en", "delivery.report.blocked", count=1),
+                t("en", "delivery.report.unconfirmed", count=1),
+            ]
+        )
+    ]
+    assert await w.run_once() == 0  # and only one
+
+
+async def test_a_blocked_member_is_not_tried_again(
+    tg: Bot,
+    store: Store,
+    emulator: Emulator,
+    clock: FakeClock,
+    fake_time: FakeTime,
+    tmp_path: Path,
+) -> None:
+    ann, bea = await join(store, emulator, 2001, 2002)
+    emulator.block(2002)
+    first = await store.outbox.enqueue_batch("question", 1, to_all([ann, bea]))
+    second = await store.outbox.enqueue_batch("reminder", 1, to_all([ann, bea]))
+    w = worker(tg, store, quiet(tmp_path, emulator, ""), clock, fake_time)
+    await drain(w, store, clock, fake_time)
+    assert [p["chat_id"] for p in emulator.calls_to("sendMessage")].count(2002) == 1
+    assert emulator.sent_to(2001) == 2
+    for batch_id in (first, second):
+        assert await store.outbox.batch_counts(batch_id) == BatchCounts(sent=1, unreachable=1)
+
+
+async def test_server_errors_back_off_then_fail_and_a_refused_connection_is_retried(
+    tg: Bot,
+    store: Store,
+    emulator: Emulator,
+    clock: FakeClock,
+    fake_time: FakeTime,
+    tmp_path: Path,
+) -> None:
+    [ann] = await join(store, emulator, 2001)
+    batch_id = await store.outbox.enqueue_batch("broadcast", None, to_all([ann]))
+    settings = quiet(tmp_path, emulator, "")
+    emulator.faults.add("sendMessage", 500, times=None)
+    w = worker(tg, store, settings, clock, fake_time, max_attempts=3)
+    start = clock.now()
+    waits = []
+    for _ in range(3):
+        [row] = await store.outbox.rows_of(batch_id)
+        clock.set(datetime.fromisoformat(row.not_before))
+        fake_time.advance(1.0)
+        assert await w.run_once() == 1
+        [row] = await store.outbox.rows_of(batch_id)
+        waits.append((datetime.fromisoformat(row.not_before) - clock.now()).total_seconds())
+    assert (row.status, row.attempts, row.last_error) == ("failed", 3, "server_error")
+    assert waits[:2] == [2.0, 4.0]  # then it gave up
+    assert len(emulator.calls_to("sendMessage")) == 3 and emulator.sent_to(2001) == 0
+    assert clock.now() - start == timedelta(seconds=6)
+
+    # Nothing listens on this port: the request never left, so it is safe to try again.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    nowhere = Bot(TOKEN, base_url=f"http://127.0.0.1:{closed_port}/bot")
+    retry = await store.outbox.enqueue_batch("broadcast", None, to_all([ann]))
+    w = worker(nowhere, store, settings, clock, fake_time)
+    assert await w.run_once() == 1
+    [row] = await store.outbox.rows_of(retry)
+    assert (row.status, row.attempts, row.last_error) == ("queued", 1, "connect_error")
+    await nowhere.shutdown()
+
+
+async def test_quiet_hours_hold_messages_until_they_end(
+    tg: Bot,
+    store: Store,
+    emulator: Emulator,
+    clock: FakeClock,
+    fake_time: FakeTime,
+    tmp_path: Path,
+) -> None:
+    members = await join(store, emulator, 2001, 2002, 2003, language="cy")
+    emulator.open_chat(AUTHOR)
+    clock.set(datetime(2026, 11, 30, 22, 30, tzinfo=LONDON))
+    batch_id = await store.outbox.enqueue_batch(
+        "broadcast", 1, to_all(members), author_chat_id=AUTHOR, author_language="cy"
+    )
+    w = worker(tg, store, quiet(tmp_path, emulator, "21:00-08:00"), clock, fake_time)
+    assert await w.run_once() == 0
+    rows = await store.outbox.rows_of(batch_id)
+    assert {(r.status, r.not_before, r.held_for_quiet_hours) for r in rows} == {
+        ("queued", "2026-12-01T08:00:00+00:00", True)
+    }
+    clock.set(datetime(2026, 12, 1, 7, 59, 59, tzinfo=LONDON))
+    assert await w.run_once() == 0
+    assert emulator.calls_to("sendMessage") == []
+
+    clock.set(datetime(2026, 12, 1, 8, 0, tzinfo=LONDON))
+    assert await w.run_once() == 3
+    assert [emulator.sent_to(m.chat_id) for m in members] == [1, 1, 1]
+    assert await w.run_once() == 1  # the report, in the author's language
+    [report] = emulator.user(AUTHOR).messages
+    assert report.text == "\n".join(
+        [
+            t("cy", "delivery.report.done"),
+            t("cy", "delivery.report.reached", sent=3, total=3),
+            t("cy", "delivery.report.quiet", count=3),
+        ]
+    )
+
+
+async def test_a_chat_gets_one_message_a_second_while_others_go_on(
+    tg: Bot,
+    store: Store,
+    emulator: Emulator,
+    clock: FakeClock,
+    fake_time: FakeTime,
+    tmp_path: Path,
+) -> None:
+    ann, bea, cai, dee = await join(store, emulator, 2001, 2002, 2003, 2004)
+    await store.outbox.enqueue_batch("question", 1, to_all([ann, bea, cai], "Question"))
+    await store.outbox.enqueue_batch("broadcast", 2, to_all([ann, dee], "News"))
+    w = worker(tg, store, quiet(tmp_path, emulator, ""), clock, fake_time)
+    assert await w.run_once() == 4  # Ann's first, Bea, Cai, Dee
+    assert await w.run_once() == 0  # Ann's second waits
+    fake_time.advance(0.6)
+    assert await w.run_once() == 0
+    fake_time.advance(0.4)
+    assert await w.run_once() == 1
+    first, second = emulator.user(2001).messages
+    assert (first.text, second.text) == ("Question", "News")
+    assert second.date - first.date >= 1000  # milliseconds of the worker's monotonic clock
+    assert [emulator.sent_to(c) for c in (2002, 2003, 2004)] == [1, 1, 1]
+
+
+async def test_no_more_than_rate_per_second_in_any_second(
+    tg: Bot,
+    store: Store,
+    emulator: Emulator,
+    clock: FakeClock,
+    fake_time: FakeTime,
+    tmp_path: Path,
+) -> None:
+    members = await join(store, emulator, *range(2001, 2018))
+    await store.outbox.enqueue_batch("broadcast", 1, to_all(members))
+    w = worker(tg, store, quiet(tmp_path, emulator, ""), clock, fake_time, rate_per_second=5)
+    assert await w.run_once() == 17
+    dates = sorted(emulator.user(m.chat_id).messages[0].date for m in members)
+    assert all(dates[i + 5] - dates[i] >= 1000 for i in range(len(dates) - 5))
+    assert dates[-1] - dates[0] == 3000  # 5, 5, 5 and 2: as fast as the rate allows
+    assert fake_time.slept >= 3.0
+
+
+async def test_after_a_crash_a_message_in_hand_is_reported_not_resent(
+    tg: Bot,
+    store: Store,
+    emulator: Emulator,
+    clock: FakeClock,
+    fake_time: FakeTime,
+    tmp_path: Path,
+) -> None:
+    members = await join(store, emulator, 2001, 2002, 2003)
+    emulator.open_chat(AUTHOR)
+    batch_id = await store.outbox.enqueue_batch(
+        "broadcast", 1, to_all(members), author_chat_id=AUTHOR
+    )
+    # The process died between marking Bea's message 'sending' and hearing back.
+    in_hand = by_member(await store.outbox.rows_of(batch_id))[members[1].id]
+    assert await store.outbox.mark_sending(in_hand.id) == "sending"
+
+    w = worker(tg, store, quiet(tmp_path, emulator, ""), clock, fake_time)
+    await drain(w, store, clock, fake_time)
+    row = await store.outbox.get(in_hand.id)
+    assert row is not None and (row.status, row.last_error) == ("unconfirmed", "interrupted")
+    assert [emulator.sent_to(m.chat_id) for m in members] == [1, 0, 1]
+    assert t("en", "delivery.report.unconfirmed", count=1) in (
+        emulator.user(AUTHOR).messages[0].text or ""
+    )
+
+
+async def test_wake_sends_at_once_and_stop_finishes_the_message_in_hand(
+    tg: Bot, store: Store, emulator: Emulator, clock: FakeClock, tmp_path: Path
+) -> None:
+    ann, bea = await join(store, emulator, 2001, 2002)
+    # Real time here, and a poll too slow to matter: only wake() can explain a quick send.
+    w = DeliveryWorker(tg, store, quiet(tmp_path, emulator, ""), clock, poll_interval=60)
+    w.start()
+    try:
+        await asyncio.sleep(0.05)
+        await store.outbox.enqueue_batch("broadcast", None, to_all([ann]))
+        w.wake()
+        await wait_for(lambda: emulator.sent_to(2001) == 1, timeout=3)
+
+        emulator.faults.add("sendMessage", delay=0.3)
+        batch_id = await store.outbox.enqueue_batch("broadcast", None, to_all([bea]))
+        w.wake()
+        await wait_for(lambda: len(emulator.calls_to("sendMessage")) == 2, timeout=3)
+    finally:
+        await w.stop()
+    [row] = await store.outbox.rows_of(batch_id)
+    assert row.status == "sent" and emulator.sent_to(2002) == 1
+
+
+async def test_the_running_bot_sends_the_outbox_and_owns_retry_after(
+    bot: CocreateApplication, store: Store, emulator: Emulator, clock: FakeClock
+) -> None:
+    [ann] = await join(store, emulator, 2001)
+    context = CocreateContext(bot)
+    assert context.delivery is bot.delivery
+    emulator.faults.add("sendMessage", 429, retry_after=5, chat_id=2001)
+    batch_id = await store.outbox.enqueue_batch("broadcast", None, to_all([ann]))
+    context.delivery.wake()
+
+    async def row() -> OutboxRow:
+        [found] = await store.outbox.rows_of(batch_id)
+        return found
+
+    # ptb's rate limiter no longer sleeps on a 429 itself: the worker sees it and pauses.
+    async with asyncio.timeout(3):
+        while (await row()).last_error != "flood_wait":  # noqa: ASYNC110 - another task writes
+            await asyncio.sleep(0.02)
+    assert (await row()).status == "queued" and emulator.sent_to(2001) == 0
+    clock.advance(timedelta(seconds=5))
+    context.delivery.wake()
+    await wait_for(lambda: emulator.sent_to(2001) == 1, timeout=3)
+    assert len(emulator.calls_to("sendMessage")) == 2
