@@ -174,6 +174,96 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX outbox_batch ON outbox (batch_id, status);
     CREATE INDEX outbox_member ON outbox (member_id);
     """,
+    # 4: staff roles and invites; questions, the rounds in which they go out, answers;
+    # broadcasts; a facilitator's replies to answers and the member's one answer back.
+    """
+    CREATE TABLE roles (
+        telegram_user_id  INTEGER PRIMARY KEY,
+        role              TEXT NOT NULL CHECK (role IN ('organiser', 'facilitator')),
+        name              TEXT,            -- their Telegram first name, for /roles
+        chat_id           INTEGER,
+        granted_at        TEXT NOT NULL,
+        granted_by        INTEGER,         -- NULL: ORGANISER_IDS at start
+        removed_at        TEXT             -- a removed role keeps its row for the record
+    );
+    CREATE TABLE invites (
+        id          INTEGER PRIMARY KEY,
+        token_hash  TEXT NOT NULL UNIQUE,  -- sha256 of the link's token; the token is not kept
+        created_by  INTEGER NOT NULL,
+        created_at  TEXT NOT NULL,
+        expires_at  TEXT NOT NULL,
+        used_at     TEXT,
+        used_by     INTEGER
+    );
+    CREATE TABLE questions (
+        id              INTEGER PRIMARY KEY,
+        author_id       INTEGER NOT NULL,  -- the facilitator's Telegram id
+        author_chat_id  INTEGER NOT NULL,
+        author_language TEXT NOT NULL DEFAULT 'en',
+        text            TEXT NOT NULL,
+        kind            TEXT NOT NULL CHECK (kind IN ('open', 'choice', 'scale', 'yesno')),
+        options         TEXT NOT NULL DEFAULT '[]',  -- JSON list of labels (choice)
+        audience        TEXT NOT NULL,     -- everyone | project:<code> | tag:<word>
+        repeat          TEXT NOT NULL DEFAULT 'once' CHECK (repeat IN ('once', 'daily', 'weekly')),
+        starts_at       TEXT NOT NULL,     -- the first round, UTC
+        reminder_hours  INTEGER,
+        status          TEXT NOT NULL DEFAULT 'scheduled'
+                        CHECK (status IN ('scheduled', 'cancelled', 'finished')),
+        created_at      TEXT NOT NULL
+    );
+    -- Each time a question goes out; a weekly question has a round a week.
+    CREATE TABLE question_rounds (
+        id                INTEGER PRIMARY KEY,
+        question_id       INTEGER NOT NULL REFERENCES questions(id) ON DELETE CASCADE,
+        due_at            TEXT NOT NULL,
+        status            TEXT NOT NULL DEFAULT 'due'
+                          CHECK (status IN ('due', 'sent', 'missed', 'cancelled')),
+        sent_at           TEXT,
+        batch_id          INTEGER,
+        reminder_due_at   TEXT,
+        reminder_sent_at  TEXT,
+        closes_at         TEXT,            -- answers are taken (and changed) until then
+        UNIQUE (question_id, due_at)
+    );
+    CREATE INDEX question_rounds_due ON question_rounds (due_at) WHERE status = 'due';
+    CREATE TABLE answers (
+        id           INTEGER PRIMARY KEY,
+        round_id     INTEGER NOT NULL REFERENCES question_rounds(id) ON DELETE CASCADE,
+        member_id    INTEGER NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+        choice       TEXT,                 -- option number, scale value, or yes / no
+        text         TEXT,                 -- an open answer (or a voice note's caption)
+        answered_at  TEXT NOT NULL,
+        updated_at   TEXT NOT NULL,
+        UNIQUE (round_id, member_id)
+    );
+    ALTER TABLE media ADD COLUMN answer_id INTEGER REFERENCES answers(id) ON DELETE CASCADE;
+    ALTER TABLE safeguarding_flags ADD COLUMN answer_id INTEGER
+        REFERENCES answers(id) ON DELETE CASCADE;
+    CREATE TABLE broadcasts (
+        id              INTEGER PRIMARY KEY,
+        author_id       INTEGER NOT NULL,
+        author_chat_id  INTEGER NOT NULL,
+        author_language TEXT NOT NULL DEFAULT 'en',
+        text            TEXT NOT NULL,
+        audience        TEXT NOT NULL,     -- as questions, or answered:<question id>
+        send_at         TEXT NOT NULL,
+        status          TEXT NOT NULL DEFAULT 'scheduled'
+                        CHECK (status IN ('scheduled', 'sent', 'missed', 'cancelled')),
+        batch_id        INTEGER,
+        created_at      TEXT NOT NULL,
+        sent_at         TEXT
+    );
+    CREATE TABLE replies (
+        id                 INTEGER PRIMARY KEY,
+        answer_id          INTEGER NOT NULL REFERENCES answers(id) ON DELETE CASCADE,
+        staff_id           INTEGER NOT NULL,
+        staff_chat_id      INTEGER NOT NULL,
+        text               TEXT NOT NULL,
+        sent_at            TEXT NOT NULL,
+        member_text        TEXT,           -- the member may answer back once
+        member_replied_at  TEXT
+    );
+    """,
 )
 
 
