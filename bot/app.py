@@ -29,8 +29,9 @@ from bot.catalogue import LANGUAGES, t
 from bot.clock import Clock
 from bot.delivery import DeliveryWorker
 from bot.receiving import CocreateApplication, DurableUpdateQueue
+from bot.scheduler import Scheduler
 from bot.settings import Settings
-from conversations import menu, onboarding
+from conversations import asking, broadcasting, menu, onboarding, reviewing, roles, scheduled
 from conversations.context import CocreateContext, Resources
 from conversations.replies import say
 from storage.store import Store
@@ -43,6 +44,7 @@ MEMBER_COMMANDS = (
     "menu",
     "help",
     "language",
+    "questions",
     "mydata",
     "stop",
     "resume",
@@ -71,6 +73,12 @@ def build_application(settings: Settings, store: Store, clock: Clock) -> Cocreat
     assert isinstance(application, CocreateApplication)
     application.add_handler(TypeHandler(Update, only_private_chats), group=-1)
     application.add_handler(onboarding.build_handler())
+    # Facilitators' step-by-step flows, then their commands and buttons.
+    application.add_handler(asking.build_handler())
+    application.add_handler(broadcasting.build_handler())
+    application.add_handlers(reviewing.build_handlers())
+    application.add_handlers(scheduled.build_handlers())
+    application.add_handlers(roles.build_handlers())
     application.add_handlers(menu.build_handlers())
     application.add_handlers(menu.build_fallbacks())
     application.add_error_handler(on_error)
@@ -78,11 +86,17 @@ def build_application(settings: Settings, store: Store, clock: Clock) -> Cocreat
 
 
 async def only_private_chats(update: Update, context: CocreateContext) -> None:
-    """Ignores groups and channels: members talk to cocreate one to one, in private."""
+    """Ignores groups and channels: members talk to cocreate one to one, in private.
+
+    Someone who writes has unblocked the bot, so they can be reached again.
+    """
     chat = update.effective_chat
     if chat is not None and chat.type != ChatType.PRIVATE:
         logger.info("Ignoring an update from a %s chat", chat.type)
         raise ApplicationHandlerStop
+    if update.effective_user is not None and (update.message or update.callback_query):
+        if await context.store.members.mark_reachable(update.effective_user.id):
+            logger.info("A member marked unreachable wrote again; they can be reached")
 
 
 async def on_error(update: object, context: CocreateContext) -> None:
@@ -121,11 +135,18 @@ async def running(
         except TelegramError as exc:
             logger.warning("Could not register the command menu: %s", exc)
         await application.start()
+        # Organisers from ORGANISER_IDS; each staff chat's menu gets its staff commands.
+        await application.resources.store.roles.sync_organisers(settings.organiser_ids)
+        await roles.register_staff_menus(application.bot, application.resources.store)
         # The outbox's one sender (bot/delivery.py); handlers wake it via context.delivery.
         resources = application.resources
         delivery = DeliveryWorker(application.bot, resources.store, settings, resources.clock)
         application.delivery = delivery
         delivery.start()
+        # Questions and broadcasts due now, and the jobs that wake it, rebuilt from the db.
+        scheduler = Scheduler(application)
+        application.scheduler = scheduler
+        scheduler.start()
         try:
             replayed = await application.replay_unfinished()
             if replayed:

@@ -18,7 +18,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application
 
-from conversations.context import Delivery, NotDelivering, Resources
+from conversations.context import Delivery, NotDelivering, NotScheduling, Resources, Scheduling
 from storage.inbox import Inbox
 
 logger = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ class CocreateApplication(Application):  # type: ignore[type-arg]
         self.resources = resources
         # The outbox's sender; `running()` puts the real one here once the bot has started.
         self.delivery: Delivery = NotDelivering()
+        self.scheduler: Scheduling = NotScheduling()
         self._last_handled = 0
         self._handled = asyncio.Condition()
 

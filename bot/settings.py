@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     # the catalogue's English and Welsh list), and the help to send (empty: the catalogue's).
     safeguarding_words: Annotated[list[str], NoDecode] = Field(default_factory=list)
     safeguarding_help: str = ""
+    # Questions: one due while the bot was down is still sent within this many hours (else
+    # its author is told); a round takes answers for this many days (or until the next round).
+    question_grace_hours: int = Field(default=24, ge=0)
+    question_open_days: int = Field(default=7, ge=1)
 
     @field_validator("organiser_ids", mode="before")
     @classmethod

@@ -38,12 +38,26 @@ class NotDelivering:
         """Does nothing; the sender sends what is queued when it starts."""
 
 
+class Scheduling(Protocol):
+    """The scheduler (bot/scheduler.py): sends what is due now and plans the next wake-up."""
+
+    async def run_due(self) -> None: ...
+
+
+class NotScheduling:
+    """Stands in until the scheduler runs: what is due waits in the database."""
+
+    async def run_due(self) -> None:
+        """Does nothing; the scheduler sends what is due when it starts."""
+
+
 class _HasResources(Protocol):
     resources: Resources
 
 
 class _HasDelivery(Protocol):
     delivery: Delivery
+    scheduler: Scheduling
 
 
 Data = dict[Any, Any]
@@ -72,6 +86,11 @@ class CocreateContext(CallbackContext[ExtBot[None], Data, Data, Data]):
     def delivery(self) -> Delivery:
         """Queue with `store.outbox.enqueue_batch(...)`, then call `delivery.wake()`."""
         return cast(_HasDelivery, self.application).delivery
+
+    @property
+    def scheduler(self) -> Scheduling:
+        """Call `await scheduler.run_due()` after storing something due now."""
+        return cast(_HasDelivery, self.application).scheduler
 
     @property
     def data(self) -> Data:

@@ -1,10 +1,11 @@
 """The home of a member: the menu, the everyday commands, and where each message goes.
 
-Commands: /menu, /help, /language, /stop, /resume, /cancel, /mydata, /delete, and the same
-as typed words (MENU, HELP, STOP …). A message that is not a command goes, in this order, to:
-the one-step question being asked (language, delete …), the story or idea the member is
-telling, a typed menu choice. Also what to say to anything else: unknown commands, stickers
-and the like outside a flow, edited messages, old buttons, people who have not started.
+Commands: /menu, /help, /language, /questions, /stop, /resume, /cancel, /mydata, /delete,
+and the same as typed words (MENU, HELP, STOP …). A message that is not a command goes, in
+this order, to: the one-step question being asked (language, delete …), the story or idea
+the member is telling, the facilitator's question they were just sent, a typed menu choice.
+Also what to say to anything else: unknown commands, stickers and the like outside a flow,
+edited messages, old buttons, people who have not started.
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from conversations import ideas, language, my_data, safeguarding, sharing, stories
+from conversations import (
+    answering,
+    ideas,
+    language,
+    my_data,
+    reviewing,
+    safeguarding,
+    sharing,
+    stories,
+)
 from conversations.choices import match
 from conversations.context import CocreateContext
 from conversations.replies import (
@@ -32,6 +42,8 @@ from conversations.replies import (
 Action = Callable[[Update, CocreateContext], Coroutine[Any, Any, None]]
 NEW_MESSAGES = filters.UpdateType.MESSAGE
 PENDING = (language.QUESTION, my_data.QUESTION, *sharing.AFTER.values())
+# Typed words awaited by a button press: a facilitator's reply, a member's answer back.
+AWAITING_TEXT = {"reply": reviewing.take_reply, "answerback": reviewing.take_answer_back}
 
 
 async def show_help(update: Update, context: CocreateContext) -> None:
@@ -65,7 +77,7 @@ async def resume(update: Update, context: CocreateContext) -> None:
     member = await current_member(update, context)
     if member is None:
         await say(update, context, "bad.not_started")
-    elif not member.stopped:
+    elif not member.stopped and member.unreachable_at is None:
         await say(update, context, "resume.not_stopped")
     else:
         await context.store.members.set_stopped(member.id, False)
@@ -116,6 +128,7 @@ ACTIONS: dict[str, Action] = {
     "language": change_language,
     "delete": my_data.ask,
     "mydata": my_data.send_my_data,
+    "questions": answering.list_open,
     "story": share_story,
     "idea": share_idea,
 }
@@ -137,16 +150,27 @@ async def on_message(update: Update, context: CocreateContext) -> None:
     text = message.text
     member = await current_member(update, context)
     lang = await language_of(update, context)
-    awaiting = context.data.get("awaiting")
-    if member is not None and text is not None:
+    awaiting = str(context.data.get("awaiting", ""))
+    if text is not None:
         for question in PENDING:
-            if awaiting == question.name and await question.typed(update, context, text, lang):
+            if (
+                member
+                and awaiting == question.name
+                and await question.typed(update, context, text, lang)
+            ):
+                return
+        kind, _, ident = awaiting.partition(":")
+        if kind in AWAITING_TEXT and ident.isdigit():
+            context.data.pop("awaiting", None)
+            if await AWAITING_TEXT[kind](update, context, int(ident), text):
                 return
     context.data.pop("awaiting", None)
     if member is not None:
         draft = await context.store.sharing.active_draft(member.id)
         if draft is not None:
             await sharing.on_input(update, context, member, draft)
+            return
+        if await answering.take_typed(update, context, member):
             return
     if text is None:
         await say(update, context, "bad.idle_media" if member else "bad.not_started")
@@ -179,9 +203,11 @@ def build_handlers() -> list[BaseHandler[Update, CocreateContext, None]]:
         _command("cancel", cancel),
         _command("language", change_language),
         _command("mydata", my_data.send_my_data),
+        _command("questions", answering.list_open),
         _command("delete", my_data.ask),
         CallbackQueryHandler(on_menu_button, pattern=r"^menu:"),
         CallbackQueryHandler(sharing.on_button, pattern=rf"^{sharing.PREFIX}:"),
+        CallbackQueryHandler(answering.on_button, pattern=rf"^{answering.PREFIX}:"),
         *safeguarding.build_handlers(not_allowed=on_unknown_button),
         *(question.handler() for question in PENDING),
         MessageHandler(NEW_MESSAGES & ~filters.COMMAND, on_message),

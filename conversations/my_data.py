@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from babel.dates import format_date
 from telegram import Update
 
-from bot.catalogue import t
+from bot.catalogue import long_date, t
 from conversations import media
 from conversations.choices import Option
 from conversations.context import CocreateContext
@@ -29,7 +28,7 @@ async def send_my_data(update: Update, context: CocreateContext) -> None:
     agreed = ""
     if receipt is not None:
         when = datetime.fromisoformat(receipt.agreed_at).astimezone(context.settings.tz)
-        agreed = format_date(when.date(), format="long", locale=lang)
+        agreed = long_date(when.date(), lang)
     await say(
         update,
         context,

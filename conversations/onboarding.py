@@ -27,7 +27,7 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from bot.catalogue import t
-from conversations import my_data
+from conversations import my_data, roles
 from conversations.choices import Option, from_callback, keyboard, match
 from conversations.context import CocreateContext
 from conversations.menu import show_help
@@ -148,6 +148,9 @@ async def ask(update: Update, context: CocreateContext, state: State) -> int:
 
 async def start(update: Update, context: CocreateContext) -> int:
     """Greets a newcomer and asks their language; shows a member the menu instead."""
+    if (token := roles.invite_token(context.args)) is not None:  # a facilitator's invite
+        await roles.redeem(update, context, token)
+        return END
     member = await current_member(update, context)
     code = context.args[0] if context.args else None
     if member is not None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from telegram import InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
 
 from bot.catalogue import DEFAULT_LANGUAGE, LANGUAGES, catalogue, t
@@ -51,13 +51,15 @@ async def say(
     language: str | None = None,
     reply_markup: InlineKeyboardMarkup | None = None,
     **values: object,
-) -> None:
+) -> Message | None:
     """Sends one catalogue text to the person behind the update."""
     chat_id = chat_of(update)
     if chat_id is None:
-        return
+        return None
     language = language or await language_of(update, context)
-    await context.bot.send_message(chat_id, t(language, key, **values), reply_markup=reply_markup)
+    return await context.bot.send_message(
+        chat_id, t(language, key, **values), reply_markup=reply_markup
+    )
 
 
 def chat_of(update: Update) -> int | None:
@@ -90,11 +92,25 @@ def typed_command(text: str, language: str) -> str | None:
     return None
 
 
+PROMPT = "prompt_message"  # user_data: the newest message asking something other than a question
+ANSWERING = "answering"  # user_data: the question round /questions put first
+
+
+def remember_prompt(context: CocreateContext, message: Message | None) -> None:
+    """Notes that the member was just asked something other than a question (e.g. the menu),
+    so that typed words go to that, not to a question delivered before it. Telegram's
+    message ids rise within a chat, so they say which came last."""
+    if message is not None:
+        context.data[PROMPT] = message.message_id
+    context.data.pop(ANSWERING, None)
+
+
 def menu_options(member: Member) -> list[Option]:
     """What a member can do from the menu, in order (the numbers they can type)."""
     return [
         Option("story", "menu.story"),
         Option("idea", "menu.idea"),
+        Option("questions", "menu.questions"),
         Option("mydata", "menu.mydata"),
         Option("language", "menu.language"),
         Option("help", "menu.help"),
@@ -121,13 +137,14 @@ async def send_menu(update: Update, context: CocreateContext, member: Member) ->
     context.data.pop("awaiting", None)
     await pause_draft(update, context, member)
     options = menu_options(member)
-    await say(
+    shown = await say(
         update,
         context,
         "menu.title",
         language=member.language,
         reply_markup=keyboard(options, member.language, "menu"),
     )
+    remember_prompt(context, shown)
 
 
 async def show_menu(update: Update, context: CocreateContext) -> None:

@@ -51,12 +51,14 @@ async def check(
     submission: Submission | None,
     part: str | None,
     text: str | None,
+    *,
+    answer_id: int | None = None,
 ) -> bool:
     """Sends help, flags and alerts if the text suggests a risk; True if it did."""
     if not text or not at_risk(text, risk_phrases(context)):
         return False
     flag_id = await context.store.sharing.flag(
-        member.id, submission.id if submission else None, part
+        member.id, submission.id if submission else None, part, answer_id
     )
     help_text = context.settings.safeguarding_help or t(member.language, "safeguarding.help")
     chat_id = chat_of(update)
@@ -102,16 +104,15 @@ async def on_read(update: Update, context: CocreateContext) -> None:
     if detail is None:
         await context.bot.send_message(chat_id, t(language, "safeguarding.gone"))
         return
-    member_id, submission, part = detail
-    pseudonym = await context.store.pseudonyms.of(member_id)
-    text = ""
-    what = ""
-    if submission is not None and part is not None:
-        parts = await context.store.sharing.parts(submission.id)
-        given = parts.get(part)
+    pseudonym = await context.store.pseudonyms.of(detail.member_id)
+    text = detail.answer_text or ""
+    what = detail.question_text or ""
+    if detail.submission is not None and detail.part is not None:
+        parts = await context.store.sharing.parts(detail.submission.id)
+        given = parts.get(detail.part)
         text = (given.text or "") if given else ""
-        noun = "story" if submission.kind == "experience" else "idea"
-        what = t(language, f"{noun}.label.{part}")
+        noun = "story" if detail.submission.kind == "experience" else "idea"
+        what = t(language, f"{noun}.label.{detail.part}")
     await context.bot.send_message(
         chat_id, t(language, "safeguarding.item", pseudonym=pseudonym, what=what, text=text)
     )

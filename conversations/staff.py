@@ -1,18 +1,118 @@
-"""Who counts as staff (organisers and facilitators) for alerts and staff-only buttons.
+"""Who counts as staff, and the one guard on every staff command and staff button.
 
-Organisers come from ORGANISER_IDS at start.
+Roles live in the database (storage/roles.py): organisers from ORGANISER_IDS, synced at
+start; facilitators through an organiser's invite (conversations/roles.py). Organisers may
+do everything facilitators may.
+
+Guard a staff callback by wrapping it where its handler is built:
+
+    CommandHandler("ask", staff_only(ask), filters=...)                  # facilitators up
+    CommandHandler("export", staff_only(export, ORGANISER), filters=...)  # organisers only
+    CallbackQueryHandler(staff_only(on_button, ORGANISER), pattern=r"^roles:")
+    ConversationHandler(entry_points=[CommandHandler("ask", staff_only(start_asking))],
+                        states={State.TEXT: [MessageHandler(..., staff_only(take_text))]}, ...)
+
+Anyone without the role gets exactly what the bot says to a command it does not have, or to
+an old button, so nothing hints that a staff feature exists, and nothing changes.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from telegram import Update
+from telegram.ext import ConversationHandler
+
 from conversations.context import CocreateContext
+from conversations.replies import current_member, say, settle_button, show_menu
+from storage.roles import FACILITATOR, ORGANISER, Role
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "FACILITATOR",
+    "ORGANISER",
+    "is_staff",
+    "refuse",
+    "role_of",
+    "staff_ids",
+    "staff_only",
+]
+
+R = TypeVar("R")
+Callback = Callable[[Update, CocreateContext], Coroutine[Any, Any, R]]
+# Higher may do everything lower may.
+RANK: dict[Role, int] = {FACILITATOR: 1, ORGANISER: 2}
+REFUSED = ConversationHandler.END
+
+
+async def role_of(context: CocreateContext, user_id: int) -> Role | None:
+    """'organiser', 'facilitator', or None for everyone else (removed staff included)."""
+    return await context.store.roles.role_of(user_id)
 
 
 async def staff_ids(context: CocreateContext) -> list[int]:
-    """Telegram ids of everyone who should receive staff alerts."""
-    return list(dict.fromkeys(context.settings.organiser_ids))
+    """Telegram ids of every active organiser and facilitator (who get staff alerts)."""
+    return [role.telegram_user_id for role in await context.store.roles.staff()]
 
 
 async def is_staff(context: CocreateContext, user_id: int) -> bool:
-    """Whether a Telegram user is an organiser or facilitator."""
-    return user_id in await staff_ids(context)
+    """Whether a Telegram user is an organiser or facilitator now."""
+    return await role_of(context, user_id) is not None
+
+
+def may(role: Role | None, needed: Role) -> bool:
+    """Whether someone with `role` may do what needs `needed`."""
+    return role is not None and RANK[role] >= RANK[needed]
+
+
+async def refuse(update: Update, context: CocreateContext) -> None:
+    """Answers as if the staff command or button did not exist (see menu.py's fallbacks)."""
+    if update.callback_query is None:
+        await say(update, context, "bad.unknown_command")  # as menu.on_unknown_command
+        return
+    # As menu.on_unknown_button, which cannot be imported here (menu imports this module).
+    # sharing is imported here, not at the top: sharing → safeguarding → staff.
+    from conversations import sharing
+
+    await settle_button(update)
+    member = await current_member(update, context)
+    if member is None:
+        await say(update, context, "bad.not_started")
+        return
+    await say(update, context, "bad.old_button")
+    draft = await context.store.sharing.active_draft(member.id)
+    if draft is not None:
+        await sharing.ask(update, context, draft)
+    else:
+        await show_menu(update, context)
+
+
+def staff_only(
+    callback: Callback[R], role: Role = FACILITATOR
+) -> Callable[[Update, CocreateContext], Coroutine[Any, Any, R | int]]:
+    """Wraps a staff callback so that only people with `role` (or higher) reach it.
+
+    For anyone else it calls `refuse` and returns ConversationHandler.END, so the same
+    wrapper serves a CommandHandler or CallbackQueryHandler (which ignore the value) and a
+    ConversationHandler's entry points and states (a refused entry starts nothing; someone
+    removed half-way through is taken out of the conversation).
+    """
+
+    @functools.wraps(callback)
+    async def guarded(update: Update, context: CocreateContext) -> R | int:
+        user, chat = update.effective_user, update.effective_chat
+        found = await context.store.roles.get(user.id) if user is not None else None
+        if user is None or found is None or not may(found.role, role):
+            if user is not None:
+                logger.info("Refused %s to user %s", callback.__name__, user.id)
+            await refuse(update, context)
+            return REFUSED
+        if chat is not None and (found.chat_id != chat.id or found.name != user.first_name):
+            await context.store.roles.seen(user.id, user.first_name, chat.id)
+        return await callback(update, context)
+
+    return guarded

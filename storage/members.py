@@ -15,7 +15,7 @@ from storage.models import ConsentReceipt, Member, Project
 Now = Callable[[], str]
 
 
-def _member(row: sqlite3.Row) -> Member:
+def member_from_row(row: sqlite3.Row) -> Member:
     return Member(
         id=row["id"],
         telegram_user_id=row["telegram_user_id"],
@@ -85,12 +85,12 @@ class Members:
         row = await self._db.fetch_one(
             "SELECT * FROM members WHERE telegram_user_id = ?", (telegram_user_id,)
         )
-        return _member(row) if row else None
+        return member_from_row(row) if row else None
 
     async def get(self, member_id: int) -> Member | None:
         """Finds a member by their own id."""
         row = await self._db.fetch_one("SELECT * FROM members WHERE id = ?", (member_id,))
-        return _member(row) if row else None
+        return member_from_row(row) if row else None
 
     async def join(
         self,
@@ -172,11 +172,22 @@ class Members:
         )
 
     async def set_stopped(self, member_id: int, stopped: bool) -> None:
-        """/stop sets it, /resume clears it."""
-        await self._db.execute(
-            "UPDATE members SET stopped_at = ? WHERE id = ?",
-            (self._now() if stopped else None, member_id),
+        """/stop sets it; /resume clears it, and brings back a member marked unreachable."""
+        if stopped:
+            sql = "UPDATE members SET stopped_at = ? WHERE id = ?"
+            await self._db.execute(sql, (self._now(), member_id))
+        else:
+            sql = "UPDATE members SET stopped_at = NULL, unreachable_at = NULL WHERE id = ?"
+            await self._db.execute(sql, (member_id,))
+
+    async def mark_reachable(self, telegram_user_id: int) -> bool:
+        """A member wrote to the bot, so they have unblocked it; True if they were unreachable."""
+        changed = await self._db.execute(
+            "UPDATE members SET unreachable_at = NULL"
+            " WHERE telegram_user_id = ? AND unreachable_at IS NOT NULL",
+            (telegram_user_id,),
         )
+        return changed > 0
 
     async def erase(self, member_id: int) -> None:
         """Deletes everything about a member; their consent receipt is closed and unlinked.

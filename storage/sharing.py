@@ -65,6 +65,17 @@ class NewMedia:
     duration: int | None
 
 
+@dataclass(frozen=True)
+class Flag:
+    """What a safeguarding flag points at: a part of a story or idea, or an answer."""
+
+    member_id: int
+    submission: Submission | None
+    part: str | None
+    answer_text: str | None
+    question_text: str | None
+
+
 def _submission(row: sqlite3.Row) -> Submission:
     return Submission(
         id=row["id"],
@@ -266,26 +277,42 @@ class Sharing:
             str(r["file_name"]) for r in await self._db.fetch_all("SELECT file_name FROM media")
         }
 
-    async def flag(self, member_id: int, submission_id: int | None, part: str | None) -> int:
+    async def flag(
+        self,
+        member_id: int,
+        submission_id: int | None,
+        part: str | None,
+        answer_id: int | None = None,
+    ) -> int:
         """Records that something a member sent needs a person to follow up."""
         async with self._db.transaction() as conn:
             async with conn.execute(
-                "INSERT INTO safeguarding_flags (member_id, submission_id, part, flagged_at)"
-                " VALUES (?, ?, ?, ?)",
-                (member_id, submission_id, part, self._now()),
+                "INSERT INTO safeguarding_flags"
+                " (member_id, submission_id, part, answer_id, flagged_at) VALUES (?, ?, ?, ?, ?)",
+                (member_id, submission_id, part, answer_id, self._now()),
             ) as cur:
                 return int(cur.lastrowid or 0)
 
-    async def flag_detail(self, flag_id: int) -> tuple[int, Submission | None, str | None] | None:
-        """A flag's member id, submission and part, if it still exists."""
+    async def flag_detail(self, flag_id: int) -> Flag | None:
+        """What a flag points at, if it still exists."""
         row = await self._db.fetch_one(
-            "SELECT member_id, submission_id, part FROM safeguarding_flags WHERE id = ?",
+            "SELECT f.member_id, f.submission_id, f.part, a.text AS answer_text,"
+            " q.text AS question_text FROM safeguarding_flags f"
+            " LEFT JOIN answers a ON a.id = f.answer_id"
+            " LEFT JOIN question_rounds r ON r.id = a.round_id"
+            " LEFT JOIN questions q ON q.id = r.question_id WHERE f.id = ?",
             (flag_id,),
         )
         if row is None:
             return None
         submission = await self.get(row["submission_id"]) if row["submission_id"] else None
-        return int(row["member_id"]), submission, row["part"]
+        return Flag(
+            member_id=int(row["member_id"]),
+            submission=submission,
+            part=row["part"],
+            answer_text=row["answer_text"],
+            question_text=row["question_text"],
+        )
 
     async def flags_of(self, submission_id: int) -> int:
         """How many safeguarding flags a submission has."""

@@ -12,6 +12,8 @@ from storage.inbox import Inbox
 from storage.members import AboutYou, Consent, Members, Projects
 from storage.outbox import Outbox
 from storage.persistence import SQLitePersistence
+from storage.questions import Questions
+from storage.roles import Roles
 from storage.sharing import Pseudonyms, Sharing
 
 
@@ -33,7 +35,9 @@ class Store:
         self.outbox = Outbox(db, stamp)
         self.persistence = SQLitePersistence(db)
         self.sharing = Sharing(db, stamp)
+        self.questions = Questions(db, stamp)
         self.pseudonyms = Pseudonyms(db)
+        self.roles = Roles(db, now)
 
     @classmethod
     async def open(cls, path: Path, now: Callable[[], datetime]) -> Store:

@@ -60,6 +60,7 @@ async def test_onboarding_in_english(person: MakePerson, store: Store) -> None:
     assert ann.buttons == [
         "Share your story",
         "Share an idea",
+        "Questions for you",
         "See my data",
         "Change language",
         "Help",
@@ -130,7 +131,7 @@ async def test_typed_answers_work_like_buttons(person: MakePerson, store: Store)
     assert member is not None and member.onboarded
     assert await store.about.of(member.id) == {"age_band": "18_24", "extra": "No"}
     # The menu's numbers and words work too.
-    assert await dee.says("5") == [t("en", "help.text")]
+    assert await dee.says("6") == [t("en", "help.text")]
     assert await dee.says("Help") == [t("en", "help.text")]
 
 

@@ -88,6 +88,7 @@ async def test_the_command_menu_is_registered_in_both_languages(
         "menu",
         "help",
         "language",
+        "questions",
         "mydata",
         "stop",
         "resume",

@@ -9,9 +9,11 @@ list typed words that also choose a button (comma-separated).
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 
+from babel.dates import format_date, format_datetime
 from babel.messages.pofile import read_po
 
 LANGUAGES: tuple[str, ...] = ("en", "cy")
@@ -71,6 +73,25 @@ def load(folder: Path = _HERE) -> Catalogue:
 def catalogue() -> Catalogue:
     """The catalogue shipped with cocreate, read once on first use."""
     return load()
+
+
+# Dates and times are written the British way ("7 December 2026") for English.
+_BABEL_LOCALES = {"en": "en_GB", "cy": "cy_GB"}
+
+
+def babel_locale(language: str) -> str:
+    """The Babel locale for formatting dates in a language."""
+    return _BABEL_LOCALES.get(language, language)
+
+
+def long_date(when: date, language: str) -> str:
+    """ "7 December 2026", in the language."""
+    return format_date(when, format="long", locale=babel_locale(language))
+
+
+def long_datetime(when: datetime, language: str) -> str:
+    """ "Monday 7 December 2026, 18:00" (in the time zone `when` carries)."""
+    return format_datetime(when, "EEEE d MMMM y, HH:mm", locale=babel_locale(language))
 
 
 def t(language: str, key: str, /, **values: object) -> str:

@@ -1,0 +1,182 @@
+"""The scheduler: sends what is due (question rounds, reminders, broadcasts) at a given now.
+
+The database says what is due; ptb's JobQueue (APScheduler, kept in memory) only wakes
+`run_due` — every minute, and exactly at the next due time — so nothing is lost when the
+process dies: at start the jobs are rebuilt from the database, and a round due while the
+bot was down is sent if it is at most QUESTION_GRACE_HOURS late (older ones are reported
+to their author instead). Tests move a FakeClock and call `run_due` directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING
+
+from telegram.ext import ContextTypes
+
+from bot.catalogue import t
+from conversations.answering import render
+from storage.outbox import Outgoing
+from storage.questions import Broadcast, Question, Round
+
+if TYPE_CHECKING:
+    from bot.receiving import CocreateApplication
+
+logger = logging.getLogger(__name__)
+TICK_SECONDS = 60
+NEXT_JOB = "scheduler:next"
+
+
+def next_due(question: Question, due_at: str, tz: tzinfo) -> datetime | None:
+    """When a repeating question's next round is due: same wall-clock time, 1 or 7 days on."""
+    days = {"daily": 1, "weekly": 7}.get(question.repeat)
+    if days is None:
+        return None
+    local = datetime.fromisoformat(due_at).astimezone(tz)
+    # Add days to the wall-clock time, so 18:00 stays 18:00 across a clock change.
+    return (local.replace(tzinfo=None) + timedelta(days=days)).replace(tzinfo=tz)
+
+
+class Scheduler:
+    """Sends due rounds, reminders and broadcasts through the outbox."""
+
+    def __init__(self, application: CocreateApplication) -> None:
+        self.app = application
+        resources = application.resources
+        self.store = resources.store
+        self.settings = resources.settings
+        self.clock = resources.clock
+        self.grace = timedelta(hours=self.settings.question_grace_hours)
+        self.open_for = timedelta(days=self.settings.question_open_days)
+        self._lock = asyncio.Lock()
+
+    def start(self) -> None:
+        """Wakes every minute, and plans the exact next wake-up from the database."""
+        job_queue = self.app.job_queue
+        if job_queue is None:
+            logger.warning("No job queue: install python-telegram-bot[job-queue]")
+            return
+        job_queue.run_repeating(self._tick, interval=TICK_SECONDS, first=0, name="scheduler:tick")
+
+    async def _tick(self, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self.run_due()
+
+    async def run_due(self) -> None:
+        """Sends everything due at the clock's now, then plans the next wake-up."""
+        async with self._lock:
+            now = self.clock.now()
+            for _ in range(1000):  # catching up after downtime can open new due rounds
+                due = await self.store.questions.due_rounds(now)
+                if not due:
+                    break
+                for round_, question in due:
+                    await self._round(round_, question, now)
+            for round_, question in await self.store.questions.due_reminders(now):
+                await self._reminder(round_, question, now)
+            for broadcast in await self.store.questions.due_broadcasts(now):
+                await self._broadcast(broadcast, now)
+            self.app.delivery.wake()
+            await self._plan_next(now)
+
+    async def _plan_next(self, now: datetime) -> None:
+        job_queue = self.app.job_queue
+        when = await self.store.questions.next_wake()
+        if job_queue is None or when is None:
+            return
+        for job in job_queue.get_jobs_by_name(NEXT_JOB):
+            job.schedule_removal()
+        at = datetime.fromisoformat(when)
+        delay = max((at - now).total_seconds(), 0.0)
+        job_queue.run_once(self._tick, when=delay, name=NEXT_JOB)
+
+    async def _round(self, round_: Round, question: Question, now: datetime) -> None:
+        upcoming = next_due(question, round_.due_at, self.settings.tz)
+        due_at = datetime.fromisoformat(round_.due_at)
+        if now - due_at > self.grace:
+            await self.store.questions.mark_round_missed(round_.id, upcoming)
+            when = due_at.astimezone(self.settings.tz).strftime("%Y-%m-%d %H:%M")
+            await self._tell_author(
+                question.author_chat_id,
+                t(question.author_language, "staff.missed", question=question.text, when=when),
+            )
+            await self.store.audit.add("scheduler", "question_missed", question=question.id)
+            return
+        members = await self.store.questions.audience(question.audience)
+        messages = []
+        for member in members:
+            text, markup = render(question, round_.id, member.language)
+            messages.append(Outgoing(member.id, member.chat_id, text, markup.to_dict()))
+        batch_id = await self.store.outbox.enqueue_batch(
+            "question",
+            round_.id,
+            messages,
+            author_chat_id=question.author_chat_id,
+            author_language=question.author_language,
+        )
+        closes_at = min(upcoming, now + self.open_for) if upcoming else now + self.open_for
+        reminder = (
+            now + timedelta(hours=question.reminder_hours) if question.reminder_hours else None
+        )
+        await self.store.questions.mark_round_sent(
+            round_.id,
+            batch_id=batch_id,
+            sent_at=now,
+            closes_at=closes_at,
+            reminder_due_at=reminder,
+            next_due_at=upcoming,
+        )
+        await self.store.audit.add(
+            "scheduler", "question_sent", question=question.id, round=round_.id, to=len(messages)
+        )
+        logger.info(
+            "Question %s round %s queued for %s members", question.id, round_.id, len(messages)
+        )
+
+    async def _reminder(self, round_: Round, question: Question, now: datetime) -> None:
+        waiting = set(await self.store.questions.unanswered(round_.id))
+        messages = []
+        for member in await self.store.questions.audience(question.audience):
+            if member.id not in waiting:
+                continue
+            text, markup = render(question, round_.id, member.language)
+            text = f"{t(member.language, 'questions.reminder')}\n\n{text}"
+            messages.append(Outgoing(member.id, member.chat_id, text, markup.to_dict()))
+        if messages:
+            await self.store.outbox.enqueue_batch("reminder", round_.id, messages)
+        await self.store.questions.mark_reminder_sent(round_.id, now)
+        logger.info("Reminder for round %s queued for %s members", round_.id, len(messages))
+
+    async def _broadcast(self, broadcast: Broadcast, now: datetime) -> None:
+        send_at = datetime.fromisoformat(broadcast.send_at)
+        if now - send_at > self.grace:
+            await self.store.questions.mark_broadcast(broadcast.id, "missed", None)
+            when = send_at.astimezone(self.settings.tz).strftime("%Y-%m-%d %H:%M")
+            await self._tell_author(
+                broadcast.author_chat_id,
+                t(broadcast.author_language, "staff.missed_broadcast", when=when),
+            )
+            return
+        messages = [
+            Outgoing(
+                m.id,
+                m.chat_id,
+                f"{t(m.language, 'broadcast.header')}\n\n{broadcast.text}",
+            )
+            for m in await self.store.questions.audience(broadcast.audience)
+        ]
+        batch_id = await self.store.outbox.enqueue_batch(
+            "broadcast",
+            broadcast.id,
+            messages,
+            author_chat_id=broadcast.author_chat_id,
+            author_language=broadcast.author_language,
+        )
+        await self.store.questions.mark_broadcast(broadcast.id, "sent", batch_id)
+        await self.store.audit.add(
+            "scheduler", "broadcast_sent", broadcast=broadcast.id, to=len(messages)
+        )
+
+    async def _tell_author(self, chat_id: int, text: str) -> None:
+        await self.store.outbox.enqueue_batch("notice", None, [Outgoing(None, chat_id, text)])

@@ -1,0 +1,224 @@
+"""Members answer questions: by button, by typing the option's number or word, or (open
+questions) in their own words or a voice note. /questions shows the questions still open.
+
+Buttons carry `ans:<round id>:<choice>`. A typed message is read as an answer when the
+member's newest prompt is a question: one delivered after the menu was last shown, or the
+one /questions put first. An answer can be changed until the round closes.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import TelegramError
+
+from bot.catalogue import long_date, t
+from conversations import media, safeguarding
+from conversations.choices import Option, keyboard, match
+from conversations.context import CocreateContext
+from conversations.replies import (
+    ANSWERING,
+    PROMPT,
+    chat_of,
+    current_member,
+    remember_prompt,
+    say,
+    settle_button,
+    typed_command,
+)
+from storage.models import Member
+from storage.questions import Answer, Question, Round, utc
+
+logger = logging.getLogger(__name__)
+PREFIX = "ans"
+SKIP = Option("skip", "common.skip")
+
+
+def options_of(question: Question) -> list[Option]:
+    """The choices a question offers (none for an open question)."""
+    if question.kind == "choice":
+        return [Option(str(i), label=label) for i, label in enumerate(question.options, start=1)]
+    if question.kind == "scale":
+        return [Option(str(n), label=str(n)) for n in range(1, 6)]
+    if question.kind == "yesno":
+        return [Option("yes", "questions.yes"), Option("no", "questions.no")]
+    return []
+
+
+def choice_label(question: Question, choice: str | None, language: str) -> str:
+    """How a stored choice reads."""
+    for option in options_of(question):
+        if option.key == choice:
+            return option.text(language)
+    return choice or ""
+
+
+def render(question: Question, round_id: int, language: str) -> tuple[str, InlineKeyboardMarkup]:
+    """The message a member gets for a question: exactly this is shown in the preview."""
+    hint = {"open": "questions.hint.open", "scale": "questions.hint.scale"}.get(
+        question.kind, "questions.hint.choice"
+    )
+    text = f"{question.text}\n\n{t(language, hint)}"
+    prefix = f"{PREFIX}:{round_id}"
+    if question.kind == "scale":
+        numbers = [
+            InlineKeyboardButton(o.key, callback_data=f"{prefix}:{o.key}")
+            for o in options_of(question)
+        ]
+        skip = InlineKeyboardButton(SKIP.text(language), callback_data=f"{prefix}:{SKIP.key}")
+        return text, InlineKeyboardMarkup([numbers, [skip]])
+    return text, keyboard([*options_of(question), SKIP], language, prefix)
+
+
+async def pending(context: CocreateContext, member: Member) -> tuple[Round, Question] | None:
+    """The question a typed message answers now, if any."""
+    now = context.clock.now()
+    open_rounds = await context.store.questions.open_rounds_for(member.id, now)
+    chosen = context.data.get(ANSWERING)
+    for round_, question in open_rounds:
+        if round_.id == chosen:
+            return round_, question
+    since = int(context.data.get(PROMPT, 0))
+    for round_, question in open_rounds:
+        delivered = await context.store.questions.delivered_message(round_.id, member.id)
+        if delivered is None or delivered < since:
+            continue
+        if await context.store.questions.answer_of(round_.id, member.id) is None:
+            return round_, question
+    return None
+
+
+async def take_typed(update: Update, context: CocreateContext, member: Member) -> bool:
+    """Reads a message as the answer to the pending question; False if it is not one."""
+    message = update.effective_message
+    assert message is not None
+    found = await pending(context, member)
+    if found is None:
+        return False
+    round_, question = found
+    lang = member.language
+    text = message.text
+    if text is not None:
+        option = match(text, [*options_of(question), SKIP], lang)
+        if option is not None:
+            await choose(update, context, member, round_, question, option)
+            return True
+        if typed_command(text, lang) is not None:
+            return False  # MENU, HELP … still work with a question waiting
+    if question.kind != "open":
+        await say(update, context, "questions.choose", language=lang)
+        return True
+    item = media.incoming(message)
+    caption = text if text is not None else message.caption
+    if item is None and not caption:
+        await say(update, context, "sharing.bad_input", language=lang)
+        return True
+    new_media = None
+    if item is not None:
+        if media.too_big(item, context):
+            mb = context.settings.media_max_mb
+            await say(update, context, "sharing.too_big", language=lang, mb=mb)
+            return True
+        try:
+            new_media = await media.fetch(item, context)
+        except TelegramError as exc:
+            logger.warning("Could not fetch a %s: %s", item.kind, exc)
+            await say(update, context, "sharing.download_failed", language=lang)
+            return True
+    answer, replaced = await context.store.questions.save_answer(
+        round_.id, member.id, choice=None, text=caption, media=new_media
+    )
+    media.remove_files(context, replaced)
+    await safeguarding.check(update, context, member, None, None, caption, answer_id=answer.id)
+    await saved(update, context, member, round_)
+    return True
+
+
+async def choose(
+    update: Update,
+    context: CocreateContext,
+    member: Member,
+    round_: Round,
+    question: Question,
+    option: Option,
+) -> None:
+    """Stores a chosen option (or skips the question for now)."""
+    if option.key == SKIP.key:
+        shown = await say(update, context, "questions.skipped", language=member.language)
+        remember_prompt(context, shown)
+        return
+    if question.kind == "open":  # an open question's only button is Skip
+        return
+    await context.store.questions.save_answer(round_.id, member.id, choice=option.key, text=None)
+    await saved(update, context, member, round_)
+
+
+async def saved(update: Update, context: CocreateContext, member: Member, round_: Round) -> None:
+    """Thanks the member and says until when the answer can be changed."""
+    closes = datetime.fromisoformat(round_.closes_at or utc(context.clock.now()))
+    when = long_date(closes.astimezone(context.settings.tz).date(), member.language)
+    shown = await say(update, context, "questions.saved", language=member.language, when=when)
+    remember_prompt(context, shown)
+
+
+async def open_round(
+    context: CocreateContext, member: Member, round_id: int
+) -> tuple[Round, Question] | None:
+    """The round, if it was sent to this member and still takes answers."""
+    for round_, question in await context.store.questions.open_rounds_for(
+        member.id, context.clock.now()
+    ):
+        if round_.id == round_id:
+            return round_, question
+    return None
+
+
+async def on_button(update: Update, context: CocreateContext) -> None:
+    """An answer button: stores the choice if the question is still open to this member."""
+    query = update.callback_query
+    assert query is not None
+    await settle_button(update)
+    member = await current_member(update, context)
+    if member is None:
+        await say(update, context, "bad.not_started")
+        return
+    _, round_id, key = [*(query.data or "").split(":"), "", ""][:3]
+    found = await open_round(context, member, int(round_id)) if round_id.isdigit() else None
+    if found is None:
+        await say(update, context, "questions.closed", language=member.language)
+        return
+    round_, question = found
+    option = next((o for o in [*options_of(question), SKIP] if o.key == key), None)
+    if option is None:
+        await say(update, context, "bad.old_button", language=member.language)
+        return
+    await choose(update, context, member, round_, question, option)
+
+
+async def list_open(update: Update, context: CocreateContext) -> None:
+    """/questions: sends the questions still open to the member, unanswered first."""
+    member = await current_member(update, context)
+    if member is None:
+        await say(update, context, "bad.not_started")
+        return
+    rounds = await context.store.questions.open_rounds_for(member.id, context.clock.now())
+    if not rounds:
+        await say(update, context, "questions.none", language=member.language)
+        return
+    answers: dict[int, Answer | None] = {
+        r.id: await context.store.questions.answer_of(r.id, member.id) for r, _ in rounds
+    }
+    rounds.sort(key=lambda rq: answers[rq[0].id] is not None)
+    chat_id = chat_of(update)
+    assert chat_id is not None
+    lang = member.language
+    for round_, question in rounds[:5]:
+        text, markup = render(question, round_.id, lang)
+        answer = answers[round_.id]
+        if answer is not None:
+            given = choice_label(question, answer.choice, lang) or answer.text or ""
+            text = f"{text}\n\n{t(lang, 'questions.your_answer', answer=given)}"
+        await context.bot.send_message(chat_id, text, reply_markup=markup)
+    context.data[ANSWERING] = rounds[0][0].id

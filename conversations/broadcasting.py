@@ -1,0 +1,284 @@
+"""/broadcast: a facilitator sends an update to an audience — above all "you said, we did".
+
+It can go to everyone, a project, members tagged with a word, or everyone who answered a
+question; now or at a date and time. A persistent ConversationHandler ("broadcast"); the
+draft lives in user_data["broadcast"]. Buttons carry `bc:<state>:<choice>`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from enum import IntEnum
+from typing import Any
+
+from telegram import Update
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+from telegram.warnings import PTBUserWarning
+
+from bot.catalogue import long_datetime, t
+from conversations import audiences, steps
+from conversations.choices import Option
+from conversations.context import CocreateContext
+from conversations.replies import language_of
+from conversations.staff import staff_only
+from conversations.when import parse_at
+
+END = ConversationHandler.END
+DRAFT = "broadcast"
+MAX_TEXT = 3000
+
+
+class State(IntEnum):
+    TEXT = 1
+    AUDIENCE = 2
+    PROJECT = 3
+    TAG = 4
+    QUESTION = 5
+    WHEN = 6
+    AT = 7
+    PREVIEW = 8
+
+
+AUDIENCES = [audiences.EVERYONE, audiences.PROJECT, audiences.TAG, audiences.ANSWERED]
+WHENS = [Option("now", "staff.when.now"), Option("once", "staff.when.once")]
+PREVIEW = [Option("send", "staff.send"), Option("cancel", "staff.cancel")]
+Reply = Coroutine[Any, Any, int]
+
+
+def prefix(state: State) -> str:
+    return f"bc:{state.value}"
+
+
+def draft(context: CocreateContext) -> dict[str, Any]:
+    found = context.data.setdefault(DRAFT, {})
+    assert isinstance(found, dict)
+    return found
+
+
+async def ask(update: Update, context: CocreateContext, state: State) -> int:
+    """Asks the question of a step and waits there."""
+    lang = await language_of(update, context)
+    if state is State.TEXT:
+        await steps.ask(update, context, lang, "staff.broadcast.text")
+    elif state is State.AUDIENCE:
+        await steps.ask(update, context, lang, "staff.ask.audience", AUDIENCES, prefix(state))
+    elif state is State.PROJECT:
+        options = await audiences.project_options(context)
+        await steps.ask(update, context, lang, "staff.ask.project", options, prefix(state))
+    elif state is State.TAG:
+        await steps.ask(update, context, lang, "staff.ask.tag")
+    elif state is State.QUESTION:
+        options = await audiences.question_options(context)
+        await steps.ask(update, context, lang, "staff.broadcast.question", options, prefix(state))
+    elif state is State.WHEN:
+        await steps.ask(update, context, lang, "staff.broadcast.when", WHENS, prefix(state))
+    elif state is State.AT:
+        await steps.ask(update, context, lang, "staff.ask.at.once")
+    else:
+        await preview(update, context, lang)
+    return state
+
+
+def when_text(context: CocreateContext, d: dict[str, Any], lang: str) -> str:
+    if not d.get("send_at"):
+        return t(lang, "staff.when.is_now")
+    at = datetime.fromisoformat(str(d["send_at"])).astimezone(context.settings.tz)
+    return t(
+        lang,
+        "staff.when.is_once",
+        when=long_datetime(at, lang),
+    )
+
+
+async def preview(update: Update, context: CocreateContext, lang: str) -> None:
+    """Shows the message as members will see it, then Send / Cancel."""
+    d = draft(context)
+    await steps.send(update, context, t(lang, "staff.ask.preview_intro"))
+    await steps.send(update, context, f"{t(lang, 'broadcast.header')}\n\n{d.get('text', '')}")
+    audience = str(d.get("audience", "everyone"))
+    await steps.ask(
+        update,
+        context,
+        lang,
+        "staff.broadcast.summary",
+        PREVIEW,
+        prefix(State.PREVIEW),
+        audience=await audiences.describe(context, audience, lang),
+        count=await audiences.size(context, audience),
+        when=when_text(context, d, lang),
+    )
+
+
+async def start(update: Update, context: CocreateContext) -> int:
+    """Starts a new broadcast."""
+    context.data[DRAFT] = {}
+    return await ask(update, context, State.TEXT)
+
+
+async def on_text(update: Update, context: CocreateContext) -> int:
+    lang = await language_of(update, context)
+    got = await steps.read(update, "", [], lang)
+    if not got.text or len(got.text) > MAX_TEXT:
+        await steps.ask(update, context, lang, "staff.ask.text_bad", max=MAX_TEXT)
+        return State.TEXT
+    draft(context)["text"] = got.text
+    return await ask(update, context, State.AUDIENCE)
+
+
+async def on_audience(update: Update, context: CocreateContext) -> int:
+    lang = await language_of(update, context)
+    got = await steps.read(update, prefix(State.AUDIENCE), AUDIENCES, lang)
+    if got.option is None:
+        return await bad(update, context, State.AUDIENCE, lang)
+    if got.option.key == "project":
+        if not await audiences.project_options(context):
+            await steps.ask(update, context, lang, "staff.ask.no_projects")
+            return await ask(update, context, State.AUDIENCE)
+        return await ask(update, context, State.PROJECT)
+    if got.option.key == "tag":
+        return await ask(update, context, State.TAG)
+    if got.option.key == "answered":
+        if not await audiences.question_options(context):
+            await steps.ask(update, context, lang, "staff.responses.none")
+            return await ask(update, context, State.AUDIENCE)
+        return await ask(update, context, State.QUESTION)
+    draft(context)["audience"] = "everyone"
+    return await ask(update, context, State.WHEN)
+
+
+async def on_project(update: Update, context: CocreateContext) -> int:
+    lang = await language_of(update, context)
+    got = await steps.read(
+        update, prefix(State.PROJECT), await audiences.project_options(context), lang
+    )
+    if got.option is None:
+        return await bad(update, context, State.PROJECT, lang)
+    draft(context)["audience"] = f"project:{got.option.key}"
+    return await ask(update, context, State.WHEN)
+
+
+async def on_tag(update: Update, context: CocreateContext) -> int:
+    lang = await language_of(update, context)
+    got = await steps.read(update, "", [], lang)
+    if not got.text or len(got.text) > audiences.MAX_TAG:
+        return await bad(update, context, State.TAG, lang)
+    draft(context)["audience"] = f"tag:{got.text}"
+    return await ask(update, context, State.WHEN)
+
+
+async def on_question(update: Update, context: CocreateContext) -> int:
+    lang = await language_of(update, context)
+    options = await audiences.question_options(context)
+    got = await steps.read(update, prefix(State.QUESTION), options, lang)
+    if got.option is None:
+        return await bad(update, context, State.QUESTION, lang)
+    draft(context)["audience"] = f"answered:{got.option.key}"
+    return await ask(update, context, State.WHEN)
+
+
+async def on_when(update: Update, context: CocreateContext) -> int:
+    lang = await language_of(update, context)
+    got = await steps.read(update, prefix(State.WHEN), WHENS, lang)
+    if got.option is None:
+        return await bad(update, context, State.WHEN, lang)
+    if got.option.key == "once":
+        return await ask(update, context, State.AT)
+    draft(context).pop("send_at", None)
+    return await ask(update, context, State.PREVIEW)
+
+
+async def on_at(update: Update, context: CocreateContext) -> int:
+    lang = await language_of(update, context)
+    got = await steps.read(update, "", [], lang)
+    now = context.clock.now()
+    when = parse_at(got.text or "", now, context.settings.tz)
+    if when is None:
+        return await bad(update, context, State.AT, lang)
+    if when <= now:
+        await steps.ask(update, context, lang, "staff.ask.at_past")
+        return State.AT
+    draft(context)["send_at"] = when.isoformat()
+    return await ask(update, context, State.PREVIEW)
+
+
+async def on_preview(update: Update, context: CocreateContext) -> int:
+    lang = await language_of(update, context)
+    got = await steps.read(update, prefix(State.PREVIEW), PREVIEW, lang)
+    if got.option is None:
+        return await bad(update, context, State.PREVIEW, lang)
+    if got.option.key == "cancel":
+        return await cancel(update, context)
+    d = context.data.pop(DRAFT, {})
+    user, chat = update.effective_user, update.effective_chat
+    assert user is not None and chat is not None
+    send_at = datetime.fromisoformat(d["send_at"]) if d.get("send_at") else context.clock.now()
+    broadcast = await context.store.questions.create_broadcast(
+        author_id=user.id,
+        author_chat_id=chat.id,
+        author_language=lang,
+        text=str(d.get("text", "")),
+        audience=str(d.get("audience", "everyone")),
+        send_at=send_at,
+    )
+    await context.store.audit.add(
+        f"telegram:{user.id}", "broadcast_created", broadcast=broadcast.id
+    )
+    key = "staff.broadcast.sending" if not d.get("send_at") else "staff.ask.scheduled"
+    await steps.ask(update, context, lang, key, when=when_text(context, d, lang))
+    await context.scheduler.run_due()
+    return END
+
+
+async def cancel(update: Update, context: CocreateContext) -> int:
+    context.data.pop(DRAFT, None)
+    lang = await language_of(update, context)
+    await steps.ask(update, context, lang, "staff.ask.cancelled")
+    return END
+
+
+async def bad(update: Update, context: CocreateContext, state: State, lang: str) -> int:
+    await steps.ask(update, context, lang, "staff.not_understood")
+    return await ask(update, context, state)
+
+
+HANDLERS: dict[State, Callable[[Update, CocreateContext], Reply]] = {
+    State.TEXT: on_text,
+    State.AUDIENCE: on_audience,
+    State.PROJECT: on_project,
+    State.TAG: on_tag,
+    State.QUESTION: on_question,
+    State.WHEN: on_when,
+    State.AT: on_at,
+    State.PREVIEW: on_preview,
+}
+
+
+def build_handler() -> ConversationHandler[CocreateContext]:
+    """The /broadcast conversation, persisted under the name "broadcast"; facilitators only."""
+    new_messages = filters.UpdateType.MESSAGE
+    states: dict[object, list[BaseHandler[Update, CocreateContext, object]]] = {}
+    for state, handler in HANDLERS.items():
+        guarded = staff_only(handler)
+        states[state] = [
+            CallbackQueryHandler(guarded, pattern=r"^bc:"),
+            MessageHandler(new_messages & ~filters.COMMAND, guarded),
+        ]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=PTBUserWarning)
+        return ConversationHandler(
+            entry_points=[CommandHandler("broadcast", staff_only(start), filters=new_messages)],
+            states=states,
+            fallbacks=[CommandHandler("cancel", staff_only(cancel), filters=new_messages)],
+            name="broadcast",
+            persistent=True,
+            allow_reentry=True,
+        )

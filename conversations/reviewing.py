@@ -1,0 +1,191 @@
+"""/responses: a facilitator reads the latest answers to a question, a page at a time, with
+counts per option; each open answer has a Reply button. The reply reaches the member from
+the bot; the member may answer back once, and that reaches the facilitator. Neither sees
+the other's Telegram name or id: the facilitator sees a pseudonym, the member "the team".
+
+Buttons: `resp:q:<question id>:<offset>` (a page), `resp:reply:<answer id>` (staff),
+`back:<reply id>` (the member's "Answer back"). Typed replies are read while
+user_data["awaiting"] is "reply:<answer id>" or "answerback:<reply id>".
+"""
+
+from __future__ import annotations
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
+
+from bot.catalogue import t
+from conversations import steps
+from conversations.answering import choice_label, options_of
+from conversations.audiences import question_options
+from conversations.choices import Option
+from conversations.context import CocreateContext
+from conversations.replies import current_member, language_of, say, settle_button
+from conversations.staff import is_staff, staff_only
+from storage.outbox import Outgoing
+
+PAGE = 5
+MAX_REPLY = 2000
+
+
+async def list_questions(update: Update, context: CocreateContext) -> None:
+    """/responses: which question's answers to read."""
+    lang = await language_of(update, context)
+    options = await question_options(context)
+    if not options:
+        await steps.ask(update, context, lang, "staff.responses.none")
+        return
+    paged = [Option(f"{o.key}:0", label=o.label) for o in options]
+    await steps.ask(update, context, lang, "staff.responses.pick", paged, "resp:q")
+
+
+async def on_page(update: Update, context: CocreateContext) -> None:
+    """Shows counts, then a page of answers with Reply buttons."""
+    query = update.callback_query
+    assert query is not None
+    await settle_button(update)
+    lang = await language_of(update, context)
+    _, _, qid, offset = [*(query.data or "").split(":"), "", "", "", ""][:4]
+    question = await context.store.questions.get(int(qid)) if qid.isdigit() else None
+    if question is None:
+        await steps.ask(update, context, lang, "staff.responses.none")
+        return
+    start = int(offset) if offset.isdigit() else 0
+    if start == 0:
+        per_choice, answered, sent = await context.store.questions.counts(question.id)
+        lines = [
+            t(lang, "staff.responses.header", question=question.text, sent=sent, answered=answered)
+        ]
+        for option in options_of(question):
+            lines.append(f"{option.text(lang)}: {per_choice.get(option.key, 0)}")
+        await steps.send(update, context, "\n".join(lines))
+    answers = await context.store.questions.answers_to(question.id, start, PAGE + 1)
+    if not answers and start == 0:
+        await steps.ask(update, context, lang, "staff.responses.no_answers")
+        return
+    for answer in answers[:PAGE]:
+        pseudonym = await context.store.pseudonyms.of(answer.member_id)
+        parts = [choice_label(question, answer.choice, lang)] if answer.choice else []
+        parts += [t(lang, f"sharing.media.{k}", seconds="") for k in answer.media_kinds]
+        parts += [answer.text] if answer.text else []
+        markup = None
+        if question.kind == "open":
+            button = InlineKeyboardButton(
+                t(lang, "staff.responses.reply"), callback_data=f"resp:reply:{answer.id}"
+            )
+            markup = InlineKeyboardMarkup([[button]])
+        await steps.send(update, context, f"{pseudonym}: {' '.join(parts)}", markup)
+    if len(answers) > PAGE:
+        more = Option(f"{question.id}:{start + PAGE}", "staff.responses.more")
+        await steps.ask(update, context, lang, "staff.responses.more_intro", [more], "resp:q")
+
+
+async def on_reply_button(update: Update, context: CocreateContext) -> None:
+    """Asks the facilitator for their reply to one answer."""
+    query = update.callback_query
+    assert query is not None
+    await settle_button(update)
+    lang = await language_of(update, context)
+    answer_id = (query.data or "").rpartition(":")[2]
+    answer = (
+        await context.store.questions.get_answer(int(answer_id)) if answer_id.isdigit() else None
+    )
+    if answer is None:
+        await steps.ask(update, context, lang, "staff.responses.gone")
+        return
+    context.data["awaiting"] = f"reply:{answer.id}"
+    pseudonym = await context.store.pseudonyms.of(answer.member_id)
+    await steps.ask(update, context, lang, "staff.reply.ask", pseudonym=pseudonym)
+
+
+async def take_reply(update: Update, context: CocreateContext, answer_id: int, text: str) -> bool:
+    """Sends the facilitator's reply to the member, through the outbox."""
+    user, chat = update.effective_user, update.effective_chat
+    if user is None or chat is None or not await is_staff(context, user.id):
+        return False
+    lang = await language_of(update, context)
+    answer = await context.store.questions.get_answer(answer_id)
+    member = await context.store.members.get(answer.member_id) if answer else None
+    if answer is None or member is None:
+        await steps.ask(update, context, lang, "staff.responses.gone")
+        return True
+    if len(text) > MAX_REPLY:
+        await steps.ask(update, context, lang, "staff.ask.text_bad", max=MAX_REPLY)
+        context.data["awaiting"] = f"reply:{answer_id}"
+        return True
+    round_ = await context.store.questions.round(answer.round_id)
+    question = await context.store.questions.get(round_.question_id) if round_ else None
+    reply = await context.store.questions.create_reply(answer.id, user.id, chat.id, text)
+    back = InlineKeyboardButton(
+        t(member.language, "reply.answer_back"), callback_data=f"back:{reply.id}"
+    )
+    body = t(member.language, "reply.from_team", question=question.text if question else "")
+    await context.store.outbox.enqueue_batch(
+        "reply",
+        reply.id,
+        [
+            Outgoing(
+                member.id,
+                member.chat_id,
+                f"{body}\n\n{text}",
+                InlineKeyboardMarkup([[back]]).to_dict(),
+            )
+        ],
+    )
+    context.delivery.wake()
+    await context.store.audit.add(f"telegram:{user.id}", "reply_sent", answer=answer.id)
+    pseudonym = await context.store.pseudonyms.of(member.id)
+    await steps.ask(update, context, lang, "staff.reply.sent", pseudonym=pseudonym)
+    return True
+
+
+async def on_answer_back_button(update: Update, context: CocreateContext) -> None:
+    """The member's "Answer back": asks for their one answer."""
+    query = update.callback_query
+    assert query is not None
+    await settle_button(update)
+    member = await current_member(update, context)
+    reply_id = (query.data or "").rpartition(":")[2]
+    reply = await context.store.questions.get_reply(int(reply_id)) if reply_id.isdigit() else None
+    answer = await context.store.questions.get_answer(reply.answer_id) if reply else None
+    if member is None or reply is None or answer is None or answer.member_id != member.id:
+        await say(update, context, "bad.old_button")
+        return
+    if reply.member_text is not None:
+        await say(update, context, "reply.already", language=member.language)
+        return
+    context.data["awaiting"] = f"answerback:{reply.id}"
+    await say(update, context, "reply.ask", language=member.language)
+
+
+async def take_answer_back(
+    update: Update, context: CocreateContext, reply_id: int, text: str
+) -> bool:
+    """Passes the member's one answer back to the facilitator who replied."""
+    member = await current_member(update, context)
+    reply = await context.store.questions.get_reply(reply_id)
+    answer = await context.store.questions.get_answer(reply.answer_id) if reply else None
+    if member is None or reply is None or answer is None or answer.member_id != member.id:
+        return False
+    if not await context.store.questions.answer_back(reply.id, text):
+        await say(update, context, "reply.already", language=member.language)
+        return True
+    staff = await context.store.members.by_telegram_id(reply.staff_id)
+    staff_lang = staff.language if staff else "en"
+    pseudonym = await context.store.pseudonyms.of(member.id)
+    forwarded = t(staff_lang, "staff.reply.answered_back", pseudonym=pseudonym, text=text)
+    await context.store.outbox.enqueue_batch(
+        "reply", reply.id, [Outgoing(None, reply.staff_chat_id, forwarded)]
+    )
+    context.delivery.wake()
+    await say(update, context, "reply.passed_on", language=member.language)
+    return True
+
+
+def build_handlers() -> list[BaseHandler[Update, CocreateContext, object]]:
+    """/responses and its buttons (facilitators), and the member's "Answer back"."""
+    return [
+        CommandHandler("responses", staff_only(list_questions), filters=filters.UpdateType.MESSAGE),
+        CallbackQueryHandler(staff_only(on_page), pattern=r"^resp:q:"),
+        CallbackQueryHandler(staff_only(on_reply_button), pattern=r"^resp:reply:"),
+        CallbackQueryHandler(on_answer_back_button, pattern=r"^back:"),
+    ]

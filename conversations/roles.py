@@ -1,0 +1,239 @@
+"""The staff team: organisers invite facilitators, see who is on the team, remove facilitators.
+
+Commands: /invite and /roles (organisers), and the deep link `/start invite-<token>` (anyone;
+onboarding.start hands it to `redeem`). Buttons: `roles:remove:<id>` asks to confirm,
+`roles:confirm:<id>` removes, `roles:keep:<id>` does nothing. Tables: roles, invites (through
+storage/roles.py). Also the staff members' own Telegram command menus: the member commands
+plus their staff commands, set per chat, and deleted again (back to the member menu) when a
+role ends.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from telegram import (
+    Bot,
+    BotCommand,
+    BotCommandScopeChat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Update,
+)
+from telegram.error import TelegramError
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
+
+from bot.catalogue import DEFAULT_LANGUAGE, long_date, t
+from conversations.context import CocreateContext
+from conversations.replies import chat_of, language_of, say, settle_button
+from conversations.staff import FACILITATOR, ORGANISER, refuse, staff_only
+from storage.roles import INVITE_TTL, Redemption, Role, StaffRole
+from storage.store import Store
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "roles"
+INVITE_PAYLOAD = "invite-"  # /start invite-<token>
+FACILITATOR_COMMANDS = ("ask", "broadcast", "responses", "scheduled")
+ORGANISER_COMMANDS = (*FACILITATOR_COMMANDS, "invite", "roles")
+REFUSALS = {
+    Redemption.ALREADY_STAFF: "invite.already_staff",
+    Redemption.EXPIRED: "invite.expired",
+    Redemption.USED: "invite.used",
+    Redemption.UNKNOWN: "invite.unknown",
+}
+
+
+def staff_commands(role: Role) -> tuple[str, ...]:
+    """The commands a role adds to the member's ones."""
+    return ORGANISER_COMMANDS if role == ORGANISER else FACILITATOR_COMMANDS
+
+
+def command_list(role: Role, language: str) -> str:
+    """The staff commands as lines of text: "/ask – Ask members a question"."""
+    return "\n".join(f"/{c} – {t(language, f'command.{c}')}" for c in staff_commands(role))
+
+
+# ---- command menus
+
+
+async def menu_language(store: Store, user_id: int) -> str:
+    """The language of someone's command menu: theirs if they are a member, else English."""
+    member = await store.members.by_telegram_id(user_id)
+    return member.language if member else DEFAULT_LANGUAGE
+
+
+async def show_staff_menu(bot: Bot, chat_id: int, role: Role, language: str) -> None:
+    """Sets one chat's command menu to the member commands and the role's staff commands.
+
+    The member commands are read back from Telegram as bot/app.py published them for the
+    language, so that this module keeps no copy of that list.
+    """
+    published = await bot.get_my_commands(language_code=language) or await bot.get_my_commands()
+    staff = [BotCommand(c, t(language, f"command.{c}")) for c in staff_commands(role)]
+    await bot.set_my_commands([*published, *staff], scope=BotCommandScopeChat(chat_id))
+
+
+async def show_member_menu(bot: Bot, chat_id: int) -> None:
+    """Gives a chat the member command menu again (the one every chat has by default)."""
+    await bot.delete_my_commands(scope=BotCommandScopeChat(chat_id))
+
+
+async def register_staff_menus(bot: Bot, store: Store) -> None:
+    """At start: staff menus for every active staff chat known; member menus for former staff."""
+    for role in await store.roles.everyone():
+        if role.chat_id is None:
+            continue
+        try:
+            if role.active:
+                language = await menu_language(store, role.telegram_user_id)
+                await show_staff_menu(bot, role.chat_id, role.role, language)
+            else:
+                await show_member_menu(bot, role.chat_id)
+        except TelegramError as exc:  # someone who never opened the bot, or blocked it
+            logger.warning("Could not set the command menu of a staff chat: %s", exc)
+
+
+async def _update_menu(
+    context: CocreateContext, user_id: int, chat_id: int, role: Role | None
+) -> None:
+    """Changes one chat's menu after a role change; a failure leaves the role as it is."""
+    try:
+        if role is None:
+            await show_member_menu(context.bot, chat_id)
+        else:
+            language = await menu_language(context.store, user_id)
+            await show_staff_menu(context.bot, chat_id, role, language)
+    except TelegramError as exc:
+        logger.warning("Could not change the command menu of a staff chat: %s", exc)
+
+
+# ---- invites
+
+
+def invite_token(args: list[str] | None) -> str | None:
+    """The token of a `/start invite-<token>` payload, or None for any other /start."""
+    payload = args[0] if args else ""
+    return payload.removeprefix(INVITE_PAYLOAD) if payload.startswith(INVITE_PAYLOAD) else None
+
+
+async def invite(update: Update, context: CocreateContext) -> None:
+    """Makes a single-use invite link for a new facilitator and sends it to the organiser."""
+    user = update.effective_user
+    assert user is not None
+    now = context.clock.now()
+    token = await context.store.roles.create_invite(user.id, now, INVITE_TTL)
+    lang = await language_of(update, context)
+    until = long_date((now + INVITE_TTL).astimezone(context.settings.tz).date(), lang)
+    link = f"https://t.me/{context.bot.username}?start={INVITE_PAYLOAD}{token}"
+    logger.info("Organiser %s made an invite", user.id)
+    await say(update, context, "invite.link", link=link, days=INVITE_TTL.days, until=until)
+
+
+async def redeem(update: Update, context: CocreateContext, token: str) -> None:
+    """Opens an invite: its first valid opener becomes a facilitator; others are told why not."""
+    user, chat_id = update.effective_user, chat_of(update)
+    assert user is not None and chat_id is not None
+    result = await context.store.roles.redeem(token, user.id, user.first_name, chat_id)
+    lang = await language_of(update, context)
+    if result is not Redemption.OK:
+        logger.info("An invite was refused for user %s: %s", user.id, result.value)
+        await say(update, context, REFUSALS[result], language=lang)
+        return
+    logger.info("User %s became a facilitator", user.id)
+    commands = command_list(FACILITATOR, lang)
+    await say(update, context, "invite.welcome", language=lang, commands=commands)
+    await _update_menu(context, user.id, chat_id, FACILITATOR)
+
+
+# ---- the team
+
+
+def display_name(role: StaffRole, language: str) -> str:
+    """A staff member's first name, or who they are until the bot has seen them."""
+    return role.name or t(language, "roles.unnamed", id=role.telegram_user_id)
+
+
+def since(role: StaffRole, context: CocreateContext, language: str) -> str:
+    """The date a role was granted, in the organiser's language and time zone."""
+    granted = datetime.fromisoformat(role.granted_at).astimezone(context.settings.tz)
+    return long_date(granted.date(), language)
+
+
+async def list_roles(update: Update, context: CocreateContext) -> None:
+    """Lists organisers and facilitators, with a Remove button for each facilitator."""
+    lang = await language_of(update, context)
+    team = await context.store.roles.staff()
+    lines = [t(lang, "roles.title")]
+    for role in team:
+        key = "roles.line.organiser" if role.role == ORGANISER else "roles.line.facilitator"
+        lines.append(t(lang, key, name=display_name(role, lang), since=since(role, context, lang)))
+    facilitators = [role for role in team if role.role == FACILITATOR]
+    lines.append("")
+    if not facilitators:
+        lines.append(t(lang, "roles.no_facilitators"))
+    lines.append(t(lang, "roles.organisers_note"))
+    buttons = [
+        [
+            InlineKeyboardButton(
+                t(lang, "roles.remove", name=display_name(role, lang)),
+                callback_data=f"{PREFIX}:remove:{role.telegram_user_id}",
+            )
+        ]
+        for role in facilitators
+    ]
+    chat_id = chat_of(update)
+    assert chat_id is not None
+    markup = InlineKeyboardMarkup(buttons) if buttons else None
+    await context.bot.send_message(chat_id, "\n".join(lines), reply_markup=markup)
+
+
+async def on_button(update: Update, context: CocreateContext) -> None:
+    """Asks to confirm a removal, removes a facilitator, or keeps them."""
+    query, user = update.callback_query, update.effective_user
+    assert query is not None and user is not None
+    action, _, target = (query.data or "").removeprefix(f"{PREFIX}:").partition(":")
+    if action not in {"remove", "confirm", "keep"} or not target.isdigit():
+        await refuse(update, context)
+        return
+    await settle_button(update)
+    lang = await language_of(update, context)
+    user_id = int(target)
+    current = await context.store.roles.get(user_id)
+    if current is None or current.role != FACILITATOR:
+        await say(update, context, "roles.not_facilitator", language=lang)
+        return
+    name = display_name(current, lang)
+    if action == "keep":
+        await say(update, context, "roles.kept", language=lang)
+    elif action == "remove":
+        yes = InlineKeyboardButton(
+            t(lang, "roles.remove.yes"), callback_data=f"{PREFIX}:confirm:{user_id}"
+        )
+        no = InlineKeyboardButton(
+            t(lang, "roles.remove.no"), callback_data=f"{PREFIX}:keep:{user_id}"
+        )
+        markup = InlineKeyboardMarkup([[yes], [no]])
+        await say(
+            update, context, "roles.remove.ask", language=lang, reply_markup=markup, name=name
+        )
+    else:
+        removed = await context.store.roles.remove(user_id, by=user.id)
+        if removed is None:
+            await say(update, context, "roles.not_facilitator", language=lang)
+            return
+        logger.info("Organiser %s removed facilitator %s", user.id, user_id)
+        await say(update, context, "roles.removed", language=lang, name=name)
+        if removed.chat_id is not None:
+            await _update_menu(context, user_id, removed.chat_id, None)
+
+
+def build_handlers() -> list[BaseHandler[Update, CocreateContext, object]]:
+    """/invite, /roles and the team's buttons, all for organisers only."""
+    new_messages = filters.UpdateType.MESSAGE
+    return [
+        CommandHandler("invite", staff_only(invite, ORGANISER), filters=new_messages),
+        CommandHandler("roles", staff_only(list_roles, ORGANISER), filters=new_messages),
+        CallbackQueryHandler(staff_only(on_button, ORGANISER), pattern=rf"^{PREFIX}:"),
+    ]

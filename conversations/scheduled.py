@@ -1,0 +1,83 @@
+"""/scheduled: facilitators see upcoming questions and broadcasts, each with Cancel.
+
+Buttons: `sched:q:<question id>` and `sched:b:<broadcast id>`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
+
+from bot.catalogue import long_datetime, t
+from conversations import audiences, steps
+from conversations.context import CocreateContext
+from conversations.replies import language_of, settle_button
+from conversations.staff import staff_only
+
+
+def _when(context: CocreateContext, at: str, lang: str) -> str:
+    local = datetime.fromisoformat(at).astimezone(context.settings.tz)
+    return long_datetime(local, lang)
+
+
+async def list_upcoming(update: Update, context: CocreateContext) -> None:
+    """Lists what will go out, soonest first."""
+    lang = await language_of(update, context)
+    rounds = await context.store.questions.upcoming()
+    broadcasts = await context.store.questions.scheduled_broadcasts()
+    if not rounds and not broadcasts:
+        await steps.ask(update, context, lang, "staff.scheduled.none")
+        return
+    cancel = t(lang, "staff.cancel")
+    for round_, question in rounds:
+        text = t(
+            lang,
+            "staff.scheduled.question",
+            question=question.text,
+            when=_when(context, round_.due_at, lang),
+            repeat=t(lang, f"staff.repeat.{question.repeat}"),
+            audience=await audiences.describe(context, question.audience, lang),
+        )
+        button = InlineKeyboardButton(cancel, callback_data=f"sched:q:{question.id}")
+        await steps.send(update, context, text, InlineKeyboardMarkup([[button]]))
+    for broadcast in broadcasts:
+        text = t(
+            lang,
+            "staff.scheduled.broadcast",
+            text=broadcast.text,
+            when=_when(context, broadcast.send_at, lang),
+            audience=await audiences.describe(context, broadcast.audience, lang),
+        )
+        button = InlineKeyboardButton(cancel, callback_data=f"sched:b:{broadcast.id}")
+        await steps.send(update, context, text, InlineKeyboardMarkup([[button]]))
+
+
+async def on_cancel(update: Update, context: CocreateContext) -> None:
+    """Cancels one upcoming question (every round not sent yet) or broadcast."""
+    query = update.callback_query
+    user = update.effective_user
+    assert query is not None and user is not None
+    await settle_button(update)
+    lang = await language_of(update, context)
+    _, kind, ident = [*(query.data or "").split(":"), "", "", ""][:3]
+    done = False
+    if ident.isdigit() and kind == "q":
+        done = await context.store.questions.cancel(int(ident))
+    elif ident.isdigit() and kind == "b":
+        done = await context.store.questions.cancel_broadcast(int(ident))
+    if done:
+        what = "question" if kind == "q" else "broadcast"
+        await context.store.audit.add(f"telegram:{user.id}", f"{what}_cancelled", id=int(ident))
+    await steps.ask(
+        update, context, lang, "staff.scheduled.cancelled" if done else "staff.scheduled.gone"
+    )
+
+
+def build_handlers() -> list[BaseHandler[Update, CocreateContext, object]]:
+    """/scheduled and its Cancel buttons; facilitators only."""
+    return [
+        CommandHandler("scheduled", staff_only(list_upcoming), filters=filters.UpdateType.MESSAGE),
+        CallbackQueryHandler(staff_only(on_cancel), pattern=r"^sched:"),
+    ]

@@ -1,0 +1,652 @@
+"""Questions facilitators ask, the rounds in which they go out, members' answers, broadcasts,
+and the reply relay between a facilitator and a member.
+
+Tables: questions, question_rounds, answers, broadcasts, replies (migration 4); reads outbox
+to know who was sent what. What is due is worked out here from a given "now": the
+scheduler only decides when to ask.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aiosqlite
+
+from storage.db import Database
+from storage.members import member_from_row
+from storage.models import Member
+from storage.sharing import NewMedia
+
+Now = Callable[[], str]
+KINDS = ("open", "choice", "scale", "yesno")
+
+
+def utc(when: datetime) -> str:
+    """An aware datetime as stored: UTC ISO text to the second."""
+    return when.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+@dataclass(frozen=True)
+class Question:
+    id: int
+    author_id: int
+    author_chat_id: int
+    author_language: str
+    text: str
+    kind: str
+    options: tuple[str, ...]
+    audience: str
+    repeat: str
+    starts_at: str
+    reminder_hours: int | None
+    status: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Round:
+    id: int
+    question_id: int
+    due_at: str
+    status: str
+    sent_at: str | None
+    batch_id: int | None
+    reminder_due_at: str | None
+    reminder_sent_at: str | None
+    closes_at: str | None
+
+
+@dataclass(frozen=True)
+class Answer:
+    id: int
+    round_id: int
+    member_id: int
+    choice: str | None
+    text: str | None
+    answered_at: str
+    updated_at: str
+    media_kinds: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Broadcast:
+    id: int
+    author_id: int
+    author_chat_id: int
+    author_language: str
+    text: str
+    audience: str
+    send_at: str
+    status: str
+    batch_id: int | None
+    created_at: str
+    sent_at: str | None
+
+
+@dataclass(frozen=True)
+class Reply:
+    id: int
+    answer_id: int
+    staff_id: int
+    staff_chat_id: int
+    text: str
+    sent_at: str
+    member_text: str | None
+    member_replied_at: str | None
+
+
+def _question(r: sqlite3.Row) -> Question:
+    return Question(
+        id=r["id"],
+        author_id=r["author_id"],
+        author_chat_id=r["author_chat_id"],
+        author_language=r["author_language"],
+        text=r["text"],
+        kind=r["kind"],
+        options=tuple(json.loads(r["options"])),
+        audience=r["audience"],
+        repeat=r["repeat"],
+        starts_at=r["starts_at"],
+        reminder_hours=r["reminder_hours"],
+        status=r["status"],
+        created_at=r["created_at"],
+    )
+
+
+def _round(r: sqlite3.Row) -> Round:
+    return Round(
+        id=r["id"],
+        question_id=r["question_id"],
+        due_at=r["due_at"],
+        status=r["status"],
+        sent_at=r["sent_at"],
+        batch_id=r["batch_id"],
+        reminder_due_at=r["reminder_due_at"],
+        reminder_sent_at=r["reminder_sent_at"],
+        closes_at=r["closes_at"],
+    )
+
+
+def _answer(r: sqlite3.Row, media_kinds: tuple[str, ...] = ()) -> Answer:
+    return Answer(
+        id=r["id"],
+        round_id=r["round_id"],
+        member_id=r["member_id"],
+        choice=r["choice"],
+        text=r["text"],
+        answered_at=r["answered_at"],
+        updated_at=r["updated_at"],
+        media_kinds=media_kinds,
+    )
+
+
+def _broadcast(r: sqlite3.Row) -> Broadcast:
+    return Broadcast(
+        id=r["id"],
+        author_id=r["author_id"],
+        author_chat_id=r["author_chat_id"],
+        author_language=r["author_language"],
+        text=r["text"],
+        audience=r["audience"],
+        send_at=r["send_at"],
+        status=r["status"],
+        batch_id=r["batch_id"],
+        created_at=r["created_at"],
+        sent_at=r["sent_at"],
+    )
+
+
+def _reply(r: sqlite3.Row) -> Reply:
+    return Reply(
+        id=r["id"],
+        answer_id=r["answer_id"],
+        staff_id=r["staff_id"],
+        staff_chat_id=r["staff_chat_id"],
+        text=r["text"],
+        sent_at=r["sent_at"],
+        member_text=r["member_text"],
+        member_replied_at=r["member_replied_at"],
+    )
+
+
+class Questions:
+    """Questions, rounds, answers, broadcasts and replies."""
+
+    def __init__(self, db: Database, now: Now) -> None:
+        self._db, self._now = db, now
+
+    # ---- questions and rounds
+
+    async def create(
+        self,
+        *,
+        author_id: int,
+        author_chat_id: int,
+        author_language: str,
+        text: str,
+        kind: str,
+        options: Sequence[str],
+        audience: str,
+        repeat: str,
+        starts_at: datetime,
+        reminder_hours: int | None,
+    ) -> Question:
+        """Stores a question and its first round, in one unit of work."""
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "INSERT INTO questions (author_id, author_chat_id, author_language, text, kind,"
+                " options, audience, repeat, starts_at, reminder_hours, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    author_id,
+                    author_chat_id,
+                    author_language,
+                    text,
+                    kind,
+                    json.dumps(list(options)),
+                    audience,
+                    repeat,
+                    utc(starts_at),
+                    reminder_hours,
+                    self._now(),
+                ),
+            ) as cur:
+                question_id = int(cur.lastrowid or 0)
+            await conn.execute(
+                "INSERT INTO question_rounds (question_id, due_at) VALUES (?, ?)",
+                (question_id, utc(starts_at)),
+            )
+        question = await self.get(question_id)
+        assert question is not None
+        return question
+
+    async def get(self, question_id: int) -> Question | None:
+        """A question by id."""
+        row = await self._db.fetch_one("SELECT * FROM questions WHERE id = ?", (question_id,))
+        return _question(row) if row else None
+
+    async def round(self, round_id: int) -> Round | None:
+        """A round by id."""
+        row = await self._db.fetch_one("SELECT * FROM question_rounds WHERE id = ?", (round_id,))
+        return _round(row) if row else None
+
+    async def recent(self, limit: int = 10) -> list[Question]:
+        """The newest questions that went out or will, newest first."""
+        rows = await self._db.fetch_all(
+            "SELECT * FROM questions WHERE status != 'cancelled' ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [_question(r) for r in rows]
+
+    async def due_rounds(self, now: datetime) -> list[tuple[Round, Question]]:
+        """Rounds whose time has come, oldest first."""
+        rows = await self._db.fetch_all(
+            "SELECT r.id AS round_id FROM question_rounds r"
+            " JOIN questions q ON q.id = r.question_id"
+            " WHERE r.status = 'due' AND r.due_at <= ? AND q.status = 'scheduled'"
+            " ORDER BY r.due_at, r.id",
+            (utc(now),),
+        )
+        found = []
+        for r in rows:
+            round_ = await self.round(int(r["round_id"]))
+            assert round_ is not None
+            question = await self.get(round_.question_id)
+            assert question is not None
+            found.append((round_, question))
+        return found
+
+    async def mark_round_sent(
+        self,
+        round_id: int,
+        *,
+        batch_id: int | None,
+        sent_at: datetime,
+        closes_at: datetime,
+        reminder_due_at: datetime | None,
+        next_due_at: datetime | None,
+    ) -> None:
+        """Records that a round went out, and opens the next one of a repeating question."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE question_rounds SET status = 'sent', sent_at = ?, batch_id = ?,"
+                " closes_at = ?, reminder_due_at = ? WHERE id = ? AND status = 'due'",
+                (
+                    utc(sent_at),
+                    batch_id,
+                    utc(closes_at),
+                    utc(reminder_due_at) if reminder_due_at else None,
+                    round_id,
+                ),
+            )
+            await self._next_round(conn, round_id, next_due_at)
+
+    async def mark_round_missed(self, round_id: int, next_due_at: datetime | None) -> None:
+        """Records that a round was too late to send (the bot was down too long)."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE question_rounds SET status = 'missed' WHERE id = ? AND status = 'due'",
+                (round_id,),
+            )
+            await self._next_round(conn, round_id, next_due_at)
+
+    async def _next_round(
+        self, conn: aiosqlite.Connection, round_id: int, next_due_at: datetime | None
+    ) -> None:
+        if next_due_at is None:
+            await conn.execute(
+                "UPDATE questions SET status = 'finished' WHERE status = 'scheduled' AND id ="
+                " (SELECT question_id FROM question_rounds WHERE id = ?)",
+                (round_id,),
+            )
+            return
+        await conn.execute(
+            "INSERT OR IGNORE INTO question_rounds (question_id, due_at)"
+            " SELECT question_id, ? FROM question_rounds WHERE id = ?",
+            (utc(next_due_at), round_id),
+        )
+
+    async def due_reminders(self, now: datetime) -> list[tuple[Round, Question]]:
+        """Sent rounds whose reminder time has come."""
+        rows = await self._db.fetch_all(
+            "SELECT id FROM question_rounds WHERE status = 'sent' AND reminder_sent_at IS NULL"
+            " AND reminder_due_at IS NOT NULL AND reminder_due_at <= ? ORDER BY reminder_due_at",
+            (utc(now),),
+        )
+        found = []
+        for r in rows:
+            round_ = await self.round(int(r["id"]))
+            assert round_ is not None
+            question = await self.get(round_.question_id)
+            assert question is not None
+            found.append((round_, question))
+        return found
+
+    async def mark_reminder_sent(self, round_id: int, when: datetime) -> None:
+        """Records that a round's reminder went out."""
+        await self._db.execute(
+            "UPDATE question_rounds SET reminder_sent_at = ? WHERE id = ?", (utc(when), round_id)
+        )
+
+    async def next_wake(self) -> str | None:
+        """The earliest time something is due: a round, a reminder or a broadcast."""
+        row = await self._db.fetch_one(
+            "SELECT MIN(t) AS t FROM ("
+            " SELECT MIN(r.due_at) AS t FROM question_rounds r JOIN questions q"
+            "  ON q.id = r.question_id WHERE r.status = 'due' AND q.status = 'scheduled'"
+            " UNION ALL SELECT MIN(reminder_due_at) FROM question_rounds"
+            "  WHERE status = 'sent' AND reminder_sent_at IS NULL"
+            " UNION ALL SELECT MIN(send_at) FROM broadcasts WHERE status = 'scheduled')"
+        )
+        return str(row["t"]) if row and row["t"] else None
+
+    async def upcoming(self) -> list[tuple[Round, Question]]:
+        """Rounds still to go out, soonest first."""
+        rows = await self._db.fetch_all(
+            "SELECT r.id FROM question_rounds r JOIN questions q ON q.id = r.question_id"
+            " WHERE r.status = 'due' AND q.status = 'scheduled' ORDER BY r.due_at"
+        )
+        found = []
+        for r in rows:
+            round_ = await self.round(int(r["id"]))
+            assert round_ is not None
+            question = await self.get(round_.question_id)
+            assert question is not None
+            found.append((round_, question))
+        return found
+
+    async def cancel(self, question_id: int) -> bool:
+        """Cancels a question and every round not sent yet."""
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "UPDATE questions SET status = 'cancelled' WHERE id = ? AND status = 'scheduled'",
+                (question_id,),
+            ) as cur:
+                changed = cur.rowcount > 0
+            await conn.execute(
+                "UPDATE question_rounds SET status = 'cancelled'"
+                " WHERE question_id = ? AND status = 'due'",
+                (question_id,),
+            )
+        return changed
+
+    # ---- audiences
+
+    async def audience(self, audience: str) -> list[Member]:
+        """Members an audience names: everyone, project:<code>, tag:<word>, answered:<id>.
+
+        A tag is a word one of the member's "about you" answers equals (e.g. an area).
+        Members who stopped or cannot be reached are included: the sender skips and counts them.
+        """
+        kind, _, value = audience.partition(":")
+        base = "SELECT m.* FROM members m WHERE m.onboarded_at IS NOT NULL"
+        if kind == "everyone":
+            rows = await self._db.fetch_all(base + " ORDER BY m.id")
+        elif kind == "project":
+            rows = await self._db.fetch_all(
+                base + " AND m.id IN (SELECT mp.member_id FROM member_projects mp"
+                " JOIN projects p ON p.id = mp.project_id WHERE p.code = ?) ORDER BY m.id",
+                (value,),
+            )
+        elif kind == "tag":
+            rows = await self._db.fetch_all(
+                base + " AND m.id IN (SELECT member_id FROM about_you"
+                " WHERE lower(answer) = lower(?)) ORDER BY m.id",
+                (value.strip(),),
+            )
+        elif kind == "answered":
+            rows = await self._db.fetch_all(
+                base + " AND m.id IN (SELECT a.member_id FROM answers a JOIN question_rounds r"
+                " ON r.id = a.round_id WHERE r.question_id = ?) ORDER BY m.id",
+                (int(value or 0),),
+            )
+        else:
+            raise ValueError(f"unknown audience {audience!r}")
+        return [member_from_row(r) for r in rows]
+
+    async def recipients(self, round_id: int) -> list[int]:
+        """Member ids a round reached (or may have reached)."""
+        rows = await self._db.fetch_all(
+            "SELECT o.member_id FROM outbox o JOIN question_rounds r ON r.batch_id = o.batch_id"
+            " WHERE r.id = ? AND o.member_id IS NOT NULL AND o.status IN ('sent', 'unconfirmed')",
+            (round_id,),
+        )
+        return [int(r["member_id"]) for r in rows]
+
+    async def unanswered(self, round_id: int) -> list[int]:
+        """Members a round reached who have not answered it."""
+        answered = {
+            int(r["member_id"])
+            for r in await self._db.fetch_all(
+                "SELECT member_id FROM answers WHERE round_id = ?", (round_id,)
+            )
+        }
+        return [m for m in await self.recipients(round_id) if m not in answered]
+
+    # ---- answers
+
+    async def open_rounds_for(self, member_id: int, now: datetime) -> list[tuple[Round, Question]]:
+        """Rounds sent to the member that still take answers, newest first."""
+        rows = await self._db.fetch_all(
+            "SELECT r.id, o.sent_at FROM question_rounds r"
+            " JOIN outbox o ON o.batch_id = r.batch_id"
+            " JOIN questions q ON q.id = r.question_id"
+            " WHERE o.member_id = ? AND o.status IN ('sent', 'unconfirmed')"
+            " AND r.closes_at > ? AND q.status != 'cancelled' ORDER BY o.sent_at DESC, r.id DESC",
+            (member_id, utc(now)),
+        )
+        found = []
+        for r in rows:
+            round_ = await self.round(int(r["id"]))
+            assert round_ is not None
+            question = await self.get(round_.question_id)
+            assert question is not None
+            found.append((round_, question))
+        return found
+
+    async def delivered_message(self, round_id: int, member_id: int) -> int | None:
+        """The Telegram message id the round reached the member with."""
+        row = await self._db.fetch_one(
+            "SELECT o.telegram_message_id FROM outbox o"
+            " JOIN question_rounds r ON r.batch_id = o.batch_id"
+            " WHERE r.id = ? AND o.member_id = ? AND o.status = 'sent'",
+            (round_id, member_id),
+        )
+        return int(row["telegram_message_id"]) if row and row["telegram_message_id"] else None
+
+    async def answer_of(self, round_id: int, member_id: int) -> Answer | None:
+        """The member's answer to a round, if any."""
+        row = await self._db.fetch_one(
+            "SELECT * FROM answers WHERE round_id = ? AND member_id = ?", (round_id, member_id)
+        )
+        return _answer(row) if row else None
+
+    async def get_answer(self, answer_id: int) -> Answer | None:
+        """An answer by id."""
+        row = await self._db.fetch_one("SELECT * FROM answers WHERE id = ?", (answer_id,))
+        return _answer(row) if row else None
+
+    async def save_answer(
+        self,
+        round_id: int,
+        member_id: int,
+        *,
+        choice: str | None,
+        text: str | None,
+        media: NewMedia | None = None,
+    ) -> tuple[Answer, list[str]]:
+        """Stores or changes an answer; returns it and the files it replaced."""
+        now = self._now()
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO answers (round_id, member_id, choice, text, answered_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (round_id, member_id) DO UPDATE"
+                " SET choice = excluded.choice, text = excluded.text,"
+                " updated_at = excluded.updated_at",
+                (round_id, member_id, choice, text, now, now),
+            )
+            async with conn.execute(
+                "SELECT id FROM answers WHERE round_id = ? AND member_id = ?",
+                (round_id, member_id),
+            ) as cur:
+                row = await cur.fetchone()
+            assert row is not None
+            answer_id = int(row["id"])
+            async with conn.execute(
+                "SELECT file_name FROM media WHERE answer_id = ?", (answer_id,)
+            ) as cur:
+                replaced = [str(r["file_name"]) for r in await cur.fetchall()]
+            await conn.execute("DELETE FROM media WHERE answer_id = ?", (answer_id,))
+            if media is not None:
+                await conn.execute(
+                    "INSERT INTO media (member_id, answer_id, kind, file_name, telegram_file_id,"
+                    " mime_type, size, duration, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        member_id,
+                        answer_id,
+                        media.kind,
+                        media.file_name,
+                        media.telegram_file_id,
+                        media.mime_type,
+                        media.size,
+                        media.duration,
+                        now,
+                    ),
+                )
+        answer = await self.get_answer(answer_id)
+        assert answer is not None
+        return answer, replaced
+
+    async def answers_to(self, question_id: int, offset: int, limit: int) -> list[Answer]:
+        """Answers to every round of a question, newest first, a page at a time."""
+        rows = await self._db.fetch_all(
+            "SELECT a.* FROM answers a JOIN question_rounds r ON r.id = a.round_id"
+            " WHERE r.question_id = ? ORDER BY a.updated_at DESC, a.id DESC LIMIT ? OFFSET ?",
+            (question_id, limit, offset),
+        )
+        answers = []
+        for r in rows:
+            kinds = await self._db.fetch_all(
+                "SELECT kind FROM media WHERE answer_id = ? ORDER BY id", (r["id"],)
+            )
+            answers.append(_answer(r, tuple(str(k["kind"]) for k in kinds)))
+        return answers
+
+    async def counts(self, question_id: int) -> tuple[dict[str, int], int, int]:
+        """Answers per choice, how many answered, and how many were sent the question."""
+        rows = await self._db.fetch_all(
+            "SELECT a.choice, COUNT(*) AS n FROM answers a JOIN question_rounds r"
+            " ON r.id = a.round_id WHERE r.question_id = ? GROUP BY a.choice",
+            (question_id,),
+        )
+        per_choice = {str(r["choice"]): int(r["n"]) for r in rows if r["choice"] is not None}
+        answered = sum(int(r["n"]) for r in rows)
+        sent = await self._db.fetch_one(
+            "SELECT COUNT(*) AS n FROM outbox o JOIN question_rounds r ON r.batch_id = o.batch_id"
+            " WHERE r.question_id = ? AND o.status IN ('sent', 'unconfirmed')",
+            (question_id,),
+        )
+        return per_choice, answered, int(sent["n"]) if sent else 0
+
+    # ---- broadcasts
+
+    async def create_broadcast(
+        self,
+        *,
+        author_id: int,
+        author_chat_id: int,
+        author_language: str,
+        text: str,
+        audience: str,
+        send_at: datetime,
+    ) -> Broadcast:
+        """Stores a broadcast to go out at `send_at`."""
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "INSERT INTO broadcasts (author_id, author_chat_id, author_language, text,"
+                " audience, send_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    author_id,
+                    author_chat_id,
+                    author_language,
+                    text,
+                    audience,
+                    utc(send_at),
+                    self._now(),
+                ),
+            ) as cur:
+                broadcast_id = int(cur.lastrowid or 0)
+        found = await self.get_broadcast(broadcast_id)
+        assert found is not None
+        return found
+
+    async def get_broadcast(self, broadcast_id: int) -> Broadcast | None:
+        """A broadcast by id."""
+        row = await self._db.fetch_one("SELECT * FROM broadcasts WHERE id = ?", (broadcast_id,))
+        return _broadcast(row) if row else None
+
+    async def due_broadcasts(self, now: datetime) -> list[Broadcast]:
+        """Broadcasts whose time has come."""
+        rows = await self._db.fetch_all(
+            "SELECT * FROM broadcasts WHERE status = 'scheduled' AND send_at <= ? ORDER BY send_at",
+            (utc(now),),
+        )
+        return [_broadcast(r) for r in rows]
+
+    async def scheduled_broadcasts(self) -> list[Broadcast]:
+        """Broadcasts still to go out, soonest first."""
+        rows = await self._db.fetch_all(
+            "SELECT * FROM broadcasts WHERE status = 'scheduled' ORDER BY send_at"
+        )
+        return [_broadcast(r) for r in rows]
+
+    async def mark_broadcast(self, broadcast_id: int, status: str, batch_id: int | None) -> None:
+        """Records that a broadcast was sent (or missed)."""
+        await self._db.execute(
+            "UPDATE broadcasts SET status = ?, batch_id = ?, sent_at = ?"
+            " WHERE id = ? AND status = 'scheduled'",
+            (status, batch_id, self._now(), broadcast_id),
+        )
+
+    async def cancel_broadcast(self, broadcast_id: int) -> bool:
+        """Cancels a broadcast not sent yet."""
+        changed = await self._db.execute(
+            "UPDATE broadcasts SET status = 'cancelled' WHERE id = ? AND status = 'scheduled'",
+            (broadcast_id,),
+        )
+        return changed > 0
+
+    # ---- the reply relay
+
+    async def create_reply(
+        self, answer_id: int, staff_id: int, staff_chat_id: int, text: str
+    ) -> Reply:
+        """Records a facilitator's reply to an answer."""
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "INSERT INTO replies (answer_id, staff_id, staff_chat_id, text, sent_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (answer_id, staff_id, staff_chat_id, text, self._now()),
+            ) as cur:
+                reply_id = int(cur.lastrowid or 0)
+        found = await self.get_reply(reply_id)
+        assert found is not None
+        return found
+
+    async def get_reply(self, reply_id: int) -> Reply | None:
+        """A reply by id."""
+        row = await self._db.fetch_one("SELECT * FROM replies WHERE id = ?", (reply_id,))
+        return _reply(row) if row else None
+
+    async def answer_back(self, reply_id: int, text: str) -> bool:
+        """Stores the member's one answer back; False if they answered already."""
+        changed = await self._db.execute(
+            "UPDATE replies SET member_text = ?, member_replied_at = ?"
+            " WHERE id = ? AND member_text IS NULL",
+            (text, self._now(), reply_id),
+        )
+        return changed > 0
