@@ -1,17 +1,28 @@
-"""Bench: how fast the outbox's sender goes when Telegram's 30 messages a second is not the limit.
+"""Bench: the outbox's sender against the emulator, with Telegram's rate limit off and on.
 
-    .venv/bin/python bench/delivery.py [--messages 2000] [--rate 1000000] [--db-dir DIR]
+    .venv/bin/python bench/delivery.py [--messages 3000] [--concurrency 16] [--limited 300]
+                                       [--rate 30] [--latency 0.05] [--pass-size 100] [--db-dir DIR]
 
-N members in distinct chats (so the one-message-a-second-per-chat rule never waits) get one
-message each, with `rate_per_second` set far above Telegram's. Two runs, each on a fresh
-SQLite file (WAL, synchronous=FULL, as the bot runs):
+Every run queues one message to each of N members in distinct chats (so the one message a
+second per chat rule never waits) on a fresh SQLite file (WAL, synchronous=FULL, as the bot
+runs), then calls `DeliveryWorker.run_once()` until nothing is queued.
 
-1. emulator: the real path, ptb → httpx → the in-process Bot API emulator over HTTP.
-   Both ends share one Python process and core, so this is a floor, not a ceiling.
-2. instant:  a bot that answers sendMessage at once with no network, so what is left is
-   our own code: the outbox's SQLite commits and the worker's bookkeeping.
-
-It prints messages per second, time per message, and commits per message for each.
+(a) Limiter off (rate_per_second=None): how fast our code can go (goal: 1,000 msg/s, Telegram's
+    paid-broadcast ceiling, so that we are never the bottleneck):
+    emulator   ptb → httpx → the Bot API emulator in this same process over HTTP on 127.0.0.1.
+               Both ends share one Python thread, so the emulator's own work is in the figure.
+    emulator2  the same, with the emulator in a second process (this machine's other core),
+               as with real Telegram, where the server's work is not ours.
+    aiohttp2   emulator2 with ptb's requests made by aiohttp instead of httpx (a BaseRequest
+               defined here, bench only): how much of the HTTP cost is ptb's httpx transport.
+    instant    a bot that answers sendMessage at once with no network: what is left is our
+               own code (the outbox's SQLite transactions and the worker's bookkeeping).
+    Each prints messages per second, CPU of this process per message, write transactions
+    (each one commit, fsync'd) per message, and this process's peak RSS during the run.
+(b) Limiter on (rate_per_second=--rate, 30 as the bot runs): --limited messages against the
+    in-process emulator, and the rate they achieved (from the time each call started); then
+    again with every answer --latency late (50 ms: a round trip to Telegram's servers), where
+    one call at a time could not reach 30/s.
 """
 
 from __future__ import annotations
@@ -19,23 +30,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import os
+import resource
+import signal
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 
-from telegram import Bot, Chat, Message
+import aiohttp
+from telegram import Bot, Message
+from telegram.request import BaseRequest, RequestData
 
 from bot.clock import SystemClock
-from bot.delivery import DeliveryWorker
+from bot.delivery import DEFAULT_CONCURRENCY, DeliveryWorker
 from bot.emulator import Emulator
 from bot.settings import Settings
 from storage.outbox import Outgoing
@@ -43,38 +59,109 @@ from storage.store import Store
 
 TOKEN = "123456:BENCH-not-a-real-token"
 FIRST_ID = 100_000
+TEXT = "Thank you for your ideas. Here is what we changed this month."
+
+
+class TimedBot(Bot):
+    """A ptb Bot that notes when each sendMessage call starts."""
+
+    started: list[float]
+
+    async def send_message(self, *args: Any, **kwargs: Any) -> Message:
+        self.started.append(time.monotonic())
+        return await super().send_message(*args, **kwargs)
+
+
+class AiohttpRequest(BaseRequest):
+    """ptb's requests over aiohttp, not httpx (bench only: no timeouts or error mapping)."""
+
+    def __init__(self, connections: int) -> None:
+        self._connections = connections
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def read_timeout(self) -> float | None:
+        return 5.0
+
+    async def initialize(self) -> None:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._connections)
+            self._session = aiohttp.ClientSession(connector=connector)
+
+    async def shutdown(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = BaseRequest.DEFAULT_NONE,
+        write_timeout: Any = BaseRequest.DEFAULT_NONE,
+        connect_timeout: Any = BaseRequest.DEFAULT_NONE,
+        pool_timeout: Any = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        assert self._session is not None
+        data = request_data.json_parameters if request_data else None
+        async with self._session.request(method, url, data=data) as response:
+            return response.status, await response.read()
+
+
+def timed_bot(base_url: str, request: BaseRequest | None = None) -> TimedBot:
+    bot = TimedBot(TOKEN, base_url=base_url, request=request)
+    object.__setattr__(bot, "started", [])  # ptb freezes its objects' attributes
+    return bot
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the worker reads of Telegram's answer (ptb's Message, without parsing one)."""
+
+    message_id: int
 
 
 class InstantBot:
-    """Answers sendMessage at once, without a network: leaves only our own cost."""
+    """Answers sendMessage at once, without a network or ptb: leaves only our own cost."""
 
     def __init__(self) -> None:
         self._next_id = 0
 
     async def send_message(self, chat_id: int, text: str, reply_markup: Any = None) -> Message:
         self._next_id += 1
-        return Message(self._next_id, datetime.now(UTC), Chat(chat_id, Chat.PRIVATE))
+        return cast(Message, Answer(self._next_id))
 
 
 class CommitCounter:
-    """Counts the write transactions the store opens (each one a commit) and their time."""
+    """Counts the write transactions the store opens (each one a commit)."""
 
     def __init__(self, store: Store) -> None:
         self.count = 0
-        self.seconds = 0.0
         original = store.db.transaction
 
         @contextlib.asynccontextmanager
         async def counted() -> AsyncIterator[Any]:
             self.count += 1
-            started = time.perf_counter()
-            try:
-                async with original() as conn:
-                    yield conn
-            finally:
-                self.seconds += time.perf_counter() - started
+            async with original() as conn:
+                yield conn
 
         store.db.transaction = counted  # type: ignore[method-assign]
+
+
+def reset_peak_rss() -> None:
+    """Starts a new peak-RSS measurement (Linux: clear_refs 5 resets VmHWM)."""
+    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory since the last reset, in MB."""
+    with contextlib.suppress(OSError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 async def prepare(folder: Path, n: int) -> Store:
@@ -90,58 +177,162 @@ async def prepare(folder: Path, n: int) -> Store:
         )
         for i in range(n)
     ]
-    text = "Thank you for your ideas. Here is what we changed this month."
     await store.outbox.enqueue_batch(
-        "broadcast", 1, [Outgoing(m.id, m.chat_id, text) for m in members]
+        "broadcast", 1, [Outgoing(m.id, m.chat_id, TEXT) for m in members]
     )
     return store
 
 
-async def run(name: str, bot: Bot, folder: Path, n: int, rate: int) -> None:
-    store = await prepare(folder, n)
+@dataclass
+class Options:
+    folder: Path
+    concurrency: int
+    pass_size: int
+
+
+async def run(
+    name: str, bot: TimedBot | InstantBot, options: Options, n: int, rate: int | None
+) -> float:
+    """Sends n messages; prints what it took; returns the elapsed seconds."""
+    store = await prepare(options.folder / name, n)
     try:
         settings = Settings(_env_file=None, telegram_bot_token=TOKEN, quiet_hours="")
         worker = DeliveryWorker(
-            bot, store, settings, SystemClock("UTC"), rate_per_second=rate, pass_size=500
+            cast(Bot, bot),
+            store,
+            settings,
+            SystemClock("UTC"),
+            rate_per_second=rate,
+            concurrency=options.concurrency,
+            pass_size=options.pass_size,
         )
         commits = CommitCounter(store)
-        started = time.perf_counter()
+        reset_peak_rss()
+        cpu, started = time.process_time(), time.perf_counter()
         calls = 0
         while (await store.outbox.status_counts()).get("queued"):
             calls += await worker.run_once()
         elapsed = time.perf_counter() - started
-        sent = (await store.outbox.status_counts()).get("sent", 0)
-        assert calls == n and sent == n, (calls, sent)
-        per_message = elapsed / n * 1000
-        in_commits = commits.seconds / n * 1000
+        cpu = time.process_time() - cpu
+        rss = peak_rss_mb()
+        counts = await store.outbox.status_counts()
+        assert counts == {"sent": n}, counts
+        assert calls == n, calls
         print(
-            f"{name:9} {n} messages in {elapsed:6.2f} s = {n / elapsed:5.0f} msg/s; per message"
-            f" {per_message:5.2f} ms, of which {in_commits:4.2f} ms in"
-            f" {commits.count / n:.2f} commits"
+            f"  {name:9} {n:5} messages in {elapsed:5.2f} s = {n / elapsed:5.0f} msg/s;"
+            f" CPU {cpu / n * 1000:4.2f} ms/msg; {commits.count / n:.3f} commits/msg;"
+            f" peak RSS {rss:.0f} MB"
         )
+        return elapsed
     finally:
         await store.close()
 
 
+async def limiter_off(options: Options, n: int) -> None:
+    print(
+        f"(a) limiter off: {n} messages, concurrency {options.concurrency},"
+        f" pass_size {options.pass_size}"
+    )
+    async with Emulator(token=TOKEN) as emu:
+        for i in range(n):
+            emu.open_chat(FIRST_ID + i)
+        async with timed_bot(emu.base_url) as bot:
+            await run("emulator", bot, options, n, None)
+    async with served_emulator(n) as base_url, timed_bot(base_url) as bot:
+        await run("emulator2", bot, options, n, None)
+    request = AiohttpRequest(options.concurrency)
+    async with served_emulator(n) as base_url, timed_bot(base_url, request) as bot:
+        await run("aiohttp2", bot, options, n, None)
+    await run("instant", InstantBot(), options, n, None)
+
+
+async def limiter_on(options: Options, n: int, rate: int, latency: float) -> None:
+    print(f"(b) limiter on: rate_per_second={rate}, {n} messages to the in-process emulator")
+    for name, delay in (("limited", 0.0), (f"{latency * 1000:.0f}ms", latency)):
+        async with Emulator(token=TOKEN) as emu:
+            for i in range(n):
+                emu.open_chat(FIRST_ID + i)
+            if delay:  # every answer takes this long, as from Telegram's servers far away
+                emu.faults.add("sendMessage", delay=delay, times=None)
+            async with timed_bot(emu.base_url) as bot:
+                await run(name, bot, options, n, rate)
+                report_rate(sorted(bot.started), rate)
+
+
+def report_rate(starts: list[float], rate: int) -> None:
+    """Calls per second from the first, the most in any 1 s window, and the average."""
+    first = starts[0]
+    span = starts[-1] - first
+    per_second = [0] * (int(span) + 1)
+    for at in starts:
+        per_second[int(at - first)] += 1
+    most, j = 0, 0
+    for i, at in enumerate(starts):
+        while at - starts[j] >= 1.0:
+            j += 1
+        most = max(most, i - j + 1)
+    print(
+        f"  {len(starts)} calls over {span:.2f} s (first to last start): {per_second} per"
+        f" second from the first; at most {most} in any 1 s window;"
+        f" achieved {len(starts) / len(per_second):.1f} msg/s over {len(per_second)} whole"
+        f" seconds (the setting: {rate}/s)"
+    )
+
+
+@contextlib.asynccontextmanager
+async def served_emulator(n: int) -> AsyncIterator[str]:
+    """The emulator in a second process, with n chats open; yields its base_url."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--serve-emulator", str(n), stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout=60)
+        yield line.decode().strip()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await proc.wait()
+
+
+async def serve_emulator(n: int) -> None:
+    """`--serve-emulator N`: runs the emulator with N chats open until SIGTERM."""
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    async with Emulator(token=TOKEN) as emu:
+        for i in range(n):
+            emu.open_chat(FIRST_ID + i)
+        print(emu.base_url, flush=True)
+        await stop.wait()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=2000)
-    parser.add_argument("--rate", type=int, default=1_000_000, help="rate_per_second")
+    parser.add_argument("--messages", type=int, default=3000, help="for (a)")
+    parser.add_argument("--limited", type=int, default=300, help="messages for (b)")
+    parser.add_argument("--rate", type=int, default=30, help="rate_per_second for (b)")
+    parser.add_argument(
+        "--latency", type=float, default=0.05, help="seconds each answer takes in (b)'s 2nd run"
+    )
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
+    parser.add_argument("--pass-size", type=int, default=100, help="rows per pass")
     parser.add_argument("--db-dir", type=Path, default=None, help="where the SQLite files go")
+    parser.add_argument("--serve-emulator", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_emulator is not None:
+        await serve_emulator(args.serve_emulator)
+        return
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(dir=args.db_dir) as tmp:
-        folder = Path(tmp)
-        print(f"SQLite files in {folder} (synchronous=FULL); Telegram allows 30 msg/s")
-        async with Emulator(token=TOKEN) as emu:
-            for i in range(args.messages):
-                emu.open_chat(FIRST_ID + i)
-            async with Bot(TOKEN, base_url=emu.base_url) as bot:
-                (folder / "emulator").mkdir()
-                await run("emulator", bot, folder / "emulator", args.messages, args.rate)
-        (folder / "instant").mkdir()
-        instant = cast(Bot, InstantBot())
-        await run("instant", instant, folder / "instant", args.messages, args.rate)
+        options = Options(Path(tmp), args.concurrency, args.pass_size)
+        print(f"SQLite files in {tmp} (WAL, synchronous=FULL); {os.cpu_count()} CPUs")
+        if importlib.util.find_spec("sniffio") is None:
+            # anyio >= 4.11 no longer brings sniffio; httpcore 1.0.9 then retries the import
+            # (a search of sys.path) in every request: encode/httpcore#1103.
+            print("Note: sniffio is not installed, so each httpx request pays a failed import")
+        if args.messages:
+            await limiter_off(options, args.messages)
+        if args.limited:
+            await limiter_on(options, args.limited, args.rate, args.latency)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,17 @@ from bot.delivery import DeliveryWorker
 from bot.receiving import CocreateApplication, DurableUpdateQueue
 from bot.scheduler import Scheduler
 from bot.settings import Settings
-from conversations import asking, broadcasting, menu, onboarding, reviewing, roles, scheduled
+from conversations import (
+    asking,
+    broadcasting,
+    exporting,
+    menu,
+    onboarding,
+    reviewing,
+    roles,
+    scheduled,
+    stats,
+)
 from conversations.context import CocreateContext, Resources
 from conversations.replies import say
 from storage.store import Store
@@ -79,6 +89,7 @@ def build_application(settings: Settings, store: Store, clock: Clock) -> Cocreat
     application.add_handlers(reviewing.build_handlers())
     application.add_handlers(scheduled.build_handlers())
     application.add_handlers(roles.build_handlers())
+    application.add_handlers([exporting.build_handler(), *stats.build_handlers()])
     application.add_handlers(menu.build_handlers())
     application.add_handlers(menu.build_fallbacks())
     application.add_error_handler(on_error)

@@ -1,25 +1,39 @@
 """The `cocreate` command (also `python -m bot`).
 
 cocreate run                  the bot, until Ctrl-C or SIGTERM
+cocreate try                  the bot on a local stand-in for Telegram, with a chat page
 cocreate projects add CODE NAME / cocreate projects list
+cocreate export --format csv --out FILE   what members said (README, "Exports")
+cocreate audit                the audit log, newest last
 """
 
 from __future__ import annotations
 
 import asyncio
+import getpass
+import json
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, tzinfo
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import Progress
 
 from bot.app import build_application, running
 from bot.clock import SystemClock
 from bot.logs import configure
 from bot.settings import MissingToken, Settings
+from bot.trying import try_bot
+from storage.export import BadExport, ExportFilter, check_format, check_out
+from storage.models import AuditEntry
 from storage.store import Store
 
 logger = logging.getLogger(__name__)
@@ -88,6 +102,22 @@ async def serve(settings: Settings) -> None:
     logger.info("Stopped")
 
 
+@cli.command("try")
+def try_(
+    port: Annotated[
+        int | None, typer.Option(help="Port of the chat page (default 8080, else a free one)")
+    ] = None,
+    db: Annotated[
+        Path | None, typer.Option(help="Keep the try's data in this SQLite file (not a real one)")
+    ] = None,
+    open_browser: Annotated[
+        bool, typer.Option("--open/--no-open", help="Open the chat page in a browser")
+    ] = True,
+) -> None:
+    """Try the whole bot in your browser: no token, no Telegram account."""
+    raise typer.Exit(try_bot(load_settings(), port=port, db=db, open_browser=open_browser))
+
+
 @projects_cli.command("add")
 def projects_add(
     code: Annotated[str, typer.Argument(help="Short code for the join link, e.g. parks-2026")],
@@ -119,6 +149,104 @@ def projects_list() -> None:
     settings = load_settings()
     for project in with_store(settings, lambda store: store.projects.all()):
         typer.echo(f"{project.code}\t{project.name}")
+
+
+def cli_actor() -> str:
+    """Who ran a command, for the audit log: the local user name."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+@contextmanager
+def progress_bar() -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr when it is a terminal (else nothing): `update(done, total)`."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("Exporting", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total or None)
+
+
+@cli.command("export")
+def export_responses(
+    fmt: Annotated[str, typer.Option("--format", help="csv, xlsx or json (JSON Lines)")],
+    out: Annotated[Path, typer.Option(help="The file to write; its folder must exist")],
+    project: Annotated[str | None, typer.Option(help="Only this project (its code)")] = None,
+    question: Annotated[
+        str | None, typer.Option(help="Only the answers to this question (its number)")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="From this date (2026-12-01) or time, in TIMEZONE")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Up to this date, which is included")] = None,
+    with_media: Annotated[
+        bool, typer.Option("--with-media", help="Also write OUT-media.zip: the files members sent")
+    ] = False,
+) -> None:
+    """Write every story, idea and answer (one row each) to a CSV, Excel or JSON Lines file."""
+    settings = load_settings()
+    media_out = out.with_name(f"{out.stem}-media.zip") if with_media else None
+    try:
+        check_format(fmt)
+        check_out(out)
+        wanted = ExportFilter.from_arguments(
+            project=project, question=question, since=since, until=until, tz=settings.tz
+        )
+        with progress_bar() as progress:
+            result = with_store(
+                settings,
+                lambda store: store.responses.export(
+                    fmt,
+                    out,
+                    wanted,
+                    settings.tz,
+                    actor=cli_actor(),
+                    media_dir=settings.media_dir,
+                    media_out=media_out,
+                    progress=progress,
+                ),
+            )
+    except BadExport as exc:
+        typer.echo(f"cocreate: {exc}", err=True)
+        raise typer.Exit(2) from None
+    rows = "row" if result.rows == 1 else "rows"
+    summary = f"Wrote {result.rows:,} {rows} to {out} in {result.seconds:.1f} seconds."
+    if result.media_zip is not None:
+        missing = f", {result.media_missing} missing" if result.media_missing else ""
+        files = "file" if result.media_added == 1 else "files"
+        summary += f" {result.media_added} media {files} in {result.media_zip}{missing}."
+    typer.echo(summary)
+
+
+def audit_table(entries: list[AuditEntry], tz: tzinfo) -> list[str]:
+    """The audit log in columns: when (in TIMEZONE), who, what, and the details."""
+    rows = [("When", "Who", "What", "Details")]
+    for entry in entries:
+        when = datetime.fromisoformat(entry.at).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+        detail = json.loads(entry.detail or "{}")
+        rows.append(
+            (when, entry.actor, entry.action, ", ".join(f"{k}={v}" for k, v in detail.items()))
+        )
+    width = [max(len(row[i]) for row in rows) for i in range(3)]
+    return [
+        f"{w:<{width[0]}}  {a:<{width[1]}}  {b:<{width[2]}}  {d}".rstrip() for w, a, b, d in rows
+    ]
+
+
+@cli.command("audit")
+def audit(
+    last: Annotated[int | None, typer.Option(help="Only the newest N entries")] = None,
+) -> None:
+    """Print the audit log, newest last: who did what, and when (never what members said)."""
+    settings = load_settings()
+    entries = with_store(settings, lambda store: store.audit.entries())
+    if last is not None:
+        entries = entries[-last:] if last > 0 else []
+    for line in audit_table(entries, settings.tz):
+        typer.echo(line)
 
 
 def main() -> None:

@@ -9,22 +9,37 @@ Flows only queue, then wake the sender:
 
 One pass (`run_once`), at the clock's "now":
 - inside quiet hours, rows to members that come due are moved to the end of the window;
-- each due row (at most one per chat per pass, oldest first), one at a time: left for a later
-  pass if its chat had a message less than `per_chat_interval` ago; else wait for a slot under
-  `rate_per_second`, claim it ('sending', committed), call Telegram, record what happened
-  (committed) before the next one;
+- the due rows (at most one per chat per pass, oldest first) go out with up to `concurrency`
+  Telegram calls in flight at once, all to different chats. A row is left for a later pass
+  if its chat had a message less than `per_chat_interval` ago; a call starts only while
+  fewer than `rate_per_second` calls started in the last second (None or 0: no limit, for
+  benchmarks);
+- rows are claimed in groups: the group is marked 'sending' in one committed transaction
+  (which also reads the members' /stop and blocked state for the whole group) before any of
+  its calls starts. Outcomes are recorded ('sent' with Telegram's message id, or a failure)
+  in the next group's claiming transaction, or in one of their own before a wait for the
+  rate of LONG_WAIT or more, and before the pass returns. So every row a pass sent is 'sent'
+  in the database before the pass returns, and so before any later message to the same chat;
 - a batch whose rows are all final gets its author a report, queued in the outbox too.
+
+The price of sending several at once: a crash (SIGKILL, power cut) can leave up to
+`concurrency` rows 'sending' (calls in flight, including any ptb's own rate limiter holds, or
+answered but not yet recorded). At the next start they become 'unconfirmed': reported to the
+author as "not sure it arrived" and never sent again, so no member ever gets two copies. (One
+at a time, a crash left at most one; the bot's process test now typically sees 2 to 6.)
 
 What an answer from Telegram does to the row:
 
     ok                                        sent
     429 RetryAfter                            queued again (not a failed attempt); ALL
                                               sending pauses for as long as Telegram asked
+                                              (calls already in flight finish)
     403 Forbidden (blocked, deactivated)      skipped 'unreachable'; the member is marked
                                               unreachable, their other waiting rows skipped
     400 Bad Request, other refusals           failed, no retry
     5xx, connection refused, connect or pool  queued again after 2, 4, 8 … s (capped);
-    timeout (the request never left)          failed after `max_attempts`
+    timeout (the request never left)          failed after `max_attempts`; no new call
+                                              starts in this pass
     read or write timeout, connection lost    unconfirmed: it may have arrived, so it is
     (the request may have reached Telegram)   never sent again (no member gets two copies)
 """
@@ -33,7 +48,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import time
 from collections import deque
@@ -55,13 +69,27 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from bot.catalogue import t
 from bot.clock import Clock
 from bot.settings import QuietHours, Settings
-from storage.outbox import BatchCounts, OutboxRow, Outgoing
+from storage.outbox import (
+    BatchCounts,
+    Deferred,
+    Failed,
+    OutboxRow,
+    Outcome,
+    Outgoing,
+    Sent,
+    Skipped,
+    Unconfirmed,
+    Unreachable,
+)
 from storage.store import Store
 
 logger = logging.getLogger(__name__)
 
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | ForceReply
 Action = Literal["pause", "retry", "unconfirmed", "unreachable", "failed"]
+
+DEFAULT_CONCURRENCY = 16  # calls in flight at once; also the most a crash leaves unconfirmed
+LONG_WAIT = 0.05  # seconds: answers are recorded before a wait for the rate this long
 
 
 @dataclass(frozen=True)
@@ -152,17 +180,8 @@ def report_text(counts: BatchCounts, language: str) -> str:
     return "\n".join(lines)
 
 
-class _Step(enum.Enum):
-    """How one row went, for the pass: did we call Telegram, and may the pass go on?"""
-
-    CALLED = enum.auto()
-    CALLED_STOP = enum.auto()  # a call, and the pass stops (a pause or a transient failure)
-    NO_CALL = enum.auto()
-    STOP = enum.auto()
-
-
 class DeliveryWorker:
-    """Sends what the outbox holds, one message at a time, within Telegram's limits."""
+    """Sends what the outbox holds, several calls at once, within Telegram's limits."""
 
     def __init__(
         self,
@@ -171,7 +190,8 @@ class DeliveryWorker:
         settings: Settings,
         clock: Clock,
         *,
-        rate_per_second: int = 30,
+        rate_per_second: int | None = 30,
+        concurrency: int = DEFAULT_CONCURRENCY,
         per_chat_interval: float = 1.0,
         poll_interval: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
@@ -180,14 +200,20 @@ class DeliveryWorker:
         max_backoff: float = 600.0,
         pass_size: int = 100,
     ) -> None:
-        if rate_per_second < 1:
-            raise ValueError("rate_per_second must be at least 1")
+        if rate_per_second is not None and rate_per_second < 0:
+            raise ValueError("rate_per_second must be positive, or 0 or None for no limit")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self._bot = bot
         self._outbox = store.outbox
         self._quiet = settings.quiet
         self._tz = settings.tz
         self._clock = clock
-        self._rate = rate_per_second
+        self._rate = rate_per_second or None  # None: no overall limit
+        self._concurrency = concurrency
+        # Start calls in groups of at least this many (when that many are waiting and free):
+        # one transaction claims a group and records what finished since the last one.
+        self._group = max(1, concurrency // 2)
         self._per_chat = per_chat_interval
         self._poll = poll_interval
         self._monotonic = monotonic
@@ -196,6 +222,7 @@ class DeliveryWorker:
         self._max_backoff = max_backoff
         self._pass_size = pass_size
         self._recent: deque[float] = deque()  # monotonic times of the calls in the last second
+        self._starting = 0  # calls handed to tasks that have not started yet (rate slots held)
         self._last_call_to: dict[int, float] = {}  # chat id → monotonic time of its last call
         self._paused_until: datetime | None = None  # Telegram's RetryAfter, in clock time
         self._chat_free_at: float | None = None  # when a chat held back this pass is free
@@ -219,7 +246,7 @@ class DeliveryWorker:
         self._wake.set()
 
     async def stop(self, timeout: float = 30.0) -> None:
-        """Stops after the message in hand is sent and recorded (cancels after `timeout`)."""
+        """Stops once the calls in flight are answered and recorded (cancels after `timeout`)."""
         task, self._task = self._task, None
         if task is None:
             return
@@ -244,7 +271,7 @@ class DeliveryWorker:
             except Exception:
                 logger.exception("A delivery pass failed; trying again shortly")
                 wait = self._poll
-                # Nothing is in flight now, so a row left 'sending' will never be confirmed.
+                # The pass ended its calls, so a row left 'sending' will never be confirmed.
                 with contextlib.suppress(Exception):
                     await self._outbox.recover_after_restart()
             if self._stopping:
@@ -268,7 +295,10 @@ class DeliveryWorker:
     # ---- one pass
 
     async def run_once(self) -> int:
-        """Sends what is due now (by the clock); returns how many Telegram calls it made."""
+        """Sends what is due now (by the clock); returns how many Telegram calls it made.
+
+        Every call it made is answered (or timed out) and recorded when it returns.
+        """
         if not self._recovered:
             await self._recover()
         now = self._clock.now()
@@ -283,17 +313,11 @@ class DeliveryWorker:
             held = await self._outbox.hold_for_quiet_hours(now, end)
             if held:
                 logger.info("Quiet hours: %s messages wait until %s", held, end.isoformat())
+        self._forget_old_chats()
         rows = await self._outbox.due(now, self._pass_size)
-        calls = 0
-        for row in rows:
-            step = await self._send(row)
-            if step in (_Step.CALLED, _Step.CALLED_STOP):
-                calls += 1
-            if step in (_Step.CALLED_STOP, _Step.STOP):
-                break
-        else:
-            # A full pass that sent something may have left due rows behind: go again now.
-            self._more_now = len(rows) == self._pass_size and calls > 0
+        calls, halted = await self._send_all(self._chats_free_now(rows))
+        if not halted and calls > 0 and len(rows) == self._pass_size:
+            self._more_now = True  # a full pass may have left due rows behind: go again now
         await self._report_finished_batches()
         return calls
 
@@ -307,99 +331,205 @@ class DeliveryWorker:
             interrupted,
         )
 
-    async def _send(self, row: OutboxRow) -> _Step:
-        """Sends one row, or leaves it for later; records the outcome before returning."""
-        if self._stopping:
-            return _Step.STOP
-        if row.member_id is not None and self._in_quiet_hours():
-            self._more_now = True  # the next pass holds it until the window ends
-            return _Step.STOP
-        last = self._last_call_to.get(row.chat_id)
-        if last is not None and self._monotonic() - last < self._per_chat:
-            free_at = last + self._per_chat
-            self._chat_free_at = min(self._chat_free_at or free_at, free_at)
-            return _Step.NO_CALL
+    async def _send_all(self, rows: list[OutboxRow]) -> tuple[int, bool]:
+        """Sends `rows` (distinct chats) up to `concurrency` at a time; returns the calls made
+        and whether the pass stopped early (a pause, a transient failure, quiet hours, stop).
+
+        Invariant: rows 'sending' in the database = calls in flight + answered calls not yet
+        recorded ≤ concurrency, as a group is only claimed together with recording the rest.
+        """
+        waiting = deque(rows)
+        self._starting = 0
+        in_flight: dict[asyncio.Task[int | Exception], OutboxRow] = {}
+        unrecorded: list[Outcome] = []
+        sleeper: asyncio.Future[None] | None = None
+        calls = 0
+        halted = False
         try:
-            markup = self._markup(row.reply_markup)
-        except (ValueError, KeyError, TypeError):
-            logger.warning("Outbox row %s has a reply_markup Telegram would refuse", row.id)
-            await self._outbox.mark_failed(row.id, "bad_markup")
-            return _Step.NO_CALL
-        await self._take_slot()
-        if self._stopping:
-            return _Step.STOP
-        claim = await self._outbox.mark_sending(row.id)
-        if claim != "sending":
-            logger.debug("Outbox row %s not sent: %s", row.id, claim)
-            return _Step.NO_CALL
+            while True:
+                halted = halted or self._stopping
+                rate_wait: float | None = None
+                if waiting and not halted:
+                    # Start calls in groups (one transaction each) of at least `want`: half
+                    # of `concurrency`, or all that wait, or all the rate lets go now (under
+                    # the rate limit slots free one by one: waiting to batch them would lose
+                    # a little of the rate every second).
+                    free = self._free_slots()
+                    want = min(self._group, len(waiting), max(free, 1))
+                    room = min(self._concurrency - len(in_flight), free)
+                    if room >= want:
+                        started, stop = await self._start_group(
+                            waiting, room, unrecorded, in_flight
+                        )
+                        unrecorded = []
+                        calls += started
+                        halted = halted or stop
+                        continue
+                    if free < want:
+                        rate_wait = self._slot_wait(want - free)
+                # Wait for a call to end (to record it and start another), or for the rate.
+                waits: set[asyncio.Future[Any]] = set(in_flight)
+                if rate_wait is not None:
+                    if sleeper is None:
+                        sleeper = asyncio.ensure_future(self._sleep(rate_wait))
+                    waits.add(sleeper)
+                if not waits:
+                    break
+                if unrecorded and not in_flight and (rate_wait or 0) >= LONG_WAIT:
+                    # Only the rate to wait for, and not briefly: record what we have first.
+                    await self._outbox.settle(unrecorded)
+                    unrecorded = []
+                done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                if sleeper is not None and sleeper in done:
+                    sleeper = None
+                for task in [task for task in in_flight if task in done]:  # in call order
+                    outcomes, stop = self._judge_call(in_flight.pop(task), task.result())
+                    unrecorded.extend(outcomes)
+                    halted = halted or stop
+            if unrecorded:
+                await self._outbox.settle(unrecorded)
+        finally:
+            # Normally nothing is left; after an error or a cancel, end the calls: their rows
+            # stay 'sending' and become 'unconfirmed', since they may have arrived.
+            leftovers: list[asyncio.Future[Any]] = [*in_flight]
+            if sleeper is not None:
+                leftovers.append(sleeper)
+            for leftover in leftovers:
+                leftover.cancel()
+            if leftovers:
+                await asyncio.gather(*leftovers, return_exceptions=True)
+        return calls, halted
+
+    async def _start_group(
+        self,
+        waiting: deque[OutboxRow],
+        room: int,
+        unrecorded: list[Outcome],
+        in_flight: dict[asyncio.Task[int | Exception], OutboxRow],
+    ) -> tuple[int, bool]:
+        """Takes up to `room` rows from `waiting`, records `unrecorded` and claims the rows in
+        one transaction, then starts their calls. Returns the calls started, and whether the
+        pass must stop (quiet hours began)."""
+        quiet = self._in_quiet_hours()
+        stop = False
+        picked: list[tuple[OutboxRow, Markup | None]] = []
+        outcomes = list(unrecorded)
+        while waiting and len(picked) < room:
+            row = waiting[0]
+            if quiet and row.member_id is not None:
+                self._more_now = True  # the next pass holds it until the window ends
+                stop = True
+                break
+            waiting.popleft()
+            try:
+                markup = self._markup(row.reply_markup)
+            except (ValueError, KeyError, TypeError):
+                logger.warning("Outbox row %s has a reply_markup Telegram would refuse", row.id)
+                outcomes.append(Failed(row.id, "bad_markup"))
+                continue
+            picked.append((row, markup))
+        claims = await self._outbox.settle(outcomes, [row.id for row, _ in picked])
+        started = 0
+        for row, markup in picked:
+            claim = claims[row.id]
+            if claim != "sending":
+                logger.debug("Outbox row %s not sent: %s", row.id, claim)
+                continue
+            self._starting += 1
+            in_flight[asyncio.create_task(self._call(row, markup))] = row
+            started += 1
+        return started, stop
+
+    async def _call(self, row: OutboxRow, markup: Markup | None) -> int | Exception:
+        """One Telegram call: the message id, or what went wrong (every outcome is recorded,
+        so nothing is lost by catching)."""
+        # The call's time for the rate and per-chat limits is when it really starts, in order.
+        self._starting -= 1
         called_at = self._monotonic()
-        self._recent.append(called_at)
+        if self._rate is not None:
+            self._recent.append(called_at)
         self._last_call_to[row.chat_id] = called_at
         try:
             message = await self._bot.send_message(
                 chat_id=row.chat_id, text=row.text, reply_markup=markup
             )
-        except Exception as exc:  # every outcome is recorded; nothing is lost by catching
-            return await self._after_failure(row, exc)
-        await self._outbox.mark_sent(row.id, message.message_id)
-        logger.debug("Sent outbox row %s (batch %s)", row.id, row.batch_id)
-        return _Step.CALLED
+        except Exception as exc:
+            return exc
+        return message.message_id
 
-    async def _after_failure(self, row: OutboxRow, exc: Exception) -> _Step:
-        verdict = judge(exc)
+    def _judge_call(self, row: OutboxRow, result: int | Exception) -> tuple[list[Outcome], bool]:
+        """What a call's answer means for its row; and whether the pass must stop starting
+        calls (Telegram asked us to wait, or it or the network is struggling)."""
+        if not isinstance(result, Exception):
+            return [Sent(row.id, result)], False
+        verdict = judge(result)
         now = self._clock.now()
         if verdict.action == "pause":
             until = now + timedelta(seconds=verdict.wait)
-            self._paused_until = until
-            await self._outbox.defer(row.id, until, row.attempts, error=verdict.code)
+            if self._paused_until is None or until > self._paused_until:
+                self._paused_until = until
             logger.warning("Telegram asked us to wait %.0f s: all sending pauses", verdict.wait)
-            return _Step.CALLED_STOP
+            return [Deferred(row.id, until, row.attempts, verdict.code)], True
         if verdict.action == "retry":
             attempts = row.attempts + 1
             if attempts >= self._max_attempts:
-                await self._outbox.mark_failed(row.id, verdict.code, attempts=attempts)
                 logger.warning("Outbox row %s failed %s times (%s)", row.id, attempts, verdict.code)
-            else:
-                backoff = min(2.0**attempts, self._max_backoff)
-                await self._outbox.defer(
-                    row.id, now + timedelta(seconds=backoff), attempts, error=verdict.code
-                )
-                logger.info(
-                    "Outbox row %s: %s; trying again in %.0f s", row.id, verdict.code, backoff
-                )
-            # Telegram or the network is struggling: leave the rest of this pass for later.
-            return _Step.CALLED_STOP
+                return [Failed(row.id, verdict.code, attempts)], True
+            backoff = min(2.0**attempts, self._max_backoff)
+            logger.info("Outbox row %s: %s; trying again in %.0f s", row.id, verdict.code, backoff)
+            return [
+                Deferred(row.id, now + timedelta(seconds=backoff), attempts, verdict.code)
+            ], True
         if verdict.action == "unreachable":
-            if row.member_id is not None:
-                skipped = await self._outbox.mark_member_unreachable(row.member_id, now)
-                logger.info("Member %s blocked the bot; %s rows skipped", row.member_id, skipped)
-            else:
-                await self._outbox.mark_skipped(row.id, "unreachable")
-            return _Step.CALLED
-        if verdict.action == "unconfirmed":
-            await self._outbox.mark_unconfirmed(row.id, verdict.code)
-            logger.warning("Outbox row %s may or may not have arrived (%s)", row.id, verdict.code)
-        else:
-            await self._outbox.mark_failed(row.id, verdict.code)
-            logger.warning("Telegram refused outbox row %s (%s)", row.id, verdict.code)
+            if row.member_id is None:
+                return [Skipped(row.id, "unreachable")], False
+            logger.info("Member %s blocked the bot; their waiting rows are skipped", row.member_id)
+            return [Unreachable(row.member_id, now)], False
         if verdict.code == "unexpected":
-            logger.error("Sending outbox row %s failed", row.id, exc_info=exc)
-        return _Step.CALLED
+            logger.error("Sending outbox row %s failed", row.id, exc_info=result)
+        if verdict.action == "unconfirmed":
+            logger.warning("Outbox row %s may or may not have arrived (%s)", row.id, verdict.code)
+            return [Unconfirmed(row.id, verdict.code)], False
+        logger.warning("Telegram refused outbox row %s (%s)", row.id, verdict.code)
+        return [Failed(row.id, verdict.code)], False
+
+    def _chats_free_now(self, rows: list[OutboxRow]) -> list[OutboxRow]:
+        """The rows whose chat had no message in the last `per_chat_interval`; the others
+        wait for a later pass (the pass's own calls are all to other chats)."""
+        now = self._monotonic()
+        free = []
+        for row in rows:
+            last = self._last_call_to.get(row.chat_id)
+            if last is not None and now - last < self._per_chat:
+                free_at = last + self._per_chat
+                self._chat_free_at = min(self._chat_free_at or free_at, free_at)
+            else:
+                free.append(row)
+        return free
 
     def _in_quiet_hours(self) -> bool:
         return quiet_hours_end(self._clock.now(), self._quiet, self._tz) is not None
 
-    async def _take_slot(self) -> None:
-        """Waits until one more call keeps us within rate_per_second over any one second."""
-        while True:
+    def _free_slots(self) -> int:
+        """How many calls may start now within rate_per_second over any one second."""
+        if self._rate is None:
+            return self._concurrency
+        now = self._monotonic()
+        recent = self._recent
+        while recent and now - recent[0] >= 1.0:
+            recent.popleft()
+        return max(self._rate - len(recent) - self._starting, 0)
+
+    def _slot_wait(self, slots: int) -> float:
+        """Seconds until `slots` more calls may start (the oldest calls leave the second)."""
+        if slots > len(self._recent):
+            return 0.001  # slots held by calls about to start: look again once they have
+        return max(1.0 - (self._monotonic() - self._recent[slots - 1]), 0.001)
+
+    def _forget_old_chats(self) -> None:
+        """Forgets chats whose interval has passed, so the map stays small (once a pass)."""
+        if len(self._last_call_to) > 4 * max(self._pass_size, self._concurrency):
             now = self._monotonic()
-            while self._recent and now - self._recent[0] >= 1.0:
-                self._recent.popleft()
-            if len(self._recent) < self._rate:
-                break
-            await self._sleep(max(1.0 - (now - self._recent[0]), 0.001))
-        if len(self._last_call_to) > 4 * self._rate:
-            # Forget chats whose interval has passed, so the map stays small.
             self._last_call_to = {
                 chat: at for chat, at in self._last_call_to.items() if now - at < self._per_chat
             }

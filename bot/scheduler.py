@@ -59,6 +59,10 @@ class Scheduler:
             logger.warning("No job queue: install python-telegram-bot[job-queue]")
             return
         job_queue.run_repeating(self._tick, interval=TICK_SECONDS, first=0, name="scheduler:tick")
+        # Retention (RETENTION_DAYS) has a daily job of its own.
+        from bot import retention
+
+        retention.schedule(job_queue, self.settings)
 
     async def _tick(self, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self.run_due()

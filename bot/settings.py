@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # its author is told); a round takes answers for this many days (or until the next round).
     question_grace_hours: int = Field(default=24, ge=0)
     question_open_days: int = Field(default=7, ge=1)
+    # Retention: stories, ideas and answers (and their files) older than this many days are
+    # deleted by a daily job. None (empty): kept until a member deletes them.
+    retention_days: int | None = Field(default=None, ge=1)
 
     @field_validator("organiser_ids", mode="before")
     @classmethod
@@ -70,7 +73,9 @@ class Settings(BaseSettings):
     def _parse_list(cls, value: object) -> list[str]:
         return _split(value)
 
-    @field_validator("port", "webhook_secret", "telegram_bot_token", mode="before")
+    @field_validator(
+        "port", "webhook_secret", "telegram_bot_token", "retention_days", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

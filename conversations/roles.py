@@ -35,8 +35,8 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "roles"
 INVITE_PAYLOAD = "invite-"  # /start invite-<token>
-FACILITATOR_COMMANDS = ("ask", "broadcast", "responses", "scheduled")
-ORGANISER_COMMANDS = (*FACILITATOR_COMMANDS, "invite", "roles")
+FACILITATOR_COMMANDS = ("ask", "broadcast", "responses", "scheduled", "stats")
+ORGANISER_COMMANDS = (*FACILITATOR_COMMANDS, "export", "invite", "roles")
 REFUSALS = {
     Redemption.ALREADY_STAFF: "invite.already_staff",
     Redemption.EXPIRED: "invite.expired",

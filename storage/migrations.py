@@ -264,6 +264,15 @@ MIGRATIONS: tuple[str, ...] = (
         member_replied_at  TEXT
     );
     """,
+    # 5: indexes for exports and retention. A response's files, flags and replies are found
+    # without scanning those tables, and deleting a response (retention) finds its children
+    # the same way: SQLite scans a child table once per deleted row when it has no index.
+    """
+    CREATE INDEX media_answer ON media (answer_id);
+    CREATE INDEX safeguarding_flags_submission ON safeguarding_flags (submission_id);
+    CREATE INDEX safeguarding_flags_answer ON safeguarding_flags (answer_id);
+    CREATE INDEX replies_answer ON replies (answer_id);
+    """,
 )
 
 

@@ -2,11 +2,17 @@
 
 Tables: outbox, delivery_batches (migration 3). bot/delivery.py is the one sender.
 
-A row moves queued → sending → sent, each step its own committed transaction, so a crash
-leaves at most the message in hand 'sending'. Such a row may have reached the member, so at
-start it becomes 'unconfirmed' and is never sent again. Other final states: 'failed' (Telegram
-refused it, or it kept failing), 'skipped' (the member used /stop or blocked the bot).
-Times are UTC ISO text, as everywhere in the database, so they compare correctly as text.
+A row moves queued → sending → sent. The sender claims a group of rows ('sending', one
+committed transaction) before any of their calls starts, and records how each call went
+(`settle`: 'sent' with Telegram's message id, or a failure) in as few transactions as it
+safely can, each of them also claiming the next group. So a crash leaves 'sending' at most the
+rows whose calls were in flight or whose outcome was not yet recorded: never more than the
+sender's `concurrency`. Such a row may have reached the member, so at start it becomes
+'unconfirmed' and is never sent again (the accepted price of sending several at once: up to
+`concurrency` members are reported "not sure", none gets two copies). Other final states:
+'failed' (Telegram refused it, or it kept failing), 'skipped' (the member used /stop or
+blocked the bot). Times are UTC ISO text, as everywhere in the database, so they compare
+correctly as text.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+
+import aiosqlite
 
 from storage.db import Database
 
@@ -107,6 +115,64 @@ class BatchCounts:
     @property
     def finished(self) -> bool:
         return self.queued == 0 and self.sending == 0
+
+
+# ---- what became of a claimed row, for `Outbox.settle` (one transaction for many)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """Telegram accepted the message."""
+
+    row_id: int
+    telegram_message_id: int
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Given up: Telegram refused it, or it failed too many times. `attempts` None: unchanged."""
+
+    row_id: int
+    error: str
+    attempts: int | None = None
+
+
+@dataclass(frozen=True)
+class Unconfirmed:
+    """The call may have reached Telegram but no answer came: never send it again."""
+
+    row_id: int
+    error: str
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """Back in the queue until `until` (a retry after a failure, or Telegram's RetryAfter)."""
+
+    row_id: int
+    until: datetime
+    attempts: int
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Left unsent on purpose."""
+
+    row_id: int
+    reason: SkipReason
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    """Telegram said the member blocked the bot: recorded on the member (first time `at`), and
+    every row still waiting for them ('queued' or 'sending', the one in hand too) skipped."""
+
+    member_id: int
+    at: datetime
+
+
+Outcome = Sent | Failed | Unconfirmed | Deferred | Skipped | Unreachable
 
 
 def _row(row: sqlite3.Row) -> OutboxRow:
@@ -220,76 +286,143 @@ class Outbox:
         )
         return [_row(r) for r in rows]
 
-    # ---- state changes, each its own transaction
+    # ---- state changes
 
-    async def mark_sending(self, row_id: int) -> Claim:
-        """Claims a queued row just before the Telegram call.
+    async def settle(
+        self, outcomes: Sequence[Outcome] = (), claim: Sequence[int] = ()
+    ) -> dict[int, Claim]:
+        """Records `outcomes`, then claims the rows `claim` names: one transaction for both.
 
-        Checks the member in the same transaction: a member who used /stop or blocked the bot
-        since the row was queued gets no message, and the row is skipped with that reason.
+        A claimed row becomes 'sending' just before its Telegram call. The members' /stop and
+        blocked state is read for the whole group in the same transaction: a member who used
+        /stop or blocked the bot since the row was queued gets no message, and the row is
+        skipped with that reason. Returns each claimed id's verdict ('sending': go ahead).
         """
+        if not outcomes and not claim:
+            return {}
         async with self._db.transaction() as conn:
-            async with conn.execute(
-                "SELECT o.status, o.member_id, m.stopped_at, m.unreachable_at"
-                " FROM outbox o LEFT JOIN members m ON m.id = o.member_id WHERE o.id = ?",
-                (row_id,),
-            ) as cur:
-                row = await cur.fetchone()
-            if row is None or row["status"] != "queued":
-                return "gone"
+            if outcomes:
+                await self._record(conn, outcomes)
+            return await self._claim(conn, claim) if claim else {}
+
+    async def _record(self, conn: aiosqlite.Connection, outcomes: Sequence[Outcome]) -> None:
+        now = self._now()
+        sent: list[tuple[Any, ...]] = []
+        failed: list[tuple[Any, ...]] = []
+        unconfirmed: list[tuple[Any, ...]] = []
+        deferred: list[tuple[Any, ...]] = []
+        skipped: list[tuple[Any, ...]] = []
+        unreachable: list[Unreachable] = []
+        for o in outcomes:
+            if isinstance(o, Sent):
+                sent.append((o.telegram_message_id, now, o.row_id))
+            elif isinstance(o, Failed):
+                failed.append((o.error, o.attempts, o.row_id))
+            elif isinstance(o, Unconfirmed):
+                unconfirmed.append((o.error, o.row_id))
+            elif isinstance(o, Deferred):
+                until = utc_text(o.until, round_up=True)
+                deferred.append((until, o.attempts, o.error, o.row_id))
+            elif isinstance(o, Skipped):
+                skipped.append((o.reason, o.row_id))
+            else:
+                unreachable.append(o)
+        for sql, params in (
+            (
+                "UPDATE outbox SET status = 'sent', telegram_message_id = ?, sent_at = ?,"
+                " last_error = NULL WHERE id = ?",
+                sent,
+            ),
+            (
+                "UPDATE outbox SET status = 'failed', last_error = ?,"
+                " attempts = COALESCE(?, attempts) WHERE id = ?",
+                failed,
+            ),
+            ("UPDATE outbox SET status = 'unconfirmed', last_error = ? WHERE id = ?", unconfirmed),
+            (
+                "UPDATE outbox SET status = 'queued', not_before = ?, attempts = ?,"
+                " last_error = ? WHERE id = ?",
+                deferred,
+            ),
+            ("UPDATE outbox SET status = 'skipped', skip_reason = ? WHERE id = ?", skipped),
+        ):
+            if params:
+                await conn.executemany(sql, params)
+        if unreachable:
+            await conn.executemany(
+                "UPDATE members SET unreachable_at = COALESCE(unreachable_at, ?) WHERE id = ?",
+                [(utc_text(u.at), u.member_id) for u in unreachable],
+            )
+            await conn.executemany(
+                "UPDATE outbox SET status = 'skipped', skip_reason = 'unreachable'"
+                " WHERE member_id = ? AND status IN ('queued', 'sending')",
+                [(u.member_id,) for u in unreachable],
+            )
+
+    @staticmethod
+    async def _claim(conn: aiosqlite.Connection, ids: Sequence[int]) -> dict[int, Claim]:
+        marks = ",".join("?" * len(ids))
+        async with conn.execute(
+            "SELECT o.id, o.status, o.member_id, m.stopped_at, m.unreachable_at"
+            f" FROM outbox o LEFT JOIN members m ON m.id = o.member_id WHERE o.id IN ({marks})",
+            tuple(ids),
+        ) as cur:
+            found = await cur.fetchall()
+        verdicts: dict[int, Claim] = dict.fromkeys(ids, "gone")
+        going: list[int] = []
+        skipped: list[tuple[str, int]] = []
+        for row in found:
+            if row["status"] != "queued":
+                continue
             verdict: Claim = "sending"
             if row["member_id"] is not None:
                 if row["unreachable_at"] is not None:
                     verdict = "unreachable"
                 elif row["stopped_at"] is not None:
                     verdict = "stopped"
+            verdicts[row["id"]] = verdict
             if verdict == "sending":
-                await conn.execute("UPDATE outbox SET status = 'sending' WHERE id = ?", (row_id,))
+                going.append(row["id"])
             else:
-                await conn.execute(
-                    "UPDATE outbox SET status = 'skipped', skip_reason = ? WHERE id = ?",
-                    (verdict, row_id),
-                )
-            return verdict
+                skipped.append((verdict, row["id"]))
+        if going:
+            await conn.execute(
+                f"UPDATE outbox SET status = 'sending' WHERE id IN ({','.join('?' * len(going))})",
+                going,
+            )
+        if skipped:
+            await conn.executemany(
+                "UPDATE outbox SET status = 'skipped', skip_reason = ? WHERE id = ?", skipped
+            )
+        return verdicts
+
+    # One row at a time (each its own transaction), for flows and tests; the sender uses settle.
+
+    async def mark_sending(self, row_id: int) -> Claim:
+        """Claims one queued row just before its Telegram call (see `settle`)."""
+        return (await self.settle(claim=[row_id]))[row_id]
 
     async def mark_sent(self, row_id: int, telegram_message_id: int) -> None:
         """Records that Telegram accepted the message."""
-        await self._db.execute(
-            "UPDATE outbox SET status = 'sent', telegram_message_id = ?, sent_at = ?,"
-            " last_error = NULL WHERE id = ?",
-            (telegram_message_id, self._now(), row_id),
-        )
+        await self.settle([Sent(row_id, telegram_message_id)])
 
     async def mark_failed(self, row_id: int, error: str, *, attempts: int | None = None) -> None:
         """Gives up on a row: Telegram refused it, or it failed too many times."""
-        await self._db.execute(
-            "UPDATE outbox SET status = 'failed', last_error = ?,"
-            " attempts = COALESCE(?, attempts) WHERE id = ?",
-            (error, attempts, row_id),
-        )
+        await self.settle([Failed(row_id, error, attempts)])
 
     async def mark_unconfirmed(self, row_id: int, error: str) -> None:
         """The call may have reached Telegram but no answer came: never send it again."""
-        await self._db.execute(
-            "UPDATE outbox SET status = 'unconfirmed', last_error = ? WHERE id = ?",
-            (error, row_id),
-        )
+        await self.settle([Unconfirmed(row_id, error)])
 
     async def mark_skipped(self, row_id: int, reason: SkipReason) -> None:
         """Leaves a row unsent on purpose."""
-        await self._db.execute(
-            "UPDATE outbox SET status = 'skipped', skip_reason = ? WHERE id = ?", (reason, row_id)
-        )
+        await self.settle([Skipped(row_id, reason)])
 
     async def defer(
         self, row_id: int, until: datetime, attempts: int, *, error: str | None = None
     ) -> None:
         """Puts a row back in the queue until a later time (a retry after a failure or a wait)."""
-        await self._db.execute(
-            "UPDATE outbox SET status = 'queued', not_before = ?, attempts = ?, last_error = ?"
-            " WHERE id = ?",
-            (utc_text(until, round_up=True), attempts, error, row_id),
-        )
+        await self.settle([Deferred(row_id, until, attempts, error)])
 
     async def hold_for_quiet_hours(self, now: datetime, until: datetime) -> int:
         """Moves every due row to a member to the end of quiet hours; returns how many."""

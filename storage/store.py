@@ -8,6 +8,7 @@ from pathlib import Path
 
 from storage.audit import AuditLog
 from storage.db import Database, path_from_url
+from storage.export import Responses
 from storage.inbox import Inbox
 from storage.members import AboutYou, Consent, Members, Projects
 from storage.outbox import Outbox
@@ -15,6 +16,7 @@ from storage.persistence import SQLitePersistence
 from storage.questions import Questions
 from storage.roles import Roles
 from storage.sharing import Pseudonyms, Sharing
+from storage.stats import Stats
 
 
 class Store:
@@ -38,6 +40,8 @@ class Store:
         self.questions = Questions(db, stamp)
         self.pseudonyms = Pseudonyms(db)
         self.roles = Roles(db, now)
+        self.responses = Responses(db, self.pseudonyms, self.audit)
+        self.stats = Stats(db)
 
     @classmethod
     async def open(cls, path: Path, now: Callable[[], datetime]) -> Store:

@@ -5,6 +5,7 @@ exactly like an unknown command or an unknown button, and nothing changes in the
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from bot.catalogue import t
+from bot.emulator import SimUser
 from storage.store import Store
 from tests.transcript import Person, join
 
@@ -25,6 +27,11 @@ NOT_DOMAIN = {"inbox", "user_data", "conversations"}
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {"organiser_ids": [ORGANISER]}
+
+
+def press(user: SimUser, data: str) -> int:
+    """Forges a button press with the given callback data."""
+    return user.press_callback(data)
 
 
 async def snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
@@ -87,7 +94,7 @@ async def test_staff_commands_and_buttons_are_refused_to_everyone_else(
         for command in STAFF_COMMANDS:
             assert await someone.says(command) == unknown_command, (someone.user.id, command)
         for data in forged:
-            got = await someone.does(lambda u, data=data: u.press_callback(data))
+            got = await someone.does(functools.partial(press, data=data))
             assert got == unknown_button, (someone.user.id, data)
         # Typed words after a forged Reply reach no one (the snapshot shows no reply queued).
         await someone.does(lambda u: u.press_callback(f"resp:reply:{answer['id']}"))

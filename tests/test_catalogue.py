@@ -13,6 +13,9 @@ from bot.catalogue import LANGUAGES, catalogue
 
 # Names of languages are shown in their own language; they are not sentences to grade.
 NOT_PROSE = {"language.en", "language.cy"}
+# A button label of one or two words is not prose: Flesch-Kincaid gives "Everything" grade 20
+# (it counts syllables per word and per sentence, so one long word swings it wildly).
+MIN_WORDS_TO_GRADE = 3
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 COMMAND = re.compile(r"(?<!\w)/[a-z]+")
 # A quoted "group.name" literal in the code: how handlers name catalogue texts.
@@ -24,7 +27,9 @@ def english_messages() -> dict[str, str]:
     return {
         key: cat.text("en", key)
         for key in sorted(cat.keys("en"))
-        if not key.endswith(".words") and key not in NOT_PROSE
+        if not key.endswith(".words")
+        and key not in NOT_PROSE
+        and len(cat.text("en", key).split()) >= MIN_WORDS_TO_GRADE
     }
 
 

@@ -2,15 +2,18 @@
 
 Tests drive `DeliveryWorker.run_once()` with a FakeClock (backoffs, RetryAfter, quiet hours)
 and a fake monotonic clock whose sleep only moves it forward (rate and per-chat pacing), so
-nothing waits on real time except the read timeout of a slow answer. The emulator's clock is
-that same monotonic clock in milliseconds, so each message's `date` says when it was sent.
+nothing waits on real time except the read timeout of a slow answer. Calls take no fake time:
+the fake sleep first lets the calls in flight be answered. The emulator's clock is that same
+monotonic clock in milliseconds, so each message's `date` says when it was sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import (
     BadRequest,
     Forbidden,
@@ -38,7 +41,17 @@ from bot.receiving import CocreateApplication
 from bot.settings import Settings, parse_quiet_hours
 from conversations.context import CocreateContext
 from storage.models import Member
-from storage.outbox import BatchCounts, OutboxRow, Outgoing
+from storage.outbox import (
+    BatchCounts,
+    Deferred,
+    Failed,
+    OutboxRow,
+    Outgoing,
+    Sent,
+    Skipped,
+    Unconfirmed,
+    Unreachable,
+)
 from storage.store import Store
 from tests.conftest import TOKEN, make_settings
 
@@ -48,22 +61,39 @@ AUTHOR = 2900  # a facilitator's chat, for delivery reports
 
 
 class FakeTime:
-    """The worker's monotonic clock: it moves when the worker sleeps or the test says so."""
+    """The worker's monotonic clock: it moves when the worker sleeps or the test says so.
+
+    It also counts the sendMessage calls in flight (`calling`): a sleep waits until they are
+    answered, so a call takes no fake time and each message's date is when its call started.
+    """
 
     def __init__(self) -> None:
         self.now = 1000.0
         self.slept = 0.0
+        self.in_flight = 0
+        self.most_in_flight = 0
 
     def monotonic(self) -> float:
         return self.now
 
     async def sleep(self, seconds: float) -> None:
+        while self.in_flight:  # noqa: ASYNC110 - the emulator answers by itself
+            await asyncio.sleep(0.001)
         self.now += seconds
         self.slept += seconds
         await asyncio.sleep(0)
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+    @contextlib.contextmanager
+    def calling(self) -> Iterator[None]:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
 
 
 @pytest.fixture
@@ -79,10 +109,17 @@ async def emulator(fake_time: FakeTime) -> AsyncIterator[Emulator]:
 
 
 @pytest.fixture
-async def tg(emulator: Emulator) -> AsyncIterator[Bot]:
-    """A plain ptb Bot with a short read timeout (no ptb rate limiter, so nothing is hidden)."""
+async def tg(emulator: Emulator, fake_time: FakeTime) -> AsyncIterator[Bot]:
+    """A plain ptb Bot with a short read timeout (no ptb rate limiter, so nothing is hidden),
+    that tells the fake clock which calls are in flight."""
+
+    class CountingBot(Bot):
+        async def send_message(self, *args: Any, **kwargs: Any) -> Message:
+            with fake_time.calling():
+                return await super().send_message(*args, **kwargs)
+
     request = HTTPXRequest(read_timeout=READ_TIMEOUT)
-    async with Bot(TOKEN, base_url=emulator.base_url, request=request) as bot:
+    async with CountingBot(TOKEN, base_url=emulator.base_url, request=request) as bot:
         yield bot
 
 
@@ -157,6 +194,22 @@ async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
             await asyncio.sleep(0.02)
 
 
+class Commits:
+    """Counts the store's write transactions (each one a commit)."""
+
+    def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        original = store.db.transaction
+
+        @contextlib.asynccontextmanager
+        async def counted() -> AsyncIterator[Any]:
+            self.count += 1
+            async with original() as conn:
+                yield conn
+
+        monkeypatch.setattr(store.db, "transaction", counted)
+
+
 # ---------------------------------------------------------------- the outbox on its own
 
 
@@ -221,6 +274,66 @@ async def test_erasing_a_member_removes_their_waiting_rows(
     batch_id = await store.outbox.enqueue_batch("broadcast", None, to_all([ann, bea]))
     await store.erase_member(ann.id)
     assert [r.member_id for r in await store.outbox.rows_of(batch_id)] == [bea.id]
+
+
+async def test_one_transaction_records_a_group_and_claims_the_next(
+    store: Store, emulator: Emulator, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    members = await join(store, emulator, *range(2001, 2010))
+    batch_id = await store.outbox.enqueue_batch("broadcast", 1, to_all(members))
+    row = {r.member_id: r for r in await store.outbox.rows_of(batch_id)}
+    ann, bea, cai, dee, eve, fay, gus, hal, ida = (row[m.id] for m in members)
+    claimed = await store.outbox.settle(claim=[ann.id, bea.id, cai.id, dee.id, eve.id, fay.id])
+    assert set(claimed.values()) == {"sending"}
+    await store.members.set_stopped(members[7].id, True)  # Hal used /stop after it was queued
+    await store.outbox.mark_member_unreachable(members[8].id, clock.now())  # Ida blocked us
+    commits = Commits(store, monkeypatch)
+
+    verdicts = await store.outbox.settle(
+        [
+            Sent(ann.id, 11),
+            Failed(bea.id, "bad_request"),
+            Unconfirmed(cai.id, "read_timeout"),
+            Deferred(dee.id, clock.now() + timedelta(seconds=4), 1, "server_error"),
+            Skipped(eve.id, "unreachable"),
+            Unreachable(members[5].id, clock.now()),  # Fay: 403
+        ],
+        claim=[gus.id, hal.id, ida.id, ann.id, 999_999],
+    )
+    assert commits.count == 1
+    assert verdicts == {
+        gus.id: "sending",
+        hal.id: "stopped",
+        ida.id: "gone",  # already skipped when she blocked the bot
+        ann.id: "gone",  # not queued any more
+        999_999: "gone",
+    }
+    rows = by_member(await store.outbox.rows_of(batch_id))
+    got = {m.chat_id: (rows[m.id].status, rows[m.id].last_error) for m in members}
+    assert got == {
+        2001: ("sent", None),
+        2002: ("failed", "bad_request"),
+        2003: ("unconfirmed", "read_timeout"),
+        2004: ("queued", "server_error"),
+        2005: ("skipped", None),
+        2006: ("skipped", None),
+        2007: ("sending", None),
+        2008: ("skipped", None),
+        2009: ("skipped", None),
+    }
+    assert rows[members[0].id].telegram_message_id == 11
+    assert (rows[members[3].id].attempts, rows[members[3].id].not_before) == (
+        1,
+        "2026-11-30T10:00:04+00:00",
+    )
+    assert [rows[m.id].skip_reason for m in members[4:9] if m is not members[6]] == [
+        "unreachable",
+        "unreachable",
+        "stopped",
+        "unreachable",
+    ]
+    blocked = await store.members.get(members[5].id)
+    assert blocked is not None and blocked.unreachable_at is not None
 
 
 # ---------------------------------------------------------------- what Telegram's answers mean
@@ -313,13 +426,29 @@ async def test_every_reachable_member_gets_exactly_one_copy_despite_faults(
     emulator.faults.add("sendMessage", delay=READ_TIMEOUT * 2, chat_id=2003)
     w = worker(tg, store, quiet(tmp_path, emulator, ""), clock, fake_time)
 
-    # Telegram's 429 pauses all sending, and the row goes back without counting as a failure.
-    assert await w.run_once() == 1
+    # The first pass calls every chat at once (there are fewer than `concurrency`), all but
+    # the member who used /stop, and records every answer before it returns.
+    assert await w.run_once() == 7
+    assert fake_time.most_in_flight == 7
+    rows = by_member(await store.outbox.rows_of(batch_id))
+    assert {m.chat_id: (rows[m.id].status, rows[m.id].attempts) for m in members} == {
+        2001: ("queued", 0),  # Telegram's 429 is not a failed attempt
+        2002: ("queued", 1),
+        2003: ("unconfirmed", 0),
+        2004: ("queued", 1),
+        2005: ("sent", 0),
+        2006: ("sent", 0),
+        2007: ("skipped", 0),
+        2008: ("skipped", 0),
+    }
+    assert rows[members[0].id].last_error == "flood_wait"
+    assert rows[members[0].id].not_before == "2026-11-30T10:00:03+00:00"
+    assert rows[members[1].id].not_before == "2026-11-30T10:00:02+00:00"  # backoff 2 s
+    # The 429 pauses ALL sending: the retries due after 2 s wait for the pause to end too.
+    clock.advance(timedelta(seconds=2))
+    fake_time.advance(2.0)
     assert await w.run_once() == 0
-    row = by_member(await store.outbox.rows_of(batch_id))[members[0].id]
-    assert (row.status, row.attempts, row.last_error) == ("queued", 0, "flood_wait")
-    assert row.not_before == "2026-11-30T10:00:03+00:00"
-    clock.advance(timedelta(seconds=3))
+    clock.advance(timedelta(seconds=1))
 
     await drain(w, store, clock, fake_time)
     await wait_for(lambda: emulator.sent_to(2003) == 1)  # the slow answer arrived after all
@@ -509,6 +638,96 @@ async def test_no_more_than_rate_per_second_in_any_second(
     assert fake_time.slept >= 3.0
 
 
+async def test_calls_overlap_within_the_rate_and_a_chat_still_gets_one_a_second(
+    tg: Bot,
+    store: Store,
+    emulator: Emulator,
+    clock: FakeClock,
+    fake_time: FakeTime,
+    tmp_path: Path,
+) -> None:
+    members = await join(store, emulator, *range(2001, 2031))
+    ann = members[-1]  # her first message is the pass's last call
+    await store.outbox.enqueue_batch("broadcast", 1, to_all(members, "News"))
+    await store.outbox.enqueue_batch("question", 2, to_all([ann], "Question"))
+    await store.outbox.enqueue_batch("reminder", 3, to_all([ann], "Reminder"))
+    settings = quiet(tmp_path, emulator, "")
+    w = worker(tg, store, settings, clock, fake_time, rate_per_second=10, concurrency=4)
+
+    assert await w.run_once() == 30
+    # Every answer is recorded before the pass returns: nothing is left 'sending'.
+    assert await store.outbox.status_counts() == {"sent": 30, "queued": 2}
+    assert fake_time.most_in_flight == 4  # calls overlapped, never more than `concurrency`
+    assert await w.run_once() == 0  # Ann's next waits until a second after her last
+    fake_time.advance(1.0)
+    assert await w.run_once() == 1
+    assert await w.run_once() == 0
+    fake_time.advance(1.0)
+    assert await w.run_once() == 1
+    assert await store.outbox.status_counts() == {"sent": 32}
+
+    assert [emulator.sent_to(m.chat_id) for m in members[:-1]] == [1] * 29
+    assert [m.text for m in emulator.user(ann.chat_id).messages] == [
+        "News",
+        "Question",
+        "Reminder",
+    ]
+    ann_dates = [m.date for m in emulator.user(ann.chat_id).messages]
+    assert all(later - earlier >= 1000 for earlier, later in itertools.pairwise(ann_dates))
+    dates = sorted(m.date for c in members for m in emulator.user(c.chat_id).messages)
+    assert all(dates[i + 10] - dates[i] >= 1000 for i in range(len(dates) - 10))
+    assert dates[29] - dates[0] == 2000  # 10, 10 and 10: as fast as the rate allows
+
+
+async def test_without_a_rate_limit_calls_overlap_and_commits_are_grouped(
+    tg: Bot,
+    store: Store,
+    emulator: Emulator,
+    clock: FakeClock,
+    fake_time: FakeTime,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    members = await join(store, emulator, *range(2001, 2041))
+    await store.outbox.enqueue_batch("broadcast", 1, to_all(members))
+    settings = quiet(tmp_path, emulator, "")
+    w = worker(tg, store, settings, clock, fake_time, rate_per_second=None, concurrency=8)
+    commits = Commits(store, monkeypatch)
+    assert await w.run_once() == 40
+    assert await store.outbox.status_counts() == {"sent": 40}
+    assert [emulator.sent_to(m.chat_id) for m in members] == [1] * 40
+    assert fake_time.most_in_flight == 8 and fake_time.slept == 0
+    # One at a time this took 81 commits (claim and record each, and the start): now one
+    # transaction claims a group of at least 4 and records what finished before it.
+    assert commits.count <= 12
+
+
+async def test_retry_after_stops_new_calls_while_those_in_flight_finish(
+    tg: Bot,
+    store: Store,
+    emulator: Emulator,
+    clock: FakeClock,
+    fake_time: FakeTime,
+    tmp_path: Path,
+) -> None:
+    members = await join(store, emulator, *range(2001, 2007))
+    await store.outbox.enqueue_batch("broadcast", 1, to_all(members))
+    emulator.faults.add("sendMessage", 429, retry_after=3, chat_id=2001)
+    emulator.faults.add("sendMessage", delay=0.2, chat_id=2002)  # answered after the 429
+    emulator.faults.add("sendMessage", delay=0.2, chat_id=2003)
+    w = worker(tg, store, quiet(tmp_path, emulator, ""), clock, fake_time, concurrency=3)
+    assert await w.run_once() == 3
+    assert [p["chat_id"] for p in emulator.calls_to("sendMessage")] == [2001, 2002, 2003]
+    rows = by_member(await store.outbox.rows_of(1))
+    assert [rows[m.id].status for m in members] == ["queued", "sent", "sent"] + ["queued"] * 3
+    clock.advance(timedelta(seconds=2))
+    assert await w.run_once() == 0
+    clock.advance(timedelta(seconds=1))
+    fake_time.advance(3.0)
+    assert await w.run_once() == 4
+    assert [emulator.sent_to(m.chat_id) for m in members] == [1] * 6
+
+
 async def test_after_a_crash_a_message_in_hand_is_reported_not_resent(
     tg: Bot,
     store: Store,
@@ -532,6 +751,51 @@ async def test_after_a_crash_a_message_in_hand_is_reported_not_resent(
     assert row is not None and (row.status, row.last_error) == ("unconfirmed", "interrupted")
     assert [emulator.sent_to(m.chat_id) for m in members] == [1, 0, 1]
     assert t("en", "delivery.report.unconfirmed", count=1) in (
+        emulator.user(AUTHOR).messages[0].text or ""
+    )
+
+
+async def test_a_crash_with_a_group_in_flight_leaves_only_that_group_unconfirmed(
+    tg: Bot,
+    store: Store,
+    emulator: Emulator,
+    clock: FakeClock,
+    fake_time: FakeTime,
+    tmp_path: Path,
+) -> None:
+    members = await join(store, emulator, *range(2001, 2011))
+    emulator.open_chat(AUTHOR)
+    batch_id = await store.outbox.enqueue_batch(
+        "broadcast", 1, to_all(members), author_chat_id=AUTHOR
+    )
+    settings = quiet(tmp_path, emulator, "")
+    emulator.faults.add("sendMessage", delay=5, times=None)  # every answer is slow
+    patient = HTTPXRequest(read_timeout=10)
+    async with Bot(TOKEN, base_url=emulator.base_url, request=patient) as slow_bot:
+        w = worker(slow_bot, store, settings, clock, fake_time, concurrency=4)
+        sending = asyncio.create_task(w.run_once())
+        await wait_for(lambda: len(emulator.calls_to("sendMessage")) == 4)
+        # The process dies with four calls in flight: nothing more is written.
+        sending.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sending
+    assert await store.outbox.status_counts() == {"sending": 4, "queued": 6}
+    in_flight = [p["chat_id"] for p in emulator.calls_to("sendMessage")]
+    emulator.faults.clear()
+
+    restarted = worker(tg, store, settings, clock, fake_time, concurrency=4)
+    await drain(restarted, store, clock, fake_time)
+    rows = by_member(await store.outbox.rows_of(batch_id))
+    status = {m.chat_id: (rows[m.id].status, rows[m.id].last_error) for m in members}
+    assert status == {
+        m.chat_id: ("unconfirmed", "interrupted") if m.chat_id in in_flight else ("sent", None)
+        for m in members
+    }
+    calls = [p["chat_id"] for p in emulator.calls_to("sendMessage")]
+    assert all(calls.count(m.chat_id) == 1 for m in members), "nobody is tried twice"
+    assert all(emulator.sent_to(m.chat_id) == 1 for m in members if m.chat_id not in in_flight)
+    assert await store.outbox.batch_counts(batch_id) == BatchCounts(sent=6, unconfirmed=4)
+    assert t("en", "delivery.report.unconfirmed", count=4) in (
         emulator.user(AUTHOR).messages[0].text or ""
     )
 

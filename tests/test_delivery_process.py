@@ -1,8 +1,8 @@
 """Whole process: a broadcast to 300 members survives a SIGKILL part-way, and nobody gets it twice.
 
-`cocreate run` (python -m bot run) sends from the outbox at 30 messages a second; the test
-kills it once about a third has gone, starts it again, and compares the emulator's copies
-with the outbox rows.
+`cocreate run` (python -m bot run) sends from the outbox at 30 messages a second, up to
+`DEFAULT_CONCURRENCY` calls at once; the test kills it once about a third has gone, starts it
+again, and compares the emulator's copies with the outbox rows.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pytest
 
 from bot.catalogue import t
 from bot.clock import SystemClock
+from bot.delivery import DEFAULT_CONCURRENCY
 from bot.emulator import Emulator
 from storage.outbox import Outgoing
 from storage.store import Store
@@ -79,20 +80,21 @@ async def test_a_broadcast_to_300_members_survives_sigkill_without_a_second_copy
     copies = {user_id: emulator.sent_to(user_id) for user_id in ids}
     calls = Counter(params["chat_id"] for params in emulator.calls_to("sendMessage"))
 
-    # Every row is final: sent, or unconfirmed for at most the one message in hand at the kill.
+    # Every row is final: sent, or unconfirmed for at most the group in hand at the kill
+    # (calls in flight, or answered but not yet recorded).
     assert len(rows) == MEMBERS and set(status) == set(ids)
     unconfirmed = [user_id for user_id, s in status.items() if s == "unconfirmed"]
-    assert len(unconfirmed) <= 1
+    assert len(unconfirmed) <= DEFAULT_CONCURRENCY
     assert all(s == "sent" for user_id, s in status.items() if user_id not in unconfirmed)
     assert all(error == "interrupted" for _, s, error in rows if s == "unconfirmed")
     # Nobody got two copies, and nobody was even tried twice (there were no faults).
     assert max(calls[user_id] for user_id in ids) == 1
-    # Sent means exactly one copy; the unconfirmed one has one copy or none (the kill came
+    # Sent means exactly one copy; an unconfirmed one has one copy or none (the kill came
     # after or before the request reached Telegram) and the report says "not sure".
     assert all(copies[user_id] == 1 for user_id, s in status.items() if s == "sent")
     assert all(copies[user_id] <= 1 for user_id in unconfirmed)
     sent = MEMBERS - len(unconfirmed)
-    assert sum(copies.values()) in (sent, sent + len(unconfirmed))
+    assert sent <= sum(copies.values()) <= sent + len(unconfirmed)
 
     [report] = emulator.user(AUTHOR).messages
     lines = [
@@ -100,7 +102,7 @@ async def test_a_broadcast_to_300_members_survives_sigkill_without_a_second_copy
         t("en", "delivery.report.reached", sent=sent, total=MEMBERS),
     ]
     if unconfirmed:
-        lines.append(t("en", "delivery.report.unconfirmed", count=1))
+        lines.append(t("en", "delivery.report.unconfirmed", count=len(unconfirmed)))
     assert report.text == "\n".join(lines)
     log = process.log.read_text()
     assert TEXT not in log, "message text never reaches the log"

@@ -251,6 +251,7 @@ async def test_a_round_due_while_the_bot_was_down(
     await staff.says("/scheduled")
     [ann] = await members(person, "Ann")
     now = clock.now()
+
     async def create(text: str, late: timedelta) -> None:
         await store.questions.create(
             author_id=STAFF,

@@ -1,5 +1,10 @@
 """The member side over HTTP, under `/_emu/`: for a local chat page and out-of-process tests.
 
+    GET  /                              the chat page (static/index.html, for `cocreate try`)
+    GET  /_emu/static/{name}            its script and style sheet
+    GET  /_emu/people                   [{"id", "name", "role", "hint"}]: whom the page offers
+    GET  /_emu/chats/{id}/commands      [{"command", "description"}]: this chat's command menu
+
     POST /_emu/users/{id}/send          {"text", "first_name"?, "last_name"?, "username"?,
                                          "language_code"?, "reply_to"?} → {"update_id"}
     POST /_emu/users/{id}/press         {"text"} or {"data"}, "message_id"? → {"update_id"}
@@ -27,6 +32,7 @@ the chat, so a page can pass the highest one it saw as `since` to hear about edi
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import BodyPartReader, web
@@ -44,6 +50,12 @@ MAX_WAIT = 60.0  # seconds a /wait may hold the request
 _UPLOAD_KINDS = ("voice", "photo", "document", "audio", "video_note")
 _MEMBER_KINDS = (*_UPLOAD_KINDS, "text", "sticker", "location", "contact")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# The chat page's files (bot/emulator/static/), by the name they are served under.
+_PAGE_FILES = {
+    "index.html": "text/html",
+    "app.js": "text/javascript",
+    "style.css": "text/css",
+}
 
 
 def _guarded(handler: Handler) -> Handler:
@@ -80,6 +92,17 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
+def _page_file(name: str) -> web.Response:
+    """A file of the chat page; never cached, so a new version shows on reload."""
+    data = (resources.files("bot.emulator") / "static" / name).read_bytes()
+    return web.Response(
+        body=data,
+        content_type=_PAGE_FILES[name],
+        charset="utf-8",
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    )
+
+
 class ControlRoutes:
     """aiohttp handlers for the member-side API of one Emulator."""
 
@@ -89,6 +112,10 @@ class ControlRoutes:
     def add_to(self, app: web.Application) -> None:
         """Register the routes on `app`."""
         routes = [
+            ("GET", "/", self.page),
+            ("GET", "/_emu/static/{name}", self.static),
+            ("GET", "/_emu/people", self.people),
+            ("GET", "/_emu/chats/{id}/commands", self.commands),
             ("POST", "/_emu/users/{id}/send", self.send),
             ("POST", "/_emu/users/{id}/press", self.press),
             ("POST", "/_emu/users/{id}/{kind}", self.send_other),
@@ -115,6 +142,33 @@ class ControlRoutes:
 
     def _chat(self, request: web.Request) -> Chat:
         return self._emu.state.chat(self._user(request).id)
+
+    # ---- the chat page
+
+    async def page(self, request: web.Request) -> web.StreamResponse:
+        return _page_file("index.html")
+
+    async def static(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name == "index.html" or name not in _PAGE_FILES:
+            raise LookupError("no such file")
+        return _page_file(name)
+
+    async def people(self, request: web.Request) -> web.StreamResponse:
+        people = self._emu.people or [
+            {"id": user.id, "name": user.first_name, "role": "member", "hint": ""}
+            for user in self._emu.users
+        ]
+        return web.json_response(people)
+
+    async def commands(self, request: web.Request) -> web.StreamResponse:
+        chat_id = self._user(request).id
+        # The most specific menu Telegram would show this chat (ignoring languages).
+        known = self._emu.commands
+        menu = (
+            known.get(f"chat:{chat_id}") or known.get("all_private_chats") or known.get("default")
+        )
+        return web.json_response(menu or [])
 
     # ---- member actions
 

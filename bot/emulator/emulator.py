@@ -43,6 +43,7 @@ class Emulator:
         bot_first_name: str = "cocreate test bot",
         port: int = 0,
         clock: Callable[[], float] = time.time,
+        first_id: int = 1,
     ) -> None:
         if not re.fullmatch(r"\d+:[A-Za-z0-9_-]+", token):
             raise ValueError("a bot token looks like 123456:ABC-def")
@@ -56,6 +57,14 @@ class Emulator:
         self._port: int | None = None
         self._runner: web.AppRunner | None = None
         self._webhook = WebhookSender(self.state)
+        # update_ids and each new chat's message_ids start at first_id: a bot that keeps its
+        # database across runs (`cocreate try --db`) needs ids above those it has seen, as
+        # Telegram keeps counting.
+        self._first_id = max(1, first_id)
+        self.state.updates._next_id = self._first_id
+        # Who the chat page (GET /) offers to be: {"id", "name", "role", "hint"}; when empty,
+        # every member so far.
+        self.people: list[dict[str, Any]] = []
 
     # ---- lifecycle
 
@@ -151,6 +160,8 @@ class Emulator:
         )
         user = self._users.get(user_id)
         if user is None:
+            if not chat.bot_messages and not chat.member_messages:
+                chat.next_message_id = max(chat.next_message_id, self._first_id)
             user = self._users[user_id] = SimUser(self.state, chat)
         return user
 

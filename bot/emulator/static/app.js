@@ -1,0 +1,414 @@
+// The chat page of `cocreate try`: one chat per person, over the emulator's member API
+// (/_emu/...). Plain JavaScript, no build step, nothing fetched from elsewhere.
+"use strict";
+
+const POLL_SECONDS = 25;
+
+const page = {
+  people: [],
+  person: null, // the person whose chat is shown
+  messages: new Map(), // message_id -> message, this chat only
+  after: 0, // highest message_id seen
+  since: 0, // highest version seen (edits)
+  generation: 0, // bumped on every switch, so an old long poll stops
+  abort: null,
+  seen: {}, // chat id -> messages the bot had sent when last shown
+  sent: null, // chat id -> messages the bot has sent, as the emulator last said
+};
+
+const $ = (id) => document.getElementById(id);
+
+async function api(path, options = {}) {
+  const response = await fetch(path, options);
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    throw new Error(body.error || `${response.status} ${response.statusText}`);
+  }
+  return body;
+}
+
+function post(path, body) {
+  return api(path, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+function pause(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function say(text) {
+  $("status").textContent = text;
+}
+
+// ---- who you are
+
+async function loadPeople() {
+  page.people = await api("/_emu/people");
+  const select = $("who");
+  select.replaceChildren(
+    ...page.people.map((person) => {
+      const option = document.createElement("option");
+      option.value = String(person.id);
+      option.textContent = `${person.name} (${person.role})`;
+      return option;
+    }),
+  );
+  const wanted = Number(new URLSearchParams(location.hash.slice(1)).get("as"));
+  const first = page.people.find((p) => p.id === wanted) || page.people[0];
+  if (first) {
+    select.value = String(first.id);
+    await show(first);
+  }
+}
+
+async function show(person) {
+  page.generation += 1;
+  if (page.abort) page.abort.abort();
+  page.person = person;
+  page.messages.clear();
+  page.after = 0;
+  page.since = 0;
+  history.replaceState(null, "", `#as=${person.id}`);
+  $("hint").textContent = person.hint || "";
+  $("chat-title").textContent = `${person.name}'s chat with the bot`;
+  document.title = `${person.name} – Try cocreate`;
+  const list = $("messages");
+  list.setAttribute("aria-busy", "true");
+  list.replaceChildren();
+  const generation = page.generation;
+  try {
+    const messages = await api(`/_emu/chats/${person.id}/messages?all=1`);
+    if (generation !== page.generation) return;
+    merge(messages);
+    say("");
+  } catch (error) {
+    say(`Could not load the chat: ${error.message}`);
+  } finally {
+    if (generation === page.generation) list.removeAttribute("aria-busy");
+  }
+  render();
+  window.scrollTo(0, document.body.scrollHeight);
+  loadCommands();
+  follow(generation);
+}
+
+// ---- following the chat
+
+async function follow(generation) {
+  while (generation === page.generation) {
+    page.abort = new AbortController();
+    const id = page.person.id;
+    const query = `after=${page.after}&since=${page.since}&all=1&timeout=${POLL_SECONDS}`;
+    const started = Date.now();
+    try {
+      const messages = await api(`/_emu/chats/${id}/wait?${query}`, {
+        signal: page.abort.signal,
+      });
+      if (generation !== page.generation) return;
+      if (!messages.length && Date.now() - started < 1000) {
+        await pause(1000); // an early empty answer: the emulator is stopping
+      }
+      if (messages.length) {
+        const atBottom =
+          window.innerHeight + window.scrollY >= document.body.scrollHeight - 80;
+        merge(messages);
+        render();
+        if (atBottom) window.scrollTo(0, document.body.scrollHeight);
+        loadCommands();
+      }
+      say("");
+    } catch (error) {
+      if (generation !== page.generation) return;
+      say("Lost touch with cocreate try. Is it still running? Trying again…");
+      await pause(2000);
+    }
+  }
+}
+
+function merge(messages) {
+  for (const message of messages) {
+    page.after = Math.max(page.after, message.message_id);
+    page.since = Math.max(page.since, message.version);
+    page.messages.set(message.message_id, message);
+  }
+}
+
+// ---- drawing
+
+function render() {
+  const list = $("messages");
+  const ordered = [...page.messages.values()]
+    .filter((m) => !m.deleted)
+    .sort((a, b) => a.message_id - b.message_id);
+  for (const message of ordered) {
+    const id = `m${message.message_id}`;
+    const old = document.getElementById(id);
+    const key = `${message.version}`;
+    if (old && old.dataset.version === key) continue;
+    const item = drawMessage(message);
+    item.id = id;
+    item.dataset.version = key;
+    if (old) old.replaceWith(item);
+    else list.append(item);
+  }
+  for (const message of page.messages.values()) {
+    if (message.deleted) document.getElementById(`m${message.message_id}`)?.remove();
+  }
+  $("empty").hidden = ordered.length > 0;
+  drawKeyboard(ordered);
+  page.seen[page.person.id] = ordered.filter((m) => m.from_bot).length;
+  drawNews();
+}
+
+function drawMessage(message) {
+  const item = document.createElement("li");
+  item.className = message.from_bot ? "message from-bot" : "message from-me";
+  const who = document.createElement("span");
+  who.className = "visually-hidden";
+  who.textContent = message.from_bot ? "The bot: " : "You: ";
+  item.append(who);
+
+  // Same origin as the page, whichever name it was opened by (127.0.0.1 or localhost).
+  const url = message.file_url && new URL(message.file_url, location.href).pathname;
+  if (url && message.kind === "photo") {
+    const img = document.createElement("img");
+    img.src = url;
+    img.alt = message.text ? `A photo: ${message.text}` : "A photo";
+    item.append(img);
+  } else if (url && (message.kind === "voice" || message.kind === "audio")) {
+    const audio = document.createElement("audio");
+    audio.controls = true;
+    audio.src = url;
+    audio.setAttribute("aria-label", message.kind === "voice" ? "Voice note" : "Audio");
+    item.append(audio);
+  } else if (url) {
+    const link = document.createElement("a");
+    link.className = "file-link";
+    link.href = url;
+    link.download = message.file_name || "file";
+    link.textContent = `Download ${message.file_name || "the file"}`;
+    item.append(link);
+  } else if (message.kind !== "text") {
+    const note = document.createElement("p");
+    note.className = "small";
+    note.textContent = `(a ${message.kind.replace("_", " ")})`;
+    item.append(note);
+  }
+  if (message.text) {
+    const text = document.createElement("p");
+    text.className = "text";
+    text.textContent = message.text;
+    item.append(text);
+  }
+  const inline = message.reply_markup && message.reply_markup.inline_keyboard;
+  if (inline && inline.length) item.append(drawInline(message, inline));
+  return item;
+}
+
+function drawInline(message, rows) {
+  const box = document.createElement("div");
+  box.className = "inline";
+  box.setAttribute("role", "group");
+  box.setAttribute("aria-label", "Buttons");
+  for (const row of rows) {
+    const line = document.createElement("div");
+    line.className = "row";
+    for (const button of row) {
+      if (button.url) {
+        const link = document.createElement("a");
+        link.className = "button";
+        link.href = button.url;
+        link.target = "_blank";
+        link.rel = "noopener";
+        link.textContent = button.text;
+        line.append(link);
+        continue;
+      }
+      const element = document.createElement("button");
+      element.type = "button";
+      element.textContent = button.text;
+      element.addEventListener("click", () =>
+        act(element, () =>
+          post(`/_emu/users/${page.person.id}/press`, {
+            data: button.callback_data,
+            message_id: message.message_id,
+          }),
+        ),
+      );
+      line.append(element);
+    }
+    box.append(line);
+  }
+  return box;
+}
+
+// The reply keyboard under the message box: the newest one the bot sent, until removed.
+function drawKeyboard(ordered) {
+  const box = $("keyboard");
+  let rows = null;
+  for (const message of [...ordered].reverse()) {
+    const markup = message.from_bot && message.reply_markup;
+    if (!markup) continue;
+    if (markup.remove_keyboard) break;
+    if (markup.keyboard) {
+      rows = markup.keyboard;
+      break;
+    }
+  }
+  box.replaceChildren();
+  box.hidden = !rows;
+  if (!rows) return;
+  for (const row of rows) {
+    const line = document.createElement("div");
+    line.className = "row";
+    for (const button of row) {
+      const text = typeof button === "string" ? button : button.text;
+      const element = document.createElement("button");
+      element.type = "button";
+      element.textContent = text;
+      element.addEventListener("click", () =>
+        act(element, () => post(`/_emu/users/${page.person.id}/press`, { text })),
+      );
+      line.append(element);
+    }
+    box.append(line);
+  }
+}
+
+async function loadCommands() {
+  const person = page.person;
+  let commands = [];
+  try {
+    commands = await api(`/_emu/chats/${person.id}/commands`);
+  } catch {
+    return;
+  }
+  if (person !== page.person) return;
+  const list = $("command-list");
+  list.replaceChildren(
+    ...commands.map((c) => {
+      const item = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "command";
+      button.textContent = `/${c.command}`;
+      const description = document.createElement("span");
+      description.textContent = c.description;
+      button.append(" ", description);
+      button.addEventListener("click", () => {
+        $("commands").open = false;
+        sendText(`/${c.command}`, button);
+      });
+      item.append(button);
+      return item;
+    }),
+  );
+  $("commands").hidden = commands.length === 0;
+}
+
+// ---- acting
+
+async function act(element, action) {
+  if (element) element.disabled = true;
+  try {
+    await action();
+    say("");
+  } catch (error) {
+    say(`That did not work: ${error.message}`);
+  } finally {
+    if (element) element.disabled = false;
+  }
+}
+
+function sendText(text, element) {
+  const person = page.person;
+  return act(element, () =>
+    post(`/_emu/users/${person.id}/send`, { text, first_name: person.name }),
+  );
+}
+
+async function upload(kind, input) {
+  const file = input.files && input.files[0];
+  if (!file) return;
+  const form = new FormData();
+  form.append("file", file, file.name);
+  // A photo takes what is in the message box as its caption.
+  const caption = $("text").value.trim();
+  if (caption && kind === "photo") form.append("caption", caption);
+  if (kind === "voice") form.append("duration", String(await duration(file)));
+  await act(null, async () => {
+    await api(`/_emu/users/${page.person.id}/${kind}`, { method: "POST", body: form });
+    if (caption && kind === "photo") $("text").value = "";
+  });
+  input.value = "";
+}
+
+// A voice note's length in whole seconds, read by the browser (3 if it cannot tell).
+function duration(file) {
+  return new Promise((resolve) => {
+    const audio = document.createElement("audio");
+    const url = URL.createObjectURL(file);
+    const done = (seconds) => {
+      URL.revokeObjectURL(url);
+      resolve(Number.isFinite(seconds) && seconds > 0 ? Math.max(1, Math.round(seconds)) : 3);
+    };
+    audio.preload = "metadata";
+    audio.addEventListener("loadedmetadata", () => done(audio.duration));
+    audio.addEventListener("error", () => done(NaN));
+    setTimeout(() => done(NaN), 2000);
+    audio.src = url;
+  });
+}
+
+// Marks people whose chat has news, from the emulator's count of messages sent to each.
+async function watchOthers() {
+  try {
+    page.sent = (await api("/_emu/state")).sent;
+  } catch {
+    return; // the status line already says when the try has stopped
+  }
+  drawNews();
+}
+
+function drawNews() {
+  if (!page.sent) return;
+  for (const option of $("who").options) {
+    const person = page.people.find((p) => String(p.id) === option.value);
+    if (!person) continue;
+    const sent = page.sent[option.value] || 0;
+    if (page.seen[person.id] === undefined) page.seen[person.id] = sent;
+    const news = person !== page.person && sent > page.seen[person.id];
+    option.textContent = `${person.name} (${person.role})${news ? " – new messages" : ""}`;
+  }
+}
+
+function start() {
+  $("who").addEventListener("change", (event) => {
+    const person = page.people.find((p) => String(p.id) === event.target.value);
+    if (person) show(person);
+  });
+  $("send-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const box = $("text");
+    const text = box.value.trim();
+    if (!text) return;
+    box.value = "";
+    sendText(text, null);
+  });
+  $("text").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      $("send-form").requestSubmit();
+    }
+  });
+  $("start").addEventListener("click", (event) => sendText("/start", event.currentTarget));
+  $("voice").addEventListener("change", (event) => upload("voice", event.target));
+  $("photo").addEventListener("change", (event) => upload("photo", event.target));
+  loadPeople().catch((error) => say(`Could not reach cocreate try: ${error.message}`));
+  setInterval(watchOthers, 3000);
+}
+
+start();

@@ -1,0 +1,93 @@
+"""Retention: with RETENTION_DAYS set, responses older than that many days (submitted stories
+and ideas, answers) are deleted once a day, with their files in MEDIA_DIR, and the audit log
+says how many (counts only).
+
+The database says what is old at the clock's "now" (storage/export.py, `Responses`);
+ptb's JobQueue only wakes `run_retention`, once a day from a minute after start, so a
+restart never skips a day. Tests move a FakeClock and call `run_retention` directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+from pathlib import Path
+
+from telegram.ext import JobQueue
+
+from bot.clock import Clock
+from bot.settings import Settings
+from conversations.context import CocreateContext
+from storage.export import Deleted
+from storage.store import Store
+
+logger = logging.getLogger(__name__)
+JOB = "retention"
+EVERY = timedelta(days=1)
+FIRST = timedelta(minutes=1)
+BATCH = 500
+
+
+def remove_files(media_dir: Path, names: Iterable[str]) -> None:
+    """Deletes files from MEDIA_DIR (names only: never a path from the database)."""
+    for name in names:
+        (media_dir / Path(name).name).unlink(missing_ok=True)
+
+
+async def run_retention(store: Store, settings: Settings, clock: Clock) -> Deleted | None:
+    """Deletes every response older than RETENTION_DAYS and its files; None when it is off.
+
+    A batch at a time, each in its own unit of work (the bot keeps answering in between);
+    a batch's files are removed once its rows are gone, so a crash leaves at most files
+    nothing points to, never a response without its file.
+    """
+    days = settings.retention_days
+    if days is None:
+        return None
+    cutoff = clock.now() - timedelta(days=days)
+    stories = ideas = answers = 0
+    files: list[str] = []
+    while True:
+        deleted = await store.responses.delete_older_than(cutoff, BATCH)
+        remove_files(settings.media_dir, deleted.files)
+        stories, ideas, answers = (
+            stories + deleted.stories,
+            ideas + deleted.ideas,
+            answers + deleted.answers,
+        )
+        files.extend(deleted.files)
+        if deleted.stories + deleted.ideas < BATCH and deleted.answers < BATCH:
+            break
+    total = Deleted(stories=stories, ideas=ideas, answers=answers, files=tuple(files))
+    logger.info(
+        "Retention (%s days): deleted %s stories, %s ideas, %s answers, %s files",
+        days,
+        stories,
+        ideas,
+        answers,
+        len(files),
+    )
+    if total.responses:
+        await store.audit.add(
+            "retention",
+            "responses_deleted",
+            days=days,
+            stories=stories,
+            ideas=ideas,
+            answers=answers,
+            files=len(files),
+        )
+    return total
+
+
+async def _job(context: CocreateContext) -> None:
+    await run_retention(context.store, context.settings, context.clock)
+
+
+def schedule(job_queue: JobQueue[CocreateContext], settings: Settings) -> None:
+    """Wakes `run_retention` once a day, if RETENTION_DAYS is set."""
+    if settings.retention_days is None:
+        return
+    job_queue.run_repeating(_job, interval=EVERY, first=FIRST, name=JOB)
+    logger.info("Responses older than %s days are deleted once a day", settings.retention_days)

@@ -1,0 +1,220 @@
+"""`cocreate try`: the whole bot on your own computer, in a browser, with no Telegram account.
+
+One process holds the built-in emulator (`bot/emulator`: the Bot API, the member API and a
+chat page at `/`, all on 127.0.0.1) and the real bot, built and run exactly as `cocreate run`
+does (`build_application` + `running`) and pointed at the emulator by its settings. The cast
+below are people in the emulator; the organiser comes in through ORGANISER_IDS and the
+facilitator is granted the role in the database at start, so nothing in the bot knows it is
+being tried. The data goes to a throw-away folder (removed on exit) unless `--db` names a
+file to keep. Quiet hours are off, so questions arrive at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import webbrowser
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from bot.app import build_application, running
+from bot.clock import SystemClock
+from bot.emulator import Emulator
+from bot.logs import configure
+from bot.settings import Settings
+from storage.store import Store
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PORT = 8080
+TOKEN = "100000:TRY-cocreate-on-this-computer"  # the emulator's, not a real bot's
+POLL_TIMEOUT = 10  # seconds; a short long-poll lets Ctrl-C stop the bot quickly
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone the chat page lets you be."""
+
+    id: int
+    name: str
+    role: str  # "member", "facilitator" or "organiser"
+    hint: str  # shown on the page under the switch
+
+
+MEMBER_HINT = "Tap Start to join, then try Share your story. Questions from Fran arrive here."
+PEOPLE = (
+    Person(1001, "Ana", "member", MEMBER_HINT),
+    Person(1002, "Bryn", "member", MEMBER_HINT),
+    Person(1003, "Cai", "member", MEMBER_HINT),
+    Person(
+        2001,
+        "Fran",
+        "facilitator",
+        "Type /ask to ask the members a question, then switch to a member to answer it. "
+        "Also /broadcast, /responses and /scheduled.",
+    ),
+    Person(
+        3001,
+        "Olu",
+        "organiser",
+        "Type /export to download what people said, /invite to invite a facilitator, "
+        "/roles to see the team.",
+    ),
+)
+FACILITATOR = next(p for p in PEOPLE if p.role == "facilitator")
+ORGANISER = next(p for p in PEOPLE if p.role == "organiser")
+
+
+class PortUnavailable(RuntimeError):
+    """The port asked for with --port cannot be listened on."""
+
+
+@dataclass(frozen=True)
+class TryData:
+    """Where this try keeps its data, and where the emulator's ids start."""
+
+    db: Path
+    media: Path
+    kept: bool  # --db: the database stays after the try
+    first_id: int
+
+
+def try_bot(settings: Settings, *, port: int | None, db: Path | None, open_browser: bool) -> int:
+    """Runs the try until Ctrl-C or SIGTERM; returns the exit code."""
+    # LOG_LEVEL if it was set; otherwise only warnings, so the chat page is the news.
+    level = settings.log_level if "log_level" in settings.model_fields_set else "WARNING"
+    configure(level, [TOKEN])
+    folder = None if db is not None else Path(tempfile.mkdtemp(prefix="cocreate-try-"))
+    try:
+        if folder is not None:
+            data = TryData(folder / "cocreate-try.db", folder / "media", kept=False, first_id=1)
+        else:
+            assert db is not None
+            path = db.expanduser().resolve()
+            # A kept database remembers the update and message ids of the last try.
+            first_id = int(time.time() * 1000)
+            data = TryData(path, path.with_name(f"{path.stem}-media"), True, first_id)
+        data.media.mkdir(parents=True, exist_ok=True)
+        asyncio.run(_try(settings, data, port=port, open_browser=open_browser))
+    except PortUnavailable as exc:
+        print(f"cocreate: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+    print("Stopped.", flush=True)
+    return 0
+
+
+async def _try(settings: Settings, data: TryData, *, port: int | None, open_browser: bool) -> None:
+    """Starts the emulator and the bot, waits for SIGINT or SIGTERM, stops both."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    # Unwound in reverse: the bot stops, the database closes, the emulator stops.
+    async with contextlib.AsyncExitStack() as stack:
+        emulator = await start_emulator(port, data.first_id)
+        stack.push_async_callback(emulator.stop)
+        emulator.people = [asdict(person) for person in PEOPLE]
+        for person in PEOPLE:
+            if person.role == "member":
+                emulator.user(person.id, first_name=person.name)
+            else:  # staff have opened the bot before, so alerts and reports can reach them
+                emulator.open_chat(person.id, first_name=person.name)
+
+        settings = _settings_for(settings, emulator, data)
+        clock = SystemClock(settings.tz)
+        store = await Store.open_url(settings.database_url, clock.now)
+        stack.push_async_callback(store.close)
+        await store.roles.grant_facilitator(
+            FACILITATOR.id, FACILITATOR.name, FACILITATOR.id, granted_by=ORGANISER.id
+        )
+        application = build_application(settings, store, clock)
+        await stack.enter_async_context(running(application, poll_timeout=POLL_TIMEOUT))
+
+        _announce(emulator.url, data)
+        if open_browser and _has_display():
+            if not await asyncio.to_thread(webbrowser.open, emulator.url):
+                logger.warning("Could not open a browser; open %s yourself", emulator.url)
+        await stop.wait()
+        print("Stopping…", flush=True)
+
+
+def _announce(url: str, data: TryData) -> None:
+    """Tells the person at the terminal where to go."""
+    members = ", ".join(p.name for p in PEOPLE if p.role == "member")
+    where = (
+        f"kept in {data.db}"
+        if data.kept
+        else f"a throw-away folder, removed when you stop: {data.db.parent}"
+    )
+    print(
+        "cocreate try: the real bot, talking to a stand-in for Telegram on this computer.\n"
+        f"  Open {url} in your browser.\n"
+        f"  Be {members} (members), {FACILITATOR.name} (facilitator) or "
+        f"{ORGANISER.name} (organiser).\n"
+        f"  Data: {where}\n"
+        "  Press Ctrl-C to stop.",
+        flush=True,
+    )
+
+
+async def start_emulator(port: int | None, first_id: int) -> Emulator:
+    """The emulator on the port asked for, else on 8080, else on any free port."""
+    for candidate in (DEFAULT_PORT, 0) if port is None else (port,):
+        emulator = Emulator(
+            TOKEN,
+            bot_username="cocreate_try_bot",
+            bot_first_name="cocreate",
+            port=candidate,
+            first_id=first_id,
+        )
+        try:
+            return await emulator.start()
+        except OSError as exc:
+            if port is not None:
+                raise PortUnavailable(
+                    f"cannot use port {port} ({exc.strerror}): choose another with --port, "
+                    "or leave it out"
+                ) from None
+            if exc.errno != errno.EADDRINUSE or candidate == 0:
+                raise
+    raise AssertionError("unreachable: port 0 always binds or raises")
+
+
+def _settings_for(settings: Settings, emulator: Emulator, data: TryData) -> Settings:
+    """The settings `cocreate run` would read, pointed at the emulator and the try's data."""
+    return settings.model_copy(
+        update={
+            "telegram_bot_token": SecretStr(emulator.token),
+            "telegram_api_base_url": emulator.base_url,
+            "telegram_file_base_url": emulator.file_base_url,
+            "database_url": f"sqlite:///{data.db}",
+            "media_dir": data.media,
+            "organiser_ids": [ORGANISER.id],
+            "quiet_hours": "",
+            "webhook_url": "",
+            "webhook_secret": None,
+            "port": None,
+        }
+    )
+
+
+def _has_display() -> bool:
+    """Whether a browser can be shown: not in CI, and on Linux only with a display."""
+    if os.environ.get("CI"):
+        return False
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))

@@ -1,0 +1,277 @@
+"""/export: an organiser picks a kind of file (CSV, Excel, JSON) and what goes in it
+(everything, one project, one question, the last 7 days), by button or typed, and gets the
+file as a document. Organisers only: to anyone else /export is an unknown command.
+
+A persistent ConversationHandler ("export"); the kind of file chosen waits in
+user_data["export"]. Buttons carry `exp:<state>:<choice>`. storage/export.py writes the file
+into a temporary folder (deleted once sent) and puts the export in the audit log. Telegram
+takes uploads of 50 MB at most, so a bigger export is cut into parts of about 45 MB: zipped
+together when that fits, else sent one by one. The file is made and sent as a task of its
+own, so a large export does not hold up the bot's answers to everyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import warnings
+import zipfile
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+from telegram import Update
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+from telegram.warnings import PTBUserWarning
+
+from bot.catalogue import t
+from conversations import audiences, steps
+from conversations.choices import Option
+from conversations.context import CocreateContext
+from conversations.replies import chat_of, language_of
+from conversations.staff import ORGANISER, staff_only
+from storage.export import ExportFilter
+
+logger = logging.getLogger(__name__)
+
+END = ConversationHandler.END
+DRAFT = "export"
+UPLOAD_LIMIT = 50 * 1000 * 1000  # the largest file a bot may send (Telegram Bot API)
+PART_BYTES = 45 * 1000 * 1000  # a part may pass this by one row
+UPLOAD_TIMEOUT = 300.0  # seconds to send one large file
+RECENT = timedelta(days=7)
+
+
+class State(IntEnum):
+    FORMAT = 1
+    FILTER = 2
+    PROJECT = 3
+    QUESTION = 4
+
+
+# Names of file formats read the same in every language; the catalogue has the words that
+# also pick them.
+FORMATS = [
+    Option("csv", "export.format.csv", label="CSV"),
+    Option("xlsx", "export.format.xlsx", label="Excel"),
+    Option("json", "export.format.json", label="JSON"),
+]
+Reply = Coroutine[Any, Any, int]
+
+
+def filters_for(lang: str) -> list[Option]:
+    """What can go in the file."""
+    return [
+        Option("all", "export.filter.all"),
+        Option("project", "export.filter.project"),
+        Option("question", "export.filter.question"),
+        Option("week", "export.filter.week"),
+    ]
+
+
+def prefix(state: State) -> str:
+    return f"exp:{state.value}"
+
+
+def draft(context: CocreateContext) -> dict[str, Any]:
+    """The choices made so far."""
+    found = context.data.setdefault(DRAFT, {})
+    assert isinstance(found, dict)
+    return found
+
+
+async def ask(update: Update, context: CocreateContext, state: State) -> int:
+    """Asks the question of a step and waits there."""
+    lang = await language_of(update, context)
+    if state is State.FORMAT:
+        await steps.ask(update, context, lang, "export.ask.format", FORMATS, prefix(state))
+    elif state is State.FILTER:
+        options = filters_for(lang)
+        await steps.ask(update, context, lang, "export.ask.filter", options, prefix(state))
+    elif state is State.PROJECT:
+        projects = await audiences.project_options(context)
+        await steps.ask(update, context, lang, "export.ask.project", projects, prefix(state))
+    else:
+        questions = await audiences.question_options(context)
+        await steps.ask(update, context, lang, "export.ask.question", questions, prefix(state))
+    return state
+
+
+async def start(update: Update, context: CocreateContext) -> int:
+    """Asks which kind of file."""
+    context.data[DRAFT] = {}
+    return await ask(update, context, State.FORMAT)
+
+
+async def on_format(update: Update, context: CocreateContext) -> int:
+    """Stores the kind of file and asks what goes in it."""
+    lang = await language_of(update, context)
+    got = await steps.read(update, prefix(State.FORMAT), FORMATS, lang)
+    if got.option is None:
+        return await bad(update, context, State.FORMAT, lang)
+    draft(context)["format"] = got.option.key
+    return await ask(update, context, State.FILTER)
+
+
+async def on_filter(update: Update, context: CocreateContext) -> int:
+    """Makes the file now, or asks which project or question first."""
+    lang = await language_of(update, context)
+    got = await steps.read(update, prefix(State.FILTER), filters_for(lang), lang)
+    if got.option is None:
+        return await bad(update, context, State.FILTER, lang)
+    if got.option.key == "all":
+        return await make(update, context, ExportFilter(), lang)
+    if got.option.key == "week":
+        return await make(update, context, ExportFilter(since=context.clock.now() - RECENT), lang)
+    if got.option.key == "project":
+        if not await audiences.project_options(context):
+            await steps.ask(update, context, lang, "export.no_projects")
+            return await ask(update, context, State.FILTER)
+        return await ask(update, context, State.PROJECT)
+    if not await audiences.question_options(context):
+        await steps.ask(update, context, lang, "export.no_questions")
+        return await ask(update, context, State.FILTER)
+    return await ask(update, context, State.QUESTION)
+
+
+async def on_project(update: Update, context: CocreateContext) -> int:
+    """Makes the file of one project (picked, or its code typed)."""
+    lang = await language_of(update, context)
+    got = await steps.read(
+        update, prefix(State.PROJECT), await audiences.project_options(context), lang
+    )
+    code = got.option.key if got.option is not None else None
+    if code is None and got.text:
+        project = await context.store.projects.by_code(got.text)
+        code = project.code if project is not None else None
+    if code is None:
+        return await bad(update, context, State.PROJECT, lang)
+    return await make(update, context, ExportFilter(project=code), lang)
+
+
+async def on_question(update: Update, context: CocreateContext) -> int:
+    """Makes the file of the answers to one question."""
+    lang = await language_of(update, context)
+    options = await audiences.question_options(context)
+    got = await steps.read(update, prefix(State.QUESTION), options, lang)
+    if got.option is None:
+        return await bad(update, context, State.QUESTION, lang)
+    return await make(update, context, ExportFilter(question_id=int(got.option.key)), lang)
+
+
+async def make(update: Update, context: CocreateContext, flt: ExportFilter, lang: str) -> int:
+    """Says the file is coming, then makes and sends it in a task of its own."""
+    fmt = str(draft(context).get("format", "csv"))
+    context.data.pop(DRAFT, None)
+    await steps.ask(update, context, lang, "export.making")
+    context.application.create_task(
+        deliver(update, context, fmt, flt, lang), update=update, name="export"
+    )
+    return END
+
+
+def zip_together(files: list[Path], bundle: Path) -> None:
+    """Puts files in one zip (compressed: CSV and JSON shrink a lot)."""
+    with zipfile.ZipFile(bundle, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as z:
+        for path in files:
+            z.write(path, arcname=path.name)
+
+
+async def deliver(
+    update: Update, context: CocreateContext, fmt: str, flt: ExportFilter, lang: str
+) -> None:
+    """Makes the file and sends it: whole; or in parts, zipped together or one by one."""
+    user, chat_id = update.effective_user, chat_of(update)
+    assert user is not None and chat_id is not None
+    tz = context.settings.tz
+    stem = f"cocreate-export-{context.clock.now().astimezone(tz):%Y-%m-%d}"
+    with tempfile.TemporaryDirectory(prefix="cocreate-export-") as temp:
+        folder = Path(temp)
+        result = await context.store.responses.export_parts(
+            fmt, folder, stem, flt, tz, actor=f"telegram:{user.id}", max_bytes=PART_BYTES
+        )
+        logger.info("Organiser %s exported %s rows as %s", user.id, result.rows, fmt)
+        files = list(result.files)
+        if len(files) == 1:
+            await send(context, chat_id, files[0], t(lang, "export.ready", rows=result.rows))
+            return
+        bundle = folder / f"{stem}.zip"
+        await asyncio.to_thread(zip_together, files, bundle)
+        if bundle.stat().st_size <= UPLOAD_LIMIT:
+            await send(context, chat_id, bundle, t(lang, "export.zipped", rows=result.rows))
+            return
+        bundle.unlink()
+        parts = len(files)
+        await steps.send(update, context, t(lang, "export.parts", parts=parts, rows=result.rows))
+        for number, path in enumerate(files, start=1):
+            await send(context, chat_id, path, t(lang, "export.part", part=number, parts=parts))
+
+
+async def send(context: CocreateContext, chat_id: int, path: Path, caption: str) -> None:
+    """Sends one file as a document."""
+    with path.open("rb") as file:
+        await context.bot.send_document(
+            chat_id,
+            document=file,
+            filename=path.name,
+            caption=caption,
+            write_timeout=UPLOAD_TIMEOUT,
+        )
+
+
+async def cancel(update: Update, context: CocreateContext) -> int:
+    """Stops; no file is made."""
+    context.data.pop(DRAFT, None)
+    lang = await language_of(update, context)
+    await steps.ask(update, context, lang, "export.cancelled")
+    return END
+
+
+async def bad(update: Update, context: CocreateContext, state: State, lang: str) -> int:
+    """Says the answer was not understood and asks again."""
+    await steps.ask(update, context, lang, "staff.not_understood")
+    return await ask(update, context, state)
+
+
+HANDLERS: dict[State, Callable[[Update, CocreateContext], Reply]] = {
+    State.FORMAT: on_format,
+    State.FILTER: on_filter,
+    State.PROJECT: on_project,
+    State.QUESTION: on_question,
+}
+
+
+def build_handler() -> ConversationHandler[CocreateContext]:
+    """The /export conversation, persisted under the name "export"; organisers only."""
+    new_messages = filters.UpdateType.MESSAGE
+    states: dict[object, list[BaseHandler[Update, CocreateContext, object]]] = {}
+    for state, handler in HANDLERS.items():
+        guarded = staff_only(handler, ORGANISER)
+        states[state] = [
+            CallbackQueryHandler(guarded, pattern=r"^exp:"),
+            MessageHandler(new_messages & ~filters.COMMAND, guarded),
+        ]
+    with warnings.catch_warnings():  # buttons are tracked per chat on purpose (see onboarding)
+        warnings.filterwarnings("ignore", category=PTBUserWarning)
+        return ConversationHandler(
+            entry_points=[
+                CommandHandler("export", staff_only(start, ORGANISER), filters=new_messages)
+            ],
+            states=states,
+            fallbacks=[
+                CommandHandler("cancel", staff_only(cancel, ORGANISER), filters=new_messages)
+            ],
+            name="export",
+            persistent=True,
+            allow_reentry=True,
+        )

@@ -1,0 +1,115 @@
+"""Retention: with RETENTION_DAYS set, old responses and their files go; newer ones stay.
+The FakeClock moves; the job's work (`run_retention`) is called directly."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from bot.clock import FakeClock
+from bot.receiving import CocreateApplication
+from bot.retention import JOB, run_retention
+from bot.settings import Settings
+from storage.store import Store
+from tests.media_samples import voice
+from tests.transcript import Person, join
+
+MakePerson = Callable[..., Person]
+ORGANISER = 9500
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {"organiser_ids": [ORGANISER], "retention_days": 30}
+
+
+async def count(store: Store, table: str) -> int:
+    row = await store.db.fetch_one(f"SELECT COUNT(*) AS n FROM {table}")
+    return int(row["n"]) if row else 0
+
+
+async def test_old_responses_and_their_files_are_deleted(
+    person: MakePerson,
+    store: Store,
+    clock: FakeClock,
+    settings: Settings,
+    bot: CocreateApplication,
+) -> None:
+    assert bot.job_queue is not None and bot.job_queue.get_jobs_by_name(JOB)
+    olu = person(ORGANISER, "Olu")
+    ann, bo = person(7201, "Ann"), person(7202, "Bo")
+    await join(ann)
+    await join(bo)
+    # 30 November: Ann's story with a voice note; Bo answers a question by voice note.
+    await ann.taps("Share your story")
+    await ann.does(lambda u: u.send_voice(voice(2), duration=4))
+    for _ in range(2):
+        await ann.taps("Skip")
+    await ann.taps("Save")
+    await olu.says("/ask")
+    await olu.says("What would make the park safer?")
+    for label in ("In their own words", "All members", "Now", "No reminder", "Send"):
+        await olu.taps(label)
+    await bo.user.wait_messages(1, timeout=10)
+    await bo.does(lambda u: u.send_voice(voice(3), duration=6))
+    old_files = sorted(os.listdir(settings.media_dir))
+    assert len(old_files) == 2
+    # A draft is not a response: Bo's story, left for later, stays however old it is.
+    member = await store.members.by_telegram_id(7202)
+    assert member is not None
+    draft = await store.sharing.start(
+        member_id=member.id, kind="experience", project_id=None, language="en", step="x"
+    )
+    await store.sharing.set_step(draft.id, None)
+    # 20 December: Ann's idea.
+    clock.advance(timedelta(days=20))
+    await ann.says("/menu")
+    await ann.taps("Share an idea")
+    await ann.says("A bench by the pond.")
+    await ann.taps("Skip")
+    await ann.taps("Maybe")
+    await ann.taps("Save")
+
+    # 29 December: nothing is 30 days old yet.
+    clock.advance(timedelta(days=9))
+    deleted = await run_retention(store, settings, clock)
+    assert deleted is not None and deleted.responses == 0
+    assert [e for e in await store.audit.entries() if e.action == "responses_deleted"] == []
+
+    # 4 January: the story and the answer are more than 30 days old; the idea is not.
+    clock.advance(timedelta(days=6))
+    deleted = await run_retention(store, settings, clock)
+    assert deleted is not None
+    assert (deleted.stories, deleted.ideas, deleted.answers) == (1, 0, 1)
+    assert sorted(deleted.files) == old_files
+    assert os.listdir(settings.media_dir) == []
+    kinds = await store.db.fetch_all("SELECT kind, status FROM submissions ORDER BY id")
+    assert [(r["kind"], r["status"]) for r in kinds] == [
+        ("experience", "draft"),
+        ("idea", "submitted"),
+    ]
+    assert await count(store, "answers") == 0
+    assert await count(store, "media") == 0
+    assert await count(store, "submission_parts") == 2  # the idea's
+    [entry] = [e for e in await store.audit.entries() if e.action == "responses_deleted"]
+    assert entry.actor == "retention"
+    assert json.loads(entry.detail) == {
+        "days": 30,
+        "stories": 1,
+        "ideas": 0,
+        "answers": 1,
+        "files": 2,
+    }
+    # Nothing more to do; and with RETENTION_DAYS empty, nothing is deleted at all.
+    again = await run_retention(store, settings, clock)
+    assert again is not None and again.responses == 0
+    clock.advance(timedelta(days=365))
+    off = settings.model_copy(update={"retention_days": None})
+    assert await run_retention(store, off, clock) is None
+    assert await count(store, "submissions") == 2
+    assert len([e for e in await store.audit.entries() if e.action == "responses_deleted"]) == 1
