@@ -7,7 +7,6 @@ through after every update). Buttons carry `ask:<state>:<choice>`. States: `Stat
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from enum import IntEnum
@@ -15,14 +14,8 @@ from typing import Any
 
 from telegram import Update
 from telegram.ext import (
-    BaseHandler,
-    CallbackQueryHandler,
-    CommandHandler,
     ConversationHandler,
-    MessageHandler,
-    filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from bot.catalogue import long_datetime, t
 from conversations import audiences, steps
@@ -30,7 +23,6 @@ from conversations.answering import render
 from conversations.choices import Option
 from conversations.context import CocreateContext
 from conversations.replies import language_of
-from conversations.staff import staff_only
 from conversations.when import next_daily, next_weekly, parse_at, parse_time, parse_weekly
 from storage.questions import Question
 
@@ -414,21 +406,10 @@ HANDLERS: dict[State, Callable[[Update, CocreateContext], Reply]] = {
 
 def build_handler() -> ConversationHandler[CocreateContext]:
     """The /ask conversation, persisted under the name "ask"; facilitators only."""
-    new_messages = filters.UpdateType.MESSAGE
-    states: dict[object, list[BaseHandler[Update, CocreateContext, object]]] = {}
-    for state, handler in HANDLERS.items():
-        guarded = staff_only(handler)
-        states[state] = [
-            CallbackQueryHandler(guarded, pattern=r"^ask:"),
-            MessageHandler(new_messages & ~filters.COMMAND, guarded),
-        ]
-    with warnings.catch_warnings():  # buttons are tracked per chat on purpose (see onboarding)
-        warnings.filterwarnings("ignore", category=PTBUserWarning)
-        return ConversationHandler(
-            entry_points=[CommandHandler("ask", staff_only(start), filters=new_messages)],
-            states=states,
-            fallbacks=[CommandHandler("cancel", staff_only(cancel), filters=new_messages)],
-            name="ask",
-            persistent=True,
-            allow_reentry=True,
-        )
+    return steps.staff_conversation(
+        command="ask",
+        button_prefix="ask",
+        start=start,
+        states=HANDLERS,
+        cancel=cancel,
+    )

@@ -7,7 +7,6 @@ draft lives in user_data["broadcast"]. Buttons carry `bc:<state>:<choice>`.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from enum import IntEnum
@@ -15,21 +14,14 @@ from typing import Any
 
 from telegram import Update
 from telegram.ext import (
-    BaseHandler,
-    CallbackQueryHandler,
-    CommandHandler,
     ConversationHandler,
-    MessageHandler,
-    filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from bot.catalogue import long_datetime, t
 from conversations import audiences, steps
 from conversations.choices import Option
 from conversations.context import CocreateContext
 from conversations.replies import language_of
-from conversations.staff import staff_only
 from conversations.when import parse_at
 
 END = ConversationHandler.END
@@ -264,21 +256,10 @@ HANDLERS: dict[State, Callable[[Update, CocreateContext], Reply]] = {
 
 def build_handler() -> ConversationHandler[CocreateContext]:
     """The /broadcast conversation, persisted under the name "broadcast"; facilitators only."""
-    new_messages = filters.UpdateType.MESSAGE
-    states: dict[object, list[BaseHandler[Update, CocreateContext, object]]] = {}
-    for state, handler in HANDLERS.items():
-        guarded = staff_only(handler)
-        states[state] = [
-            CallbackQueryHandler(guarded, pattern=r"^bc:"),
-            MessageHandler(new_messages & ~filters.COMMAND, guarded),
-        ]
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=PTBUserWarning)
-        return ConversationHandler(
-            entry_points=[CommandHandler("broadcast", staff_only(start), filters=new_messages)],
-            states=states,
-            fallbacks=[CommandHandler("cancel", staff_only(cancel), filters=new_messages)],
-            name="broadcast",
-            persistent=True,
-            allow_reentry=True,
-        )
+    return steps.staff_conversation(
+        command="broadcast",
+        button_prefix="bc",
+        start=start,
+        states=HANDLERS,
+        cancel=cancel,
+    )

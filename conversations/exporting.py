@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-import warnings
 import zipfile
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
@@ -25,21 +24,15 @@ from typing import Any
 
 from telegram import Update
 from telegram.ext import (
-    BaseHandler,
-    CallbackQueryHandler,
-    CommandHandler,
     ConversationHandler,
-    MessageHandler,
-    filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from bot.catalogue import t
 from conversations import audiences, steps
 from conversations.choices import Option
 from conversations.context import CocreateContext
 from conversations.replies import chat_of, language_of
-from conversations.staff import ORGANISER, staff_only
+from conversations.staff import ORGANISER
 from storage.export import ExportFilter
 
 logger = logging.getLogger(__name__)
@@ -253,25 +246,11 @@ HANDLERS: dict[State, Callable[[Update, CocreateContext], Reply]] = {
 
 def build_handler() -> ConversationHandler[CocreateContext]:
     """The /export conversation, persisted under the name "export"; organisers only."""
-    new_messages = filters.UpdateType.MESSAGE
-    states: dict[object, list[BaseHandler[Update, CocreateContext, object]]] = {}
-    for state, handler in HANDLERS.items():
-        guarded = staff_only(handler, ORGANISER)
-        states[state] = [
-            CallbackQueryHandler(guarded, pattern=r"^exp:"),
-            MessageHandler(new_messages & ~filters.COMMAND, guarded),
-        ]
-    with warnings.catch_warnings():  # buttons are tracked per chat on purpose (see onboarding)
-        warnings.filterwarnings("ignore", category=PTBUserWarning)
-        return ConversationHandler(
-            entry_points=[
-                CommandHandler("export", staff_only(start, ORGANISER), filters=new_messages)
-            ],
-            states=states,
-            fallbacks=[
-                CommandHandler("cancel", staff_only(cancel, ORGANISER), filters=new_messages)
-            ],
-            name="export",
-            persistent=True,
-            allow_reentry=True,
-        )
+    return steps.staff_conversation(
+        command="export",
+        button_prefix="exp",
+        start=start,
+        states=HANDLERS,
+        cancel=cancel,
+        role=ORGANISER,
+    )

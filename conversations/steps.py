@@ -1,17 +1,67 @@
-"""Small pieces shared by the facilitators' step-by-step flows (/ask, /broadcast …): ask a
-step with numbered buttons, and read the answer as a button press or typed words."""
+"""Small pieces shared by the staff's step-by-step flows (/ask, /broadcast, /export): the
+conversation they all are, asking a step with numbered buttons, and reading the answer as a
+button press or typed words."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from telegram import InlineKeyboardMarkup, Update
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+from telegram.warnings import PTBUserWarning
 
 from bot.catalogue import t
 from conversations.choices import Option, from_callback, keyboard, match
 from conversations.context import CocreateContext
 from conversations.replies import chat_of, settle_button
+from conversations.staff import staff_only
+from storage.roles import FACILITATOR, Role
+
+Step = Callable[[Update, CocreateContext], Coroutine[Any, Any, int]]
+
+
+def staff_conversation(
+    *,
+    command: str,
+    button_prefix: str,
+    start: Step,
+    states: Mapping[Any, Step],
+    cancel: Step,
+    role: Role = FACILITATOR,
+) -> ConversationHandler[CocreateContext]:
+    """A persistent conversation (named after its command) for staff with `role`: at each
+    state, its buttons (`<button_prefix>:…`) and typed words go to that state's handler;
+    /cancel ends it. Every handler is behind the one permission guard."""
+    new_messages = filters.UpdateType.MESSAGE
+    by_state: dict[object, list[BaseHandler[Update, CocreateContext, object]]] = {}
+    for state, handler in states.items():
+        guarded = staff_only(handler, role)
+        by_state[state] = [
+            CallbackQueryHandler(guarded, pattern=rf"^{button_prefix}:"),
+            MessageHandler(new_messages & ~filters.COMMAND, guarded),
+        ]
+    # ptb warns that buttons are tracked per chat, not per message: that is what we want
+    # (a button from another step is answered as not understood).
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=PTBUserWarning)
+        return ConversationHandler(
+            entry_points=[CommandHandler(command, staff_only(start, role), filters=new_messages)],
+            states=by_state,
+            fallbacks=[CommandHandler("cancel", staff_only(cancel, role), filters=new_messages)],
+            name=command,
+            persistent=True,
+            allow_reentry=True,
+        )
 
 
 @dataclass(frozen=True)
