@@ -229,6 +229,16 @@ class Questions:
         row = await self._db.fetch_one("SELECT * FROM questions WHERE id = ?", (question_id,))
         return _question(row) if row else None
 
+    async def _with_questions(self, round_ids: list[int]) -> list[tuple[Round, Question]]:
+        """Rounds with their questions, in the order given."""
+        found = []
+        for round_id in round_ids:
+            round_ = await self.round(round_id)
+            question = await self.get(round_.question_id) if round_ else None
+            if round_ is not None and question is not None:
+                found.append((round_, question))
+        return found
+
     async def round(self, round_id: int) -> Round | None:
         """A round by id."""
         row = await self._db.fetch_one("SELECT * FROM question_rounds WHERE id = ?", (round_id,))
@@ -251,14 +261,7 @@ class Questions:
             " ORDER BY r.due_at, r.id",
             (utc(now),),
         )
-        found = []
-        for r in rows:
-            round_ = await self.round(int(r["round_id"]))
-            assert round_ is not None
-            question = await self.get(round_.question_id)
-            assert question is not None
-            found.append((round_, question))
-        return found
+        return await self._with_questions([int(r["round_id"]) for r in rows])
 
     async def mark_round_sent(
         self,
@@ -317,14 +320,7 @@ class Questions:
             " AND reminder_due_at IS NOT NULL AND reminder_due_at <= ? ORDER BY reminder_due_at",
             (utc(now),),
         )
-        found = []
-        for r in rows:
-            round_ = await self.round(int(r["id"]))
-            assert round_ is not None
-            question = await self.get(round_.question_id)
-            assert question is not None
-            found.append((round_, question))
-        return found
+        return await self._with_questions([int(r["id"]) for r in rows])
 
     async def mark_reminder_sent(self, round_id: int, when: datetime) -> None:
         """Records that a round's reminder went out."""
@@ -350,14 +346,7 @@ class Questions:
             "SELECT r.id FROM question_rounds r JOIN questions q ON q.id = r.question_id"
             " WHERE r.status = 'due' AND q.status = 'scheduled' ORDER BY r.due_at"
         )
-        found = []
-        for r in rows:
-            round_ = await self.round(int(r["id"]))
-            assert round_ is not None
-            question = await self.get(round_.question_id)
-            assert question is not None
-            found.append((round_, question))
-        return found
+        return await self._with_questions([int(r["id"]) for r in rows])
 
     async def cancel(self, question_id: int) -> bool:
         """Cancels a question and every round not sent yet."""
@@ -439,14 +428,7 @@ class Questions:
             " AND r.closes_at > ? AND q.status != 'cancelled' ORDER BY o.sent_at DESC, r.id DESC",
             (member_id, utc(now)),
         )
-        found = []
-        for r in rows:
-            round_ = await self.round(int(r["id"]))
-            assert round_ is not None
-            question = await self.get(round_.question_id)
-            assert question is not None
-            found.append((round_, question))
-        return found
+        return await self._with_questions([int(r["id"]) for r in rows])
 
     async def delivered_message(self, round_id: int, member_id: int) -> int | None:
         """The Telegram message id the round reached the member with."""
