@@ -5,7 +5,8 @@ Where things live:
 - `member.py` – `SimUser`: a member who sends, presses buttons and reads the bot's messages.
 - `methods.py` – the Bot API methods with Telegram's checks and error texts.
 - `server.py` – HTTP for the bot: `/bot<token>/<method>`, `/file/bot<token>/<path>`.
-- `control.py` – HTTP for members and other processes: `/_emu/...`.
+- `control.py` – HTTP for members and other processes: `/_emu/...`, and the chat page of
+  `cocreate try` (`static/`: plain HTML, CSS and JavaScript) at `/`.
 - `state.py` – chats, messages, the update queue, files (all in memory).
 - `faults.py` – injected errors and delays; `webhook.py` – webhook delivery;
   `formatting.py` – parse_mode and bot_command entities.
