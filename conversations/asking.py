@@ -377,10 +377,7 @@ async def send(update: Update, context: CocreateContext, lang: str) -> int:
 
 async def cancel(update: Update, context: CocreateContext) -> int:
     """Drops the draft; nothing is sent."""
-    context.data.pop(DRAFT, None)
-    lang = await language_of(update, context)
-    await steps.ask(update, context, lang, "staff.ask.cancelled")
-    return END
+    return await steps.give_up(update, context, DRAFT, "staff.ask.cancelled")
 
 
 async def bad(update: Update, context: CocreateContext, state: State, lang: str) -> int:

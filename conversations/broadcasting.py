@@ -231,10 +231,8 @@ async def on_preview(update: Update, context: CocreateContext) -> int:
 
 
 async def cancel(update: Update, context: CocreateContext) -> int:
-    context.data.pop(DRAFT, None)
-    lang = await language_of(update, context)
-    await steps.ask(update, context, lang, "staff.ask.cancelled")
-    return END
+    """Drops the draft; nothing is sent."""
+    return await steps.give_up(update, context, DRAFT, "staff.ask.cancelled")
 
 
 async def bad(update: Update, context: CocreateContext, state: State, lang: str) -> int:

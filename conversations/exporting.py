@@ -224,10 +224,7 @@ async def send(context: CocreateContext, chat_id: int, path: Path, caption: str)
 
 async def cancel(update: Update, context: CocreateContext) -> int:
     """Stops; no file is made."""
-    context.data.pop(DRAFT, None)
-    lang = await language_of(update, context)
-    await steps.ask(update, context, lang, "export.cancelled")
-    return END
+    return await steps.give_up(update, context, DRAFT, "export.cancelled")
 
 
 async def bad(update: Update, context: CocreateContext, state: State, lang: str) -> int:

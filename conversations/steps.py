@@ -23,7 +23,7 @@ from telegram.warnings import PTBUserWarning
 from bot.catalogue import t
 from conversations.choices import Option, from_callback, keyboard, match
 from conversations.context import CocreateContext
-from conversations.replies import chat_of, settle_button
+from conversations.replies import chat_of, language_of, settle_button
 from conversations.staff import staff_only
 from storage.roles import FACILITATOR, Role
 
@@ -97,6 +97,13 @@ async def ask(
     """Sends a step's question (a catalogue key) with its buttons."""
     markup = keyboard(options, lang, prefix) if options else None
     await send(update, context, t(lang, key, **values), markup)
+
+
+async def give_up(update: Update, context: CocreateContext, draft_key: str, text_key: str) -> int:
+    """Drops a flow's draft, says so (catalogue `text_key`) and ends the conversation."""
+    context.data.pop(draft_key, None)
+    await ask(update, context, await language_of(update, context), text_key)
+    return ConversationHandler.END
 
 
 async def read(update: Update, prefix: str, options: Sequence[Option], lang: str) -> Answer:

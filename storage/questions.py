@@ -19,7 +19,7 @@ import aiosqlite
 from storage.db import Database
 from storage.members import member_from_row
 from storage.models import Member
-from storage.sharing import NewMedia
+from storage.sharing import NewMedia, insert_media
 
 Now = Callable[[], str]
 KINDS = ("open", "choice", "scale", "yesno")
@@ -484,21 +484,7 @@ class Questions:
                 replaced = [str(r["file_name"]) for r in await cur.fetchall()]
             await conn.execute("DELETE FROM media WHERE answer_id = ?", (answer_id,))
             if media is not None:
-                await conn.execute(
-                    "INSERT INTO media (member_id, answer_id, kind, file_name, telegram_file_id,"
-                    " mime_type, size, duration, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        member_id,
-                        answer_id,
-                        media.kind,
-                        media.file_name,
-                        media.telegram_file_id,
-                        media.mime_type,
-                        media.size,
-                        media.duration,
-                        now,
-                    ),
-                )
+                await insert_media(conn, member_id, media, now, answer_id=answer_id)
         answer = await self.get_answer(answer_id)
         assert answer is not None
         return answer, replaced

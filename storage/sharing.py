@@ -14,6 +14,8 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import aiosqlite
+
 from storage.db import Database
 
 Now = Callable[[], str]
@@ -74,6 +76,37 @@ class Flag:
     part: str | None
     answer_text: str | None
     question_text: str | None
+
+
+async def insert_media(
+    conn: aiosqlite.Connection,
+    member_id: int,
+    media: NewMedia,
+    now: str,
+    *,
+    submission_id: int | None = None,
+    part: str | None = None,
+    answer_id: int | None = None,
+) -> None:
+    """Records a file already in MEDIA_DIR, for a part of a story or idea or for an answer."""
+    await conn.execute(
+        "INSERT INTO media (member_id, submission_id, part, answer_id, kind, file_name,"
+        " telegram_file_id, mime_type, size, duration, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            member_id,
+            submission_id,
+            part,
+            answer_id,
+            media.kind,
+            media.file_name,
+            media.telegram_file_id,
+            media.mime_type,
+            media.size,
+            media.duration,
+            now,
+        ),
+    )
 
 
 def _submission(row: sqlite3.Row) -> Submission:
@@ -189,22 +222,8 @@ class Sharing:
                 (submission_id, part, text, int(text is None and media is None), now),
             )
             if media is not None:
-                await conn.execute(
-                    "INSERT INTO media (member_id, submission_id, part, kind, file_name,"
-                    " telegram_file_id, mime_type, size, duration, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        member_id,
-                        submission_id,
-                        part,
-                        media.kind,
-                        media.file_name,
-                        media.telegram_file_id,
-                        media.mime_type,
-                        media.size,
-                        media.duration,
-                        now,
-                    ),
+                await insert_media(
+                    conn, member_id, media, now, submission_id=submission_id, part=part
                 )
             await conn.execute(
                 "UPDATE submissions SET step = ? WHERE id = ?", (next_step, submission_id)
