@@ -52,8 +52,8 @@ from telegram.request import BaseRequest, RequestData
 
 from bot.clock import SystemClock
 from bot.delivery import DEFAULT_CONCURRENCY, DeliveryWorker
-from bot.emulator import Emulator
 from bot.settings import Settings
+from emulator import Emulator
 from storage.outbox import Outgoing
 from storage.store import Store
 

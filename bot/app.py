@@ -32,6 +32,7 @@ from bot.receiving import CocreateApplication, DurableUpdateQueue
 from bot.scheduler import Scheduler
 from bot.settings import Settings
 from conversations import (
+    answering,
     asking,
     broadcasting,
     exporting,
@@ -155,7 +156,7 @@ async def running(
         application.delivery = delivery
         delivery.start()
         # Questions and broadcasts due now, and the jobs that wake it, rebuilt from the db.
-        scheduler = Scheduler(application)
+        scheduler = Scheduler(application, answering.render)
         application.scheduler = scheduler
         scheduler.start()
         try:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
+from telegram import InlineKeyboardMarkup
 from telegram.ext import ContextTypes
 
 from bot.catalogue import t
-from conversations.answering import render
 from storage.outbox import Outgoing
 from storage.questions import Broadcast, Question, Round
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 TICK_SECONDS = 60
 NEXT_JOB = "scheduler:next"
+Render = Callable[[Question, int, str], tuple[str, InlineKeyboardMarkup]]
 
 
 def next_due(question: Question, due_at: str, tz: tzinfo) -> datetime | None:
@@ -42,8 +44,11 @@ def next_due(question: Question, due_at: str, tz: tzinfo) -> datetime | None:
 class Scheduler:
     """Sends due rounds, reminders and broadcasts through the outbox."""
 
-    def __init__(self, application: CocreateApplication) -> None:
+    def __init__(self, application: CocreateApplication, render: Render) -> None:
         self.app = application
+        # How a question looks to a member (conversations/answering.render), handed in by
+        # bot/app.py so the scheduler needs no member flow of its own.
+        self.render = render
         resources = application.resources
         self.store = resources.store
         self.settings = resources.settings
@@ -110,7 +115,7 @@ class Scheduler:
         members = await self.store.questions.audience(question.audience)
         messages = []
         for member in members:
-            text, markup = render(question, round_.id, member.language)
+            text, markup = self.render(question, round_.id, member.language)
             messages.append(Outgoing(member.id, member.chat_id, text, markup.to_dict()))
         batch_id = await self.store.outbox.enqueue_batch(
             "question",
@@ -144,7 +149,7 @@ class Scheduler:
         for member in await self.store.questions.audience(question.audience):
             if member.id not in waiting:
                 continue
-            text, markup = render(question, round_.id, member.language)
+            text, markup = self.render(question, round_.id, member.language)
             text = f"{t(member.language, 'questions.reminder')}\n\n{text}"
             messages.append(Outgoing(member.id, member.chat_id, text, markup.to_dict()))
         if messages:

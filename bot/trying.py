@@ -1,6 +1,6 @@
 """`cocreate try`: the whole bot on your own computer, in a browser, with no Telegram account.
 
-One process holds the built-in emulator (`bot/emulator`: the Bot API, the member API and a
+One process holds the built-in emulator (`emulator`: the Bot API, the member API and a
 chat page at `/`, all on 127.0.0.1) and the real bot, built and run exactly as `cocreate run`
 does (`build_application` + `running`) and pointed at the emulator by its settings. The cast
 below are people in the emulator; the organiser comes in through ORGANISER_IDS and the
@@ -29,9 +29,9 @@ from pydantic import SecretStr
 
 from bot.app import build_application, running
 from bot.clock import SystemClock
-from bot.emulator import Emulator
 from bot.logs import configure
 from bot.settings import Settings
+from emulator import Emulator
 from storage.store import Store
 
 logger = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 from bot.app import build_application, running
 from bot.clock import FakeClock
-from bot.emulator import Emulator
 from bot.receiving import CocreateApplication
 from bot.settings import Settings
+from emulator import Emulator
 from storage.store import Store
 from tests.transcript import Person
 

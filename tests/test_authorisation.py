@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bot.catalogue import t
-from bot.emulator import SimUser
+from emulator import SimUser
 from storage.store import Store
 from tests.transcript import Person, join
 

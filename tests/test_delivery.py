@@ -36,10 +36,10 @@ from telegram.request import HTTPXRequest
 from bot.catalogue import t
 from bot.clock import FakeClock
 from bot.delivery import DeliveryWorker, judge, quiet_hours_end
-from bot.emulator import Emulator
 from bot.receiving import CocreateApplication
 from bot.settings import Settings, parse_quiet_hours
 from conversations.context import CocreateContext
+from emulator import Emulator
 from storage.models import Member
 from storage.outbox import (
     BatchCounts,

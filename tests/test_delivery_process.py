@@ -16,7 +16,7 @@ import pytest
 from bot.catalogue import t
 from bot.clock import SystemClock
 from bot.delivery import DEFAULT_CONCURRENCY
-from bot.emulator import Emulator
+from emulator import Emulator
 from storage.outbox import Outgoing
 from storage.store import Store
 from tests.test_process import BotProcess, wait_until

@@ -26,8 +26,8 @@ from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, RetryA
 from telegram.ext import filters
 from telegram.request import HTTPXRequest
 
-from bot.emulator import BotMessage, Emulator, SimUser
-from bot.emulator.formatting import bot_command_entities, parse_text
+from emulator import BotMessage, Emulator, SimUser
+from emulator.formatting import bot_command_entities, parse_text
 
 TOKEN = "123456:TEST-TOKEN"
 
@@ -626,7 +626,7 @@ async def test_runs_standalone_from_the_command_line() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot.emulator",
+        "emulator",
         "--port",
         "0",
         "--token",

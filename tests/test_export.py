@@ -27,9 +27,9 @@ from typer.testing import CliRunner
 from bot.catalogue import t
 from bot.cli import cli
 from bot.clock import FakeClock
-from bot.emulator import BotMessage, SimUser
 from bot.settings import Settings
 from conversations import exporting
+from emulator import BotMessage, SimUser
 from storage.export import COLUMNS, BadExport, ExportFilter
 from storage.store import Store
 from tests.media_samples import voice

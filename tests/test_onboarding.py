@@ -7,9 +7,9 @@ from collections.abc import Callable
 from telegram import Update
 
 from bot.catalogue import t
-from bot.emulator import Emulator
 from bot.receiving import CocreateApplication
 from conversations.onboarding import AGREED_TO, CONSENT_VERSION
+from emulator import Emulator
 from storage.models import PREFER_NOT_TO_SAY
 from storage.store import Store
 from tests.transcript import Person, choose_language, hello, join

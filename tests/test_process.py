@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.catalogue import t
-from bot.emulator import Emulator, SimUser
+from emulator import Emulator, SimUser
 from tests.conftest import TOKEN
 
 pytestmark = pytest.mark.process

@@ -13,8 +13,8 @@ import pytest
 
 from bot.catalogue import t
 from bot.clock import FakeClock
-from bot.emulator import Emulator
 from bot.receiving import CocreateApplication
+from emulator import Emulator
 from storage.store import Store
 from tests.media_samples import voice
 from tests.transcript import Person, join

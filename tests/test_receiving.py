@@ -14,8 +14,8 @@ from telegram import Update
 from bot.app import build_application, running
 from bot.catalogue import t
 from bot.clock import FakeClock
-from bot.emulator import Emulator
 from bot.receiving import CocreateApplication, DurableUpdateQueue
+from emulator import Emulator
 from storage.store import Store
 from tests.conftest import make_settings
 from tests.transcript import Person, choose_language, hello

@@ -17,8 +17,8 @@ import pytest
 
 from bot.catalogue import t
 from bot.clock import FakeClock
-from bot.emulator import Emulator, SimUser
 from conversations.roles import FACILITATOR_COMMANDS, ORGANISER_COMMANDS
+from emulator import Emulator, SimUser
 from storage.roles import Redemption, token_hash
 from storage.store import Store
 from tests.transcript import Person, join

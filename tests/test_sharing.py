@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from bot.catalogue import t
-from bot.emulator import Emulator
 from bot.settings import Settings
+from emulator import Emulator
 from storage.store import Store
 from tests.media_samples import png, voice
 from tests.transcript import Person, join

@@ -35,9 +35,9 @@ import pytest
 from playwright.async_api import FilePayload, Page, ViewportSize, async_playwright, expect
 
 from bot.catalogue import t
-from bot.emulator import Emulator
 from bot.settings import Settings
 from bot.trying import PortUnavailable, start_emulator
+from emulator import Emulator
 from tests.media_samples import voice
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bot.catalogue import t
-from bot.emulator import SimUser
 from bot.receiving import CocreateApplication
+from emulator import SimUser
 
 
 class Person:

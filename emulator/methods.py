@@ -19,9 +19,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.emulator.faults import BLOCKED, ApiError, bad_request
-from bot.emulator.formatting import FormatError, parse_text
-from bot.emulator.state import (
+from emulator.faults import BLOCKED, ApiError, bad_request
+from emulator.formatting import FormatError, parse_text
+from emulator.state import (
     DEFAULT_UPDATE_TYPES,
     JSON,
     BotMessage,

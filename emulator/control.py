@@ -37,12 +37,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import BodyPartReader, web
 
-from bot.emulator.member import SimUser
-from bot.emulator.methods import UploadedFile
-from bot.emulator.state import JSON, BotMessage, Chat, MemberMessage, wait_until
+from emulator.member import SimUser
+from emulator.methods import UploadedFile
+from emulator.state import JSON, BotMessage, Chat, MemberMessage, wait_until
 
 if TYPE_CHECKING:
-    from bot.emulator.emulator import Emulator
+    from emulator.emulator import Emulator
 
 __all__ = ["ControlRoutes"]
 
@@ -50,7 +50,7 @@ MAX_WAIT = 60.0  # seconds a /wait may hold the request
 _UPLOAD_KINDS = ("voice", "photo", "document", "audio", "video_note")
 _MEMBER_KINDS = (*_UPLOAD_KINDS, "text", "sticker", "location", "contact")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# The chat page's files (bot/emulator/static/), by the name they are served under.
+# The chat page's files (emulator/static/), by the name they are served under.
 _PAGE_FILES = {
     "index.html": "text/html",
     "app.js": "text/javascript",
@@ -94,7 +94,7 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
 
 def _page_file(name: str) -> web.Response:
     """A file of the chat page; never cached, so a new version shows on reload."""
-    data = (resources.files("bot.emulator") / "static" / name).read_bytes()
+    data = (resources.files("emulator") / "static" / name).read_bytes()
     return web.Response(
         body=data,
         content_type=_PAGE_FILES[name],

@@ -13,9 +13,9 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from bot.emulator.faults import ApiError
-from bot.emulator.methods import BotApi, Params, UploadedFile, normalize
-from bot.emulator.state import TelegramState
+from emulator.faults import ApiError
+from emulator.methods import BotApi, Params, UploadedFile, normalize
+from emulator.state import TelegramState
 
 __all__ = ["BotApiRoutes", "read_params"]
 

@@ -17,13 +17,13 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.emulator.control import ControlRoutes
-from bot.emulator.faults import Faults
-from bot.emulator.member import SimUser
-from bot.emulator.methods import BotApi
-from bot.emulator.server import BotApiRoutes
-from bot.emulator.state import TelegramState, wait_until
-from bot.emulator.webhook import WebhookSender
+from emulator.control import ControlRoutes
+from emulator.faults import Faults
+from emulator.member import SimUser
+from emulator.methods import BotApi
+from emulator.server import BotApiRoutes
+from emulator.state import TelegramState, wait_until
+from emulator.webhook import WebhookSender
 
 __all__ = ["DEFAULT_TOKEN", "Emulator"]
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from bot.emulator.faults import Faults
+from emulator.faults import Faults
 
 __all__ = [
     "BotMessage",

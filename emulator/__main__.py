@@ -1,4 +1,4 @@
-"""Run the emulator on its own: `python -m bot.emulator --port 8081 --token 123:ABC`.
+"""Run the emulator on its own: `python -m emulator --port 8081 --token 123:ABC`.
 
 For a bot in another process (point TELEGRAM_API_BASE_URL and TELEGRAM_FILE_BASE_URL at the
 printed URLs) driven through the member API under /_emu/. Runs until Ctrl-C or SIGTERM.
@@ -11,11 +11,11 @@ import asyncio
 import contextlib
 import signal
 
-from bot.emulator.emulator import DEFAULT_TOKEN, Emulator
+from emulator.emulator import DEFAULT_TOKEN, Emulator
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bot.emulator", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__)
     parser.add_argument("--port", type=int, default=8081, help="port on 127.0.0.1 (0 = any)")
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="the only bot token accepted")
     parser.add_argument("--username", default="cocreate_test_bot", help="the bot's username")

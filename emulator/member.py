@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.emulator.formatting import bot_command_entities
-from bot.emulator.state import JSON, BotMessage, Chat, TelegramState, media_object, wait_until
+from emulator.formatting import bot_command_entities
+from emulator.state import JSON, BotMessage, Chat, TelegramState, media_object, wait_until
 
 __all__ = ["SimUser"]
 

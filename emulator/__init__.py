@@ -12,9 +12,9 @@ Where things live:
   `formatting.py` – parse_mode and bot_command entities.
 """
 
-from bot.emulator.emulator import DEFAULT_TOKEN, Emulator
-from bot.emulator.faults import ApiError, Fault, Faults
-from bot.emulator.member import SimUser
-from bot.emulator.state import BotMessage
+from emulator.emulator import DEFAULT_TOKEN, Emulator
+from emulator.faults import ApiError, Fault, Faults
+from emulator.member import SimUser
+from emulator.state import BotMessage
 
 __all__ = ["DEFAULT_TOKEN", "ApiError", "BotMessage", "Emulator", "Fault", "Faults", "SimUser"]

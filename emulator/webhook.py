@@ -14,7 +14,7 @@ import logging
 
 import aiohttp
 
-from bot.emulator.state import TelegramState, Webhook
+from emulator.state import TelegramState, Webhook
 
 __all__ = ["WebhookSender"]
 
