@@ -1,8 +1,6 @@
-"""The composition root: builds the Application and registers every flow, in one place.
-
-Order matters: ptb gives an update to the first handler in a group that accepts it, so the
-conversations come first, then the menu and everyday commands, then the fallbacks that
-answer anything nobody else took.
+"""The composition root: builds the Application with its resources, registers every flow
+(in the order conversations/routes.py lists them), and runs it (polling or webhook) with the
+outbox's sender and the scheduler alongside.
 """
 
 from __future__ import annotations
@@ -14,37 +12,24 @@ from datetime import UTC, timedelta
 from urllib.parse import urlsplit
 
 from telegram import BotCommand, Update
-from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
     ApplicationBuilder,
-    ApplicationHandlerStop,
     ContextTypes,
     Defaults,
-    TypeHandler,
 )
 
 from bot.catalogue import LANGUAGES, t
 from bot.clock import Clock
 from bot.delivery import DeliveryWorker
-from bot.receiving import CocreateApplication, DurableUpdateQueue
+from bot.receiving import CocreateApplication, CommitFirst, DurableUpdateQueue
 from bot.scheduler import Scheduler
 from bot.settings import Settings
-from conversations import (
-    answering,
-    asking,
-    broadcasting,
-    exporting,
-    menu,
-    onboarding,
-    reviewing,
-    roles,
-    scheduled,
-    stats,
-)
+from conversations import answering, roles
 from conversations.context import CocreateContext, Resources
 from conversations.replies import say
+from conversations.routes import build_routes
 from storage.store import Store
 
 logger = logging.getLogger(__name__)
@@ -74,41 +59,19 @@ def build_application(settings: Settings, store: Store, clock: Clock) -> Cocreat
         .base_url(settings.telegram_api_base_url)
         .base_file_url(settings.telegram_file_base_url)
         .update_queue(DurableUpdateQueue(store.inbox))
-        .persistence(store.persistence)
         .context_types(ContextTypes(context=CocreateContext))
         .defaults(Defaults(tzinfo=settings.tz))
         # max_retries=0: a 429 reaches bot/delivery.py, which pauses all sending, not one call.
-        .rate_limiter(AIORateLimiter(overall_max_rate=30, overall_time_period=1, max_retries=0))
+        .rate_limiter(
+            CommitFirst(AIORateLimiter(overall_max_rate=30, overall_time_period=1, max_retries=0))
+        )
         .build()
     )
     assert isinstance(application, CocreateApplication)
-    application.add_handler(TypeHandler(Update, only_private_chats), group=-1)
-    application.add_handler(onboarding.build_handler())
-    # Facilitators' step-by-step flows, then their commands and buttons.
-    application.add_handler(asking.build_handler())
-    application.add_handler(broadcasting.build_handler())
-    application.add_handlers(reviewing.build_handlers())
-    application.add_handlers(scheduled.build_handlers())
-    application.add_handlers(roles.build_handlers())
-    application.add_handlers([exporting.build_handler(), *stats.build_handlers()])
-    application.add_handlers(menu.build_handlers())
-    application.add_handlers(menu.build_fallbacks())
+    # Every flow, in order (conversations/routes.py); each update passes the door first.
+    application.add_handlers(build_routes())
     application.add_error_handler(on_error)
     return application
-
-
-async def only_private_chats(update: Update, context: CocreateContext) -> None:
-    """Ignores groups and channels: members talk to cocreate one to one, in private.
-
-    Someone who writes has unblocked the bot, so they can be reached again.
-    """
-    chat = update.effective_chat
-    if chat is not None and chat.type != ChatType.PRIVATE:
-        logger.info("Ignoring an update from a %s chat", chat.type)
-        raise ApplicationHandlerStop
-    if update.effective_user is not None and (update.message or update.callback_query):
-        if await context.store.members.mark_reachable(update.effective_user.id):
-            logger.info("A member marked unreachable wrote again; they can be reached")
 
 
 async def on_error(update: object, context: CocreateContext) -> None:

@@ -1,11 +1,14 @@
-"""Receiving through a durable inbox (../shared/DESIGN.md, Receiving).
+"""Receiving through a durable inbox, exactly once (docs/architecture.md, Receiving).
 
 ptb's Updater confirms a batch to Telegram with its next getUpdates, before handlers have run;
 its webhook server answers Telegram once the update is queued. Both go through
 `update_queue.put`, so `DurableUpdateQueue.put` writes the update to the inbox table first.
-`CocreateApplication.process_update` then handles it, writes the conversation state through
-(ptb's persistence would otherwise wait up to 60 s), and only then marks the update done.
-At start, `replay_unfinished` queues what was recorded but never finished, in order.
+`CocreateApplication.process_update` then hands it to the one door (conversations/door.py),
+which handles it as one unit of work: its effects, the person's place in a flow and the
+update's id commit together before each message the bot sends (`CommitFirst`), and the
+inbox's done-mark with the last commit. ptb's persistence is not used: nothing waits for its
+60-second flush. At start, `replay_unfinished` queues what was recorded but never finished,
+in order; the door recognises an update that was applied before the crash.
 """
 
 from __future__ import annotations
@@ -13,12 +16,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from telegram import Update
-from telegram.ext import Application
+from telegram.ext import Application, BaseRateLimiter
 
 from conversations.context import Delivery, NotDelivering, NotScheduling, Resources, Scheduling
+from conversations.door import Door
+from storage.db import commit_point
 from storage.inbox import Inbox
 
 logger = logging.getLogger(__name__)
@@ -56,14 +62,14 @@ class CocreateApplication(Application):  # type: ignore[type-arg]
         self.scheduler: Scheduling = NotScheduling()
         self._last_handled = 0
         self._handled = asyncio.Condition()
+        self.door = Door(resources, lambda: self.delivery.wake())
 
     async def process_update(self, update: object) -> None:
-        """Handles an update, saves conversation state, then marks it done in the inbox."""
-        await super().process_update(update)
+        """Handles an update through the one door, which marks it done in the inbox."""
         if not isinstance(update, Update):
+            await super().process_update(update)
             return
-        await self.update_persistence()
-        await self.resources.store.inbox.mark_done(update.update_id)
+        await self.door.handle(update, super().process_update)
         async with self._handled:
             self._last_handled = max(self._last_handled, update.update_id)
             self._handled.notify_all()
@@ -83,3 +89,36 @@ class CocreateApplication(Application):  # type: ignore[type-arg]
         """Waits until the update (and those before it) has been handled."""
         async with asyncio.timeout(timeout), self._handled:
             await self._handled.wait_for(lambda: self._last_handled >= update_id)
+
+
+class CommitFirst(BaseRateLimiter[Any]):
+    """Commits the current update's writes before any request leaves for Telegram.
+
+    Every Bot API call passes ptb's rate limiter, so wrapping it is the one place where "an
+    answer is on disk before the bot says saved" holds for every reply. Then it defers to the
+    real limiter (`inner`).
+    """
+
+    def __init__(self, inner: BaseRateLimiter[Any]) -> None:
+        self.inner = inner
+
+    async def initialize(self) -> None:
+        await self.inner.initialize()
+
+    async def shutdown(self) -> None:
+        await self.inner.shutdown()
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: Any,
+    ) -> bool | dict[str, Any] | list[dict[str, Any]]:
+        """Commits, then lets the real limiter send the request."""
+        await commit_point()
+        return await self.inner.process_request(
+            callback, args, kwargs, endpoint, data, rate_limit_args
+        )

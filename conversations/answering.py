@@ -131,7 +131,7 @@ async def take_typed(update: Update, context: CocreateContext, member: Member) -
         round_.id, member.id, choice=None, text=caption, media=new_media
     )
     media.remove_files(context, replaced)
-    await safeguarding.check(update, context, member, None, None, caption, answer_id=answer.id)
+    await safeguarding.link_answer(context, answer.id)
     await saved(update, context, member, round_)
     return True
 

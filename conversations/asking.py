@@ -1,8 +1,8 @@
 """/ask: a facilitator writes a question, picks its kind, who gets it, when, and a reminder;
 sees it exactly as members will, then Send / Change / Cancel.
 
-A persistent ConversationHandler ("ask"); the draft lives in user_data["ask"] (written
-through after every update). Buttons carry `ask:<state>:<choice>`. States: `State`.
+A flow ("ask", conversations/machine.py); the draft lives in the session's data["ask"], saved
+with every update. Buttons carry `ask:<state>:<choice>`. States: `State`.
 """
 
 from __future__ import annotations
@@ -10,24 +10,21 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from enum import IntEnum
-from typing import Any
+from typing import Any, Final
 
 from telegram import Update
-from telegram.ext import (
-    ConversationHandler,
-)
 
 from bot.catalogue import long_datetime, t
 from conversations import audiences, steps
 from conversations.answering import render
 from conversations.choices import Option
 from conversations.context import CocreateContext
+from conversations.machine import END, FlowHandler
 from conversations.replies import language_of
 from conversations.when import next_daily, next_weekly, parse_at, parse_time, parse_weekly
 from storage.questions import Question
 
-END = ConversationHandler.END
-DRAFT = "ask"
+DRAFT: Final = "ask"
 MAX_TEXT = 1000
 MAX_OPTION = 60
 
@@ -401,7 +398,7 @@ HANDLERS: dict[State, Callable[[Update, CocreateContext], Reply]] = {
 }
 
 
-def build_handler() -> ConversationHandler[CocreateContext]:
+def build_handler() -> FlowHandler:
     """The /ask conversation, persisted under the name "ask"; facilitators only."""
     return steps.staff_conversation(
         command="ask",

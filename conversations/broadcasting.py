@@ -1,8 +1,8 @@
 """/broadcast: a facilitator sends an update to an audience — above all "you said, we did".
 
 It can go to everyone, a project, members tagged with a word, or everyone who answered a
-question; now or at a date and time. A persistent ConversationHandler ("broadcast"); the
-draft lives in user_data["broadcast"]. Buttons carry `bc:<state>:<choice>`.
+question; now or at a date and time. A flow ("broadcast"); the
+draft lives in the session's data["broadcast"]. Buttons carry `bc:<state>:<choice>`.
 """
 
 from __future__ import annotations
@@ -10,22 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from enum import IntEnum
-from typing import Any
+from typing import Any, Final
 
 from telegram import Update
-from telegram.ext import (
-    ConversationHandler,
-)
 
 from bot.catalogue import long_datetime, t
 from conversations import audiences, steps
 from conversations.choices import Option
 from conversations.context import CocreateContext
+from conversations.machine import END, FlowHandler
 from conversations.replies import language_of
 from conversations.when import parse_at
 
-END = ConversationHandler.END
-DRAFT = "broadcast"
+DRAFT: Final = "broadcast"
 MAX_TEXT = 3000
 
 
@@ -252,7 +249,7 @@ HANDLERS: dict[State, Callable[[Update, CocreateContext], Reply]] = {
 }
 
 
-def build_handler() -> ConversationHandler[CocreateContext]:
+def build_handler() -> FlowHandler:
     """The /broadcast conversation, persisted under the name "broadcast"; facilitators only."""
     return steps.staff_conversation(
         command="broadcast",

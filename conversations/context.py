@@ -1,19 +1,38 @@
 """The callback context every handler gets: `context.store`, `context.settings`, `context.clock`,
-and `context.delivery` (wake the outbox's sender after queuing messages for many members).
+`context.delivery` (wake the outbox's sender after queuing messages for many members), and
+`context.session` / `context.data`: where the person is in a flow and their draft, read from
+the database by the one door (conversations/door.py) and saved with the update's effects.
 
 Handlers reach storage through it, never through globals (see contexttypesbot.py in ptb).
+`SessionData` is the one registry of what a flow may keep in `context.data`.
 """
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypedDict, cast
 
 from telegram.ext import CallbackContext, ExtBot
 
 from bot.clock import Clock
 from bot.settings import Settings
+from storage.sessions import Session
 from storage.store import Store
+
+# The session of the person whose update is being handled (set by the door).
+CURRENT_SESSION: ContextVar[Session | None] = ContextVar("cocreate_session", default=None)
+
+
+@dataclass(frozen=True)
+class Risk:
+    """This update's words suggested a risk: help was sent; `flag_id` if a flag was raised."""
+
+    flag_id: int | None
+
+
+# Set by the door when the update's words suggested a risk (conversations/safeguarding.py).
+RISK_NOTED: ContextVar[Risk | None] = ContextVar("cocreate_risk", default=None)
 
 
 @dataclass(frozen=True)
@@ -63,6 +82,26 @@ class _HasDelivery(Protocol):
 Data = dict[Any, Any]
 
 
+class SessionData(TypedDict, total=False):
+    """Everything a flow may keep about a person between their messages (`context.data`).
+
+    Saved as JSON with the session, so values are plain strings, numbers, lists and dicts.
+    """
+
+    language: str  # the language picked before consent (onboarding)
+    project: str  # a project code from a /start link, kept until consent (onboarding)
+    project_unknown: bool  # the /start link named no project we know (onboarding)
+    return_to: str  # the onboarding step to go back to after changing language
+    prompt_message: int  # the newest message that asked something other than a question
+    answering: int  # the question round /questions put first
+    answer: int  # the answer a facilitator is writing back to (reply relay)
+    reply: int  # the reply a member is answering back to (reply relay)
+    draft: int  # the story or idea being told (sharing)
+    ask: dict[str, Any]  # the question a facilitator is writing (/ask)
+    broadcast: dict[str, Any]  # the update a facilitator is writing (/broadcast)
+    export: dict[str, Any]  # the export an organiser is choosing (/export)
+
+
 class CocreateContext(CallbackContext[ExtBot[None], Data, Data, Data]):
     """A CallbackContext with typed access to the store, the settings and the clock."""
 
@@ -93,6 +132,15 @@ class CocreateContext(CallbackContext[ExtBot[None], Data, Data, Data]):
         return cast(_HasDelivery, self.application).scheduler
 
     @property
-    def data(self) -> Data:
-        """user_data, never None inside a handler for a person's update."""
-        return self.user_data if self.user_data is not None else {}
+    def session(self) -> Session:
+        """The person's session (flow, state, draft), read by the door for this update."""
+        session = CURRENT_SESSION.get()
+        if session is None:  # outside the door (a job, a test calling a handler directly)
+            session = Session(user_id=0)
+            CURRENT_SESSION.set(session)
+        return session
+
+    @property
+    def data(self) -> SessionData:
+        """What flows keep about this person between messages (see `SessionData`)."""
+        return cast(SessionData, self.session.data)

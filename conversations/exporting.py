@@ -2,12 +2,12 @@
 (everything, one project, one question, the last 7 days), by button or typed, and gets the
 file as a document. Organisers only: to anyone else /export is an unknown command.
 
-A persistent ConversationHandler ("export"); the kind of file chosen waits in
-user_data["export"]. Buttons carry `exp:<state>:<choice>`. storage/export.py writes the file
-into a temporary folder (deleted once sent) and puts the export in the audit log. Telegram
-takes uploads of 50 MB at most, so a bigger export is cut into parts of about 45 MB: zipped
-together when that fits, else sent one by one. The file is made and sent as a task of its
-own, so a large export does not hold up the bot's answers to everyone else.
+A flow ("export"); the kind of file chosen waits in the session's data["export"].
+Buttons carry `exp:<state>:<choice>`. storage/export.py writes the file into a temporary
+folder (deleted once sent) and puts the export in the audit log. Telegram takes uploads of
+50 MB at most, so a bigger export is cut into parts of about 45 MB: zipped together when that
+fits, else sent one by one. The file is made and sent as a task of its own, so a large
+export does not hold up the bot's answers to everyone else.
 """
 
 from __future__ import annotations
@@ -20,25 +20,22 @@ from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from enum import IntEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from telegram import Update
-from telegram.ext import (
-    ConversationHandler,
-)
 
 from bot.catalogue import t
 from conversations import audiences, steps
 from conversations.choices import Option
 from conversations.context import CocreateContext
+from conversations.machine import END, FlowHandler
 from conversations.replies import chat_of, language_of
 from conversations.staff import ORGANISER
 from storage.export import ExportFilter
 
 logger = logging.getLogger(__name__)
 
-END = ConversationHandler.END
-DRAFT = "export"
+DRAFT: Final = "export"
 UPLOAD_LIMIT = 50 * 1000 * 1000  # the largest file a bot may send (Telegram Bot API)
 PART_BYTES = 45 * 1000 * 1000  # a part may pass this by one row
 UPLOAD_TIMEOUT = 300.0  # seconds to send one large file
@@ -241,7 +238,7 @@ HANDLERS: dict[State, Callable[[Update, CocreateContext], Reply]] = {
 }
 
 
-def build_handler() -> ConversationHandler[CocreateContext]:
+def build_handler() -> FlowHandler:
     """The /export conversation, persisted under the name "export"; organisers only."""
     return steps.staff_conversation(
         command="export",

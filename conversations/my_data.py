@@ -63,7 +63,7 @@ async def decide(update: Update, context: CocreateContext, option: Option) -> No
     files = await context.store.sharing.media_files_of(member.id)
     await context.store.erase_member(member.id)
     media.remove_files(context, files)
-    context.application.drop_user_data(member.telegram_user_id)
+    context.session.drop()
     await say(update, context, "delete.done", language=member.language)
 
 

@@ -1,36 +1,28 @@
 """Joining: greeting and language, consent, named or anonymous, "about you", then the menu.
 
 Entry: /start [project-code]. States are `State`; each step's answers are written to the
-database as they are given, and the conversation state is persisted after every update
-(bot/receiving.py), so a member killed half-way resumes at the same step. Before consent
-nothing is kept but the language picked and a pending project code, in user_data, which
-"Not now" drops. See onboarding.mmd for the diagram.
+database as they are given, and the step is kept in the person's session (conversations/
+machine.py), saved with them, so a member killed half-way resumes at the same step. Before
+consent nothing is kept but the language picked and a pending project code, in the session,
+which "Not now" drops. See onboarding.mmd for the diagram.
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Callable, Coroutine
 from enum import IntEnum
 from typing import Any
 
 from telegram import Update
-from telegram.ext import (
-    BaseHandler,
-    CallbackQueryHandler,
-    CommandHandler,
-    ConversationHandler,
-    MessageHandler,
-    filters,
-)
-from telegram.warnings import PTBUserWarning
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.catalogue import t
 from conversations import my_data, roles
 from conversations.choices import Option, from_callback, keyboard, match
 from conversations.context import CocreateContext
-from conversations.menu import show_help
+from conversations.everyday import show_help
+from conversations.machine import END, FlowHandler
 from conversations.replies import (
     chat_of,
     current_member,
@@ -49,7 +41,7 @@ logger = logging.getLogger(__name__)
 CONSENT_VERSION = "2026-11-30"
 AGREED_TO = ("keep_what_i_share", "project_team_can_read", "keep_until_project_ends")
 MAX_TYPED_ANSWER = 80
-END = ConversationHandler.END
+NAME = "onboarding"
 
 
 class State(IntEnum):
@@ -138,7 +130,6 @@ def prompt(state: State, context: CocreateContext, lang: str) -> str:
 async def ask(update: Update, context: CocreateContext, state: State) -> int:
     """Asks the question of a step and waits there."""
     lang = await language_of(update, context)
-    context.data["step"] = int(state)
     markup = keyboard(options_for(state, context), lang, prefix(state))
     chat_id = chat_of(update)
     assert chat_id is not None
@@ -159,7 +150,9 @@ async def start(update: Update, context: CocreateContext) -> int:
         if member.onboarded:
             await send_menu(update, context, member)
             return END
-        return await ask(update, context, State(context.data.get("step", State.NAMING)))
+        at = context.session.state if context.session.flow == NAME else None
+        step = State[at] if at is not None and at in State.__members__ else State.NAMING
+        return await ask(update, context, step)
     context.data.pop("project", None)
     context.data.pop("project_unknown", None)
     if code:
@@ -196,7 +189,10 @@ async def answer(
             await context.store.members.set_language(member.id, option.key)
         if context.data.pop("project_unknown", False):
             await say(update, context, "project.unknown", language=option.key)
-        return await ask(update, context, State(context.data.pop("return_to", State.CONSENT)))
+        back = context.data.pop("return_to", State.CONSENT.name)
+        return await ask(
+            update, context, State[back] if back in State.__members__ else State.CONSENT
+        )
     if state is State.CONSENT:
         assert option is not None
         if option.key == "not_now":
@@ -248,8 +244,9 @@ async def agree(update: Update, context: CocreateContext) -> int:
         agreed_to=AGREED_TO,
         project_id=project.id if project else None,
     )
-    for key in ("language", "project", "project_unknown"):
-        context.data.pop(key, None)
+    context.data.pop("language", None)
+    context.data.pop("project", None)
+    context.data.pop("project_unknown", None)
     if project:
         await say(update, context, "project.joined", language=member.language, name=project.name)
     return await ask(update, context, State.NAMING)
@@ -259,15 +256,13 @@ async def decline(update: Update, context: CocreateContext) -> int:
     """Keeps nothing about someone who said "not now" and tells them how to come back."""
     lang = await language_of(update, context)
     await say(update, context, "consent.declined", language=lang)
-    if update.effective_user:
-        context.application.drop_user_data(update.effective_user.id)
+    context.session.drop()
     return END
 
 
 async def finish(update: Update, context: CocreateContext) -> int:
     """Marks the member as joined and shows the menu."""
     member = await current_member(update, context)
-    context.data.pop("step", None)
     context.data.pop("return_to", None)
     if member is None:
         return END
@@ -285,7 +280,7 @@ async def command(update: Update, context: CocreateContext, state: State, name: 
         return await ask(update, context, state)
     if name == "language":
         if state is not State.LANGUAGE:
-            context.data["return_to"] = int(state)
+            context.data["return_to"] = state.name
         return await ask(update, context, State.LANGUAGE)
     if name == "back":
         return await ask(update, context, PREVIOUS[state])
@@ -301,11 +296,9 @@ async def command(update: Update, context: CocreateContext, state: State, name: 
         await context.store.members.mark_onboarded(member.id)
         await context.store.members.set_stopped(member.id, True)
         await say(update, context, "stop.done", language=member.language)
-        context.data.pop("step", None)
         return END
     if name == "delete":
         await context.store.members.mark_onboarded(member.id)
-        context.data.pop("step", None)
         await my_data.ask(update, context)
         return END
     return await ask(update, context, state)  # resume, skip with nothing to skip
@@ -361,10 +354,10 @@ def on_command(state: State, name: str) -> Callable[[Update, CocreateContext], R
 ONBOARDING_COMMANDS = ("help", "menu", "language", "stop", "resume", "cancel", "delete")
 
 
-def build_handler() -> ConversationHandler[CocreateContext]:
-    """The joining conversation, persisted under the name "onboarding"."""
+def build_handler() -> FlowHandler:
+    """The joining flow: /start, then one state per step, each with its commands."""
     new_messages = filters.UpdateType.MESSAGE
-    states: dict[object, list[BaseHandler[Update, CocreateContext, object]]] = {}
+    states: dict[State, list[BaseHandler[Update, CocreateContext, object]]] = {}
     for state in State:
         step = on_input(state)
         handlers: list[BaseHandler[Update, CocreateContext, object]] = [
@@ -374,15 +367,9 @@ def build_handler() -> ConversationHandler[CocreateContext]:
         handlers.append(CallbackQueryHandler(step))
         handlers.append(MessageHandler(new_messages & ~filters.COMMAND, step))
         states[state] = handlers
-    # ptb warns that CallbackQueryHandlers are tracked per chat, not per message: that is
-    # what we want (a button from an older message is answered as old, above).
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=PTBUserWarning)
-        return ConversationHandler(
-            entry_points=[CommandHandler("start", start, filters=new_messages)],
-            states=states,
-            fallbacks=[],
-            name="onboarding",
-            persistent=True,
-            allow_reentry=True,
-        )
+    return FlowHandler(
+        NAME,
+        State,
+        entry_points=[CommandHandler("start", start, filters=new_messages)],
+        handlers=states,
+    )

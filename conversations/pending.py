@@ -1,8 +1,8 @@
 """One-step questions asked outside a conversation ("Which language?", "Delete it all?").
 
-Buttons carry `<name>:<option key>`; a typed answer is read while user_data["awaiting"]
-names the question. A button acts only while its question is the one awaited, so a button
-left on an old message can never act later.
+Buttons carry `<name>:<option key>`; a typed answer is read while the person's session is
+at this question (replies.await_answer). A button acts only while its question is the one
+awaited, so a button left on an old message can never act later.
 """
 
 from __future__ import annotations
@@ -15,7 +15,14 @@ from telegram.ext import BaseHandler, CallbackQueryHandler
 
 from conversations.choices import Option, from_callback, keyboard, match
 from conversations.context import CocreateContext
-from conversations.replies import say, settle_button, show_menu
+from conversations.replies import (
+    await_answer,
+    awaited,
+    leave_question,
+    say,
+    settle_button,
+    show_menu,
+)
 
 Answer = Callable[[Update, CocreateContext, Option], Coroutine[Any, Any, None]]
 
@@ -30,7 +37,7 @@ class PendingQuestion:
 
     async def ask(self, update: Update, context: CocreateContext, key: str, language: str) -> None:
         """Sends the question (catalogue text `key`) with its buttons and waits for it."""
-        context.data["awaiting"] = self.name
+        await_answer(context, self.name)
         markup = keyboard(self.options, language, self.name)
         await say(update, context, key, language=language, reply_markup=markup)
 
@@ -39,7 +46,7 @@ class PendingQuestion:
         option = match(text, self.options, lang)
         if option is None:
             return False
-        context.data.pop("awaiting", None)
+        leave_question(context)
         await self._on_answer(update, context, option)
         return True
 
@@ -49,11 +56,11 @@ class PendingQuestion:
         assert query is not None
         option = from_callback(query.data or "", self.options, self.name)
         await settle_button(update)
-        if option is None or context.data.get("awaiting") != self.name:
+        if option is None or awaited(context) != self.name:
             await say(update, context, "bad.old_button")
             await show_menu(update, context)
             return
-        context.data.pop("awaiting", None)
+        leave_question(context)
         await self._on_answer(update, context, option)
 
     def handler(self) -> BaseHandler[Update, CocreateContext, None]:

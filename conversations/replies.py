@@ -6,17 +6,21 @@ Every member-facing sentence is a catalogue key; nothing here holds text of its 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
+from typing import Final
 
 from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
 
 from bot.catalogue import DEFAULT_LANGUAGE, LANGUAGES, catalogue, t
 from conversations.choices import Option, keyboard, normalise
-from conversations.context import CocreateContext
+from conversations.context import RISK_NOTED, CocreateContext
 from storage.models import Member
+from storage.sharing import Submission
 
 logger = logging.getLogger(__name__)
 
+SHARING = "share"  # the flow of telling a story or idea (conversations/sharing.py)
 # Words a member may type anywhere instead of a command (MENU, HELP, STOP …), by the command.
 TYPED_COMMANDS = ("menu", "help", "stop", "resume", "cancel", "back", "skip", "language", "delete")
 
@@ -43,6 +47,22 @@ async def language_of(update: Update, context: CocreateContext) -> str:
     return member.language if member else guess_language(update, context)
 
 
+# "Did not get that" replies: never sent after words that got safeguarding help at the door
+# (the help itself says what to do next).
+NOT_UNDERSTOOD = frozenset(
+    {
+        "bad.idle",
+        "bad.idle_media",
+        "bad.choice",
+        "bad.not_started",
+        "bad.not_text",
+        "sharing.choose",
+        "sharing.bad_input",
+        "onboarding.answer_first",
+    }
+)
+
+
 async def say(
     update: Update,
     context: CocreateContext,
@@ -54,7 +74,7 @@ async def say(
 ) -> Message | None:
     """Sends one catalogue text to the person behind the update."""
     chat_id = chat_of(update)
-    if chat_id is None:
+    if chat_id is None or (key in NOT_UNDERSTOOD and RISK_NOTED.get() is not None):
         return None
     language = language or await language_of(update, context)
     return await context.bot.send_message(
@@ -92,8 +112,28 @@ def typed_command(text: str, language: str) -> str | None:
     return None
 
 
-PROMPT = "prompt_message"  # user_data: the newest message asking something other than a question
-ANSWERING = "answering"  # user_data: the question round /questions put first
+PROMPT: Final = "prompt_message"  # the newest message asking something other than a question
+ANSWERING: Final = "answering"  # the question round /questions put first
+# The state of every one-step question (which language? delete it all? the reply relay's
+# words): the flow is the question's name, and any other message leaves it.
+AWAITING: Final = "AWAITING"
+
+
+def await_answer(context: CocreateContext, question: str) -> None:
+    """Notes that the person's next message answers a one-step question."""
+    context.session.go(question, AWAITING)
+
+
+def awaited(context: CocreateContext) -> str | None:
+    """The one-step question the person was just asked, if any."""
+    session = context.session
+    return session.flow if session.state == AWAITING else None
+
+
+def leave_question(context: CocreateContext) -> None:
+    """Stops waiting for the answer to a one-step question (not a longer flow)."""
+    if awaited(context) is not None:
+        context.session.end()
 
 
 def remember_prompt(context: CocreateContext, message: Message | None) -> None:
@@ -119,14 +159,36 @@ def menu_options(member: Member) -> list[Option]:
     ]
 
 
+async def active_draft(context: CocreateContext, member: Member) -> Submission | None:
+    """The story or idea the member is telling now, at the step their session says."""
+    session = context.session
+    draft_id = context.data.get("draft")
+    if session.flow != SHARING or draft_id is None:
+        return None
+    draft = await context.store.sharing.get(draft_id)
+    if draft is None or draft.member_id != member.id or draft.status != "draft":
+        session.end()
+        context.data.pop("draft", None)
+        return None
+    return replace(draft, step=session.state)
+
+
+def at_step(context: CocreateContext, draft: Submission, step: str) -> Submission:
+    """Puts the member at a step of a story or idea (kept in their session)."""
+    context.session.go(SHARING, step)
+    context.data["draft"] = draft.id
+    return replace(draft, step=step)
+
+
 async def pause_draft(
     update: Update, context: CocreateContext, member: Member, *, quietly: bool = False
 ) -> bool:
     """Leaves an open story or idea for later; True if there was one."""
-    draft = await context.store.sharing.active_draft(member.id)
+    draft = await active_draft(context, member)
     if draft is None:
         return False
-    await context.store.sharing.set_step(draft.id, None)
+    context.session.end()
+    context.data.pop("draft", None)
     if not quietly:
         await say(update, context, f"sharing.paused.{draft.kind}", language=member.language)
     return True
@@ -134,7 +196,7 @@ async def pause_draft(
 
 async def send_menu(update: Update, context: CocreateContext, member: Member) -> None:
     """Shows the main menu (leaving any open story or idea for later)."""
-    context.data.pop("awaiting", None)
+    leave_question(context)
     await pause_draft(update, context, member)
     options = menu_options(member)
     shown = await say(

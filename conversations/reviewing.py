@@ -5,7 +5,8 @@ the other's Telegram name or id: the facilitator sees a pseudonym, the member "t
 
 Buttons: `resp:q:<question id>:<offset>` (a page), `resp:reply:<answer id>` (staff),
 `back:<reply id>` (the member's "Answer back"). Typed replies are read while
-user_data["awaiting"] is "reply:<answer id>" or "answerback:<reply id>".
+While a reply or an answer back is being written, the person's session waits at the one-step
+question "reply" (data["answer"]) or "answerback" (data["reply"]).
 """
 
 from __future__ import annotations
@@ -19,9 +20,18 @@ from conversations.answering import choice_label, options_of
 from conversations.audiences import question_options
 from conversations.choices import Option
 from conversations.context import CocreateContext
-from conversations.replies import current_member, language_of, say, settle_button
+from conversations.replies import (
+    await_answer,
+    current_member,
+    language_of,
+    say,
+    settle_button,
+)
 from conversations.staff import is_staff, staff_only
 from storage.outbox import Outgoing
+
+REPLY = "reply"  # the one-step question: a facilitator's words back to an answer
+ANSWER_BACK = "answerback"  # the one-step question: a member's words back to a reply
 
 PAGE = 5
 MAX_REPLY = 2000
@@ -92,7 +102,8 @@ async def on_reply_button(update: Update, context: CocreateContext) -> None:
     if answer is None:
         await steps.ask(update, context, lang, "staff.responses.gone")
         return
-    context.data["awaiting"] = f"reply:{answer.id}"
+    await_answer(context, REPLY)
+    context.data["answer"] = answer.id
     pseudonym = await context.store.pseudonyms.of(answer.member_id)
     await steps.ask(update, context, lang, "staff.reply.ask", pseudonym=pseudonym)
 
@@ -110,7 +121,8 @@ async def take_reply(update: Update, context: CocreateContext, answer_id: int, t
         return True
     if len(text) > MAX_REPLY:
         await steps.ask(update, context, lang, "staff.ask.text_bad", max=MAX_REPLY)
-        context.data["awaiting"] = f"reply:{answer_id}"
+        await_answer(context, REPLY)
+        context.data["answer"] = answer_id
         return True
     round_ = await context.store.questions.round(answer.round_id)
     question = await context.store.questions.get(round_.question_id) if round_ else None
@@ -153,7 +165,8 @@ async def on_answer_back_button(update: Update, context: CocreateContext) -> Non
     if reply.member_text is not None:
         await say(update, context, "reply.already", language=member.language)
         return
-    context.data["awaiting"] = f"answerback:{reply.id}"
+    await_answer(context, ANSWER_BACK)
+    context.data["reply"] = reply.id
     await say(update, context, "reply.ask", language=member.language)
 
 

@@ -1,6 +1,8 @@
-"""Safeguarding: words that suggest a risk to life or safety get help at once, a flag in the
-database and an alert to staff (the member's pseudonym and a button to read it; never the
-text itself in the alert). The member's flow carries on: nothing is blocked.
+"""Safeguarding: words that suggest a risk to life or safety get help at once, wherever and
+whenever someone writes (the door calls `notice` for every message, before any flow). For a
+member, also a flag in the database (holding the words) and an alert to staff (the member's
+pseudonym and a "Read it" button; never the words themselves in the alert). The member's flow
+carries on: nothing is blocked.
 """
 
 from __future__ import annotations
@@ -11,19 +13,19 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler
 
 from bot.catalogue import LANGUAGES, catalogue, t
-from conversations.context import CocreateContext
+from bot.settings import Settings
+from conversations.context import CURRENT_SESSION, RISK_NOTED, CocreateContext, Resources, Risk
 from conversations.replies import chat_of, settle_button
-from conversations.staff import is_staff, staff_ids
-from storage.models import Member
-from storage.sharing import Submission
+from conversations.staff import is_staff
+from storage.outbox import Outgoing
 
 logger = logging.getLogger(__name__)
 _NOT_WORD = re.compile(r"[\W_]+")
 PREFIX = "flag"
+SHARING_FLOW = "share"  # conversations/sharing.py's flow: risky words there are a story part
 Action = Callable[[Update, CocreateContext], Coroutine[Any, Any, None]]
 
 
@@ -31,10 +33,10 @@ def _fold(text: str) -> str:
     return f" {_NOT_WORD.sub(' ', text.casefold()).strip()} "
 
 
-def risk_phrases(context: CocreateContext) -> list[str]:
+def risk_phrases(settings: Settings) -> list[str]:
     """The configured phrases, or the catalogue's list in every language."""
-    if context.settings.safeguarding_words:
-        return context.settings.safeguarding_words
+    if settings.safeguarding_words:
+        return settings.safeguarding_words
     return [w for lang in LANGUAGES for w in catalogue().words(lang, "safeguarding.risk")]
 
 
@@ -44,42 +46,67 @@ def at_risk(text: str, phrases: list[str]) -> bool:
     return any(_fold(p) in folded for p in phrases if p.strip())
 
 
-async def check(
-    update: Update,
-    context: CocreateContext,
-    member: Member,
-    submission: Submission | None,
-    part: str | None,
-    text: str | None,
-    *,
-    answer_id: int | None = None,
-) -> bool:
-    """Sends help, flags and alerts if the text suggests a risk; True if it did."""
-    if not text or not at_risk(text, risk_phrases(context)):
-        return False
-    flag_id = await context.store.sharing.flag(
-        member.id, submission.id if submission else None, part, answer_id
-    )
-    help_text = context.settings.safeguarding_help or t(member.language, "safeguarding.help")
-    chat_id = chat_of(update)
-    if chat_id is not None:
-        await context.bot.send_message(chat_id, help_text)
-    pseudonym = await context.store.pseudonyms.of(member.id)
+async def notice(update: Update, resources: Resources, words: str) -> None:
+    """Called by the door for every message: if the words suggest a risk, sends help at once.
+
+    Before consent that is all, and nothing is stored. For a member, the words are also
+    flagged and every member of staff gets an alert (queued in the outbox with the update's
+    other effects, so a crash loses neither). Later "did not get that" replies are held back
+    (see replies.say), so a risky message is never answered as if it made no sense.
+    """
+    settings, store = resources.settings, resources.store
+    if not at_risk(words, risk_phrases(settings)):
+        return
+    user, chat_id = update.effective_user, chat_of(update)
+    assert user is not None and chat_id is not None
+    session = CURRENT_SESSION.get()
+    member = await store.members.by_telegram_id(user.id)
+    if member is not None:
+        language = member.language
+    elif session is not None and session.data.get("language") in LANGUAGES:
+        language = str(session.data["language"])
+    else:
+        language = "cy" if (user.language_code or "").lower().startswith("cy") else "en"
+    help_text = settings.safeguarding_help or t(language, "safeguarding.help")
+    await update.get_bot().send_message(chat_id, help_text)
+    if member is None:
+        RISK_NOTED.set(Risk(flag_id=None))
+        logger.info("Safeguarding help sent to someone who has not joined; nothing kept")
+        return
+    place = f"{session.flow}:{session.state}" if session and session.flow else "menu"
+    submission_id = part = None
+    if session is not None and session.flow == SHARING_FLOW:
+        draft = session.data.get("draft")
+        submission_id = int(draft) if isinstance(draft, int) else None
+        part = session.state.lower() if session.state else None
+    flag_id = await store.sharing.flag(member.id, submission_id, part, words=words, place=place)
+    RISK_NOTED.set(Risk(flag_id=flag_id))
+    pseudonym = await store.pseudonyms.of(member.id)
     logger.info("Safeguarding flag %s raised for %s", flag_id, pseudonym)
-    for staff_id in await staff_ids(context):
-        language = await _language_of(context, staff_id)
+    alerts = []
+    for staff_id in [role.telegram_user_id for role in await store.roles.staff()]:
+        staff_member = await store.members.by_telegram_id(staff_id)
+        lang = staff_member.language if staff_member else "en"
         button = InlineKeyboardButton(
-            t(language, "safeguarding.read"), callback_data=f"{PREFIX}:{flag_id}"
+            t(lang, "safeguarding.read"), callback_data=f"{PREFIX}:{flag_id}"
         )
-        try:
-            await context.bot.send_message(
+        alerts.append(
+            Outgoing(
+                None,
                 staff_id,
-                t(language, "safeguarding.alert", pseudonym=pseudonym),
-                reply_markup=InlineKeyboardMarkup([[button]]),
+                t(lang, "safeguarding.alert", pseudonym=pseudonym),
+                InlineKeyboardMarkup([[button]]).to_dict(),
             )
-        except TelegramError as exc:  # a staff member who never opened the bot, or blocked it
-            logger.warning("Could not alert staff member about flag %s: %s", flag_id, exc)
-    return True
+        )
+    if alerts:
+        await store.outbox.enqueue_batch("alert", flag_id, alerts)
+
+
+async def link_answer(context: CocreateContext, answer_id: int) -> None:
+    """Ties this update's flag (if its words were risky) to the answer they were stored as."""
+    risk = RISK_NOTED.get()
+    if risk is not None and risk.flag_id is not None:
+        await context.store.sharing.link_flag(risk.flag_id, answer_id=answer_id)
 
 
 async def _language_of(context: CocreateContext, user_id: int) -> str:
@@ -105,14 +132,16 @@ async def on_read(update: Update, context: CocreateContext) -> None:
         await context.bot.send_message(chat_id, t(language, "safeguarding.gone"))
         return
     pseudonym = await context.store.pseudonyms.of(detail.member_id)
-    text = detail.answer_text or ""
+    text = detail.words or detail.answer_text or ""
     what = detail.question_text or ""
     if detail.submission is not None and detail.part is not None:
-        parts = await context.store.sharing.parts(detail.submission.id)
-        given = parts.get(detail.part)
-        text = (given.text or "") if given else ""
         noun = "story" if detail.submission.kind == "experience" else "idea"
-        what = t(language, f"{noun}.label.{detail.part}")
+        label = f"{noun}.label.{detail.part}"
+        what = t(language, label) if label in catalogue().keys("en") else ""
+        if not detail.words:
+            parts = await context.store.sharing.parts(detail.submission.id)
+            given = parts.get(detail.part)
+            text = (given.text or "") if given else ""
     await context.bot.send_message(
         chat_id, t(language, "safeguarding.item", pseudonym=pseudonym, what=what, text=text)
     )

@@ -3,26 +3,30 @@
 Each part can be typed, sent as a voice note or photo (with or without a caption), or
 skipped. Then the member sees it back and chooses Save, Change a part, or Throw it away.
 
-The draft row is the source of truth: every part is saved as it is given and the draft's
-`step` says where the member is, so a story survives kill -9 and carries on at the same
-step. Buttons carry `share:<draft id>:<step>:<choice>`; one from an older draft or step is
-answered as old. States: see sharing.mmd.
+Every part is saved in the draft row as it is given, and the member's session (flow "share",
+its state the step, data["draft"] the draft) says where they are, saved with the part in one
+commit, so a story survives kill -9 and carries on at the same step. Buttons carry
+`share:<draft id>:<step>:<choice>`; one from an older draft or step is answered as old.
+States: see sharing.mmd.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.error import TelegramError
 
 from bot.catalogue import t
-from conversations import ideas, media, safeguarding, stories
+from conversations import ideas, media, stories
 from conversations.choices import Option, keyboard, match
 from conversations.context import CocreateContext
 from conversations.flow import CANCEL, CHANGE, REVIEW, VOLUNTEER, Flow
 from conversations.pending import PendingQuestion
 from conversations.replies import (
+    active_draft,
+    at_step,
     chat_of,
     current_member,
     pause_draft,
@@ -52,6 +56,12 @@ REVIEW_OPTIONS = [
 ]
 DISCARD = [Option("yes", "sharing.discard_yes"), Option("no", "sharing.discard_no")]
 BACK = Option("back", "sharing.back")
+
+
+def leave(context: CocreateContext) -> None:
+    """Takes the member out of the story or idea (saved or thrown away)."""
+    context.session.end()
+    context.data.pop("draft", None)
 
 
 def options_for(flow: Flow, step: str) -> list[Option]:
@@ -164,23 +174,20 @@ async def start(update: Update, context: CocreateContext, kind: str) -> None:
         return
     flow = FLOWS[kind]
     await pause_draft(update, context, member, quietly=True)
-    paused = await context.store.sharing.paused_draft(member.id, kind)
+    paused = await context.store.sharing.latest_draft(member.id, kind)
     if paused is not None:
         given = set(await context.store.sharing.parts(paused.id))
-        step = resume_step(flow, paused, given)
-        await context.store.sharing.set_step(paused.id, step)
+        draft = at_step(context, paused, resume_step(flow, paused, given))
         await say(update, context, f"{flow.noun}.resume", language=member.language)
-        draft = await context.store.sharing.get(paused.id)
     else:
         projects = await context.store.members.projects_of(member.id)
-        draft = await context.store.sharing.start(
+        new = await context.store.sharing.start(
             member_id=member.id,
             kind=kind,
             project_id=projects[-1].id if projects else None,
             language=member.language,
-            step=flow.parts[0],
         )
-    assert draft is not None
+        draft = at_step(context, new, flow.parts[0])
     await ask(update, context, draft)
 
 
@@ -190,18 +197,15 @@ async def ask_to_cancel(update: Update, context: CocreateContext, draft: Submiss
     if step.startswith(f"{CANCEL}>"):
         await ask(update, context, draft)
         return
-    await context.store.sharing.set_step(draft.id, f"{CANCEL}>{step}")
-    fresh = await context.store.sharing.get(draft.id)
-    assert fresh is not None
-    await ask(update, context, fresh)
+    await ask(update, context, at_step(context, draft, f"{CANCEL}>{step}"))
 
 
 async def go_to(update: Update, context: CocreateContext, draft: Submission, step: str) -> None:
     """Moves the draft to a step and asks its question."""
-    await context.store.sharing.set_step(draft.id, step, reviewed=step == REVIEW)
-    fresh = await context.store.sharing.get(draft.id)
-    assert fresh is not None
-    await ask(update, context, fresh)
+    if step == REVIEW and not draft.reviewed:
+        await context.store.sharing.set_reviewed(draft.id)
+        draft = replace(draft, reviewed=True)
+    await ask(update, context, at_step(context, draft, step))
 
 
 async def on_button(update: Update, context: CocreateContext) -> None:
@@ -209,7 +213,7 @@ async def on_button(update: Update, context: CocreateContext) -> None:
     query = update.callback_query
     assert query is not None
     member = await current_member(update, context)
-    draft = await context.store.sharing.active_draft(member.id) if member else None
+    draft = await active_draft(context, member) if member else None
     _, draft_id, step, key = [*(query.data or "").split(":"), "", "", "", ""][:4]
     current = (draft.step or "").partition(">")[0] if draft else None
     if member is None or draft is None or str(draft.id) != draft_id or current != step:
@@ -304,11 +308,8 @@ async def answer_part(
             await say(update, context, "sharing.download_failed", language=member.language)
             return
     step = next_step(flow, draft, part)
-    replaced = await context.store.sharing.answer(
-        draft.id, member.id, part, text, new_media, next_step=step
-    )
+    replaced = await context.store.sharing.answer(draft.id, member.id, part, text, new_media)
     media.remove_files(context, replaced)
-    await safeguarding.check(update, context, member, draft, part, text)
     await go_to(update, context, draft, step)
 
 
@@ -323,17 +324,14 @@ async def choose(
         await ask_to_cancel(update, context, draft)
     elif name in flow.parts:  # Skip
         after = next_step(flow, draft, name)
-        replaced = await context.store.sharing.answer(
-            draft.id, member.id, name, None, None, next_step=after
-        )
+        replaced = await context.store.sharing.answer(draft.id, member.id, name, None, None)
         media.remove_files(context, replaced)
         await go_to(update, context, draft, after)
     elif name == VOLUNTEER:
         after = REVIEW
-        if option.key == SKIP.key:
-            await context.store.sharing.set_step(draft.id, after)
-        else:
-            await context.store.sharing.set_volunteer(draft.id, option.key, next_step=after)
+        if option.key != SKIP.key:
+            await context.store.sharing.set_volunteer(draft.id, option.key)
+            draft = replace(draft, volunteer=option.key)
         await go_to(update, context, draft, after)
     elif name == REVIEW:
         await review_choice(update, context, member, draft, option)
@@ -341,6 +339,7 @@ async def choose(
         await go_to(update, context, draft, REVIEW if option.key == BACK.key else option.key)
     elif option.key == "yes":  # throw it away
         files = await context.store.sharing.discard(draft.id)
+        leave(context)
         media.remove_files(context, files)
         await say(update, context, "sharing.discarded", language=member.language)
     else:  # keep going where they were
@@ -359,6 +358,7 @@ async def review_choice(
         await ask_to_cancel(update, context, draft)
         return
     await context.store.sharing.submit(draft.id)
+    leave(context)
     logger.info("A %s was saved (submission %s)", flow.kind, draft.id)
     await say(update, context, f"{flow.noun}.saved", language=member.language)
     if flow.asks_volunteer and draft.volunteer in {"yes", "maybe"}:

@@ -9,8 +9,8 @@ Guard a staff callback by wrapping it where its handler is built:
     CommandHandler("ask", staff_only(ask), filters=...)                  # facilitators up
     CommandHandler("export", staff_only(export, ORGANISER), filters=...)  # organisers only
     CallbackQueryHandler(staff_only(on_button, ORGANISER), pattern=r"^roles:")
-    ConversationHandler(entry_points=[CommandHandler("ask", staff_only(start_asking))],
-                        states={State.TEXT: [MessageHandler(..., staff_only(take_text))]}, ...)
+    FlowHandler("ask", State, entry_points=[CommandHandler("ask", staff_only(start_asking))],
+                handlers={State.TEXT: [MessageHandler(..., staff_only(take_text))]}, ...)
 
 Anyone without the role gets exactly what the bot says to a command it does not have, or to
 an old button, so nothing hints that a staff feature exists, and nothing changes.
@@ -24,10 +24,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from telegram import Update
-from telegram.ext import ConversationHandler
 
+from conversations import sharing
 from conversations.context import CocreateContext
-from conversations.replies import current_member, say, settle_button, show_menu
+from conversations.machine import END
+from conversations.replies import active_draft, current_member, say, settle_button, show_menu
 from storage.roles import FACILITATOR, ORGANISER, Role
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ R = TypeVar("R")
 Callback = Callable[[Update, CocreateContext], Coroutine[Any, Any, R]]
 # Higher may do everything lower may.
 RANK: dict[Role, int] = {FACILITATOR: 1, ORGANISER: 2}
-REFUSED = ConversationHandler.END
+REFUSED = END
 
 
 async def role_of(context: CocreateContext, user_id: int) -> Role | None:
@@ -74,17 +75,13 @@ async def refuse(update: Update, context: CocreateContext) -> None:
     if update.callback_query is None:
         await say(update, context, "bad.unknown_command")  # as menu.on_unknown_command
         return
-    # As menu.on_unknown_button, which cannot be imported here (menu imports this module).
-    # sharing is imported here, not at the top: sharing → safeguarding → staff.
-    from conversations import sharing
-
     await settle_button(update)
     member = await current_member(update, context)
     if member is None:
         await say(update, context, "bad.not_started")
         return
     await say(update, context, "bad.old_button")
-    draft = await context.store.sharing.active_draft(member.id)
+    draft = await active_draft(context, member)
     if draft is not None:
         await sharing.ask(update, context, draft)
     else:
@@ -96,9 +93,9 @@ def staff_only(
 ) -> Callable[[Update, CocreateContext], Coroutine[Any, Any, R | int]]:
     """Wraps a staff callback so that only people with `role` (or higher) reach it.
 
-    For anyone else it calls `refuse` and returns ConversationHandler.END, so the same
+    For anyone else it calls `refuse` and returns END (conversations/machine.py), so the same
     wrapper serves a CommandHandler or CallbackQueryHandler (which ignore the value) and a
-    ConversationHandler's entry points and states (a refused entry starts nothing; someone
+    flow's entry points and states (a refused entry starts nothing; someone
     removed half-way through is taken out of the conversation).
     """
 

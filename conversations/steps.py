@@ -4,30 +4,24 @@ button press or typed words."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum
+from typing import Any, Literal
 
 from telegram import InlineKeyboardMarkup, Update
-from telegram.ext import (
-    BaseHandler,
-    CallbackQueryHandler,
-    CommandHandler,
-    ConversationHandler,
-    MessageHandler,
-    filters,
-)
-from telegram.warnings import PTBUserWarning
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.catalogue import t
 from conversations.choices import Option, from_callback, keyboard, match
 from conversations.context import CocreateContext
+from conversations.machine import END, FlowHandler
 from conversations.replies import chat_of, language_of, settle_button
 from conversations.staff import staff_only
 from storage.roles import FACILITATOR, Role
 
 Step = Callable[[Update, CocreateContext], Coroutine[Any, Any, int]]
+DraftKey = Literal["ask", "broadcast", "export"]  # where each staff flow keeps its draft
 
 
 def staff_conversation(
@@ -38,30 +32,25 @@ def staff_conversation(
     states: Mapping[Any, Step],
     cancel: Step,
     role: Role = FACILITATOR,
-) -> ConversationHandler[CocreateContext]:
-    """A persistent conversation (named after its command) for staff with `role`: at each
-    state, its buttons (`<button_prefix>:…`) and typed words go to that state's handler;
-    /cancel ends it. Every handler is behind the one permission guard."""
+) -> FlowHandler:
+    """A flow (named after its command) for staff with `role`, its state kept in the database:
+    at each state, its buttons (`<button_prefix>:…`) and typed words go to that state's
+    handler; /cancel ends it. Every handler is behind the one permission guard."""
     new_messages = filters.UpdateType.MESSAGE
-    by_state: dict[object, list[BaseHandler[Update, CocreateContext, object]]] = {}
+    by_state: dict[Enum, list[BaseHandler[Update, CocreateContext, object]]] = {}
     for state, handler in states.items():
         guarded = staff_only(handler, role)
         by_state[state] = [
             CallbackQueryHandler(guarded, pattern=rf"^{button_prefix}:"),
             MessageHandler(new_messages & ~filters.COMMAND, guarded),
         ]
-    # ptb warns that buttons are tracked per chat, not per message: that is what we want
-    # (a button from another step is answered as not understood).
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=PTBUserWarning)
-        return ConversationHandler(
-            entry_points=[CommandHandler(command, staff_only(start, role), filters=new_messages)],
-            states=by_state,
-            fallbacks=[CommandHandler("cancel", staff_only(cancel, role), filters=new_messages)],
-            name=command,
-            persistent=True,
-            allow_reentry=True,
-        )
+    return FlowHandler(
+        command,
+        type(next(iter(states))),
+        entry_points=[CommandHandler(command, staff_only(start, role), filters=new_messages)],
+        handlers=by_state,
+        fallbacks=[CommandHandler("cancel", staff_only(cancel, role), filters=new_messages)],
+    )
 
 
 @dataclass(frozen=True)
@@ -99,11 +88,13 @@ async def ask(
     await send(update, context, t(lang, key, **values), markup)
 
 
-async def give_up(update: Update, context: CocreateContext, draft_key: str, text_key: str) -> int:
+async def give_up(
+    update: Update, context: CocreateContext, draft_key: DraftKey, text_key: str
+) -> int:
     """Drops a flow's draft, says so (catalogue `text_key`) and ends the conversation."""
     context.data.pop(draft_key, None)
     await ask(update, context, await language_of(update, context), text_key)
-    return ConversationHandler.END
+    return END
 
 
 async def read(update: Update, prefix: str, options: Sequence[Option], lang: str) -> Answer:

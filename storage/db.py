@@ -2,14 +2,23 @@
 
 Every statement goes through `Database`, which serialises units of work with a lock so two
 coroutines never interleave inside one transaction on the shared connection.
+
+Handling one update is one `Unit` (see `Database.unit`): its writes share a transaction that
+commits together with the unit's hooks (where the person is in a flow, with the update's id;
+and at the end the inbox's done-mark). It commits before every request the bot sends
+(`commit_point`, called by the bot's HTTP request class), so an answer is on disk before the
+bot says "saved", and a replayed update can be recognised as already applied.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +42,38 @@ def path_from_url(url: str) -> Path:
     return Path(rest)
 
 
+# Runs inside each commit of a unit, before COMMIT; `final` is True for the unit's last one.
+CommitHook = Callable[[bool], Awaitable[None]]
+_savepoints = itertools.count(1)
+
+
+@dataclass(eq=False)
+class Unit:
+    """The work of handling one update: one transaction, committed at each commit point."""
+
+    db: Database
+    hooks: list[CommitHook] = field(default_factory=list)
+    open: bool = False  # a transaction is open and this unit holds the connection's lock
+    # Only the task handling the update works in the unit: a task it starts (a long export)
+    # copies the context but works on its own, like any other task.
+    task: asyncio.Task[Any] | None = field(default_factory=asyncio.current_task)
+
+
+_UNIT: ContextVar[Unit | None] = ContextVar("cocreate_unit", default=None)
+
+
+def _current_unit() -> Unit | None:
+    unit = _UNIT.get()
+    return unit if unit is not None and unit.task is asyncio.current_task() else None
+
+
+async def commit_point() -> None:
+    """Commits the current unit's writes, if any (call before telling anyone about them)."""
+    unit = _current_unit()
+    if unit is not None and unit.open:
+        await unit.db._commit(unit, final=False)
+
+
 class Database:
     """One aiosqlite connection shared by the repositories."""
 
@@ -40,6 +81,61 @@ class Database:
         self._conn = conn
         self._lock = asyncio.Lock()
         self.path = path
+
+    def _owned(self) -> Unit | None:
+        """The current unit, if it is on this database and holds its open transaction."""
+        unit = _current_unit()
+        return unit if unit is not None and unit.db is self and unit.open else None
+
+    async def _begin(self, unit: Unit) -> None:
+        if unit.open:
+            return
+        await self._lock.acquire()
+        try:
+            await self._conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._lock.release()
+            raise
+        unit.open = True
+
+    async def _commit(self, unit: Unit, *, final: bool) -> None:
+        """Runs the unit's hooks and commits; on the final commit, even with nothing written."""
+        if not unit.open and not final:
+            return
+        await self._begin(unit)
+        try:
+            for hook in unit.hooks:
+                await hook(final)
+            await self._conn.execute("COMMIT")
+        except BaseException:
+            await self._conn.execute("ROLLBACK")
+            raise
+        finally:
+            unit.open = False
+            self._lock.release()
+
+    @asynccontextmanager
+    async def unit(self, hooks: Iterable[CommitHook] = ()) -> AsyncIterator[Unit]:
+        """Handles one update as a unit of work; its last commit runs the hooks with final=True.
+
+        If the block fails, what was not committed yet is rolled back.
+        """
+        unit = Unit(self, list(hooks))
+        token = _UNIT.set(unit)
+        try:
+            try:
+                yield unit
+            except BaseException:
+                if unit.open:
+                    unit.open = False
+                    try:
+                        await self._conn.execute("ROLLBACK")
+                    finally:
+                        self._lock.release()
+                raise
+            await self._commit(unit, final=True)
+        finally:
+            _UNIT.reset(token)
 
     @classmethod
     async def open(cls, path: Path) -> Database:
@@ -67,7 +163,24 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One unit of work: everything inside commits together or not at all."""
+        """One unit of work: everything inside commits together or not at all.
+
+        Inside an update's `Unit` it joins the unit's transaction (as a savepoint), which
+        commits at the unit's next commit point.
+        """
+        unit = _current_unit()
+        if unit is not None and unit.db is self:
+            await self._begin(unit)
+            name = f"sp{next(_savepoints)}"
+            await self._conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield self._conn
+            except BaseException:
+                await self._conn.execute(f"ROLLBACK TO {name}")
+                await self._conn.execute(f"RELEASE {name}")
+                raise
+            await self._conn.execute(f"RELEASE {name}")
+            return
         async with self._lock:
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -84,11 +197,17 @@ class Database:
 
     async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
         """Returns the first row of a query, or None."""
+        if self._owned() is not None:  # reads the unit's own uncommitted writes
+            async with self._conn.execute(sql, tuple(params)) as cursor:
+                return await cursor.fetchone()
         async with self._lock, self._conn.execute(sql, tuple(params)) as cursor:
             return await cursor.fetchone()
 
     async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         """Returns every row of a query."""
+        if self._owned() is not None:
+            async with self._conn.execute(sql, tuple(params)) as cursor:
+                return list(await cursor.fetchall())
         async with self._lock, self._conn.execute(sql, tuple(params)) as cursor:
             return list(await cursor.fetchall())
 

@@ -210,16 +210,18 @@ class Members:
             )
             # Cascades to about_you and member_projects; unlinks consent_receipts.
             await conn.execute("DELETE FROM members WHERE id = ?", (member_id,))
-            await conn.execute("DELETE FROM user_data WHERE user_id = ?", (user_id,))
-            await conn.execute(
-                "DELETE FROM conversations WHERE EXISTS"
-                " (SELECT 1 FROM json_each(conversations.key) WHERE value = ?)",
-                (user_id,),
-            )
+            await conn.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
             await conn.execute(
                 "INSERT INTO audit_log (at, actor, action) VALUES (?, 'member', 'erasure')",
                 (now,),
             )
+
+    async def exists(self, telegram_user_id: int) -> bool:
+        """Whether this Telegram user has joined (agreed to what is kept)."""
+        row = await self._db.fetch_one(
+            "SELECT 1 FROM members WHERE telegram_user_id = ?", (telegram_user_id,)
+        )
+        return row is not None
 
     async def count(self) -> int:
         """How many members there are."""

@@ -273,6 +273,40 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX safeguarding_flags_answer ON safeguarding_flags (answer_id);
     CREATE INDEX replies_answer ON replies (answer_id);
     """,
+    # 5: one state machine: where each person is in a flow, and their draft, in one table
+    # read per update (replaces ptb's conversations and user_data tables). The old rows come
+    # across: user_data as the draft, and the onboarding step by its name.
+    """
+    CREATE TABLE sessions (
+        user_id         INTEGER PRIMARY KEY,
+        flow            TEXT,
+        state           TEXT,
+        data            TEXT NOT NULL DEFAULT '{}',
+        last_update_id  INTEGER NOT NULL DEFAULT 0,
+        updated_at      TEXT
+    );
+    INSERT INTO sessions (user_id, data)
+        SELECT user_id, data FROM user_data WHERE json_valid(data);
+    INSERT INTO sessions (user_id) SELECT DISTINCT json_extract(key, '$[1]') FROM conversations
+        WHERE json_extract(key, '$[1]') NOT IN (SELECT user_id FROM sessions);
+    UPDATE sessions SET
+        flow = (SELECT c.name FROM conversations c
+                WHERE json_extract(c.key, '$[1]') = sessions.user_id LIMIT 1),
+        state = (SELECT CASE c.name WHEN 'onboarding' THEN
+                    CASE c.state WHEN '1' THEN 'LANGUAGE' WHEN '2' THEN 'CONSENT'
+                        WHEN '3' THEN 'NAMING' WHEN '4' THEN 'AGE' WHEN '5' THEN 'AREA'
+                        ELSE 'EXTRA' END
+                    ELSE NULL END
+                 FROM conversations c WHERE json_extract(c.key, '$[1]') = sessions.user_id
+                 LIMIT 1);
+    UPDATE sessions SET flow = NULL WHERE state IS NULL;
+    DROP TABLE conversations;
+    DROP TABLE user_data;
+    -- Risky words are checked at the door, wherever they are written (at the menu too), so a
+    -- flag keeps the words themselves and where they were written.
+    ALTER TABLE safeguarding_flags ADD COLUMN words TEXT;
+    ALTER TABLE safeguarding_flags ADD COLUMN place TEXT;
+    """,
 )
 
 

@@ -1,7 +1,8 @@
 """What members share: stories ("experiences") and ideas, saved part by part as drafts.
 
 Tables: submissions, submission_parts, media, safeguarding_flags, app_secrets (pseudonyms).
-A draft's `step` says where the member is, so a half-told story survives a restart.
+Where the member is in a draft lives in their session (storage/sessions.py), so a half-told
+story survives a restart; the old `step` column is no longer written.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class Submission:
     status: str  # 'draft' | 'submitted' | 'cancelled'
     language: str
     volunteer: str | None
-    step: str | None
+    step: str | None  # where the member is: filled in from their session by the flow
     reviewed: bool
     created_at: str
     submitted_at: str | None
@@ -76,6 +77,7 @@ class Flag:
     part: str | None
     answer_text: str | None
     question_text: str | None
+    words: str | None = None  # what the member wrote, as flagged
 
 
 async def insert_media(
@@ -148,46 +150,34 @@ class Sharing:
         row = await self._db.fetch_one("SELECT * FROM submissions WHERE id = ?", (submission_id,))
         return _submission(row) if row else None
 
-    async def active_draft(self, member_id: int) -> Submission | None:
-        """The draft the member is in the middle of (one at a time), if any."""
-        row = await self._db.fetch_one(
-            "SELECT * FROM submissions WHERE member_id = ? AND status = 'draft'"
-            " AND step IS NOT NULL ORDER BY id DESC LIMIT 1",
-            (member_id,),
-        )
-        return _submission(row) if row else None
-
-    async def paused_draft(self, member_id: int, kind: str) -> Submission | None:
-        """A draft of this kind the member left for later, if any."""
+    async def latest_draft(self, member_id: int, kind: str) -> Submission | None:
+        """The newest draft of this kind the member has not saved yet, if any."""
         row = await self._db.fetch_one(
             "SELECT * FROM submissions WHERE member_id = ? AND kind = ? AND status = 'draft'"
-            " AND step IS NULL ORDER BY id DESC LIMIT 1",
+            " ORDER BY id DESC LIMIT 1",
             (member_id, kind),
         )
         return _submission(row) if row else None
 
     async def start(
-        self, *, member_id: int, kind: str, project_id: int | None, language: str, step: str
+        self, *, member_id: int, kind: str, project_id: int | None, language: str
     ) -> Submission:
-        """Opens a new draft at its first step."""
+        """Opens a new draft (where the member is in it lives in their session)."""
         async with self._db.transaction() as conn:
             async with conn.execute(
-                "INSERT INTO submissions (member_id, kind, project_id, language, step, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (member_id, kind, project_id, language, step, self._now()),
+                "INSERT INTO submissions (member_id, kind, project_id, language, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (member_id, kind, project_id, language, self._now()),
             ) as cur:
                 new_id = cur.lastrowid
         draft = await self.get(int(new_id or 0))
         assert draft is not None
         return draft
 
-    async def set_step(
-        self, submission_id: int, step: str | None, *, reviewed: bool = False
-    ) -> None:
-        """Moves a draft to a step (None: paused for later)."""
+    async def set_reviewed(self, submission_id: int) -> None:
+        """Notes that the member has seen the whole draft (changes then return to the review)."""
         await self._db.execute(
-            "UPDATE submissions SET step = ?, reviewed = MAX(reviewed, ?) WHERE id = ?",
-            (step, int(reviewed), submission_id),
+            "UPDATE submissions SET reviewed = 1 WHERE id = ? AND reviewed = 0", (submission_id,)
         )
 
     async def answer(
@@ -197,10 +187,8 @@ class Sharing:
         part: str,
         text: str | None,
         media: NewMedia | None = None,
-        *,
-        next_step: str | None,
     ) -> list[str]:
-        """Saves one part (text and/or a file) and moves on, in one unit of work.
+        """Saves one part (text and/or a file), in one unit of work.
 
         Returns the file names of media this answer replaced, for the caller to delete.
         """
@@ -225,16 +213,12 @@ class Sharing:
                 await insert_media(
                     conn, member_id, media, now, submission_id=submission_id, part=part
                 )
-            await conn.execute(
-                "UPDATE submissions SET step = ? WHERE id = ?", (next_step, submission_id)
-            )
         return replaced
 
-    async def set_volunteer(self, submission_id: int, answer: str, *, next_step: str) -> None:
+    async def set_volunteer(self, submission_id: int, answer: str) -> None:
         """Records whether the member would help make an idea happen."""
         await self._db.execute(
-            "UPDATE submissions SET volunteer = ?, step = ? WHERE id = ?",
-            (answer, next_step, submission_id),
+            "UPDATE submissions SET volunteer = ? WHERE id = ?", (answer, submission_id)
         )
 
     async def parts(self, submission_id: int) -> dict[str, Part]:
@@ -302,20 +286,33 @@ class Sharing:
         submission_id: int | None,
         part: str | None,
         answer_id: int | None = None,
+        *,
+        words: str | None = None,
+        place: str | None = None,
     ) -> int:
-        """Records that something a member sent needs a person to follow up."""
+        """Records that something a member sent needs a person to follow up.
+
+        `words` keeps what they wrote (it may have been said where nothing else is stored,
+        e.g. at the menu); `place` says where (a flow and its step, or "menu").
+        """
         async with self._db.transaction() as conn:
             async with conn.execute(
-                "INSERT INTO safeguarding_flags"
-                " (member_id, submission_id, part, answer_id, flagged_at) VALUES (?, ?, ?, ?, ?)",
-                (member_id, submission_id, part, answer_id, self._now()),
+                "INSERT INTO safeguarding_flags (member_id, submission_id, part, answer_id,"
+                " words, place, flagged_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (member_id, submission_id, part, answer_id, words, place, self._now()),
             ) as cur:
                 return int(cur.lastrowid or 0)
+
+    async def link_flag(self, flag_id: int, *, answer_id: int) -> None:
+        """Ties a flag to the answer its words were stored as."""
+        await self._db.execute(
+            "UPDATE safeguarding_flags SET answer_id = ? WHERE id = ?", (answer_id, flag_id)
+        )
 
     async def flag_detail(self, flag_id: int) -> Flag | None:
         """What a flag points at, if it still exists."""
         row = await self._db.fetch_one(
-            "SELECT f.member_id, f.submission_id, f.part, a.text AS answer_text,"
+            "SELECT f.member_id, f.submission_id, f.part, f.words, a.text AS answer_text,"
             " q.text AS question_text FROM safeguarding_flags f"
             " LEFT JOIN answers a ON a.id = f.answer_id"
             " LEFT JOIN question_rounds r ON r.id = a.round_id"
@@ -331,6 +328,7 @@ class Sharing:
             part=row["part"],
             answer_text=row["answer_text"],
             question_text=row["question_text"],
+            words=row["words"],
         )
 
     async def flags_of(self, submission_id: int) -> int:

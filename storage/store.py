@@ -12,9 +12,9 @@ from storage.export import Responses
 from storage.inbox import Inbox
 from storage.members import AboutYou, Consent, Members, Projects
 from storage.outbox import Outbox
-from storage.persistence import SQLitePersistence
 from storage.questions import Questions
 from storage.roles import Roles
+from storage.sessions import Sessions
 from storage.sharing import Pseudonyms, Sharing
 from storage.stats import Stats
 
@@ -35,7 +35,7 @@ class Store:
         self.inbox = Inbox(db, stamp)
         self.audit = AuditLog(db, stamp)
         self.outbox = Outbox(db, stamp)
-        self.persistence = SQLitePersistence(db)
+        self.sessions = Sessions(db, stamp)
         self.sharing = Sharing(db, stamp)
         self.questions = Questions(db, stamp)
         self.pseudonyms = Pseudonyms(db)

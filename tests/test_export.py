@@ -513,10 +513,10 @@ async def test_a_large_export_is_zipped_or_sent_in_parts(
     assert member is not None
     for n in range(40):  # stored as the sharing flow stores them
         draft = await store.sharing.start(
-            member_id=member.id, kind="idea", project_id=None, language="en", step="idea"
+            member_id=member.id, kind="idea", project_id=None, language="en"
         )
         text = f"Idea {n}: " + "a longer bus shelter with a roof " * 20
-        await store.sharing.answer(draft.id, member.id, "idea", text, next_step=None)
+        await store.sharing.answer(draft.id, member.id, "idea", text)
         await store.sharing.submit(draft.id)
     monkeypatch.setattr(exporting, "PART_BYTES", 10_000)
     sent = await export(olu, "CSV", "Everything")
@@ -590,9 +590,9 @@ async def test_an_export_that_fails_half_way_leaves_no_file(
         telegram_user_id=7020, chat_id=7020, language="en", consent_version="1", agreed_to=["x"]
     )
     draft = await store.sharing.start(
-        member_id=member.id, kind="idea", project_id=None, language="en", step="idea"
+        member_id=member.id, kind="idea", project_id=None, language="en"
     )
-    await store.sharing.answer(draft.id, member.id, "idea", "More benches", next_step=None)
+    await store.sharing.answer(draft.id, member.id, "idea", "More benches")
     await store.sharing.submit(draft.id)
 
     def broken(done: int, total: int) -> None:

@@ -245,8 +245,7 @@ async def test_stop_and_cancel_before_consent_keep_nothing(
     await jo.taps("English")
     assert await jo.says("STOP") == [t("en", "consent.declined")]
     assert await store.members.by_telegram_id(1010) is None
-    assert await store.persistence.get_user_data() == {}
-    assert await store.persistence.get_conversations("onboarding") == {}
+    assert await store.db.fetch_all("SELECT * FROM sessions") == []
 
 
 async def test_back_goes_to_the_previous_question(person: MakePerson) -> None:
@@ -346,7 +345,7 @@ async def test_delete_before_consent_keeps_nothing(person: MakePerson, store: St
     await sam.says("/start")
     await sam.taps("English")
     assert await sam.says("/delete") == [t("en", "consent.declined")]
-    assert await store.persistence.get_user_data() == {}
+    assert await store.db.fetch_all("SELECT * FROM sessions") == []
     assert await sam.says("/delete") == [t("en", "delete.nothing")]
 
 

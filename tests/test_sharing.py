@@ -187,7 +187,7 @@ async def test_what_is_shared_is_linked_to_the_members_project(
     await fay.says("Later buses at night.")
     member_row = await store.members.by_telegram_id(2006)
     assert member_row is not None
-    draft = await store.sharing.active_draft(member_row.id)
+    draft = await store.sharing.latest_draft(member_row.id, "idea")
     assert draft is not None and draft.project_id == project.id
 
 
@@ -252,7 +252,7 @@ async def test_safeguarding_mid_story(person: MakePerson, store: Store) -> None:
     member_row = await store.members.by_telegram_id(2009)
     assert member_row is not None
     pseudonym = await store.pseudonyms.of(member_row.id)
-    [alert] = staff.user.unread()
+    [alert] = await staff.user.wait_messages(1, timeout=10)  # alerts go through the outbox
     assert alert.text == t("en", "safeguarding.alert", pseudonym=pseudonym)
     assert words not in (alert.text or "") and "2009" not in (alert.text or "")
     flags = await store.db.fetch_all("SELECT * FROM safeguarding_flags")

@@ -1,4 +1,4 @@
-"""Storage on a temporary database: migrations, pragmas, repositories, inbox, persistence."""
+"""Storage on a temporary database: migrations, pragmas, repositories, inbox, sessions."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import aiosqlite
 import pytest
 
 from bot.clock import FakeClock
-from storage.db import Database, path_from_url
+from storage.db import Database, commit_point, path_from_url
 from storage.migrations import MIGRATIONS, migrate, schema_version
 from storage.models import PREFER_NOT_TO_SAY, Member
+from storage.sessions import Session
 from storage.store import Store
 
 
@@ -119,17 +120,16 @@ async def test_about_you_answers_replace_and_erase_removes_everything(
         await store.about.answer(member.id, "age_band", PREFER_NOT_TO_SAY)
         await store.about.answer(other.id, "area", "Cardiff")
         assert await store.about.of(member.id) == {"age_band": PREFER_NOT_TO_SAY}
-        await store.persistence.update_user_data(7, {"step": 4})
-        await store.persistence.update_conversation("onboarding", (7, 7), 4)
-        await store.persistence.update_conversation("onboarding", (8, 8), 5)
+        await store.sessions.save(Session(7, "onboarding", "AGE", {"answering": 4}))
+        await store.sessions.save(Session(8, "onboarding", "AREA"))
 
         clock.advance(timedelta(days=1))
         await store.erase_member(member.id)
 
         assert await store.members.get(member.id) is None
         assert await store.about.of(member.id) == {}
-        assert await store.persistence.get_user_data() == {}
-        assert await store.persistence.get_conversations("onboarding") == {(8, 8): 5}
+        assert await store.sessions.get(7) == Session(7)
+        assert (await store.sessions.get(8)).state == "AREA"
         receipt = next(r for r in await store.consent.all() if r.member_id is None)
         assert receipt.withdrawn_at == "2026-12-01T12:00:00+00:00"
         erasures = [e for e in await store.audit.entries() if e.action == "erasure"]
@@ -159,21 +159,57 @@ async def test_inbox_records_once_replays_in_order_and_forgets_content(
         await store.close()
 
 
-async def test_persistence_round_trip_survives_reopening(tmp_path: Path, clock: FakeClock) -> None:
+async def test_sessions_round_trip_survives_reopening(tmp_path: Path, clock: FakeClock) -> None:
     path = tmp_path / "c.db"
     store = await Store.open(path, clock.now)
-    await store.persistence.update_user_data(5, {"language": "cy", "step": 2})
-    await store.persistence.update_conversation("onboarding", (5, 5), 2)
-    await store.persistence.update_conversation("onboarding", (6, 6), 3)
-    await store.persistence.update_conversation("onboarding", (6, 6), None)
+    await store.sessions.save(Session(5, "onboarding", "CONSENT", {"language": "cy"}, 41))
+    await store.sessions.save(Session(6, "ask", "TEXT", {}, 7))
+    gone = Session(6)
+    gone.drop()
+    await store.sessions.save(gone)
     await store.close()
 
     store = await Store.open(path, clock.now)
     try:
-        assert await store.persistence.get_user_data() == {5: {"language": "cy", "step": 2}}
-        assert await store.persistence.get_conversations("onboarding") == {(5, 5): 2}
-        await store.persistence.update_user_data(5, {})
-        assert await store.persistence.get_user_data() == {}
+        assert await store.sessions.get(5) == Session(
+            5, "onboarding", "CONSENT", {"language": "cy"}, 41
+        )
+        assert await store.sessions.get(6) == Session(6)
+        # The newest applied update is never moved back.
+        await store.sessions.save(Session(5, None, None, {}, 40))
+        assert (await store.sessions.get(5)).last_update_id == 41
+    finally:
+        await store.close()
+
+
+async def test_a_unit_commits_its_hooks_with_its_writes_and_rolls_back_on_failure(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    store = await Store.open(tmp_path / "c.db", clock.now)
+    seen: list[bool] = []
+
+    async def hook(final: bool) -> None:
+        seen.append(final)
+        await store.sessions.save(Session(9, "onboarding", "AGE", {}, 3))
+
+    try:
+        async with store.db.unit([hook]):
+            await store.projects.add("a", "A")
+            await commit_point()  # as before a message is sent
+            assert seen == [False]
+            await store.projects.add("b", "B")
+        assert seen == [False, True]
+        assert [p.code for p in await store.projects.all()] == ["a", "b"]
+        with pytest.raises(RuntimeError):
+            async with store.db.unit([hook]):
+                await store.projects.add("c", "C")
+                raise RuntimeError("boom")
+        assert [p.code for p in await store.projects.all()] == ["a", "b"]
+        # A unit that wrote nothing still commits its hooks once, at the end.
+        seen.clear()
+        async with store.db.unit([hook]):
+            await commit_point()
+        assert seen == [True]
     finally:
         await store.close()
 

@@ -1,0 +1,99 @@
+"""The one door: every update from a person passes here before any flow sees it.
+
+In order, for each update:
+1. Groups and channels are ignored: members talk to cocreate one to one.
+2. The person's session (where they are in a flow, their draft) is read from the database.
+   An update the session says was already applied (a replay after a crash) changes nothing.
+3. Everything the update does is one unit of work (storage/db.py): its writes, the step the
+   person moved to and "update N was applied" commit together, before each message the bot
+   sends and at the end, with the inbox's done-mark.
+4. What applies to every message happens here, once: someone who wrote can be reached again;
+   words that suggest a risk to life get help at once, in any flow and before joining
+   (conversations/safeguarding.py).
+5. The flows (conversations/routes.py, in order) take the update.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from telegram import Update
+from telegram.constants import ChatType
+
+from conversations import safeguarding
+from conversations.context import CURRENT_SESSION, RISK_NOTED, Resources
+from storage.sessions import Session
+
+logger = logging.getLogger(__name__)
+
+Dispatch = Callable[[Update], Awaitable[None]]
+
+
+class Door:
+    """Wraps the handling of each update (see the module docstring)."""
+
+    def __init__(self, resources: Resources, wake_delivery: Callable[[], None]) -> None:
+        self.resources = resources
+        self.wake_delivery = wake_delivery
+
+    async def handle(self, update: Update, dispatch: Dispatch) -> None:
+        """Handles one update through the door, then marks it done in the inbox."""
+        store = self.resources.store
+        chat, user = update.effective_chat, update.effective_user
+        if chat is not None and chat.type != ChatType.PRIVATE:
+            logger.info("Ignoring an update from a %s chat", chat.type)
+            await store.inbox.mark_done(update.update_id)
+            return
+        if user is None:  # nothing from a person: no session to keep
+            async with store.db.unit([self._done(update)]):
+                await dispatch(update)
+            return
+        session = await store.sessions.get(user.id)
+        if update.update_id <= session.last_update_id:
+            logger.info("Update %s was applied before a restart; not again", update.update_id)
+            await store.inbox.mark_done(update.update_id)
+            return
+        session_token = CURRENT_SESSION.set(session)
+        risk_token = RISK_NOTED.set(None)
+        try:
+            async with store.db.unit([self._keep(session, update), self._done(update)]):
+                await self._for_everyone(update, user.id)
+                await dispatch(update)
+            if RISK_NOTED.get():
+                self.wake_delivery()  # staff alerts were queued with the update's effects
+        finally:
+            RISK_NOTED.reset(risk_token)
+            CURRENT_SESSION.reset(session_token)
+
+    async def _for_everyone(self, update: Update, user_id: int) -> None:
+        """What applies to every message, whatever flow the person is in."""
+        store = self.resources.store
+        if update.message or update.callback_query:
+            if await store.members.mark_reachable(user_id):
+                logger.info("A member marked unreachable wrote again; they can be reached")
+        message = update.message
+        words = (message.text or message.caption) if message is not None else None
+        if words:
+            await safeguarding.notice(update, self.resources, words)
+
+    def _keep(self, session: Session, update: Update) -> Callable[[bool], Awaitable[None]]:
+        """Saves the session with every commit, marked with this update's id."""
+        store = self.resources.store
+
+        async def keep(final: bool) -> None:
+            session.last_update_id = max(session.last_update_id, update.update_id)
+            # Before consent, keep nothing about someone who is in no flow.
+            if session.dropped or not session.empty or await store.members.exists(session.user_id):
+                await store.sessions.save(session)
+
+        return keep
+
+    def _done(self, update: Update) -> Callable[[bool], Awaitable[None]]:
+        store = self.resources.store
+
+        async def done(final: bool) -> None:
+            if final:
+                await store.inbox.mark_done(update.update_id)
+
+        return done

@@ -1,0 +1,114 @@
+"""The everyday commands a member can use anywhere: /help, /stop, /resume, /cancel, /language,
+/mydata, /delete, /questions (and the same as typed words: HELP, STOP …), and starting a story
+or an idea. Each is one action; conversations/menu.py offers them as buttons too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from telegram import Update
+from telegram.ext import BaseHandler, CommandHandler, filters
+
+from conversations import answering, ideas, language, my_data, sharing, stories
+from conversations.context import CocreateContext
+from conversations.replies import active_draft, current_member, pause_draft, say, show_menu
+
+Action = Callable[[Update, CocreateContext], Coroutine[Any, Any, None]]
+NEW_MESSAGES = filters.UpdateType.MESSAGE
+
+
+async def show_help(update: Update, context: CocreateContext) -> None:
+    """Explains what the bot is for and what can be typed; then asks again what was asked."""
+    await say(update, context, "help.text")
+    member = await current_member(update, context)
+    if member is None:
+        await say(update, context, "bad.not_started")
+        return
+    draft = await active_draft(context, member)
+    if draft is not None:
+        await sharing.ask(update, context, draft)
+
+
+async def stop(update: Update, context: CocreateContext) -> None:
+    """Stops questions to the member; what they shared is kept."""
+    member = await current_member(update, context)
+    if member is None:
+        await say(update, context, "bad.not_started")
+        return
+    await pause_draft(update, context, member)
+    if member.stopped:
+        await say(update, context, "stop.already")
+    else:
+        await context.store.members.set_stopped(member.id, True)
+        await say(update, context, "stop.done")
+
+
+async def resume(update: Update, context: CocreateContext) -> None:
+    """Lets questions reach the member again."""
+    member = await current_member(update, context)
+    if member is None:
+        await say(update, context, "bad.not_started")
+    elif not member.stopped and member.unreachable_at is None:
+        await say(update, context, "resume.not_stopped")
+    else:
+        await context.store.members.set_stopped(member.id, False)
+        await say(update, context, "resume.done")
+
+
+async def cancel(update: Update, context: CocreateContext) -> None:
+    """Stops what the member is doing: a story or idea (after asking), or a question."""
+    member = await current_member(update, context)
+    if member is None:
+        await say(update, context, "bad.not_started")
+        return
+    draft = await active_draft(context, member)
+    if draft is not None:
+        await sharing.ask_to_cancel(update, context, draft)
+        return
+    context.session.end()
+    await say(update, context, "cancel.nothing")
+
+
+async def change_language(update: Update, context: CocreateContext) -> None:
+    """Asks a member which language to use."""
+    member = await current_member(update, context)
+    if member is None:
+        await say(update, context, "bad.not_started")
+        return
+    await language.ask(update, context, member.language)
+
+
+async def share_story(update: Update, context: CocreateContext) -> None:
+    """Starts (or carries on with) a story."""
+    await sharing.start(update, context, stories.FLOW.kind)
+
+
+async def share_idea(update: Update, context: CocreateContext) -> None:
+    """Starts (or carries on with) an idea."""
+    await sharing.start(update, context, ideas.FLOW.kind)
+
+
+# What each everyday word does, whether typed, sent as /command or chosen from the menu.
+ACTIONS: dict[str, Action] = {
+    "menu": show_menu,
+    "back": show_menu,
+    "skip": show_menu,
+    "help": show_help,
+    "stop": stop,
+    "resume": resume,
+    "cancel": cancel,
+    "language": change_language,
+    "delete": my_data.ask,
+    "mydata": my_data.send_my_data,
+    "questions": answering.list_open,
+    "story": share_story,
+    "idea": share_idea,
+}
+COMMANDS = ("menu", "help", "stop", "resume", "cancel", "language", "mydata", "questions", "delete")
+
+
+def build_handlers() -> list[BaseHandler[Update, CocreateContext, None]]:
+    """The everyday commands."""
+    return [CommandHandler(name, ACTIONS[name], filters=NEW_MESSAGES) for name in COMMANDS]

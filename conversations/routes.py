@@ -1,0 +1,63 @@
+"""Every flow, registered in one place, in the order ptb offers each update to them.
+
+Order matters: the first handler that accepts an update takes it. Every update has already
+passed the one door (conversations/door.py): safeguarding, marking reachable, the person's
+session read from the database. Then, top to bottom:
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import Update
+from telegram.ext import BaseHandler, CallbackQueryHandler
+
+from conversations import (
+    answering,
+    asking,
+    broadcasting,
+    everyday,
+    exporting,
+    menu,
+    onboarding,
+    reviewing,
+    roles,
+    router,
+    safeguarding,
+    scheduled,
+    sharing,
+    stats,
+)
+from conversations.context import CocreateContext
+
+Handler = BaseHandler[Update, CocreateContext, Any]
+
+
+def build_routes() -> list[Handler]:
+    """The handlers of every flow, in order."""
+    return [
+        # 1. Joining: /start, then each step of onboarding while someone is in it.
+        onboarding.build_handler(),
+        # 2. Staff's step-by-step flows (while someone is in one, it takes their words),
+        #    then staff commands and buttons. Each is behind the one permission guard.
+        asking.build_handler(),
+        broadcasting.build_handler(),
+        exporting.build_handler(),
+        *reviewing.build_handlers(),
+        *scheduled.build_handlers(),
+        *roles.build_handlers(),
+        *stats.build_handlers(),
+        # 3. Everyday commands and the menu's buttons.
+        *everyday.build_handlers(),
+        *menu.build_handlers(),
+        # 4. Buttons inside a story or idea, and on a facilitator's question.
+        CallbackQueryHandler(sharing.on_button, pattern=rf"^{sharing.PREFIX}:"),
+        CallbackQueryHandler(answering.on_button, pattern=rf"^{answering.PREFIX}:"),
+        # 5. "Read it" on a safeguarding alert (staff only).
+        *safeguarding.build_handlers(not_allowed=router.on_unknown_button),
+        # 6. One-step questions' buttons, then every other message, routed by the person's
+        #    session: a story part, an answer, a typed menu choice.
+        *router.build_handlers(),
+        # 7. What nobody took: unknown commands, edited messages, old buttons.
+        *router.build_fallbacks(),
+    ]

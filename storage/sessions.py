@@ -1,0 +1,109 @@
+"""Where each person is in a flow, and their draft: one row per Telegram user.
+
+Table: sessions. The one door (conversations/door.py) reads a person's row when their
+update arrives and writes it back inside every commit of that update's unit of work, with
+the update's id. So the flow's effects, the step it moved to, and "update N was applied"
+reach the disk together, and a replay after a crash is recognised (`last_update_id`).
+Several processes can share it, unlike ptb's in-memory ConversationHandler.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from storage.db import Database
+
+
+@dataclass
+class Session:
+    """A person's place in a flow (`flow`, `state`), their draft (`data`), and the newest
+    update applied for them. Changed in memory by the flows; saved by the door."""
+
+    user_id: int
+    flow: str | None = None
+    state: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    last_update_id: int = 0
+    dropped: bool = False  # forget the row (consent declined, data erased)
+
+    def go(self, flow: str, state: str) -> None:
+        """Puts the person at a state of a flow."""
+        self.flow, self.state, self.dropped = flow, state, False
+
+    def end(self) -> None:
+        """Takes the person out of whatever flow they were in (their data stays)."""
+        self.flow = self.state = None
+
+    def drop(self) -> None:
+        """Forgets everything: the flow, the data, and (once saved) the row itself."""
+        self.end()
+        self.data.clear()
+        self.dropped = True
+
+    def in_flow(self, flow: str) -> bool:
+        """Whether the person is somewhere in `flow`."""
+        return self.flow == flow and self.state is not None
+
+    @property
+    def empty(self) -> bool:
+        """Nothing worth keeping: no flow and no data."""
+        return self.flow is None and not self.data
+
+
+class Sessions:
+    """Reads and writes sessions; writes are meant to run inside an update's unit of work."""
+
+    def __init__(self, db: Database, now: Callable[[], str]) -> None:
+        self._db, self._now = db, now
+
+    async def get(self, user_id: int) -> Session:
+        """The person's session, or a fresh one."""
+        row = await self._db.fetch_one(
+            "SELECT flow, state, data, last_update_id FROM sessions WHERE user_id = ?",
+            (user_id,),
+        )
+        if row is None:
+            return Session(user_id)
+        return Session(
+            user_id,
+            row["flow"],
+            row["state"],
+            json.loads(row["data"]),
+            int(row["last_update_id"]),
+        )
+
+    async def save(self, session: Session) -> None:
+        """Writes the session (or deletes it, if dropped)."""
+        if session.dropped:
+            await self.forget(session.user_id)
+            return
+        await self._db.execute(
+            "INSERT INTO sessions (user_id, flow, state, data, last_update_id, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET"
+            " flow = excluded.flow, state = excluded.state, data = excluded.data,"
+            " last_update_id = max(last_update_id, excluded.last_update_id),"
+            " updated_at = excluded.updated_at",
+            (
+                session.user_id,
+                session.flow,
+                session.state,
+                json.dumps(session.data),
+                session.last_update_id,
+                self._now(),
+            ),
+        )
+
+    async def forget(self, user_id: int) -> None:
+        """Deletes a person's session."""
+        await self._db.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+
+    async def end_flow(self, user_id: int, flow: str) -> None:
+        """Takes someone out of one flow from outside it (e.g. a facilitator removed)."""
+        await self._db.execute(
+            "UPDATE sessions SET flow = NULL, state = NULL, data = '{}'"
+            " WHERE user_id = ? AND flow = ?",
+            (user_id, flow),
+        )
