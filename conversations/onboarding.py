@@ -127,8 +127,16 @@ def prompt(state: State, context: CocreateContext, lang: str) -> str:
     return question
 
 
+def go(context: CocreateContext, state: State) -> State:
+    """Moves the person to a step before anything is sent, so the step is saved with the
+    effects that came before it (the door commits before every message)."""
+    context.session.go(NAME, state.name)
+    return state
+
+
 async def ask(update: Update, context: CocreateContext, state: State) -> int:
     """Asks the question of a step and waits there."""
+    go(context, state)
     lang = await language_of(update, context)
     markup = keyboard(options_for(state, context), lang, prefix(state))
     chat_id = chat_of(update)
@@ -161,6 +169,7 @@ async def start(update: Update, context: CocreateContext) -> int:
             context.data["project"] = project.code
         else:
             context.data["project_unknown"] = True
+    go(context, State.LANGUAGE)
     hello = f"{t('en', 'start.hello')}\n{t('cy', 'start.hello')}"
     await context.bot.send_message(update.effective_chat.id, hello)  # type: ignore[union-attr]
     return await ask(update, context, State.LANGUAGE)
@@ -185,14 +194,13 @@ async def answer(
     if state is State.LANGUAGE:
         assert option is not None
         context.data["language"] = option.key
+        back = context.data.pop("return_to", State.CONSENT.name)
+        going = go(context, State[back] if back in State.__members__ else State.CONSENT)
         if member is not None:
             await context.store.members.set_language(member.id, option.key)
         if context.data.pop("project_unknown", False):
             await say(update, context, "project.unknown", language=option.key)
-        back = context.data.pop("return_to", State.CONSENT.name)
-        return await ask(
-            update, context, State[back] if back in State.__members__ else State.CONSENT
-        )
+        return await ask(update, context, going)
     if state is State.CONSENT:
         assert option is not None
         if option.key == "not_now":
@@ -202,6 +210,7 @@ async def answer(
         return await start(update, context)
     if state is State.NAMING:
         named = option is not None and option.key == "named"
+        go(context, State.AGE)
         first_name = update.effective_user.first_name if update.effective_user else None
         await context.store.members.set_display_name(member.id, first_name if named else None)
         if named and first_name:
@@ -211,21 +220,28 @@ async def answer(
         await say(update, context, "about.intro", language=member.language)
         return await ask(update, context, State.AGE)
     field = {State.AGE: "age_band", State.AREA: "area", State.EXTRA: "extra"}[state]
+    following = next_about(state, context)
+    if following is None:
+        context.session.end()
+    else:
+        go(context, following)
     if option is None:
         await context.store.about.answer(member.id, field, text.strip())
     elif option is not SKIP and option.key != SKIP.key:
         value = option.key if option.label is None else option.text(member.language)
         await context.store.about.answer(member.id, field, value)
-    return await after(update, context, state)
+    if following is None:
+        return await finish(update, context)
+    return await ask(update, context, following)
 
 
-async def after(update: Update, context: CocreateContext, state: State) -> int:
-    """Goes on from an "about you" step to the next one, or finishes."""
+def next_about(state: State, context: CocreateContext) -> State | None:
+    """The "about you" step after this one, or None when joining is done."""
     if state is State.AGE:
-        return await ask(update, context, State.AREA)
+        return State.AREA
     if state is State.AREA and context.settings.about_extra_question:
-        return await ask(update, context, State.EXTRA)
-    return await finish(update, context)
+        return State.EXTRA
+    return None
 
 
 async def agree(update: Update, context: CocreateContext) -> int:
@@ -233,6 +249,7 @@ async def agree(update: Update, context: CocreateContext) -> int:
     user, chat = update.effective_user, update.effective_chat
     assert user is not None and chat is not None
     lang = guess_language(update, context)
+    go(context, State.NAMING)
     project = None
     if code := context.data.get("project"):
         project = await context.store.projects.by_code(str(code))
@@ -255,8 +272,8 @@ async def agree(update: Update, context: CocreateContext) -> int:
 async def decline(update: Update, context: CocreateContext) -> int:
     """Keeps nothing about someone who said "not now" and tells them how to come back."""
     lang = await language_of(update, context)
-    await say(update, context, "consent.declined", language=lang)
     context.session.drop()
+    await say(update, context, "consent.declined", language=lang)
     return END
 
 
@@ -264,6 +281,7 @@ async def finish(update: Update, context: CocreateContext) -> int:
     """Marks the member as joined and shows the menu."""
     member = await current_member(update, context)
     context.data.pop("return_to", None)
+    context.session.end()
     if member is None:
         return END
     await context.store.members.mark_onboarded(member.id)
@@ -293,6 +311,7 @@ async def command(update: Update, context: CocreateContext, state: State, name: 
     if name in {"menu", "cancel"}:
         return await finish(update, context)
     if name == "stop":
+        context.session.end()
         await context.store.members.mark_onboarded(member.id)
         await context.store.members.set_stopped(member.id, True)
         await say(update, context, "stop.done", language=member.language)

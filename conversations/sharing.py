@@ -27,6 +27,7 @@ from conversations.pending import PendingQuestion
 from conversations.replies import (
     active_draft,
     at_step,
+    await_answer,
     chat_of,
     current_member,
     pause_draft,
@@ -359,6 +360,8 @@ async def review_choice(
         return
     await context.store.sharing.submit(draft.id)
     leave(context)
+    # Waiting for "Share one more?" before anything is sent: the door commits at each send.
+    await_answer(context, AFTER[flow.kind].name)
     logger.info("A %s was saved (submission %s)", flow.kind, draft.id)
     await say(update, context, f"{flow.noun}.saved", language=member.language)
     if flow.asks_volunteer and draft.volunteer in {"yes", "maybe"}:

@@ -70,6 +70,7 @@ class Fault:
     chat_id: int | None
     delay: float
     description: str | None
+    accept_first: bool = False  # the call takes effect, then the answer comes after `delay`
 
     def matches(self, method: str, chat_id: int | None) -> bool:
         """Whether a call to `method` for `chat_id` is hit by this fault."""
@@ -104,8 +105,13 @@ class Faults:
         chat_id: int | None = None,
         delay: float = 0.0,
         description: str | None = None,
+        accept_first: bool = False,
     ) -> Fault:
-        """Make the next `times` matching calls fail with `status` and/or answer after `delay`."""
+        """Make the next `times` matching calls fail with `status` and/or answer after `delay`.
+
+        With `accept_first`, a slow answer comes after the call took effect (Telegram has
+        the message, the bot does not know yet): the slow-200 of a crash test.
+        """
         if status is None and delay <= 0:
             raise ValueError("a fault needs a status, a delay, or both")
         if status is not None and not 400 <= status <= 599:
@@ -120,6 +126,7 @@ class Faults:
             chat_id=chat_id,
             delay=delay,
             description=description,
+            accept_first=accept_first,
         )
         self._faults.append(fault)
         return fault

@@ -94,6 +94,13 @@ class BotApiRoutes:
         if not self._api.knows(method):
             return error_response(NOT_FOUND)
         fault = state.faults.take(method, params.chat_id())
+        if fault is not None and fault.accept_first and fault.status is None:
+            try:
+                result = await self._api.call(method, params)
+            except ApiError as error:
+                return error_response(error)
+            await state.pause(fault.delay)
+            return web.json_response({"ok": True, "result": result}, dumps=_dumps)
         if fault is not None:
             if fault.delay > 0:
                 await state.pause(fault.delay)
