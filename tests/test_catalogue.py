@@ -93,11 +93,16 @@ def test_welsh_picks_the_form_for_0_1_2_3_6_and_the_rest(tmp_path: Path) -> None
         forms = "".join(
             f'msgstr[{i}] "form {i}: {{n}} things"\n' for i in range(NPLURALS[language])
         )
+        # A text with only two forms: in Welsh, English is used instead.
         (tmp_path / language).mkdir()
         (tmp_path / language / "test.po").write_text(
-            f'{header}msgid "test.things"\nmsgid_plural "test.things"\n{forms}'
+            f'{header}msgid "test.things"\nmsgid_plural "test.things"\n{forms}\n'
+            f'msgid "test.partial"\nmsgid_plural "test.partial"\n'
+            f'msgstr[0] "{language}: {{n}} thing"\nmsgstr[1] "{language}: {{n}} things"\n'
         )
     probe = load(tmp_path)
+    assert probe.plural_keys("cy") == {"test.things"}
+    assert probe.plural("cy", "test.partial", 2, n=2) == "en: 2 things"
     assert {n: probe.plural("cy", "test.things", n, n=n) for n in WELSH_FORM} == {
         n: f"form {i}: {n} things" for n, i in WELSH_FORM.items()
     }

@@ -116,6 +116,8 @@ def load(folder: Path = _HERE) -> Catalogue:
                     continue
                 if isinstance(message.id, tuple):
                     key, strings = str(message.id[0]), tuple(str(s) for s in message.string)
+                    if not all(strings):  # a form is missing: English is used instead
+                        continue
                 else:
                     key, strings = str(message.id), (str(message.string),)
                 if key in texts[language] or key in forms[language]:
