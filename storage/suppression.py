@@ -10,15 +10,18 @@ The rule, as ONS and NHS statistics apply it:
    the total when no part is left to hide. This repeats until every sum has no hidden
    count, or at least two; a count hidden for one sum can make another sum need one more.
 
-0 is shown as 0. It counts no one, so it picks no one out, and it is never hidden: hiding it
-would not protect anything, since the rule never hides a 0 (so a hidden count is never 0).
+0 is shown as 0: it counts no one, so it picks no one out. Nor is a 0 hidden to cover
+another count; the shown 0s simply take part in the subtraction, so a hidden count is never
+0, and "*" always stands for someone.
 
 Counts are named by keys of any kind; the caller says which sums tie them together. A count
 that is not shown but can be worked out (such as "joined but did not take part", joined
 minus took part) is a count of its own, in its sum, so that it is protected too.
 
-What this does not do: reason from ranges (a hidden count is from 1 to 9, or at least 10),
-or from counts shown at another time. It is pure: no database, no text.
+Each sum is checked on its own, but tests/test_stats.py also solves all the sums of the
+/stats page together, on random projects: no hidden count is fixed by them. What this does
+not do: reason from ranges (a hidden count is from 1 to 9, or at least 10), or from counts
+shown at another time. It is pure: no database, no text.
 """
 
 from __future__ import annotations
