@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from telegram import Update
 
-from bot.catalogue import t
+from bot.catalogue import t, tn
 from conversations import audiences, steps
 from conversations.choices import Option
 from conversations.context import CocreateContext
@@ -193,16 +193,24 @@ async def deliver(
         logger.info("Organiser %s exported %s rows as %s", user.id, result.rows, fmt)
         files = list(result.files)
         if len(files) == 1:
-            await send(context, chat_id, files[0], t(lang, "export.ready", rows=result.rows))
+            await send(
+                context, chat_id, files[0], tn(lang, "export.ready", result.rows, rows=result.rows)
+            )
             return
         bundle = folder / f"{stem}.zip"
         await asyncio.to_thread(zip_together, files, bundle)
         if bundle.stat().st_size <= UPLOAD_LIMIT:
-            await send(context, chat_id, bundle, t(lang, "export.zipped", rows=result.rows))
+            await send(
+                context, chat_id, bundle, tn(lang, "export.zipped", result.rows, rows=result.rows)
+            )
             return
         bundle.unlink()
         parts = len(files)
-        await steps.send(update, context, t(lang, "export.parts", parts=parts, rows=result.rows))
+        told = [
+            tn(lang, "export.parts", parts, parts=parts),
+            tn(lang, "export.parts.rows", result.rows, rows=result.rows),
+        ]
+        await steps.send(update, context, " ".join(told))
         for number, path in enumerate(files, start=1):
             await send(context, chat_id, path, t(lang, "export.part", part=number, parts=parts))
 

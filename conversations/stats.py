@@ -2,10 +2,11 @@
 are active, stopped or cannot be reached; answers and response rate for the latest
 questions; and who took part by each "about you" answer, against everyone who joined.
 
-In that breakdown any count from 1 to 9 shows as "fewer than 10" (small-number suppression,
-as NHS statistics do), so that no one can be picked out by their age or area. The totals
-are not broken down by anything about a person and show in full. Every view goes in the
-audit log. Counts come from storage/stats.py; no member, pseudonym or answer is shown.
+So that no one can be picked out, any count from 1 to 9 is hidden, and so is any count that
+would let a hidden one be worked out by subtraction (secondary suppression, as ONS and NHS
+statistics do): totals, question lines and each breakdown alike. Hidden counts show as "*".
+storage/stats.py says which counts to hide (the rule is in storage/suppression.py). Every
+view goes in the audit log. No member, pseudonym or answer is shown.
 """
 
 from __future__ import annotations
@@ -20,16 +21,31 @@ from conversations.onboarding import AGE_BANDS
 from conversations.replies import language_of
 from conversations.staff import staff_only
 from storage.models import PREFER_NOT_TO_SAY
-from storage.stats import ABOUT_FIELDS, Group
+from storage.stats import (
+    ABOUT_FIELDS,
+    JOINED,
+    TOOK_PART,
+    Group,
+    StatsKey,
+    hidden_in_question,
+    hidden_in_stats,
+)
 
-SMALL = 10  # counts from 1 to SMALL - 1 are not shown
 LATEST_QUESTIONS = 10
 MOST_GROUPS = 20  # typed areas can be many: the rest are counted together
+MEMBERSHIP_LINES = (  # (text, count) in the order shown
+    ("stats.joined", "joined"),
+    ("stats.active", "active"),
+    ("stats.stopped", "stopped"),
+    ("stats.unreachable", "unreachable"),
+    ("stats.joining", "joining"),
+    ("stats.took_part", "took_part"),
+)
 
 
-def shown(count: int, lang: str) -> str:
-    """A count in a breakdown: "fewer than 10" from 1 to 9."""
-    return t(lang, "stats.fewer_than_10") if 0 < count < SMALL else str(count)
+def shown(count: int, hidden: bool, lang: str) -> str:
+    """A count as staff see it: "*" when it is hidden."""
+    return t(lang, "stats.hidden") if hidden else str(count)
 
 
 def short(text: str, limit: int = 60) -> str:
@@ -48,25 +64,32 @@ def group_name(field: str, answer: str | None, lang: str) -> str:
     return answer
 
 
-def breakdown(field: str, groups: list[Group], lang: str, question: str) -> str:
+def top_groups(groups: list[Group], lang: str) -> list[Group]:
+    """The groups as shown: past MOST_GROUPS, the smallest are counted together."""
+    if len(groups) <= MOST_GROUPS:
+        return groups
+    named, rest = groups[: MOST_GROUPS - 1], groups[MOST_GROUPS - 1 :]
+    other = Group(
+        answer=t(lang, "stats.other"),
+        joined=sum(g.joined for g in rest),
+        took_part=sum(g.took_part for g in rest),
+    )
+    return [*named, other]
+
+
+def breakdown(
+    field: str, groups: list[Group], hidden: frozenset[StatsKey], lang: str, question: str
+) -> str:
     """One "about you" question's groups: who took part, of who joined."""
     lines = [t(lang, f"stats.by.{field}", question=question)]
-    if len(groups) > MOST_GROUPS:
-        named, rest = groups[: MOST_GROUPS - 1], groups[MOST_GROUPS - 1 :]
-        other = Group(
-            answer=t(lang, "stats.other"),
-            joined=sum(g.joined for g in rest),
-            took_part=sum(g.took_part for g in rest),
-        )
-        groups = [*named, other]
-    for group in groups:
+    for i, group in enumerate(groups):
         lines.append(
             t(
                 lang,
                 "stats.group",
                 group=group_name(field, group.answer, lang),
-                took_part=shown(group.took_part, lang),
-                joined=shown(group.joined, lang),
+                took_part=shown(group.took_part, (field, i, TOOK_PART) in hidden, lang),
+                joined=shown(group.joined, (field, i, JOINED) in hidden, lang),
             )
         )
     return "\n".join(lines)
@@ -79,45 +102,37 @@ async def show(update: Update, context: CocreateContext) -> None:
     lang = await language_of(update, context)
     store = context.store
     members = await store.stats.membership()
-    lines = [
-        t(lang, "stats.title"),
-        t(lang, "stats.joined", count=members.joined),
-        t(lang, "stats.active", count=members.active),
-        t(lang, "stats.stopped", count=members.stopped),
-        t(lang, "stats.unreachable", count=members.unreachable),
-        t(lang, "stats.joining", count=members.joining),
-        t(lang, "stats.took_part", count=members.took_part),
-        "",
-        t(lang, "stats.took_part_note"),
-    ]
+    extra = context.settings.about_extra_question
+    fields = [field for field in ABOUT_FIELDS if field != "extra" or extra]
+    breakdowns = {field: top_groups(await store.stats.by_answer(field), lang) for field in fields}
+    hidden = hidden_in_stats(members, breakdowns)
+    lines = [t(lang, "stats.title")]
+    for key, name in MEMBERSHIP_LINES:
+        lines.append(t(lang, key, count=shown(getattr(members, name), name in hidden, lang)))
+    lines += ["", t(lang, "stats.took_part_note")]
     await steps.send(update, context, "\n".join(lines))
 
     questions = await store.questions.recent(LATEST_QUESTIONS)
     lines = [t(lang, "stats.questions")] if questions else [t(lang, "stats.no_questions")]
     for question in questions:
         _, answered, sent = await store.questions.counts(question.id)
-        if sent:
-            rate = round(100 * answered / sent)
-            lines.append(
-                t(
-                    lang,
-                    "stats.question",
-                    question=short(question.text),
-                    answered=answered,
-                    sent=sent,
-                    rate=rate,
-                )
-            )
-        else:
+        if not sent:
             lines.append(t(lang, "stats.question.not_sent", question=short(question.text)))
+            continue
+        secret = hidden_in_question(answered, sent)
+        counts = {
+            "question": short(question.text),
+            "answered": shown(answered, "answered" in secret, lang),
+            "sent": shown(sent, "sent" in secret, lang),
+        }
+        if secret:  # the rate would give a hidden count away
+            lines.append(t(lang, "stats.question.no_rate", **counts))
+        else:
+            lines.append(t(lang, "stats.question", rate=round(100 * answered / sent), **counts))
     await steps.send(update, context, "\n".join(lines))
 
-    extra = context.settings.about_extra_question
-    for field in ABOUT_FIELDS:
-        if field == "extra" and not extra:
-            continue
-        groups = await store.stats.by_answer(field)
-        await steps.send(update, context, breakdown(field, groups, lang, short(extra)))
+    for field, groups in breakdowns.items():
+        await steps.send(update, context, breakdown(field, groups, hidden, lang, short(extra)))
     await steps.send(update, context, t(lang, "stats.small_note"))
     await store.audit.add(f"telegram:{user.id}", "stats_viewed")
 

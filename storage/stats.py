@@ -1,15 +1,18 @@
 """Counts for /stats: who joined and where they are now, and who took part, by each
 "about you" answer. Tables read: members, about_you, submissions, answers.
 
-Only counts leave this module: no member, no answer. Small numbers are hidden where they
-are shown (conversations/stats.py), not here.
+Only counts leave this module: no member, no answer. `hidden_in_stats` and
+`hidden_in_question` say which counts /stats must hide (storage/suppression.py has the
+rule); conversations/stats.py shows the rest.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from storage.db import Database
+from storage.suppression import hidden_counts
 
 ABOUT_FIELDS = ("age_band", "area", "extra")
 # A member took part once they shared a story or an idea, or answered a question.
@@ -86,3 +89,47 @@ class Stats:
             Group(answer=r["answer"], joined=int(r["joined"]), took_part=int(r["took_part"]))
             for r in rows
         ]
+
+
+# Names of the counts on the /stats page, for `hidden_in_stats`. A group's counts are named
+# (field, its place in the breakdown, what is counted). NOT_TOOK_PART is never shown, but
+# it is joined minus took part, so it is protected like a shown count.
+MEMBERSHIP_PARTS = ("active", "stopped", "unreachable", "joining")
+JOINED, TOOK_PART, NOT_TOOK_PART = "joined", "took_part", "not_took_part"
+StatsKey = str | tuple[str, int, str]
+
+
+def hidden_in_stats(
+    members: Membership, breakdowns: Mapping[str, Sequence[Group]]
+) -> frozenset[StatsKey]:
+    """Which counts of the /stats page to hide: the membership counts, and each group's, for
+    the breakdowns (by field) as they are shown. They are tied together: the membership parts
+    add up to who joined; so do the groups of each breakdown, and who took part and who did
+    not, in all and in each group."""
+    counts: dict[StatsKey, int] = {
+        JOINED: members.joined,
+        TOOK_PART: members.took_part,
+        NOT_TOOK_PART: members.joined - members.took_part,
+    }
+    counts.update({name: getattr(members, name) for name in MEMBERSHIP_PARTS})
+    sums: list[tuple[StatsKey, Sequence[StatsKey]]] = [
+        (JOINED, MEMBERSHIP_PARTS),
+        (JOINED, (TOOK_PART, NOT_TOOK_PART)),
+    ]
+    for field, groups in breakdowns.items():
+        for i, group in enumerate(groups):
+            counts[(field, i, JOINED)] = group.joined
+            counts[(field, i, TOOK_PART)] = group.took_part
+            counts[(field, i, NOT_TOOK_PART)] = group.joined - group.took_part
+            sums.append(((field, i, JOINED), ((field, i, TOOK_PART), (field, i, NOT_TOOK_PART))))
+        for what in (JOINED, TOOK_PART, NOT_TOOK_PART):
+            sums.append((what, [(field, i, what) for i in range(len(groups))]))
+    return hidden_counts(counts, sums)
+
+
+def hidden_in_question(answered: int, sent: int) -> frozenset[str]:
+    """Which of "answered" and "sent" to hide for one question ("not_answered", sent minus
+    answered, is protected too). The response rate must be hidden whenever any of them is:
+    with the one shown it gives the other away."""
+    counts = {"answered": answered, "sent": sent, "not_answered": max(sent - answered, 0)}
+    return hidden_counts(counts, [("sent", ("answered", "not_answered"))])

@@ -24,7 +24,7 @@ import openpyxl
 import pytest
 from typer.testing import CliRunner
 
-from bot.catalogue import t
+from bot.catalogue import t, tn
 from bot.cli import cli
 from bot.clock import FakeClock
 from bot.settings import Settings
@@ -431,7 +431,7 @@ async def test_exports_of_what_members_said(
     assert (await olu.taps("Everything"))[0] == t("en", "export.making")
     [sent] = await documents(olu.user, since)
     assert sent.file_name == "cocreate-export-2026-12-05.csv"
-    assert sent.text == t("en", "export.ready", rows=6)
+    assert sent.text == tn("en", "export.ready", 6, rows=6)
     assert sent.file_bytes is not None
     assert read_csv(sent.file_bytes) == read_csv(csv_bytes)  # pseudonyms stable, too
     # Typed: JSON, one question (its number in the list).
@@ -521,7 +521,7 @@ async def test_a_large_export_is_zipped_or_sent_in_parts(
     monkeypatch.setattr(exporting, "PART_BYTES", 10_000)
     sent = await export(olu, "CSV", "Everything")
     assert sent.file_name == "cocreate-export-2026-11-30.zip" and sent.file_bytes is not None
-    assert sent.text == t("en", "export.zipped", rows=40)
+    assert sent.text == tn("en", "export.zipped", 40, rows=40)
     with zipfile.ZipFile(io.BytesIO(sent.file_bytes)) as bundle:
         names = bundle.namelist()
         assert len(names) >= 3 and names[0] == "cocreate-export-2026-11-30-part1.csv"
@@ -539,7 +539,9 @@ async def test_a_large_export_is_zipped_or_sent_in_parts(
     count = int((first.text or "").rpartition(" ")[2])  # "Part 1 of N"
     files = await documents(olu.user, since, count)
     texts = [m.text for m in olu.user.messages[since:] if m.kind == "text"]
-    assert count > len(names) and texts[-1] == t("en", "export.parts", parts=count, rows=40)
+    parts_text = tn("en", "export.parts", count, parts=count)
+    assert texts[-1] == f"{parts_text} {tn('en', 'export.parts.rows', 40, rows=40)}"
+    assert count > len(names) and "They have 40 responses in all." in texts[-1]
     assert [f.text for f in files] == [
         t("en", "export.part", part=n, parts=count) for n in range(1, count + 1)
     ]
