@@ -33,7 +33,7 @@ from conversations.choices import Option
 from conversations.context import CocreateContext
 from conversations.replies import chat_of, language_of
 from conversations.staff import ORGANISER
-from storage.export import ExportFilter
+from storage.export_rows import ExportFilter
 
 logger = logging.getLogger(__name__)
 

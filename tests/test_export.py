@@ -27,10 +27,11 @@ from typer.testing import CliRunner
 from bot.catalogue import t
 from bot.cli import cli
 from bot.clock import FakeClock
+from bot.export_args import export_filter
 from bot.settings import Settings
 from conversations import exporting
 from emulator import BotMessage, SimUser
-from storage.export import COLUMNS, BadExport, ExportFilter
+from storage.export_rows import COLUMNS, BadExport, ExportFilter
 from storage.store import Store
 from tests.media_samples import voice
 from tests.transcript import Person, join
@@ -415,9 +416,7 @@ async def test_exports_of_what_members_said(
     assert await selected(since=day(4, 9)) == ["A-1", "A-2", "A-3", "A-4"]
     assert await selected(since=day(5), project="parks") == ["A-3", "A-4"]
     # Dates on the command line are whole days in TIMEZONE; --until includes its day.
-    flt = ExportFilter.from_arguments(
-        project=None, question=None, since="2026-12-02", until="2026-12-04", tz=tz
-    )
+    flt = export_filter(project=None, question=None, since="2026-12-02", until="2026-12-04", tz=tz)
     assert await selected(since=flt.since, until=flt.until) == ["S-2", "A-1", "A-2"]
 
     # /export in chat: CSV, everything, with buttons.
