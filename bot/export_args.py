@@ -34,7 +34,7 @@ def parse_when(text: str, tz: tzinfo, option: str, *, end_of_day: bool = False) 
     """
     value = text.strip()
     try:
-        day = date.fromisoformat(value)  # every ISO form of a date alone, so all mean a day
+        day = date.fromisoformat(value)  # 2026-12-01, 20261201, 2026-W49-2: a day, however written
     except ValueError:
         pass
     else:
