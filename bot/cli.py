@@ -29,10 +29,11 @@ from rich.progress import Progress
 
 from bot.app import build_application, running
 from bot.clock import SystemClock
+from bot.export_args import check_format, check_out, could_not_write, export_filter
 from bot.logs import configure
 from bot.settings import MissingToken, Settings
 from bot.trying import try_bot
-from storage.export import BadExport, ExportFilter, check_format, check_out
+from storage.export_rows import BadExport
 from storage.models import AuditEntry
 from storage.store import Store
 
@@ -192,7 +193,7 @@ def export_responses(
     try:
         check_format(fmt)
         check_out(out)
-        wanted = ExportFilter.from_arguments(
+        wanted = export_filter(
             project=project, question=question, since=since, until=until, tz=settings.tz
         )
         with progress_bar() as progress:
@@ -211,6 +212,9 @@ def export_responses(
             )
     except BadExport as exc:
         typer.echo(f"cocreate: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except OSError as exc:  # a folder it may not write in, a full disk: nothing is left
+        typer.echo(f"cocreate: {could_not_write(out, exc)}", err=True)
         raise typer.Exit(2) from None
     rows = "row" if result.rows == 1 else "rows"
     summary = f"Wrote {result.rows:,} {rows} to {out} in {result.seconds:.1f} seconds."

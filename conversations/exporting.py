@@ -31,7 +31,7 @@ from conversations.context import CocreateContext
 from conversations.machine import END, FlowHandler
 from conversations.replies import chat_of, language_of
 from conversations.staff import ORGANISER
-from storage.export import ExportFilter
+from storage.export_rows import ExportFilter
 
 logger = logging.getLogger(__name__)
 

@@ -27,10 +27,11 @@ from typer.testing import CliRunner
 from bot.catalogue import t, tn
 from bot.cli import cli
 from bot.clock import FakeClock
+from bot.export_args import export_filter
 from bot.settings import Settings
 from conversations import exporting
 from emulator import BotMessage, SimUser
-from storage.export import COLUMNS, BadExport, ExportFilter
+from storage.export_rows import COLUMNS, BadExport, ExportFilter
 from storage.store import Store
 from tests.media_samples import voice
 from tests.transcript import Person, join
@@ -415,9 +416,7 @@ async def test_exports_of_what_members_said(
     assert await selected(since=day(4, 9)) == ["A-1", "A-2", "A-3", "A-4"]
     assert await selected(since=day(5), project="parks") == ["A-3", "A-4"]
     # Dates on the command line are whole days in TIMEZONE; --until includes its day.
-    flt = ExportFilter.from_arguments(
-        project=None, question=None, since="2026-12-02", until="2026-12-04", tz=tz
-    )
+    flt = export_filter(project=None, question=None, since="2026-12-02", until="2026-12-04", tz=tz)
     assert await selected(since=flt.since, until=flt.until) == ["S-2", "A-1", "A-2"]
 
     # /export in chat: CSV, everything, with buttons.
@@ -619,3 +618,66 @@ async def test_an_export_that_fails_half_way_leaves_no_file(
             "csv", tmp_path / "x.csv", ExportFilter(project="nope"), LONDON, actor="test"
         )
     assert [e for e in await store.audit.entries() if e.action == "export"] == []
+
+
+def test_a_folder_it_may_not_write_in_gets_one_sentence_and_no_traceback(
+    tmp_path: Path,
+) -> None:
+    # As root (tests and CI) permission bits stop nothing, but /proc and /sys take no new
+    # files from anyone; a folder without write permission stops everyone else.
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cocreate.db'}", "TIMEZONE": "Europe/London"}
+    cases = {
+        Path("/proc/x.csv"): "No such file or directory",
+        Path("/sys/x.csv"): None,  # the kernel's reason: "Permission denied" or the like
+    }
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        cases[locked / "x.csv"] = "Permission denied"
+    runner = CliRunner()
+    for out, reason in cases.items():
+        args = ["export", "--format=csv", f"--out={out}", "--with-media"]
+        result = runner.invoke(cli, args, env=env)
+        assert result.exit_code == 2, (out, result.output)
+        said = f"cocreate: Could not write '{out}': "
+        assert result.stderr.startswith(said) and result.stderr.count("\n") == 1, result.stderr
+        if reason is not None:
+            assert result.stderr == f"{said}{reason}.\n"
+        assert result.stdout == ""
+        assert not out.exists() and not out.with_name("x-media.zip").exists()
+
+
+async def test_a_compact_date_is_the_same_whole_day_as_a_dashed_one(
+    store: Store, clock: FakeClock, tmp_path: Path
+) -> None:
+    # --until 20261201 once meant midnight at the start of the day: nothing from that day.
+    member = await store.members.join(
+        telegram_user_id=7030, chat_id=7030, language="en", consent_version="1", agreed_to=["x"]
+    )
+    clock.set(datetime(2026, 12, 1, 23, 30, tzinfo=LONDON))
+    draft = await store.sharing.start(
+        member_id=member.id, kind="idea", project_id=None, language="en", step="idea"
+    )
+    await store.sharing.answer(draft.id, member.id, "idea", "A late bus", next_step=None)
+    await store.sharing.submit(draft.id)
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cocreate.db'}", "TIMEZONE": "Europe/London"}
+    runner = CliRunner()
+
+    def exported(*options: str) -> list[str]:
+        out = tmp_path / "x.csv"
+        args = ["export", "--format=csv", f"--out={out}", *options]
+        result = runner.invoke(cli, args, env=env)
+        assert result.exit_code == 0, result.output
+        return ids(read_csv(out.read_bytes()))
+
+    async def rows(*options: str) -> list[str]:
+        return await asyncio.to_thread(exported, *options)
+
+    assert await rows("--until=2026-12-01") == ["S-1"]
+    assert await rows("--until=20261201") == ["S-1"]
+    assert await rows("--until=20261130") == await rows("--until=2026-11-30") == []
+    assert await rows("--since=20261201", "--until=20261201") == ["S-1"]
+    assert await rows("--since=20261202") == await rows("--since=2026-12-02") == []
+    # A compact date with a time is that moment, as with dashes.
+    assert await rows("--until=20261201T2330") == await rows("--until=2026-12-01T23:30") == []
+    assert await rows("--since=20261201T2330") == ["S-1"]

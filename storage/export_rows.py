@@ -1,0 +1,398 @@
+"""Responses as rows: which ones (ExportFilter), in what columns (COLUMNS, one Row each), and
+how they are read (SQL over one read-only snapshot, a chunk at a time).
+
+A response is a submitted story or idea (drafts are not) or an answer to a question.
+Tables read: submissions, submission_parts, media, safeguarding_flags, answers,
+question_rounds, questions, members, projects, about_you.
+
+An export reads through a read-only connection of its own (`ResponseRows.snapshot`): WAL
+gives it one consistent snapshot while the bot keeps writing, and rows are fetched a chunk at
+a time, so memory does not grow with the number of rows. The columns are a contract (README,
+"Exports"): add new ones at the end; never rename or reorder them. Telegram user ids, chat
+ids and usernames are never selected, so no export can contain them. storage/export_files.py
+writes the rows out; storage/export.py puts the two together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import Set as AbstractSet
+from contextlib import aclosing, asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import Any
+
+import aiosqlite
+
+from storage.db import BUSY_TIMEOUT_MS, Database
+from storage.questions import utc
+from storage.sharing import Pseudonyms
+
+COLUMNS: tuple[str, ...] = (
+    "response_id",
+    "pseudonym",
+    "first_name",
+    "kind",
+    "project",
+    "question_id",
+    "question",
+    "what_happened",
+    "how_it_affected",
+    "what_would_help",
+    "idea",
+    "who_it_helps",
+    "answer",
+    "choice",
+    "choice_label",
+    "volunteer",
+    "media_files",
+    "language",
+    "submitted_at",
+    "safeguarding_flag",
+    "age_band",
+    "area",
+    "extra",
+)
+PARTS = ("what_happened", "how_it_affected", "what_would_help", "idea", "who_it_helps")
+ABOUT = ("age_band", "area", "extra")
+MEDIA_COLUMN = COLUMNS.index("media_files")
+WHEN_COLUMN = COLUMNS.index("submitted_at")
+FLAG_COLUMN = COLUMNS.index("safeguarding_flag")
+CHUNK = 2000
+YES_NO = {"yes": "Yes", "no": "No"}
+
+# One row: the values of COLUMNS in order. Text is str, ids are int, media_files a tuple of
+# file names, submitted_at an aware datetime in TIMEZONE, safeguarding_flag a bool.
+Row = tuple[Any, ...]
+
+
+class BadExport(ValueError):
+    """What was asked for cannot be exported; the message is one sentence for a person."""
+
+
+@dataclass(frozen=True)
+class ExportFilter:
+    """Which responses to export. Bounds are aware datetimes: `since` inclusive, `until` not.
+
+    bot/export_args.py reads one from `cocreate export`'s options."""
+
+    project: str | None = None
+    question_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def for_audit(self) -> dict[str, Any]:
+        """The filter as the audit log keeps it (only what was set)."""
+        values = {
+            "project": self.project,
+            "question": self.question_id,
+            "since": utc(self.since) if self.since else None,
+            "until": utc(self.until) if self.until else None,
+        }
+        return {k: v for k, v in values.items() if v is not None}
+
+
+# ---- the queries
+
+_ABOUT_SQL = ", ".join(
+    f"(SELECT answer FROM about_you WHERE member_id = m.id AND field = '{f}') AS {f}" for f in ABOUT
+)
+_PARTS_SQL = ", ".join(
+    f"(SELECT text FROM submission_parts WHERE submission_id = s.id AND part = '{p}') AS {p}"
+    for p in PARTS
+)
+_SUBMISSIONS_FROM = (
+    " FROM submissions s LEFT JOIN projects p ON p.id = s.project_id WHERE s.status = 'submitted'"
+)
+_SUBMISSIONS_SELECT = (
+    "SELECT s.id, s.member_id, s.kind, p.code AS project, s.language, s.volunteer,"
+    " s.submitted_at, "
+    + _PARTS_SQL
+    + ", (SELECT group_concat(file_name, ' ') FROM (SELECT file_name FROM media"
+    " WHERE submission_id = s.id ORDER BY id)) AS media,"
+    " EXISTS (SELECT 1 FROM safeguarding_flags WHERE submission_id = s.id) AS flagged"
+)
+_ANSWERS_FROM = (
+    " FROM answers a JOIN question_rounds r ON r.id = a.round_id"
+    " JOIN questions q ON q.id = r.question_id WHERE 1 = 1"
+)
+# What is the same on every row of a member or of a question is read once (see _Facts).
+_ANSWERS_SELECT = (
+    "SELECT a.id, a.member_id, a.choice, a.text, a.answered_at, r.question_id,"
+    " (SELECT group_concat(file_name, ' ') FROM (SELECT file_name FROM media"
+    " WHERE answer_id = a.id ORDER BY id)) AS media,"
+    " EXISTS (SELECT 1 FROM safeguarding_flags WHERE answer_id = a.id) AS flagged"
+)
+_MEMBERS_SELECT = (
+    "SELECT m.id, m.display_name, m.language, "
+    + _ABOUT_SQL
+    + " FROM members m WHERE m.id IN (SELECT value FROM json_each(?))"
+)
+_QUESTIONS_SELECT = (
+    "SELECT id, text, kind, options, audience FROM questions"
+    " WHERE id IN (SELECT value FROM json_each(?))"
+)
+MEMBERS_KEPT = 50_000  # members' facts kept at once (a few hundred bytes each): bounded
+
+
+def _submissions_where(flt: ExportFilter) -> tuple[str, list[Any]] | None:
+    if flt.question_id is not None:
+        return None  # stories and ideas answer no question
+    sql, params = _SUBMISSIONS_FROM, list[Any]()
+    if flt.project is not None:
+        sql += " AND p.code = ?"
+        params.append(flt.project)
+    if flt.since is not None:
+        sql += " AND s.submitted_at >= ?"
+        params.append(utc(flt.since))
+    if flt.until is not None:
+        sql += " AND s.submitted_at < ?"
+        params.append(utc(flt.until))
+    return sql, params
+
+
+def _answers_where(flt: ExportFilter) -> tuple[str, list[Any]]:
+    sql, params = _ANSWERS_FROM, list[Any]()
+    if flt.project is not None:
+        sql += " AND lower(q.audience) = lower(?)"
+        params.append(f"project:{flt.project}")
+    if flt.question_id is not None:
+        sql += " AND q.id = ?"
+        params.append(flt.question_id)
+    if flt.since is not None:
+        sql += " AND a.answered_at >= ?"
+        params.append(utc(flt.since))
+    if flt.until is not None:
+        sql += " AND a.answered_at < ?"
+        params.append(utc(flt.until))
+    return sql, params
+
+
+Person = tuple[str, str | None, str, str | None, str | None, str | None]
+# pseudonym, first_name, language, age_band, area, extra
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What an answer's row needs from its question."""
+
+    text: str
+    kind: str
+    options: tuple[str, ...]
+    project: str | None  # the project it was asked of (audience project:<code>), if any
+
+    def label(self, choice: str | None) -> str | None:
+        """A choice in words: the option's label, Yes or No, or a scale's number."""
+        if choice is None:
+            return None
+        if self.kind == "yesno":
+            return YES_NO.get(choice, choice)
+        if self.kind == "choice" and choice.isdigit() and 0 < int(choice) <= len(self.options):
+            return self.options[int(choice) - 1]
+        return choice  # a scale: the number is its own label
+
+
+class _Facts:
+    """Members' and questions' facts, read a chunk's worth at a time, in the export's snapshot.
+
+    Kept while the export runs (members up to MEMBERS_KEPT, then forgotten and read again),
+    so each row fetches only what is its own.
+    """
+
+    def __init__(self, conn: aiosqlite.Connection, pseudonyms: Pseudonyms) -> None:
+        self._conn, self._pseudonyms = conn, pseudonyms
+        self.members: dict[int, Person] = {}
+        self.questions: dict[int, Asked] = {}
+
+    async def load(
+        self, member_ids: AbstractSet[int], question_ids: AbstractSet[int] = frozenset()
+    ) -> None:
+        """Makes sure every one of these members and questions is known."""
+        missing: AbstractSet[int] = member_ids - self.members.keys()
+        if len(self.members) + len(missing) > MEMBERS_KEPT:
+            self.members.clear()
+            missing = member_ids
+        if missing:
+            async with self._conn.execute(_MEMBERS_SELECT, (json.dumps(sorted(missing)),)) as cur:
+                for member_id, name, language, age_band, area, extra in await cur.fetchall():
+                    pseudonym = await self._pseudonyms.of(member_id)
+                    self.members[member_id] = (pseudonym, name, language, age_band, area, extra)
+        missing = question_ids - self.questions.keys()
+        if missing:
+            async with self._conn.execute(_QUESTIONS_SELECT, (json.dumps(sorted(missing)),)) as cur:
+                for question_id, text, kind, options, audience in await cur.fetchall():
+                    scope, _, code = str(audience).partition(":")
+                    self.questions[question_id] = Asked(
+                        text=text,
+                        kind=kind,
+                        options=tuple(str(x) for x in json.loads(options)),
+                        project=code if scope == "project" else None,
+                    )
+
+
+# ---- reading
+
+
+class ResponseRows:
+    """Every response as a row of COLUMNS' values, read through a snapshot of its own."""
+
+    def __init__(self, db: Database, pseudonyms: Pseudonyms) -> None:
+        self._db, self._pseudonyms = db, pseudonyms
+
+    async def check(self, flt: ExportFilter) -> ExportFilter:
+        """The filter with the project's code as stored; BadExport if a project or question
+        it names does not exist."""
+        project = flt.project
+        if project is not None:
+            row = await self._db.fetch_one("SELECT code FROM projects WHERE code = ?", (project,))
+            if row is None:
+                raise BadExport(f"There is no project with the code {project!r}.")
+            project = str(row["code"])
+        if flt.question_id is not None:
+            row = await self._db.fetch_one(
+                "SELECT id FROM questions WHERE id = ?", (flt.question_id,)
+            )
+            if row is None:
+                raise BadExport(f"There is no question number {flt.question_id}.")
+        return ExportFilter(project, flt.question_id, flt.since, flt.until)
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Snapshot]:
+        """A read-only connection holding one snapshot of the database until it closes."""
+        uri = self._db.path.resolve().as_uri() + "?mode=ro"
+        conn = await aiosqlite.connect(uri, uri=True, isolation_level=None)
+        try:
+            conn.row_factory = None  # plain tuples: the fastest rows to unpack
+            await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await conn.execute("BEGIN")
+            yield Snapshot(conn, self._pseudonyms)
+        finally:
+            await conn.close()
+
+    async def rows(self, flt: ExportFilter, tz: tzinfo) -> AsyncIterator[Row]:
+        """Every matching response as a row of COLUMNS' values (for tests and small uses)."""
+        async with self.snapshot() as snapshot, aclosing(snapshot.chunks(flt, tz)) as chunks:
+            async for chunk in chunks:
+                for row in chunk:
+                    yield row
+
+
+class Snapshot:
+    """One consistent view of the responses, read-only, open while an export runs."""
+
+    def __init__(self, conn: aiosqlite.Connection, pseudonyms: Pseudonyms) -> None:
+        self._conn, self._pseudonyms = conn, pseudonyms
+
+    async def count(self, flt: ExportFilter) -> int:
+        """How many responses match."""
+        total = 0
+        submissions = _submissions_where(flt)
+        queries = [_answers_where(flt), *([submissions] if submissions else [])]
+        for where, params in queries:
+            async with self._conn.execute("SELECT COUNT(*)" + where, params) as cur:
+                found = await cur.fetchone()
+            total += int(found[0]) if found else 0
+        return total
+
+    async def chunks(self, flt: ExportFilter, tz: tzinfo) -> AsyncGenerator[list[Row], None]:
+        """The matching rows, a chunk at a time: stories and ideas (by response id), then
+        answers (by response id)."""
+        conn = self._conn
+        facts = _Facts(conn, self._pseudonyms)
+        submissions = _submissions_where(flt)
+        if submissions is not None:
+            where, params = submissions
+            async with conn.execute(_SUBMISSIONS_SELECT + where + " ORDER BY s.id", params) as cur:
+                async with aclosing(_prefetched(cur)) as batches:
+                    async for batch in batches:
+                        await facts.load({r[1] for r in batch})
+                        yield [_submission_row(r, facts.members[r[1]], tz) for r in batch]
+        where, params = _answers_where(flt)
+        async with conn.execute(_ANSWERS_SELECT + where + " ORDER BY a.id", params) as cur:
+            async with aclosing(_prefetched(cur)) as batches:
+                async for batch in batches:
+                    await facts.load({r[1] for r in batch}, {r[5] for r in batch})
+                    people, questions = facts.members, facts.questions
+                    yield [_answer_row(r, people[r[1]], questions[r[5]], tz) for r in batch]
+
+
+def _local(stored: str, tz: tzinfo) -> datetime:
+    return datetime.fromisoformat(stored).astimezone(tz)
+
+
+async def _prefetched(cursor: aiosqlite.Cursor) -> AsyncGenerator[list[Any], None]:
+    """A cursor's rows a chunk at a time, fetching the next chunk while the caller works on
+    this one: SQLite runs in aiosqlite's thread, so the two overlap on a second core."""
+    pending = asyncio.ensure_future(cursor.fetchmany(CHUNK))
+    try:
+        while batch := await pending:
+            pending = asyncio.ensure_future(cursor.fetchmany(CHUNK))
+            yield list(batch)
+    finally:
+        if not pending.done():  # stopped early: let the fetch finish before the cursor closes
+            await asyncio.wait([pending])
+        if not pending.cancelled():
+            pending.exception()  # retrieved, so asyncio does not warn about it
+
+
+def _submission_row(r: tuple[Any, ...], person: Person, tz: tzinfo) -> Row:
+    _id, _, kind, project, language, volunteer, submitted_at = r[:7]
+    what_happened, how_it_affected, what_would_help, idea, who_it_helps, media, flagged = r[7:]
+    pseudonym, name, _, age_band, area, extra = person
+    return (
+        f"S-{_id}",
+        pseudonym,
+        name,
+        kind,
+        project,
+        None,
+        None,
+        what_happened,
+        how_it_affected,
+        what_would_help,
+        idea,
+        who_it_helps,
+        None,
+        None,
+        None,
+        volunteer,
+        tuple(media.split(" ")) if media else (),
+        language,
+        _local(submitted_at, tz),
+        bool(flagged),
+        age_band,
+        area,
+        extra,
+    )
+
+
+def _answer_row(r: tuple[Any, ...], person: Person, asked: Asked, tz: tzinfo) -> Row:
+    _id, _, choice, text, answered_at, question_id, media, flagged = r
+    pseudonym, name, language, age_band, area, extra = person
+    return (
+        f"A-{_id}",
+        pseudonym,
+        name,
+        "answer",
+        asked.project,
+        question_id,
+        asked.text,
+        None,
+        None,
+        None,
+        None,
+        None,
+        text,
+        choice,
+        asked.label(choice),
+        None,
+        tuple(media.split(" ")) if media else (),
+        language,
+        _local(answered_at, tz),
+        bool(flagged),
+        age_band,
+        area,
+        extra,
+    )
