@@ -1,10 +1,9 @@
 """Responses: every story, idea and answer members gave, written out as CSV, Excel or JSON
-Lines for organisers (`cocreate export`, /export), and deleted once older than RETENTION_DAYS.
+Lines for organisers (`cocreate export`, /export). Retention is storage/retention.py.
 
 A response is a submitted story or idea (drafts are not) or an answer to a question.
 Tables read: submissions, submission_parts, media, safeguarding_flags, answers,
-question_rounds, questions, members, projects, about_you. Retention deletes from submissions
-and answers (their parts, media rows, flags and replies go with them).
+question_rounds, questions, members, projects, about_you, pseudonyms.
 
 Exports read through a read-only connection of their own: WAL gives it one consistent
 snapshot while the bot keeps writing, and rows are fetched a chunk at a time and written out
@@ -178,20 +177,6 @@ class ExportResult:
     media_missing: int = 0
 
 
-@dataclass(frozen=True)
-class Deleted:
-    """What one round of retention deleted; `files` are names in MEDIA_DIR to remove."""
-
-    stories: int
-    ideas: int
-    answers: int
-    files: tuple[str, ...]
-
-    @property
-    def responses(self) -> int:
-        return self.stories + self.ideas + self.answers
-
-
 # ---- the queries
 
 _ABOUT_SQL = ", ".join(
@@ -314,9 +299,11 @@ class _Facts:
             missing = member_ids
         if missing:
             async with self._conn.execute(_MEMBERS_SELECT, (json.dumps(sorted(missing)),)) as cur:
-                for member_id, name, language, age_band, area, extra in await cur.fetchall():
-                    pseudonym = await self._pseudonyms.of(member_id)
-                    self.members[member_id] = (pseudonym, name, language, age_band, area, extra)
+                found = await cur.fetchall()
+            pseudonyms = await self._pseudonyms.of_many(r[0] for r in found)
+            for member_id, name, language, age_band, area, extra in found:
+                pseudonym = pseudonyms[member_id]
+                self.members[member_id] = (pseudonym, name, language, age_band, area, extra)
         missing = question_ids - self.questions.keys()
         if missing:
             async with self._conn.execute(_QUESTIONS_SELECT, (json.dumps(sorted(missing)),)) as cur:
@@ -541,7 +528,7 @@ def _temp_beside(path: Path) -> Path:
 
 
 class Responses:
-    """Every response, streamed for export; and retention's deletions."""
+    """Every response, streamed for export."""
 
     def __init__(self, db: Database, pseudonyms: Pseudonyms, audit: AuditLog) -> None:
         self._db, self._pseudonyms, self._audit = db, pseudonyms, audit
@@ -748,48 +735,6 @@ class Responses:
         if result.media_zip is not None:
             detail["media_files"] = result.media_added
         await self._audit.add(actor, "export", **detail)
-
-    # ---- retention
-
-    async def delete_older_than(self, cutoff: datetime, limit: int = 500) -> Deleted:
-        """Deletes up to `limit` stories and ideas (submitted before `cutoff`) and `limit`
-        answers (first given before it), oldest first, in one unit of work; their parts, media
-        rows, flags and replies go with them. Call again until it deletes nothing."""
-        before = utc(cutoff)
-        async with self._db.transaction() as conn:
-            async with conn.execute(
-                "SELECT id, kind FROM submissions WHERE status = 'submitted'"
-                " AND submitted_at < ? ORDER BY id LIMIT ?",
-                (before, limit),
-            ) as cur:
-                submissions = [(int(r["id"]), str(r["kind"])) for r in await cur.fetchall()]
-            async with conn.execute(
-                "SELECT id FROM answers WHERE answered_at < ? ORDER BY id LIMIT ?", (before, limit)
-            ) as cur:
-                answers = [int(r["id"]) for r in await cur.fetchall()]
-            submission_ids = json.dumps([i for i, _ in submissions])
-            answer_ids = json.dumps(answers)
-            async with conn.execute(
-                "SELECT file_name FROM media"
-                " WHERE submission_id IN (SELECT value FROM json_each(?))"
-                " UNION ALL SELECT file_name FROM media"
-                " WHERE answer_id IN (SELECT value FROM json_each(?))",
-                (submission_ids, answer_ids),
-            ) as cur:
-                files = tuple(str(r["file_name"]) for r in await cur.fetchall())
-            await conn.execute(
-                "DELETE FROM submissions WHERE id IN (SELECT value FROM json_each(?))",
-                (submission_ids,),
-            )
-            await conn.execute(
-                "DELETE FROM answers WHERE id IN (SELECT value FROM json_each(?))", (answer_ids,)
-            )
-        return Deleted(
-            stories=sum(1 for _, kind in submissions if kind == "experience"),
-            ideas=sum(1 for _, kind in submissions if kind == "idea"),
-            answers=len(answers),
-            files=files,
-        )
 
 
 def _local(stored: str, tz: tzinfo) -> datetime:

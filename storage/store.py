@@ -14,6 +14,7 @@ from storage.members import AboutYou, Consent, Members, Projects
 from storage.outbox import Outbox
 from storage.persistence import SQLitePersistence
 from storage.questions import Questions
+from storage.retention import Retention
 from storage.roles import Roles
 from storage.sharing import Pseudonyms, Sharing
 from storage.stats import Stats
@@ -42,6 +43,7 @@ class Store:
         self.roles = Roles(db, now)
         self.responses = Responses(db, self.pseudonyms, self.audit)
         self.stats = Stats(db)
+        self.retention = Retention(db, self.outbox)
 
     @classmethod
     async def open(cls, path: Path, now: Callable[[], datetime]) -> Store:

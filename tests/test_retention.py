@@ -104,7 +104,11 @@ async def test_old_responses_and_their_files_are_deleted(
         "ideas": 0,
         "answers": 1,
         "files": 2,
+        "messages": 3,  # the question to Bo, and Olu's delivery reports
     }
+    # The sent messages of 30 November are kept (their counts make reports) but emptied.
+    outbox = await store.db.fetch_all("SELECT text, status FROM outbox")
+    assert len(outbox) == 3 and {(r["text"], r["status"]) for r in outbox} == {("", "sent")}
     # Nothing more to do; and with RETENTION_DAYS empty, nothing is deleted at all.
     again = await run_retention(store, settings, clock)
     assert again is not None and again.responses == 0
