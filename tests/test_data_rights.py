@@ -101,7 +101,6 @@ async def test_mydata_holds_answers_replies_answers_back_and_flags(
     world = await conversation(person, store)
     await world.ann.says("/mydata")
     summary, document = world.ann.user.messages[-2:]
-    assert summary.text is not None and "Answers to questions: 1" in summary.text
     assert document.file_bytes is not None
     data = json.loads(document.file_bytes)
     [answer] = data["answers"]
@@ -116,6 +115,7 @@ async def test_mydata_holds_answers_replies_answers_back_and_flags(
     raw = document.file_bytes.decode()
     # Nothing of the facilitator's identity, nothing of Bo's.
     assert str(STAFF) not in raw and "Fran" not in raw and "Bo wants" not in raw
+    assert summary.text is not None and "Answers to questions: 1" in summary.text
 
 
 async def test_delete_takes_the_answer_back_out_of_the_outbox(
@@ -144,6 +144,9 @@ async def test_after_delete_the_words_are_in_neither_the_database_nor_the_wal_fi
     wal = sidecars(db_file)[0]
     on_disk = db_file.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
     assert b"turquoise gate" in on_disk  # the check below can see the words
+    # Freed space is zeroed (set by the bot, whatever the SQLite build's default).
+    setting = await store.db.fetch_one("PRAGMA secure_delete")
+    assert setting is not None and setting[0] == 1
     await world.ann.says("/delete")
     await world.ann.taps("Yes, delete it all")
     for path in (db_file, wal):
