@@ -14,8 +14,8 @@ from conversations.context import CocreateContext
 from storage.sharing import NewMedia
 
 # A stored file's suffix comes from what Telegram says the file is, never from the name the
-# member gave it ("invoice.pdf.exe"): a fixed suffix by kind, or one from this short list by
-# MIME type, else ".bin".
+# member gave it (invoice.pdf.exe is no PDF): a fixed suffix by kind, or one from this short
+# list by MIME type, else ".bin".
 _AUDIO = {
     "audio/ogg": ".ogg",
     "audio/mpeg": ".mp3",
