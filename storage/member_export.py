@@ -168,5 +168,5 @@ async def export_member(store: Store, member_id: int) -> dict[str, Any]:
 
 async def _pseudonym(store: Store, member_id: int) -> str | None:
     """The name staff see instead of the member's, if one was given (reading gives none)."""
-    row = await store.db.fetch_one("SELECT name FROM pseudonyms WHERE member_id = ?", (member_id,))
-    return str(row["name"]) if row else None
+    row = await store.db.fetch_one("SELECT 1 FROM pseudonyms WHERE member_id = ?", (member_id,))
+    return await store.pseudonyms.of(member_id) if row else None

@@ -208,6 +208,12 @@ class Members:
                 return
             user_id = row["telegram_user_id"]
             await Outbox.forget_member(conn, member_id, row["chat_id"])
+            # A name never shown needs no reserving (a placeholder from migration 6); a name
+            # that was shown stays reserved, unlinked by ON DELETE SET NULL.
+            await conn.execute(
+                "DELETE FROM pseudonyms WHERE member_id = ? AND name LIKE 'legacy:%'",
+                (member_id,),
+            )
             await conn.execute(
                 "UPDATE consent_receipts SET withdrawn_at = ?"
                 " WHERE member_id = ? AND withdrawn_at IS NULL",

@@ -278,7 +278,8 @@ MIGRATIONS: tuple[str, ...] = (
     # the text of old final rows: the partial index finds those not wiped yet. Pseudonyms
     # are stored, one name per member, never reused: an erased member's row is unlinked and
     # kept, so no later member is given a name an earlier export showed. Members who joined
-    # before this migration keep the name they were shown (see storage/sharing.py).
+    # before this migration keep the name they were shown (see storage/sharing.py), unless
+    # another member holds it.
     """
     ALTER TABLE outbox ADD COLUMN words_of INTEGER REFERENCES members(id) ON DELETE CASCADE;
     CREATE INDEX outbox_words_of ON outbox (words_of) WHERE words_of IS NOT NULL;
@@ -287,9 +288,10 @@ MIGRATIONS: tuple[str, ...] = (
         name       TEXT PRIMARY KEY,
         member_id  INTEGER UNIQUE REFERENCES members(id) ON DELETE SET NULL
     );
-    INSERT INTO app_secrets (name, value)
-        SELECT 'pseudonyms_legacy_up_to', CAST(m AS TEXT) FROM (SELECT MAX(id) AS m FROM members)
-        WHERE m IS NOT NULL AND EXISTS (SELECT 1 FROM app_secrets WHERE name = 'pseudonym_key');
+    -- Members who may have been shown a name already: a placeholder, replaced by that name
+    -- the first time it is asked for.
+    INSERT INTO pseudonyms (name, member_id) SELECT 'legacy:' || id, id FROM members
+        WHERE EXISTS (SELECT 1 FROM app_secrets WHERE name = 'pseudonym_key');
     """,
 )
 

@@ -347,6 +347,7 @@ class Sharing:
 PSEUDONYM_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 PSEUDONYM_LENGTH = 7  # 30**7, about 2.2e10 names: a collision to retry is rare, never kept
 PSEUDONYM_TRIES = 50
+LEGACY = "legacy:"  # a placeholder row: a member from before names were stored (migration 6)
 
 
 def derive_pseudonym(key: bytes, member_id: int, attempt: int = 0) -> str:
@@ -379,7 +380,6 @@ class Pseudonyms:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._key: bytes | None = None
-        self._legacy_up_to = 0
 
     async def _secret(self) -> bytes:
         if self._key is None:
@@ -391,10 +391,6 @@ class Pseudonyms:
                 "SELECT value FROM app_secrets WHERE name = 'pseudonym_key'"
             )
             assert row is not None
-            legacy = await self._db.fetch_one(
-                "SELECT value FROM app_secrets WHERE name = 'pseudonyms_legacy_up_to'"
-            )
-            self._legacy_up_to = int(legacy["value"]) if legacy else 0
             self._key = bytes.fromhex(row["value"])
         return self._key
 
@@ -412,7 +408,9 @@ class Pseudonyms:
             " WHERE member_id IN (SELECT value FROM json_each(?))",
             (ids,),
         )
-        names = {int(r["member_id"]): str(r["name"]) for r in rows}
+        names = {
+            int(r["member_id"]): str(r["name"]) for r in rows if not r["name"].startswith(LEGACY)
+        }
         if len(names) < len(wanted):
             names = await self._assign(key, ids)
         return names
@@ -427,20 +425,27 @@ class Pseudonyms:
                 found = await cur.fetchall()
             names: dict[int, str] = {}
             for row in found:
-                member_id = int(row["id"])
-                if row["name"] is not None:
-                    names[member_id] = str(row["name"])
+                member_id, stored = int(row["id"]), row["name"]
+                if stored is not None and not stored.startswith(LEGACY):
+                    names[member_id] = str(stored)
                 elif not row["known"]:
                     # Not (or no longer) a member, e.g. erased while an export read an older
                     # snapshot: nothing to store a name against.
                     names[member_id] = derive_pseudonym(key, member_id)
                 else:
-                    names[member_id] = await self._claim(conn, key, member_id)
+                    if stored is not None:  # the placeholder makes way for the name itself
+                        await conn.execute("DELETE FROM pseudonyms WHERE name = ?", (stored,))
+                    legacy = stored is not None
+                    names[member_id] = await self._claim(conn, key, member_id, legacy=legacy)
         return names
 
-    async def _claim(self, conn: aiosqlite.Connection, key: bytes, member_id: int) -> str:
+    async def _claim(
+        self, conn: aiosqlite.Connection, key: bytes, member_id: int, *, legacy: bool
+    ) -> str:
+        """Stores the first name on offer that nobody holds (a member from before names were
+        stored is offered the name they were shown first)."""
         for attempt in range(PSEUDONYM_TRIES):
-            if attempt == 0 and member_id <= self._legacy_up_to:
+            if attempt == 0 and legacy:
                 name = legacy_pseudonym(key, member_id)
             else:
                 name = derive_pseudonym(key, member_id, attempt)

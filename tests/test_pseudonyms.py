@@ -76,8 +76,9 @@ async def test_members_from_before_keep_the_name_they_were_shown(
     with sqlite3.connect(path) as conn:
         for version, sql in enumerate(MIGRATIONS[:5], start=1):
             conn.executescript(f"{sql}\nPRAGMA user_version = {version};")
-        conn.execute(
-            "INSERT INTO members (telegram_user_id, chat_id, joined_at) VALUES (1, 1, 'x')"
+        conn.executemany(
+            "INSERT INTO members (telegram_user_id, chat_id, joined_at) VALUES (?, ?, 'x')",
+            [(1, 1), (2, 2)],
         )
         conn.execute("INSERT INTO app_secrets (name, value) VALUES ('pseudonym_key', ?)", (key,))
     conn.close()
@@ -87,8 +88,17 @@ async def test_members_from_before_keep_the_name_they_were_shown(
     store = await Store.open(path, clock.now)
     try:
         assert await store.pseudonyms.of(1) == shown_before
+        assert await store.pseudonyms.of_many([1]) == {1: shown_before}
+        # Member 2 leaves; the next member gets id 2 again, but not member 2's old name.
+        await store.erase_member(2)
         [newcomer] = await add_members(store, 1)
+        assert newcomer == 2
         assert NAME.match(await store.pseudonyms.of(newcomer))
+        left = await store.db.fetch_all("SELECT name, member_id FROM pseudonyms ORDER BY name")
+        assert {(r["name"], r["member_id"]) for r in left} == {
+            (shown_before, 1),
+            (await store.pseudonyms.of(newcomer), newcomer),
+        }
     finally:
         await store.close()
 
