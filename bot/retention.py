@@ -1,8 +1,8 @@
 """Retention: with RETENTION_DAYS set, responses older than that many days (submitted stories
-and ideas, answers) are deleted once a day, with their files in MEDIA_DIR, and the audit log
-says how many (counts only).
+and ideas, answers) are deleted once a day, with their files in MEDIA_DIR, the text of sent
+messages that old is emptied, and the audit log says how many (counts only).
 
-The database says what is old at the clock's "now" (storage/export.py, `Responses`);
+The database says what is old at the clock's "now" (storage/retention.py, `Retention`);
 ptb's JobQueue only wakes `run_retention`, once a day from a minute after start, so a
 restart never skips a day. Tests move a FakeClock and call `run_retention` directly.
 """
@@ -19,7 +19,7 @@ from telegram.ext import JobQueue
 from bot.clock import Clock
 from bot.settings import Settings
 from conversations.context import CocreateContext
-from storage.export import Deleted
+from storage.retention import Deleted
 from storage.store import Store
 
 logger = logging.getLogger(__name__)
@@ -36,47 +36,47 @@ def remove_files(media_dir: Path, names: Iterable[str]) -> None:
 
 
 async def run_retention(store: Store, settings: Settings, clock: Clock) -> Deleted | None:
-    """Deletes every response older than RETENTION_DAYS and its files; None when it is off.
+    """Deletes every response older than RETENTION_DAYS and its files, and empties old sent
+    messages in the outbox; None when it is off.
 
-    A batch at a time, each in its own unit of work (the bot keeps answering in between);
-    a batch's files are removed once its rows are gone, so a crash leaves at most files
-    nothing points to, never a response without its file.
+    A batch at a time, each in its own unit of work (the bot keeps answering in between),
+    until a batch finds nothing left; a batch's files are removed once its rows are gone, so
+    a crash leaves at most files nothing points to, never a response without its file. Then
+    the WAL file is emptied, so the deleted words are gone from the disk too.
     """
     days = settings.retention_days
     if days is None:
         return None
     cutoff = clock.now() - timedelta(days=days)
-    stories = ideas = answers = 0
-    files: list[str] = []
+    total = Deleted()
     while True:
-        deleted = await store.responses.delete_older_than(cutoff, BATCH)
-        remove_files(settings.media_dir, deleted.files)
-        stories, ideas, answers = (
-            stories + deleted.stories,
-            ideas + deleted.ideas,
-            answers + deleted.answers,
-        )
-        files.extend(deleted.files)
-        if deleted.stories + deleted.ideas < BATCH and deleted.answers < BATCH:
+        deleted = await store.retention.delete_older_than(cutoff, BATCH)
+        if not deleted.anything:
             break
-    total = Deleted(stories=stories, ideas=ideas, answers=answers, files=tuple(files))
+        remove_files(settings.media_dir, deleted.files)
+        total += deleted
+    if total.anything:
+        await store.retention.checkpoint()
     logger.info(
-        "Retention (%s days): deleted %s stories, %s ideas, %s answers, %s files",
+        "Retention (%s days): deleted %s stories, %s ideas, %s answers, %s files;"
+        " emptied %s sent messages",
         days,
-        stories,
-        ideas,
-        answers,
-        len(files),
+        total.stories,
+        total.ideas,
+        total.answers,
+        len(total.files),
+        total.messages,
     )
-    if total.responses:
+    if total.responses or total.messages:
         await store.audit.add(
             "retention",
             "responses_deleted",
             days=days,
-            stories=stories,
-            ideas=ideas,
-            answers=answers,
-            files=len(files),
+            stories=total.stories,
+            ideas=total.ideas,
+            answers=total.answers,
+            files=len(total.files),
+            messages=total.messages,
         )
     return total
 

@@ -4,7 +4,6 @@ how they are fetched into MEDIA_DIR under an unguessable name."""
 from __future__ import annotations
 
 import os
-import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,17 +13,27 @@ from telegram import Message
 from conversations.context import CocreateContext
 from storage.sharing import NewMedia
 
-_SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
-_BY_MIME = {
+# A stored file's suffix comes from what Telegram says the file is, never from the name the
+# member gave it (invoice.pdf.exe is no PDF): a fixed suffix by kind, or one from this short
+# list by MIME type, else ".bin".
+_AUDIO = {
     "audio/ogg": ".ogg",
     "audio/mpeg": ".mp3",
     "audio/mp4": ".m4a",
     "audio/x-m4a": ".m4a",
     "audio/wav": ".wav",
+    "audio/x-wav": ".wav",
+}
+_DOCUMENTS = {
+    **_AUDIO,
     "image/jpeg": ".jpg",
     "image/png": ".png",
+    "image/heic": ".heic",
     "application/pdf": ".pdf",
+    "text/plain": ".txt",
+    "video/mp4": ".mp4",
 }
+UNKNOWN_SUFFIX = ".bin"
 
 
 @dataclass(frozen=True)
@@ -46,7 +55,7 @@ def incoming(message: Message) -> Incoming | None:
         return Incoming("voice", v.file_id, v.file_size, _seconds(v.duration), v.mime_type, ".ogg")
     if message.audio:
         a = message.audio
-        suffix = _BY_MIME.get(a.mime_type or "", ".audio")
+        suffix = _AUDIO.get(a.mime_type or "", UNKNOWN_SUFFIX)
         return Incoming("audio", a.file_id, a.file_size, _seconds(a.duration), a.mime_type, suffix)
     if message.photo:
         p = max(message.photo, key=lambda size: size.width * size.height)
@@ -58,9 +67,7 @@ def incoming(message: Message) -> Incoming | None:
         )
     if message.document:
         d = message.document
-        suffix = Path(d.file_name or "").suffix.lower()
-        if not _SAFE_SUFFIX.match(suffix):
-            suffix = _BY_MIME.get(d.mime_type or "", ".bin")
+        suffix = _DOCUMENTS.get(d.mime_type or "", UNKNOWN_SUFFIX)
         return Incoming("document", d.file_id, d.file_size, None, d.mime_type, suffix)
     return None
 
@@ -78,15 +85,24 @@ def too_big(item: Incoming, context: CocreateContext) -> bool:
     return item.size is not None and item.size > context.settings.media_max_mb * 1024 * 1024
 
 
+def private_folder(folder: Path) -> None:
+    """MEDIA_DIR (and any folder in it): only the bot's own user may open it."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)  # mkdir's mode is cut by the umask, and it may exist already
+
+
 async def fetch(item: Incoming, context: CocreateContext) -> NewMedia:
-    """Downloads a file into MEDIA_DIR under a new unguessable name."""
+    """Downloads a file into MEDIA_DIR under a new unguessable name, readable only by the
+    bot's own user."""
     folder = context.settings.media_dir
-    folder.mkdir(parents=True, exist_ok=True)
+    private_folder(folder)
     name = secrets.token_urlsafe(18) + item.suffix
     partial = folder / f".{name}.part"
     telegram_file = await context.bot.get_file(item.file_id)
     try:
-        await telegram_file.download_to_drive(partial)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            await telegram_file.download_to_memory(out)
         os.replace(partial, folder / name)  # the file appears whole or not at all
     finally:
         partial.unlink(missing_ok=True)

@@ -38,6 +38,7 @@ async def send_my_data(update: Update, context: CocreateContext) -> None:
         name=member.display_name or t(lang, "mydata.anonymous"),
         stories=len(data["stories"]),
         ideas=len(data["ideas"]),
+        answers=len(data["answers"]),
         agreed=agreed,
     )
     chat_id = chat_of(update)

@@ -187,7 +187,7 @@ async def take_answer_back(
     pseudonym = await context.store.pseudonyms.of(member.id)
     forwarded = t(staff_lang, "staff.reply.answered_back", pseudonym=pseudonym, text=text)
     await context.store.outbox.enqueue_batch(
-        "reply", reply.id, [Outgoing(None, reply.staff_chat_id, forwarded)]
+        "reply", reply.id, [Outgoing(None, reply.staff_chat_id, forwarded, words_of=member.id)]
     )
     context.delivery.wake()
     await say(update, context, "reply.passed_on", language=member.language)

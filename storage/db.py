@@ -1,4 +1,5 @@
-"""The database connection: one writer connection, WAL, foreign keys, busy timeout.
+"""The database connection: one writer connection, WAL, foreign keys, busy timeout,
+secure_delete, files only the bot's user can read.
 
 Every statement goes through `Database`, which serialises units of work with a lock so two
 coroutines never interleave inside one transaction on the shared connection.
@@ -13,8 +14,10 @@ bot says "saved", and a replayed update can be recognised as already applied.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -72,6 +75,35 @@ async def commit_point() -> None:
     unit = _current_unit()
     if unit is not None and unit.open:
         await unit.db._commit(unit, final=False)
+
+
+def sidecars(path: Path) -> tuple[Path, Path]:
+    """The database's WAL and shared-memory files."""
+    return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+
+
+def private_folder(folder: Path) -> None:
+    """Creates a folder (and its missing parents) that only the bot's user can open.
+
+    A folder that already existed is left as it is: it may be shared, like the current one.
+    """
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for created in missing:
+        created.chmod(0o700)  # mkdir's mode is cut by the umask, and parents get the default
+
+
+def private_files(path: Path) -> None:
+    """Makes the database's folder (if missing) and file (new or not) private: 0700, 0600."""
+    private_folder(path.parent)
+    for file in (path, *sidecars(path)):
+        if file.exists():
+            file.chmod(0o600)
+    if not path.exists():
+        # Never open and close a database file another connection in this process may hold:
+        # closing any descriptor of a file drops the process's POSIX locks on it.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 class Database:
@@ -139,11 +171,19 @@ class Database:
 
     @classmethod
     async def open(cls, path: Path) -> Database:
-        """Opens (creating the file and its folder if needed) and migrates the database."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Opens (creating the file and its folder if needed) and migrates the database.
+
+        Only the bot's own user may read it: a folder it creates is 0700, the database file
+        0600 (SQLite gives its -wal and -shm files the database file's mode).
+        """
+        private_files(path)
         conn = await aiosqlite.connect(path, isolation_level=None)
         try:
             conn.row_factory = aiosqlite.Row
+            # Deleted rows are overwritten with zeros, not just marked free: an erased
+            # member's words must not stay readable in the file (set explicitly, whatever
+            # the SQLite build's default).
+            await conn.execute("PRAGMA secure_delete = ON")
             await conn.execute("PRAGMA journal_mode = WAL")
             # FULL: a committed answer survives a power cut, not only a killed process.
             await conn.execute("PRAGMA synchronous = FULL")
@@ -155,6 +195,23 @@ class Database:
             raise
         logger.info("Database ready at schema version %s", version)
         return cls(conn, path)
+
+    async def checkpoint(self) -> bool:
+        """Copies the WAL file into the database and empties it, so what was just deleted
+        is gone from both files (after an erasure, after retention). False if a reader (an
+        export) holds an older snapshot: then the next checkpoint finishes the job, and the
+        bot does not wait for the reader meanwhile."""
+        async with self._lock:
+            await self._conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                async with self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
+                    row = await cursor.fetchone()
+            finally:
+                await self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        done = row is not None and not row[0]
+        if not done:
+            logger.warning("WAL checkpoint could not finish: a reader is still open")
+        return done
 
     async def close(self) -> None:
         """Closes the connection."""

@@ -1,10 +1,9 @@
 """Responses: every story, idea and answer members gave, written out as CSV, Excel or JSON
-Lines for organisers (`cocreate export`, /export), and deleted once older than RETENTION_DAYS.
+Lines for organisers (`cocreate export`, /export). Retention is storage/retention.py.
 
 A response is a submitted story or idea (drafts are not) or an answer to a question.
 Tables read: submissions, submission_parts, media, safeguarding_flags, answers,
-question_rounds, questions, members, projects, about_you. Retention deletes from submissions
-and answers (their parts, media rows, flags and replies go with them).
+question_rounds, questions, members, projects, about_you, pseudonyms.
 
 An export as a whole is here: what the Store calls `responses`, all or nothing (written
 beside its file under a temporary name, renamed at the end), whole or in parts, and in the
@@ -15,13 +14,12 @@ in bot/export_args.py: this module takes aware datetimes and paths.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,6 @@ from storage.audit import AuditLog
 from storage.db import Database
 from storage.export_files import SUFFIXES, MediaZip, Progress, write_rows
 from storage.export_rows import ExportFilter, ResponseRows, Row
-from storage.questions import utc
 from storage.sharing import Pseudonyms
 
 
@@ -46,26 +43,12 @@ class ExportResult:
     media_missing: int = 0
 
 
-@dataclass(frozen=True)
-class Deleted:
-    """What one round of retention deleted; `files` are names in MEDIA_DIR to remove."""
-
-    stories: int
-    ideas: int
-    answers: int
-    files: tuple[str, ...]
-
-    @property
-    def responses(self) -> int:
-        return self.stories + self.ideas + self.answers
-
-
 # ---- the queries
 # (storage/export_rows.py) and the writers (storage/export_files.py), put together
 
 
 class Responses:
-    """Every response, streamed for export; and retention's deletions."""
+    """Every response, streamed for export."""
 
     def __init__(self, db: Database, pseudonyms: Pseudonyms, audit: AuditLog) -> None:
         self._db, self._audit = db, audit
@@ -198,48 +181,6 @@ class Responses:
         if result.media_zip is not None:
             detail["media_files"] = result.media_added
         await self._audit.add(actor, "export", **detail)
-
-    # ---- retention
-
-    async def delete_older_than(self, cutoff: datetime, limit: int = 500) -> Deleted:
-        """Deletes up to `limit` stories and ideas (submitted before `cutoff`) and `limit`
-        answers (first given before it), oldest first, in one unit of work; their parts, media
-        rows, flags and replies go with them. Call again until it deletes nothing."""
-        before = utc(cutoff)
-        async with self._db.transaction() as conn:
-            async with conn.execute(
-                "SELECT id, kind FROM submissions WHERE status = 'submitted'"
-                " AND submitted_at < ? ORDER BY id LIMIT ?",
-                (before, limit),
-            ) as cur:
-                submissions = [(int(r["id"]), str(r["kind"])) for r in await cur.fetchall()]
-            async with conn.execute(
-                "SELECT id FROM answers WHERE answered_at < ? ORDER BY id LIMIT ?", (before, limit)
-            ) as cur:
-                answers = [int(r["id"]) for r in await cur.fetchall()]
-            submission_ids = json.dumps([i for i, _ in submissions])
-            answer_ids = json.dumps(answers)
-            async with conn.execute(
-                "SELECT file_name FROM media"
-                " WHERE submission_id IN (SELECT value FROM json_each(?))"
-                " UNION ALL SELECT file_name FROM media"
-                " WHERE answer_id IN (SELECT value FROM json_each(?))",
-                (submission_ids, answer_ids),
-            ) as cur:
-                files = tuple(str(r["file_name"]) for r in await cur.fetchall())
-            await conn.execute(
-                "DELETE FROM submissions WHERE id IN (SELECT value FROM json_each(?))",
-                (submission_ids,),
-            )
-            await conn.execute(
-                "DELETE FROM answers WHERE id IN (SELECT value FROM json_each(?))", (answer_ids,)
-            )
-        return Deleted(
-            stories=sum(1 for _, kind in submissions if kind == "experience"),
-            ideas=sum(1 for _, kind in submissions if kind == "idea"),
-            answers=len(answers),
-            files=files,
-        )
 
 
 def _temp_beside(path: Path) -> Path:

@@ -216,9 +216,11 @@ class _Facts:
             missing = member_ids
         if missing:
             async with self._conn.execute(_MEMBERS_SELECT, (json.dumps(sorted(missing)),)) as cur:
-                for member_id, name, language, age_band, area, extra in await cur.fetchall():
-                    pseudonym = await self._pseudonyms.of(member_id)
-                    self.members[member_id] = (pseudonym, name, language, age_band, area, extra)
+                found = await cur.fetchall()
+            pseudonyms = await self._pseudonyms.of_many(r[0] for r in found)
+            for member_id, name, language, age_band, area, extra in found:
+                pseudonym = pseudonyms[member_id]
+                self.members[member_id] = (pseudonym, name, language, age_band, area, extra)
         missing = question_ids - self.questions.keys()
         if missing:
             async with self._conn.execute(_QUESTIONS_SELECT, (json.dumps(sorted(missing)),)) as cur:

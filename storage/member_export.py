@@ -1,14 +1,105 @@
-"""Everything kept about one member, as plain JSON-ready data (for /mydata)."""
+"""Everything kept about one member, as plain JSON-ready data (for /mydata).
+
+Reads every table that holds a member's data: members, member_projects, about_you,
+consent_receipts, submissions, submission_parts, media, answers (with their questions),
+replies (a facilitator's replies and the member's answers back), safeguarding_flags,
+pseudonyms. Never a facilitator's Telegram id or name.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from storage.store import Store
 
 
+def _file(row: Any) -> dict[str, Any]:
+    return {
+        "kind": row["kind"],
+        "file_name": row["file_name"],
+        "size": row["size"],
+        "duration": row["duration"],
+        "mime_type": row["mime_type"],
+    }
+
+
+async def _answers(store: Store, member_id: int) -> list[dict[str, Any]]:
+    """Answers to questions, each with its files and the replies it had."""
+    rows = await store.db.fetch_all(
+        "SELECT a.id, a.choice, a.text, a.answered_at, a.updated_at, q.id AS question_id,"
+        " q.text AS question, q.kind, q.options FROM answers a"
+        " JOIN question_rounds r ON r.id = a.round_id JOIN questions q ON q.id = r.question_id"
+        " WHERE a.member_id = ? ORDER BY a.id",
+        (member_id,),
+    )
+    files = await store.db.fetch_all(
+        "SELECT * FROM media WHERE member_id = ? AND answer_id IS NOT NULL ORDER BY id",
+        (member_id,),
+    )
+    replies = await store.db.fetch_all(
+        "SELECT p.* FROM replies p JOIN answers a ON a.id = p.answer_id"
+        " WHERE a.member_id = ? ORDER BY p.id",
+        (member_id,),
+    )
+    answers = []
+    for a in rows:
+        options = json.loads(a["options"])
+        choice = a["choice"]
+        label = None
+        if (
+            a["kind"] == "choice"
+            and choice
+            and choice.isdigit()
+            and 0 < int(choice) <= len(options)
+        ):
+            label = options[int(choice) - 1]
+        answers.append(
+            {
+                "id": a["id"],
+                "question_id": a["question_id"],
+                "question": a["question"],
+                "choice": choice,
+                "choice_label": label,
+                "text": a["text"],
+                "answered_at": a["answered_at"],
+                "updated_at": a["updated_at"],
+                "media": [_file(m) for m in files if m["answer_id"] == a["id"]],
+                "replies": [
+                    {
+                        "from_the_team": p["text"],
+                        "sent_at": p["sent_at"],
+                        "your_answer_back": p["member_text"],
+                        "answered_back_at": p["member_replied_at"],
+                    }
+                    for p in replies
+                    if p["answer_id"] == a["id"]
+                ],
+            }
+        )
+    return answers
+
+
+async def _flags(store: Store, member_id: int) -> list[dict[str, Any]]:
+    """Safeguarding flags: what was flagged, when, and whether someone followed it up."""
+    rows = await store.db.fetch_all(
+        "SELECT * FROM safeguarding_flags WHERE member_id = ? ORDER BY id", (member_id,)
+    )
+    return [
+        {
+            "flagged_at": f["flagged_at"],
+            "followed_up_at": f["followed_up_at"],
+            "story_or_idea_id": f["submission_id"],
+            "part": f["part"],
+            "answer_id": f["answer_id"],
+        }
+        for f in rows
+    ]
+
+
 async def export_member(store: Store, member_id: int) -> dict[str, Any]:
-    """The member's profile, consent receipts, and every story and idea with its media."""
+    """The member's profile, consent receipts, every story, idea and answer with its media,
+    the replies they had and the member's answers back, and safeguarding flags."""
     member = await store.members.get(member_id)
     if member is None:
         return {}
@@ -56,6 +147,7 @@ async def export_member(store: Store, member_id: int) -> dict[str, Any]:
             "stopped_at": member.stopped_at,
             "projects": [p.code for p in await store.members.projects_of(member_id)],
             "about_you": await store.about.of(member_id),
+            "pseudonym": await _pseudonym(store, member_id),
         },
         "consent": [
             {
@@ -69,4 +161,12 @@ async def export_member(store: Store, member_id: int) -> dict[str, Any]:
         ],
         "stories": [s for s in submissions if s["kind"] == "experience"],
         "ideas": [s for s in submissions if s["kind"] == "idea"],
+        "answers": await _answers(store, member_id),
+        "safeguarding_flags": await _flags(store, member_id),
     }
+
+
+async def _pseudonym(store: Store, member_id: int) -> str | None:
+    """The name staff see instead of the member's, if one was given (reading gives none)."""
+    row = await store.db.fetch_one("SELECT 1 FROM pseudonyms WHERE member_id = ?", (member_id,))
+    return await store.pseudonyms.of(member_id) if row else None

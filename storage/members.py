@@ -1,6 +1,7 @@
 """Members, the projects they join, their consent receipts and "about you" answers.
 
-Tables: members, member_projects, projects, consent_receipts, about_you.
+Tables: members, member_projects, projects, consent_receipts, about_you. Erasure deletes
+from every table that holds a member's data (most by ON DELETE CASCADE).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from storage.db import Database
 from storage.models import ConsentReceipt, Member, Project
+from storage.outbox import Outbox
 
 Now = Callable[[], str]
 
@@ -192,17 +194,26 @@ class Members:
     async def erase(self, member_id: int) -> None:
         """Deletes everything about a member; their consent receipt is closed and unlinked.
 
-        The audit log keeps only that an erasure happened.
+        Their words go from the outbox too, wherever they were queued, and from the WAL file
+        (a checkpoint; secure_delete has zeroed the freed space). The audit log keeps only
+        that an erasure happened.
         """
         now = self._now()
         async with self._db.transaction() as conn:
             async with conn.execute(
-                "SELECT telegram_user_id FROM members WHERE id = ?", (member_id,)
+                "SELECT telegram_user_id, chat_id FROM members WHERE id = ?", (member_id,)
             ) as cur:
                 row = await cur.fetchone()
             if row is None:
                 return
             user_id = row["telegram_user_id"]
+            await Outbox.forget_member(conn, member_id, row["chat_id"])
+            # A name never shown needs no reserving (a placeholder from migration 6); a name
+            # that was shown stays reserved, unlinked by ON DELETE SET NULL.
+            await conn.execute(
+                "DELETE FROM pseudonyms WHERE member_id = ? AND name LIKE 'legacy:%'",
+                (member_id,),
+            )
             await conn.execute(
                 "UPDATE consent_receipts SET withdrawn_at = ?"
                 " WHERE member_id = ? AND withdrawn_at IS NULL",
@@ -215,6 +226,7 @@ class Members:
                 "INSERT INTO audit_log (at, actor, action) VALUES (?, 'member', 'erasure')",
                 (now,),
             )
+        await self._db.checkpoint()
 
     async def exists(self, telegram_user_id: int) -> bool:
         """Whether this Telegram user has joined (agreed to what is kept)."""

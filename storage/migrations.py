@@ -307,6 +307,26 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE safeguarding_flags ADD COLUMN words TEXT;
     ALTER TABLE safeguarding_flags ADD COLUMN place TEXT;
     """,
+    # 6: data rights. An outbox row that carries a member's words to someone else (their
+    # answer back, queued to staff) names that member, so erasure finds it. Retention wipes
+    # the text of old final rows: the partial index finds those not wiped yet. Pseudonyms
+    # are stored, one name per member, never reused: an erased member's row is unlinked and
+    # kept, so no later member is given a name an earlier export showed. Members who joined
+    # before this migration keep the name they were shown (see storage/sharing.py), unless
+    # another member holds it.
+    """
+    ALTER TABLE outbox ADD COLUMN words_of INTEGER REFERENCES members(id) ON DELETE CASCADE;
+    CREATE INDEX outbox_words_of ON outbox (words_of) WHERE words_of IS NOT NULL;
+    CREATE INDEX outbox_text_kept ON outbox (created_at) WHERE text != '';
+    CREATE TABLE pseudonyms (
+        name       TEXT PRIMARY KEY,
+        member_id  INTEGER UNIQUE REFERENCES members(id) ON DELETE SET NULL
+    );
+    -- Members who may have been shown a name already: a placeholder, replaced by that name
+    -- the first time it is asked for.
+    INSERT INTO pseudonyms (name, member_id) SELECT 'legacy:' || id, id FROM members
+        WHERE EXISTS (SELECT 1 FROM app_secrets WHERE name = 'pseudonym_key');
+    """,
 )
 
 

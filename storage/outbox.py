@@ -1,6 +1,7 @@
 """The outbox: every message to many members, one row per recipient, and the batches it sends.
 
-Tables: outbox, delivery_batches (migration 3). bot/delivery.py is the one sender.
+Tables: outbox, delivery_batches (migration 3). bot/delivery.py is the one sender. Erasure
+and retention remove members' words from it (see "data rights" below).
 
 A row moves queued → sending → sent. The sender claims a group of rows ('sending', one
 committed transaction) before any of their calls starts, and records how each call went
@@ -54,6 +55,9 @@ class Outgoing:
     chat_id: int
     text: str
     reply_markup: Mapping[str, Any] | None = None  # the Bot API's JSON, e.g. markup.to_dict()
+    # The member whose own words the text carries to someone else (an answer back to staff):
+    # erasing that member deletes the row.
+    words_of: int | None = None
 
 
 @dataclass(frozen=True)
@@ -243,9 +247,8 @@ class Outbox:
                 batch_id = cur.lastrowid
             assert batch_id is not None
             await conn.executemany(
-                "INSERT INTO outbox"
-                " (batch_id, member_id, chat_id, text, reply_markup, not_before, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO outbox (batch_id, member_id, chat_id, text, reply_markup,"
+                " not_before, created_at, words_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         batch_id,
@@ -255,6 +258,7 @@ class Outbox:
                         json.dumps(dict(m.reply_markup)) if m.reply_markup is not None else None,
                         due,
                         now,
+                        m.words_of,
                     )
                     for m in messages
                 ],
@@ -535,6 +539,28 @@ class Outbox:
                 ),
             )
             return report_batch
+
+    # ---- data rights: erasure and retention
+
+    @staticmethod
+    async def forget_member(conn: aiosqlite.Connection, member_id: int, chat_id: int) -> int:
+        """Inside an erasure: deletes every row to the member's chat or carrying their words
+        (an answer back queued to staff), whatever its status. Returns how many."""
+        async with conn.execute(
+            "DELETE FROM outbox WHERE member_id = ? OR words_of = ? OR chat_id = ?",
+            (member_id, member_id, chat_id),
+        ) as cur:
+            return cur.rowcount
+
+    async def wipe_text_before(self, cutoff: datetime, limit: int = 500) -> int:
+        """Empties the text of up to `limit` rows queued before `cutoff` that reached a final
+        status (their counts stay, for reports); returns how many. Call until it returns 0."""
+        return await self._db.execute(
+            "UPDATE outbox SET text = '', reply_markup = NULL WHERE id IN"
+            " (SELECT id FROM outbox WHERE text != '' AND created_at < ?"
+            "  AND status NOT IN ('queued', 'sending') ORDER BY created_at LIMIT ?)",
+            (utc_text(cutoff), limit),
+        )
 
     async def status_counts(self) -> dict[str, int]:
         """Rows by status over the whole outbox (for start-up logs and checks)."""

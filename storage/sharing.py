@@ -1,6 +1,6 @@
 """What members share: stories ("experiences") and ideas, saved part by part as drafts.
 
-Tables: submissions, submission_parts, media, safeguarding_flags, app_secrets (pseudonyms).
+Tables: submissions, submission_parts, media, safeguarding_flags; pseudonyms, app_secrets.
 Where the member is in a draft lives in their session (storage/sessions.py), so a half-told
 story survives a restart; the old `step` column is no longer written.
 """
@@ -10,9 +10,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import secrets
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import aiosqlite
@@ -340,8 +341,39 @@ class Sharing:
         return int(row["n"]) if row else 0
 
 
+# Pseudonyms are read aloud and copied by hand: no 0/O, no 1/I/L, and no U (heard as "you").
+PSEUDONYM_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+PSEUDONYM_LENGTH = 7  # 30**7, about 2.2e10 names: a collision to retry is rare, never kept
+PSEUDONYM_TRIES = 50
+LEGACY = "legacy:"  # a placeholder row: a member from before names were stored (migration 6)
+
+
+def derive_pseudonym(key: bytes, member_id: int, attempt: int = 0) -> str:
+    """The name a member is offered on a given attempt (the next one only after a collision)."""
+    message = str(member_id) if attempt == 0 else f"{member_id}/{attempt}"
+    n = int.from_bytes(hmac.new(key, message.encode(), hashlib.sha256).digest()[:8], "big")
+    chars = []
+    for _ in range(PSEUDONYM_LENGTH):
+        n, i = divmod(n, len(PSEUDONYM_ALPHABET))
+        chars.append(PSEUDONYM_ALPHABET[i])
+    return "P-" + "".join(chars)
+
+
+def legacy_pseudonym(key: bytes, member_id: int) -> str:
+    """The name shown before names were stored (25 bits: collisions happen), kept for the
+    members who were shown it."""
+    digest = hmac.new(key, str(member_id).encode(), hashlib.sha256).digest()
+    return "P-" + base64.b32encode(digest).decode()[:5]
+
+
 class Pseudonyms:
-    """Stable, non-reversible names for members (P-7K3Q9), keyed by a secret in the database."""
+    """Short, non-reversible names for members (P-7K3Q9XM), one each, never shared.
+
+    Table: pseudonyms. A name is derived from the member's id with a secret key (app_secrets),
+    stored the first time it is asked for, and derived again with the next attempt number
+    only if another member holds it. An erased member's name stays reserved, unlinked.
+    Members who joined before names were stored keep their old five-character name.
+    """
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -362,5 +394,64 @@ class Pseudonyms:
 
     async def of(self, member_id: int) -> str:
         """The member's pseudonym."""
-        digest = hmac.new(await self._secret(), str(member_id).encode(), hashlib.sha256).digest()
-        return "P-" + base64.b32encode(digest).decode()[:5]
+        return (await self.of_many([member_id]))[member_id]
+
+    async def of_many(self, member_ids: Iterable[int]) -> dict[int, str]:
+        """Several members' pseudonyms in one query (and one unit of work for new ones)."""
+        key = await self._secret()
+        wanted = sorted(set(member_ids))
+        ids = json.dumps(wanted)
+        rows = await self._db.fetch_all(
+            "SELECT member_id, name FROM pseudonyms"
+            " WHERE member_id IN (SELECT value FROM json_each(?))",
+            (ids,),
+        )
+        names = {
+            int(r["member_id"]): str(r["name"]) for r in rows if not r["name"].startswith(LEGACY)
+        }
+        if len(names) < len(wanted):
+            names = await self._assign(key, ids)
+        return names
+
+    async def _assign(self, key: bytes, ids: str) -> dict[int, str]:
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "SELECT i.value AS id, p.name, EXISTS (SELECT 1 FROM members WHERE id = i.value)"
+                " AS known FROM json_each(?) i LEFT JOIN pseudonyms p ON p.member_id = i.value",
+                (ids,),
+            ) as cur:
+                found = await cur.fetchall()
+            names: dict[int, str] = {}
+            for row in found:
+                member_id, stored = int(row["id"]), row["name"]
+                if stored is not None and not stored.startswith(LEGACY):
+                    names[member_id] = str(stored)
+                elif not row["known"]:
+                    # Not (or no longer) a member, e.g. erased while an export read an older
+                    # snapshot: nothing to store a name against.
+                    names[member_id] = derive_pseudonym(key, member_id)
+                else:
+                    if stored is not None:  # the placeholder makes way for the name itself
+                        await conn.execute("DELETE FROM pseudonyms WHERE name = ?", (stored,))
+                    legacy = stored is not None
+                    names[member_id] = await self._claim(conn, key, member_id, legacy=legacy)
+        return names
+
+    async def _claim(
+        self, conn: aiosqlite.Connection, key: bytes, member_id: int, *, legacy: bool
+    ) -> str:
+        """Stores the first name on offer that nobody holds (a member from before names were
+        stored is offered the name they were shown first)."""
+        for attempt in range(PSEUDONYM_TRIES):
+            if attempt == 0 and legacy:
+                name = legacy_pseudonym(key, member_id)
+            else:
+                name = derive_pseudonym(key, member_id, attempt)
+            async with conn.execute(
+                "INSERT INTO pseudonyms (name, member_id) VALUES (?, ?)"
+                " ON CONFLICT (name) DO NOTHING",
+                (name, member_id),
+            ) as cur:
+                if cur.rowcount:
+                    return name
+        raise RuntimeError(f"no free pseudonym for member {member_id}")

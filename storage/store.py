@@ -13,6 +13,7 @@ from storage.inbox import Inbox
 from storage.members import AboutYou, Consent, Members, Projects
 from storage.outbox import Outbox
 from storage.questions import Questions
+from storage.retention import Retention
 from storage.roles import Roles
 from storage.sessions import Sessions
 from storage.sharing import Pseudonyms, Sharing
@@ -42,6 +43,7 @@ class Store:
         self.roles = Roles(db, now)
         self.responses = Responses(db, self.pseudonyms, self.audit)
         self.stats = Stats(db)
+        self.retention = Retention(db, self.outbox)
 
     @classmethod
     async def open(cls, path: Path, now: Callable[[], datetime]) -> Store:

@@ -656,9 +656,9 @@ async def test_a_compact_date_is_the_same_whole_day_as_a_dashed_one(
     )
     clock.set(datetime(2026, 12, 1, 23, 30, tzinfo=LONDON))
     draft = await store.sharing.start(
-        member_id=member.id, kind="idea", project_id=None, language="en", step="idea"
+        member_id=member.id, kind="idea", project_id=None, language="en"
     )
-    await store.sharing.answer(draft.id, member.id, "idea", "A late bus", next_step=None)
+    await store.sharing.answer(draft.id, member.id, "idea", "A late bus")
     await store.sharing.submit(draft.id)
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cocreate.db'}", "TIMEZONE": "Europe/London"}
     runner = CliRunner()

@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from bot.clock import FakeClock
 from bot.receiving import CocreateApplication
 from bot.retention import JOB, run_retention
 from bot.settings import Settings
+from storage.outbox import Outgoing, Sent
 from storage.store import Store
 from tests.media_samples import voice
 from tests.transcript import Person, join
@@ -103,7 +105,11 @@ async def test_old_responses_and_their_files_are_deleted(
         "ideas": 0,
         "answers": 1,
         "files": 2,
+        "messages": 3,  # the question to Bo, and Olu's delivery reports
     }
+    # The sent messages of 30 November are kept (their counts make reports) but emptied.
+    outbox = await store.db.fetch_all("SELECT text, status FROM outbox")
+    assert len(outbox) == 3 and {(r["text"], r["status"]) for r in outbox} == {("", "sent")}
     # Nothing more to do; and with RETENTION_DAYS empty, nothing is deleted at all.
     again = await run_retention(store, settings, clock)
     assert again is not None and again.responses == 0
@@ -112,3 +118,31 @@ async def test_old_responses_and_their_files_are_deleted(
     assert await run_retention(store, off, clock) is None
     assert await count(store, "submissions") == 2
     assert len([e for e in await store.audit.entries() if e.action == "responses_deleted"]) == 1
+
+
+async def test_old_sent_messages_are_emptied_however_many_batches_it_takes(
+    store: Store, settings: Settings, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.retention.BATCH", 2)
+    old = [Outgoing(None, 8000 + i, f"P-OLD{i} wrote back: my secret number {i}") for i in range(5)]
+    batch = await store.outbox.enqueue_batch("reply", None, old)
+    rows = await store.outbox.rows_of(batch)
+    await store.outbox.settle([Sent(r.id, 100 + r.id) for r in rows])
+    await store.outbox.enqueue_batch("notice", None, [Outgoing(None, 8100, "still queued")])
+    clock.advance(timedelta(days=31))
+    await store.outbox.enqueue_batch("notice", None, [Outgoing(None, 8200, "new words")])
+
+    deleted = await run_retention(store, settings, clock)
+    assert deleted is not None and deleted.messages == 5 and deleted.responses == 0
+    texts = await store.db.fetch_all("SELECT text, status FROM outbox ORDER BY id")
+    assert [(r["text"], r["status"]) for r in texts] == [
+        *[("", "sent")] * 5,
+        ("still queued", "queued"),  # not sent yet: it keeps its words until it goes
+        ("new words", "queued"),
+    ]
+    [entry] = [e for e in await store.audit.entries() if e.action == "responses_deleted"]
+    assert json.loads(entry.detail)["messages"] == 5
+    # Gone from the disk too: the WAL file was emptied into the zeroed database file.
+    db_file = store.db.path
+    for path in (db_file, Path(f"{db_file}-wal")):
+        assert b"my secret number" not in path.read_bytes(), path.name

@@ -308,7 +308,7 @@ async def test_stats_hide_a_big_count_that_would_give_a_small_one_away(
         await store.about.answer(member.id, "area", area)
         if took_part:
             draft = await store.sharing.start(
-                member_id=member.id, kind="idea", project_id=None, language="en", step="what"
+                member_id=member.id, kind="idea", project_id=None, language="en"
             )
             await store.sharing.submit(draft.id)
     token = await store.roles.create_invite(ORGANISER)

@@ -1,0 +1,101 @@
+"""Retention: what is older than RETENTION_DAYS goes, a batch at a time. bot/retention.py is
+the daily job that calls it.
+
+A batch deletes submitted stories and ideas (drafts are not responses and stay) and answers,
+oldest first; their parts, media rows, flags and replies go with them (ON DELETE CASCADE).
+It also empties the text of outbox rows that reached a final status: a sent message may
+carry a member's words (an answer back) or words about them. Tables: submissions, answers,
+outbox (and, by cascade, submission_parts, media, safeguarding_flags, replies).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from storage.db import Database
+from storage.outbox import Outbox
+from storage.questions import utc
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """What retention deleted; `files` are names in MEDIA_DIR to remove. `messages` counts
+    outbox rows whose text was emptied."""
+
+    stories: int = 0
+    ideas: int = 0
+    answers: int = 0
+    files: tuple[str, ...] = ()
+    messages: int = 0
+
+    @property
+    def responses(self) -> int:
+        return self.stories + self.ideas + self.answers
+
+    @property
+    def anything(self) -> bool:
+        return bool(self.responses or self.messages or self.files)
+
+    def __add__(self, other: Deleted) -> Deleted:
+        return Deleted(
+            stories=self.stories + other.stories,
+            ideas=self.ideas + other.ideas,
+            answers=self.answers + other.answers,
+            files=self.files + other.files,
+            messages=self.messages + other.messages,
+        )
+
+
+class Retention:
+    """Deletes what is older than a cutoff."""
+
+    def __init__(self, db: Database, outbox: Outbox) -> None:
+        self._db, self._outbox = db, outbox
+
+    async def delete_older_than(self, cutoff: datetime, limit: int = 500) -> Deleted:
+        """Deletes up to `limit` stories and ideas (submitted before `cutoff`) and `limit`
+        answers (first given before it), oldest first, in one unit of work, then empties up
+        to `limit` old outbox rows. Call again until it returns nothing (`anything` False)."""
+        before = utc(cutoff)
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "SELECT id, kind FROM submissions WHERE status = 'submitted'"
+                " AND submitted_at < ? ORDER BY id LIMIT ?",
+                (before, limit),
+            ) as cur:
+                submissions = [(int(r["id"]), str(r["kind"])) for r in await cur.fetchall()]
+            async with conn.execute(
+                "SELECT id FROM answers WHERE answered_at < ? ORDER BY id LIMIT ?", (before, limit)
+            ) as cur:
+                answers = [int(r["id"]) for r in await cur.fetchall()]
+            submission_ids = json.dumps([i for i, _ in submissions])
+            answer_ids = json.dumps(answers)
+            async with conn.execute(
+                "SELECT file_name FROM media"
+                " WHERE submission_id IN (SELECT value FROM json_each(?))"
+                " UNION ALL SELECT file_name FROM media"
+                " WHERE answer_id IN (SELECT value FROM json_each(?))",
+                (submission_ids, answer_ids),
+            ) as cur:
+                files = tuple(str(r["file_name"]) for r in await cur.fetchall())
+            await conn.execute(
+                "DELETE FROM submissions WHERE id IN (SELECT value FROM json_each(?))",
+                (submission_ids,),
+            )
+            await conn.execute(
+                "DELETE FROM answers WHERE id IN (SELECT value FROM json_each(?))", (answer_ids,)
+            )
+        messages = await self._outbox.wipe_text_before(cutoff, limit)
+        return Deleted(
+            stories=sum(1 for _, kind in submissions if kind == "experience"),
+            ideas=sum(1 for _, kind in submissions if kind == "idea"),
+            answers=len(answers),
+            files=files,
+            messages=messages,
+        )
+
+    async def checkpoint(self) -> None:
+        """Empties the WAL file, so what was deleted is gone from the disk (see Database)."""
+        await self._db.checkpoint()
