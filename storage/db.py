@@ -60,6 +60,9 @@ class Unit:
     # Only the task handling the update works in the unit: a task it starts (a long export)
     # copies the context but works on its own, like any other task.
     task: asyncio.Task[Any] | None = field(default_factory=asyncio.current_task)
+    # Done once the unit has committed for the last time (e.g. a WAL checkpoint after an
+    # erasure, which cannot run inside a transaction).
+    after: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
 
 
 _UNIT: ContextVar[Unit | None] = ContextVar("cocreate_unit", default=None)
@@ -166,6 +169,8 @@ class Database:
                         self._lock.release()
                 raise
             await self._commit(unit, final=True)
+            for action in unit.after:
+                await action()
         finally:
             _UNIT.reset(token)
 
@@ -200,7 +205,16 @@ class Database:
         """Copies the WAL file into the database and empties it, so what was just deleted
         is gone from both files (after an erasure, after retention). False if a reader (an
         export) holds an older snapshot: then the next checkpoint finishes the job, and the
-        bot does not wait for the reader meanwhile."""
+        bot does not wait for the reader meanwhile.
+
+        Inside an update's unit it runs once the unit has committed (True: planned)."""
+        unit = _current_unit()
+        if unit is not None and unit.db is self:
+            unit.after.append(self._checkpoint_now)
+            return True
+        return await self._checkpoint_now()
+
+    async def _checkpoint_now(self) -> bool:
         async with self._lock:
             await self._conn.execute("PRAGMA busy_timeout = 0")
             try:
