@@ -21,6 +21,7 @@ from tests.conftest import TOKEN
 from tests.test_process import BotProcess, texts, wait_until
 from tests.transcript import Person
 
+
 @pytest.fixture
 def tamed(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
     """Everything captured at DEBUG, with the libraries' loggers as `cocreate run` sets them."""
@@ -55,7 +56,7 @@ async def test_a_429_the_outbox_handles_is_a_warning_without_a_traceback(
         return row.last_error == "flood_wait"
 
     async with asyncio.timeout(5):
-        while not await paused():
+        while not await paused():  # noqa: ASYNC110 - the sender task writes it
             await asyncio.sleep(0.02)
     assert any("wait" in r.getMessage() and r.levelno == logging.WARNING for r in tamed.records)
     no_errors(tamed)

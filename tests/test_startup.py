@@ -56,7 +56,14 @@ class Run:
     async def start(self) -> None:
         with self.out.open("wb") as out, self.err.open("wb") as err:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", "run", cwd=self.cwd, env=self.env, stdout=out, stderr=err
+                sys.executable,
+                "-m",
+                "bot",
+                "run",
+                cwd=self.cwd,
+                env=self.env,
+                stdout=out,
+                stderr=err,
             )
 
     async def wait(self, timeout: float = 30) -> int:
