@@ -26,6 +26,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress
+from telegram.error import InvalidToken
 
 from bot.app import build_application, running
 from bot.clock import SystemClock
@@ -83,8 +84,8 @@ def run() -> None:
     configure(settings.log_level, [token, secret or ""])
     try:
         asyncio.run(serve(settings))
-    except TokenRejected as exc:
-        typer.echo(f"cocreate: {exc}", err=True)
+    except (TokenRejected, InvalidToken):  # ptb's InvalidToken message holds the token
+        typer.echo(f"cocreate: {TokenRejected()}", err=True)
         raise typer.Exit(2) from None
 
 
