@@ -1,4 +1,4 @@
-"""Settings come from the environment, then .env, then defaults, with the names of DESIGN.md."""
+"""Settings come from the environment, then .env, then defaults, with the names in the README."""
 
 from __future__ import annotations
 
