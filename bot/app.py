@@ -12,7 +12,7 @@ from datetime import UTC, timedelta
 from urllib.parse import urlsplit
 
 from telegram import BotCommand, Update
-from telegram.error import TelegramError
+from telegram.error import RetryAfter, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     ApplicationBuilder,
@@ -75,8 +75,14 @@ def build_application(settings: Settings, store: Store, clock: Clock) -> Cocreat
 
 
 async def on_error(update: object, context: CocreateContext) -> None:
-    """Logs the failure (never the message itself) and tells the person something went wrong."""
-    logger.error("A handler failed: %s", type(context.error).__name__, exc_info=context.error)
+    """Logs the failure (never the message itself) and tells the person something went wrong.
+
+    A 429 is Telegram asking us to slow down, not a fault in the code: a warning, no traceback.
+    """
+    if isinstance(context.error, RetryAfter):
+        logger.warning("Telegram asked us to wait (429); a reply was not sent")
+    else:
+        logger.error("A handler failed: %s", type(context.error).__name__, exc_info=context.error)
     if isinstance(update, Update) and update.effective_user is not None:
         try:
             await say(update, context, "error.generic")
@@ -104,6 +110,7 @@ async def running(
     The outbox's sender runs alongside, from start to exit.
     """
     settings = application.resources.settings
+    secret = settings.webhook_token()  # webhook mode without a secret stops here
     async with application:
         try:
             await register_commands(application)
@@ -131,11 +138,9 @@ async def running(
             await resources.store.inbox.prune(before=cutoff.isoformat(timespec="seconds"))
             assert application.updater is not None
             if settings.webhook_mode:
-                secret = (
-                    settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-                )
                 await application.updater.start_webhook(
-                    listen="0.0.0.0",  # a webhook must be reachable by Telegram
+                    # Loopback by default: a reverse proxy in front takes Telegram's HTTPS.
+                    listen=settings.webhook_listen,
                     port=settings.port or 8443,
                     url_path=urlsplit(settings.webhook_url).path.lstrip("/"),
                     webhook_url=settings.webhook_url,

@@ -26,12 +26,14 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress
+from telegram.error import InvalidToken
 
 from bot.app import build_application, running
 from bot.clock import SystemClock
 from bot.export_args import check_format, check_out, could_not_write, export_filter
 from bot.logs import configure
-from bot.settings import MissingToken, Settings
+from bot.settings import MissingToken, MissingWebhookSecret, Settings
+from bot.startup import TokenRejected, reach_telegram
 from bot.trying import try_bot
 from storage.export_rows import BadExport
 from storage.models import AuditEntry
@@ -76,23 +78,31 @@ def run() -> None:
     settings = load_settings()
     try:
         token = settings.token()
-    except MissingToken as exc:
+        secret = settings.webhook_token()
+    except (MissingToken, MissingWebhookSecret) as exc:
         typer.echo(f"cocreate: {exc}", err=True)
         raise typer.Exit(2) from None
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
-    configure(settings.log_level, [token, secret])
-    asyncio.run(serve(settings))
+    configure(settings.log_level, [token, secret or ""])
+    try:
+        asyncio.run(serve(settings))
+    except (TokenRejected, InvalidToken):  # ptb's InvalidToken message holds the token
+        typer.echo(f"cocreate: {TokenRejected()}", err=True)
+        raise typer.Exit(2) from None
 
 
 async def serve(settings: Settings) -> None:
-    """Opens the database, runs the bot, and stops gracefully on SIGINT or SIGTERM."""
-    clock = SystemClock(settings.tz)
-    store = await Store.open_url(settings.database_url, clock.now)
-    settings.media_dir.mkdir(parents=True, exist_ok=True)
+    """Waits for Telegram, opens the database, runs the bot, and stops gracefully on SIGINT
+    or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if not await reach_telegram(settings, stop):
+        logger.info("Stopped before Telegram answered")
+        return
+    clock = SystemClock(settings.tz)
+    store = await Store.open_url(settings.database_url, clock.now)
+    settings.media_dir.mkdir(parents=True, exist_ok=True)
     try:
         application = build_application(settings, store, clock)
         async with running(application):

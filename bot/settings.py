@@ -1,11 +1,13 @@
 """Settings, read once: the environment, then `.env`, then the defaults below.
 
-The names are a contract (../shared/DESIGN.md): scripts outside the code set them.
+The names are a contract (docs/architecture.md): scripts outside the code set them.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import time
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -14,6 +16,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 QuietHours = tuple[time, time]
+# What Telegram accepts as a webhook's secret_token.
+SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 def _split(value: object) -> list[str]:
@@ -37,8 +41,11 @@ class Settings(BaseSettings):
     organiser_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     timezone: str = "Europe/London"
     quiet_hours: str = "21:00-08:00"
+    # Webhook mode (WEBHOOK_URL set) needs the secret, so that only Telegram can post updates;
+    # it listens on WEBHOOK_LISTEN (loopback, for a reverse proxy in front) at PORT.
     webhook_url: str = ""
     webhook_secret: SecretStr | None = None
+    webhook_listen: str = "127.0.0.1"
     port: int | None = None
     log_level: str = "INFO"
     # "About you": the area choices (empty: members type their area) and one question the
@@ -79,6 +86,23 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not SECRET_TOKEN.fullmatch(value.get_secret_value()):
+            raise ValueError("WEBHOOK_SECRET must be 1 to 256 letters, digits, _ or -")
+        return value
+
+    @field_validator("webhook_listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        try:
+            return str(ip_address(value.strip()))
+        except ValueError as exc:
+            raise ValueError(
+                f"WEBHOOK_LISTEN must be an IP address such as 127.0.0.1, got {value!r}"
+            ) from exc
 
     @field_validator("timezone")
     @classmethod
@@ -121,6 +145,15 @@ class Settings(BaseSettings):
             raise MissingToken()
         return self.telegram_bot_token.get_secret_value()
 
+    def webhook_token(self) -> str | None:
+        """The webhook's secret token (None when polling); raises MissingWebhookSecret when
+        webhook mode has none, since anyone could then post forged updates."""
+        if not self.webhook_mode:
+            return None
+        if self.webhook_secret is None or not self.webhook_secret.get_secret_value():
+            raise MissingWebhookSecret()
+        return self.webhook_secret.get_secret_value()
+
 
 class MissingToken(RuntimeError):
     """No TELEGRAM_BOT_TOKEN was given."""
@@ -129,6 +162,16 @@ class MissingToken(RuntimeError):
         super().__init__(
             "No bot token: in Telegram, message @BotFather, send /newbot, and put the token "
             "it gives you in TELEGRAM_BOT_TOKEN (in the environment or in .env)."
+        )
+
+
+class MissingWebhookSecret(RuntimeError):
+    """WEBHOOK_URL was given without WEBHOOK_SECRET."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Webhook mode needs a secret: set WEBHOOK_SECRET (1 to 256 letters, digits, _ or -) "
+            "so that only Telegram can send the bot updates, or leave WEBHOOK_URL empty to poll."
         )
 
 

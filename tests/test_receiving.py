@@ -15,6 +15,7 @@ from bot.app import build_application, running
 from bot.catalogue import t
 from bot.clock import FakeClock
 from bot.receiving import CocreateApplication, DurableUpdateQueue
+from bot.settings import MissingWebhookSecret
 from emulator import Emulator
 from storage.store import Store
 from tests.conftest import make_settings
@@ -141,3 +142,46 @@ async def test_webhook_mode_with_secret_token(
     assert forged.status_code == 403
     row = await store.db.fetch_one("SELECT COUNT(*) AS n FROM inbox WHERE update_id = 999999")
     assert row is not None and row["n"] == 0
+
+
+async def test_the_webhook_listens_on_webhook_listen_only(
+    tmp_path: Path, emulator: Emulator, store: Store, clock: FakeClock, webhook_port: int
+) -> None:
+    # 127.0.0.2 is loopback too, but not 127.0.0.1: a server on it alone refuses the other.
+    hook = f"http://127.0.0.2:{webhook_port}/telegram-hook"
+    settings = make_settings(
+        tmp_path,
+        emulator,
+        webhook_url=hook,
+        webhook_secret="s3cret-token",
+        webhook_listen="127.0.0.2",
+        port=webhook_port,
+    )
+    async with running(build_application(settings, store, clock)) as app:
+        dee = Person(emulator.user(4005, first_name="Dee"), app)
+        assert await dee.says("/start") == [hello(), choose_language()]
+        async with httpx.AsyncClient() as client:
+            with pytest.raises(httpx.ConnectError):
+                await client.post(
+                    f"http://127.0.0.1:{webhook_port}/telegram-hook",
+                    json=start_update(999_998, 4006, "Mallory"),
+                    headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-token"},
+                )
+
+
+async def test_webhook_mode_without_a_secret_does_not_start(
+    tmp_path: Path, emulator: Emulator, store: Store, clock: FakeClock, webhook_port: int
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        emulator,
+        webhook_url=f"http://127.0.0.1:{webhook_port}/telegram-hook",
+        port=webhook_port,
+    )
+    with pytest.raises(MissingWebhookSecret):
+        async with running(build_application(settings, store, clock)):
+            pass  # pragma: no cover - never reached
+    assert emulator.webhook_url is None
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.post(f"http://127.0.0.1:{webhook_port}/telegram-hook", json={})

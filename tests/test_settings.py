@@ -1,4 +1,4 @@
-"""Settings come from the environment, then .env, then defaults, with the names of DESIGN.md."""
+"""Settings come from the environment, then .env, then defaults, with the names in the README."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from bot.settings import MissingToken, Settings
+from bot.settings import MissingToken, MissingWebhookSecret, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,6 +28,7 @@ def test_defaults_are_those_of_the_design(monkeypatch: pytest.MonkeyPatch) -> No
     assert s.timezone == "Europe/London"
     assert s.quiet is not None and str(s.quiet[0]) == "21:00:00"
     assert not s.webhook_mode
+    assert s.webhook_listen == "127.0.0.1"  # behind a reverse proxy, not open to the world
     assert s.log_level == "INFO"
     with pytest.raises(MissingToken, match="@BotFather"):
         s.token()
@@ -56,6 +57,9 @@ def test_environment_beats_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         ("TIMEZONE", "Mars/Olympus"),
         ("QUIET_HOURS", "late"),
         ("LOG_LEVEL", "LOUD"),
+        ("WEBHOOK_LISTEN", "everywhere"),
+        ("WEBHOOK_SECRET", "has spaces and / slashes"),
+        ("WEBHOOK_SECRET", "x" * 257),
     ],
 )
 def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
@@ -75,6 +79,34 @@ def _cocreate(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedPro
         timeout=60,
         check=False,
     )
+
+
+def test_webhook_mode_needs_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in os.environ:
+        if name.startswith("WEBHOOK"):
+            monkeypatch.delenv(name)
+    assert Settings(_env_file=None).webhook_token() is None  # polling needs none
+    hook = "https://bot.example.org/telegram"
+    with pytest.raises(MissingWebhookSecret, match="WEBHOOK_SECRET"):
+        Settings(_env_file=None, webhook_url=hook).webhook_token()
+    with pytest.raises(MissingWebhookSecret):
+        Settings(_env_file=None, webhook_url=hook, webhook_secret="  ").webhook_token()
+    s = Settings(_env_file=None, webhook_url=hook, webhook_secret="Ab_9-z", webhook_listen="::")
+    assert s.webhook_token() == "Ab_9-z" and s.webhook_listen == "::"
+
+
+def test_run_in_webhook_mode_without_a_secret_refuses_in_one_sentence(tmp_path: Path) -> None:
+    result = _cocreate(
+        ["run"],
+        tmp_path,
+        TELEGRAM_BOT_TOKEN="123:abc",
+        TELEGRAM_API_BASE_URL="http://127.0.0.1:9/bot",  # never reached
+        WEBHOOK_URL="https://bot.example.org/telegram",
+        WEBHOOK_SECRET="",
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("cocreate: Webhook mode needs a secret")
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_run_without_token_says_how_to_get_one(tmp_path: Path) -> None:
