@@ -107,7 +107,7 @@ class Scheduler:
             await self.store.questions.mark_round_missed(round_.id, upcoming)
             when = due_at.astimezone(self.settings.tz).strftime("%Y-%m-%d %H:%M")
             await self._tell_author(
-                question.author_chat_id,
+                question.author_id,
                 t(question.author_language, "staff.missed", question=question.text, when=when),
             )
             await self.store.audit.add("scheduler", "question_missed", question=question.id)
@@ -121,7 +121,7 @@ class Scheduler:
             "question",
             round_.id,
             messages,
-            author_chat_id=question.author_chat_id,
+            author_chat_id=await self.store.roles.staff_chat(question.author_id),
             author_language=question.author_language,
         )
         closes_at = min(upcoming, now + self.open_for) if upcoming else now + self.open_for
@@ -163,7 +163,7 @@ class Scheduler:
             await self.store.questions.mark_broadcast(broadcast.id, "missed", None)
             when = send_at.astimezone(self.settings.tz).strftime("%Y-%m-%d %H:%M")
             await self._tell_author(
-                broadcast.author_chat_id,
+                broadcast.author_id,
                 t(broadcast.author_language, "staff.missed_broadcast", when=when),
             )
             return
@@ -179,7 +179,7 @@ class Scheduler:
             "broadcast",
             broadcast.id,
             messages,
-            author_chat_id=broadcast.author_chat_id,
+            author_chat_id=await self.store.roles.staff_chat(broadcast.author_id),
             author_language=broadcast.author_language,
         )
         await self.store.questions.mark_broadcast(broadcast.id, "sent", batch_id)
@@ -187,5 +187,7 @@ class Scheduler:
             "scheduler", "broadcast_sent", broadcast=broadcast.id, to=len(messages)
         )
 
-    async def _tell_author(self, chat_id: int, text: str) -> None:
-        await self.store.outbox.enqueue_batch("notice", None, [Outgoing(None, chat_id, text)])
+    async def _tell_author(self, author_id: int, text: str) -> None:
+        chat_id = await self.store.roles.staff_chat(author_id)  # None: no longer on the team
+        if chat_id is not None:
+            await self.store.outbox.enqueue_batch("notice", None, [Outgoing(None, chat_id, text)])

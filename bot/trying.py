@@ -138,7 +138,7 @@ async def _try(settings: Settings, data: TryData, *, port: int | None, open_brow
         store = await Store.open_url(settings.database_url, clock.now)
         stack.push_async_callback(store.close)
         await store.roles.grant_facilitator(
-            FACILITATOR.id, FACILITATOR.name, FACILITATOR.id, granted_by=ORGANISER.id
+            FACILITATOR.id, FACILITATOR.name, granted_by=ORGANISER.id
         )
         application = build_application(settings, store, clock)
         await stack.enter_async_context(running(application, poll_timeout=POLL_TIMEOUT))

@@ -21,11 +21,13 @@ from conversations.context import CocreateContext
 from conversations.replies import (
     ANSWERING,
     PROMPT,
+    around,
     chat_of,
     current_member,
     remember_prompt,
     say,
     settle_button,
+    split_text,
     typed_command,
 )
 from storage.models import Member
@@ -217,8 +219,14 @@ async def list_open(update: Update, context: CocreateContext) -> None:
     for round_, question in rounds[:5]:
         text, markup = render(question, round_.id, lang)
         answer = answers[round_.id]
+        pieces = [text]
         if answer is not None:
             given = choice_label(question, answer.choice, lang) or answer.text or ""
-            text = f"{text}\n\n{t(lang, 'questions.your_answer', answer=given)}"
-        await context.bot.send_message(chat_id, text, reply_markup=markup)
+            before, after = around(lang, "questions.your_answer", "answer")
+            # A long answer takes several messages; the question's buttons go on the last.
+            pieces = split_text(f"{text}\n\n{before}", given, suffix=after)
+        *first, last = pieces
+        for piece in first:
+            await context.bot.send_message(chat_id, piece)
+        await context.bot.send_message(chat_id, last, reply_markup=markup)
     context.data[ANSWERING] = rounds[0][0].id

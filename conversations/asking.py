@@ -355,7 +355,7 @@ async def send(update: Update, context: CocreateContext, lang: str) -> int:
     starts_at = datetime.fromisoformat(d["starts_at"]) if d.get("starts_at") else now
     question = await context.store.questions.create(
         author_id=user.id,
-        author_chat_id=chat.id,
+        author_chat_id=user.id,
         author_language=lang,
         text=str(d.get("text", "")),
         kind=str(d.get("kind", "open")),

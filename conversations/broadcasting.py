@@ -212,7 +212,7 @@ async def on_preview(update: Update, context: CocreateContext) -> int:
     send_at = datetime.fromisoformat(d["send_at"]) if d.get("send_at") else context.clock.now()
     broadcast = await context.store.questions.create_broadcast(
         author_id=user.id,
-        author_chat_id=chat.id,
+        author_chat_id=user.id,
         author_language=lang,
         text=str(d.get("text", "")),
         audience=str(d.get("audience", "everyone")),

@@ -216,3 +216,66 @@ async def show_menu(update: Update, context: CocreateContext) -> None:
         await say(update, context, "bad.not_started")
         return
     await send_menu(update, context, member)
+
+
+# ---- long texts
+
+TELEGRAM_LIMIT = 4096  # the most characters Telegram takes in one message
+_QUOTE = "\x00quote\x00"  # stands in for a member's words while a catalogue text is rendered
+
+
+def _units(text: str) -> int:
+    # Telegram counts UTF-16 code units: an emoji outside the BMP counts twice.
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _fit(text: str, limit: int) -> int:
+    """How many characters from the start of `text` fit in `limit` UTF-16 units."""
+    end = min(len(text), limit)
+    while (over := _units(text[:end]) - limit) > 0:
+        end -= (over + 1) // 2  # a character is one or two units: never below what fits
+    return end
+
+
+def split_text(
+    prefix: str, words: str, limit: int = TELEGRAM_LIMIT, *, suffix: str = ""
+) -> list[str]:
+    """`prefix + words + suffix` as messages of at most `limit` characters, in order.
+
+    The prefix starts the first message and the suffix ends the last. A cut falls at a line
+    break, or else at a space, so no word is cut in two unless one word is longer than a
+    whole message.
+    """
+    rest = f"{prefix}{words}{suffix}"
+    chunks: list[str] = []
+    while _units(rest) > limit:
+        end = _fit(rest, limit)
+        window = rest[: end + 1]  # a space just after the limit is a good place to cut too
+        cut = window.rfind("\n")
+        if cut < end // 2:  # no line break in the second half: the last space, if there
+            cut = window.rfind(" ")
+        if cut < end // 2:  # one very long word: it has to be cut
+            chunks.append(rest[:end])
+            rest = rest[end:]
+        else:
+            chunks.append(rest[:cut])
+            rest = rest[cut + 1 :]
+    chunks.append(rest)
+    return [chunk.strip() for chunk in chunks if chunk.strip()]
+
+
+def around(language: str, key: str, field: str = "text", **values: object) -> tuple[str, str]:
+    """A catalogue text's words before and after its `{field}`, rendered with `values`."""
+    rendered = t(language, key, **{field: _QUOTE}, **values)
+    before, found, after = rendered.partition(_QUOTE)
+    if not found:  # a translation that leaves the field out: put the words after it
+        return f"{rendered}\n\n", ""
+    return before, after
+
+
+def quoted(
+    language: str, key: str, words: str, limit: int = TELEGRAM_LIMIT, **values: object
+) -> list[str]:
+    """A catalogue text that quotes someone's `words` (its `{text}`), split to fit Telegram."""
+    before, after = around(language, key, "text", **values)
+    return split_text(before, words, limit, suffix=after)

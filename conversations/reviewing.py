@@ -2,6 +2,10 @@
 counts per option; each open answer has a Reply button. The reply reaches the member from
 the bot; the member may answer back once, and that reaches the facilitator. Neither sees
 the other's Telegram name or id: the facilitator sees a pseudonym, the member "the team".
+An answer back goes to the private chat of the facilitator who replied while they are on the
+team; once their role has ended it goes to an organiser instead (the member is told, as
+always, that it was passed to the team). A member's words may be as long as Telegram allows:
+every view that quotes them splits the text over several messages, buttons on the last.
 
 Buttons: `resp:q:<question id>:<offset>` (a page), `resp:reply:<answer id>` (staff),
 `back:<reply id>` (the member's "Answer back"). Typed replies are read while
@@ -11,40 +15,64 @@ question "reply" (data["answer"]) or "answerback" (data["reply"]).
 
 from __future__ import annotations
 
+import logging
+
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot.catalogue import t
 from conversations import steps
 from conversations.answering import choice_label, options_of
-from conversations.audiences import question_options
 from conversations.choices import Option
 from conversations.context import CocreateContext
 from conversations.replies import (
     await_answer,
     current_member,
     language_of,
+    quoted,
     say,
     settle_button,
+    split_text,
 )
-from conversations.staff import is_staff, staff_only
+from conversations.staff import ORGANISER, acting_staff, staff_only
 from storage.outbox import Outgoing
+from storage.questions import Question
+
+logger = logging.getLogger(__name__)
 
 REPLY = "reply"  # the one-step question: a facilitator's words back to an answer
 ANSWER_BACK = "answerback"  # the one-step question: a member's words back to a reply
 
 PAGE = 5
 MAX_REPLY = 2000
+PICKER = 8  # questions offered by /responses
+LOOK_BACK = 40  # recent questions looked at to find them
+
+
+async def sent_questions(context: CocreateContext) -> list[Question]:
+    """The newest questions that reached someone (not ones still waiting to be sent)."""
+    found = []
+    for question in await context.store.questions.recent(LOOK_BACK):
+        _, _, sent = await context.store.questions.counts(question.id)
+        if sent:
+            found.append(question)
+        if len(found) == PICKER:
+            break
+    return found
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 async def list_questions(update: Update, context: CocreateContext) -> None:
     """/responses: which question's answers to read."""
     lang = await language_of(update, context)
-    options = await question_options(context)
-    if not options:
+    questions = await sent_questions(context)
+    if not questions:
         await steps.ask(update, context, lang, "staff.responses.none")
         return
-    paged = [Option(f"{o.key}:0", label=o.label) for o in options]
+    paged = [Option(f"{q.id}:0", label=_short(q.text)) for q in questions]
     await steps.ask(update, context, lang, "staff.responses.pick", paged, "resp:q")
 
 
@@ -67,7 +95,8 @@ async def on_page(update: Update, context: CocreateContext) -> None:
         ]
         for option in options_of(question):
             lines.append(f"{option.text(lang)}: {per_choice.get(option.key, 0)}")
-        await steps.send(update, context, "\n".join(lines))
+        for piece in split_text("", "\n".join(lines)):
+            await steps.send(update, context, piece)
     answers = await context.store.questions.answers_to(question.id, start, PAGE + 1)
     if not answers and start == 0:
         await steps.ask(update, context, lang, "staff.responses.no_answers")
@@ -83,7 +112,11 @@ async def on_page(update: Update, context: CocreateContext) -> None:
                 t(lang, "staff.responses.reply"), callback_data=f"resp:reply:{answer.id}"
             )
             markup = InlineKeyboardMarkup([[button]])
-        await steps.send(update, context, f"{pseudonym}: {' '.join(parts)}", markup)
+        # A long answer takes several messages; its button goes on the last.
+        *first, last = split_text(f"{pseudonym}: ", " ".join(parts))
+        for piece in first:
+            await steps.send(update, context, piece)
+        await steps.send(update, context, last, markup)
     if len(answers) > PAGE:
         more = Option(f"{question.id}:{start + PAGE}", "staff.responses.more")
         await steps.ask(update, context, lang, "staff.responses.more_intro", [more], "resp:q")
@@ -110,8 +143,8 @@ async def on_reply_button(update: Update, context: CocreateContext) -> None:
 
 async def take_reply(update: Update, context: CocreateContext, answer_id: int, text: str) -> bool:
     """Sends the facilitator's reply to the member, through the outbox."""
-    user, chat = update.effective_user, update.effective_chat
-    if user is None or chat is None or not await is_staff(context, user.id):
+    user = update.effective_user
+    if user is None or await acting_staff(update, context) is None:
         return False
     lang = await language_of(update, context)
     answer = await context.store.questions.get_answer(answer_id)
@@ -126,7 +159,7 @@ async def take_reply(update: Update, context: CocreateContext, answer_id: int, t
         return True
     round_ = await context.store.questions.round(answer.round_id)
     question = await context.store.questions.get(round_.question_id) if round_ else None
-    reply = await context.store.questions.create_reply(answer.id, user.id, chat.id, text)
+    reply = await context.store.questions.create_reply(answer.id, user.id, user.id, text)
     back = InlineKeyboardButton(
         t(member.language, "reply.answer_back"), callback_data=f"back:{reply.id}"
     )
@@ -182,14 +215,23 @@ async def take_answer_back(
     if not await context.store.questions.answer_back(reply.id, text):
         await say(update, context, "reply.already", language=member.language)
         return True
-    staff = await context.store.members.by_telegram_id(reply.staff_id)
-    staff_lang = staff.language if staff else "en"
     pseudonym = await context.store.pseudonyms.of(member.id)
-    forwarded = t(staff_lang, "staff.reply.answered_back", pseudonym=pseudonym, text=text)
-    await context.store.outbox.enqueue_batch(
-        "reply", reply.id, [Outgoing(None, reply.staff_chat_id, forwarded, words_of=member.id)]
-    )
-    context.delivery.wake()
+    key = "staff.reply.answered_back"
+    to = await context.store.roles.staff_chat(reply.staff_id)
+    if to is None:  # their role has ended: an organiser reads it instead
+        key = "staff.reply.answered_back_instead"
+        organisers = [r for r in await context.store.roles.staff() if r.role == ORGANISER]
+        to = organisers[0].chat_id if organisers else None
+    if to is None:  # no one on the team now: it stays stored with the reply
+        logger.warning("An answer back to reply %s has no one to go to", reply.id)
+    else:
+        staff = await context.store.members.by_telegram_id(to)
+        staff_lang = staff.language if staff else "en"
+        pieces = quoted(staff_lang, key, text, pseudonym=pseudonym)
+        await context.store.outbox.enqueue_batch(
+            "reply", reply.id, [Outgoing(None, to, piece, words_of=member.id) for piece in pieces]
+        )
+        context.delivery.wake()
     await say(update, context, "reply.passed_on", language=member.language)
     return True
 

@@ -39,6 +39,7 @@ FACILITATOR_COMMANDS = ("ask", "broadcast", "responses", "scheduled", "stats")
 ORGANISER_COMMANDS = (*FACILITATOR_COMMANDS, "export", "invite", "roles")
 REFUSALS = {
     Redemption.ALREADY_STAFF: "invite.already_staff",
+    Redemption.WITHDRAWN: "invite.withdrawn",
     Redemption.EXPIRED: "invite.expired",
     Redemption.USED: "invite.used",
     Redemption.UNKNOWN: "invite.unknown",
@@ -81,10 +82,8 @@ async def show_member_menu(bot: Bot, chat_id: int) -> None:
 
 
 async def register_staff_menus(bot: Bot, store: Store) -> None:
-    """At start: staff menus for every active staff chat known; member menus for former staff."""
+    """At start: staff menus for every active staff member; member menus for former staff."""
     for role in await store.roles.everyone():
-        if role.chat_id is None:
-            continue
         try:
             if role.active:
                 language = await menu_language(store, role.telegram_user_id)
@@ -95,16 +94,15 @@ async def register_staff_menus(bot: Bot, store: Store) -> None:
             logger.warning("Could not set the command menu of a staff chat: %s", exc)
 
 
-async def _update_menu(
-    context: CocreateContext, user_id: int, chat_id: int, role: Role | None
-) -> None:
-    """Changes one chat's menu after a role change; a failure leaves the role as it is."""
+async def _update_menu(context: CocreateContext, user_id: int, role: Role | None) -> None:
+    """Changes someone's menu (in their private chat) after a role change; a failure leaves
+    the role as it is."""
     try:
         if role is None:
-            await show_member_menu(context.bot, chat_id)
+            await show_member_menu(context.bot, user_id)
         else:
             language = await menu_language(context.store, user_id)
-            await show_staff_menu(context.bot, chat_id, role, language)
+            await show_staff_menu(context.bot, user_id, role, language)
     except TelegramError as exc:
         logger.warning("Could not change the command menu of a staff chat: %s", exc)
 
@@ -128,14 +126,16 @@ async def invite(update: Update, context: CocreateContext) -> None:
     until = long_date((now + INVITE_TTL).astimezone(context.settings.tz).date(), lang)
     link = f"https://t.me/{context.bot.username}?start={INVITE_PAYLOAD}{token}"
     logger.info("Organiser %s made an invite", user.id)
-    await say(update, context, "invite.link", link=link, days=INVITE_TTL.days, until=until)
+    # To their private chat, whichever chat the command came from.
+    text = t(lang, "invite.link", link=link, days=INVITE_TTL.days, until=until)
+    await context.bot.send_message(user.id, text)
 
 
 async def redeem(update: Update, context: CocreateContext, token: str) -> None:
     """Opens an invite: its first valid opener becomes a facilitator; others are told why not."""
-    user, chat_id = update.effective_user, chat_of(update)
-    assert user is not None and chat_id is not None
-    result = await context.store.roles.redeem(token, user.id, user.first_name, chat_id)
+    user = update.effective_user
+    assert user is not None
+    result = await context.store.roles.redeem(token, user.id, user.first_name)
     lang = await language_of(update, context)
     if result is not Redemption.OK:
         logger.info("An invite was refused for user %s: %s", user.id, result.value)
@@ -144,7 +144,7 @@ async def redeem(update: Update, context: CocreateContext, token: str) -> None:
     logger.info("User %s became a facilitator", user.id)
     commands = command_list(FACILITATOR, lang)
     await say(update, context, "invite.welcome", language=lang, commands=commands)
-    await _update_menu(context, user.id, chat_id, FACILITATOR)
+    await _update_menu(context, user.id, FACILITATOR)
 
 
 # ---- the team
@@ -225,8 +225,7 @@ async def on_button(update: Update, context: CocreateContext) -> None:
             return
         logger.info("Organiser %s removed facilitator %s", user.id, user_id)
         await say(update, context, "roles.removed", language=lang, name=name)
-        if removed.chat_id is not None:
-            await _update_menu(context, user_id, removed.chat_id, None)
+        await _update_menu(context, user_id, None)
 
 
 def build_handlers() -> list[BaseHandler[Update, CocreateContext, object]]:

@@ -18,8 +18,8 @@ from telegram.ext import BaseHandler, CallbackQueryHandler
 from bot.catalogue import LANGUAGES, catalogue, t
 from bot.settings import Settings
 from conversations.context import CURRENT_SESSION, RISK_NOTED, CocreateContext, Resources, Risk
-from conversations.replies import chat_of, settle_button
-from conversations.staff import is_staff
+from conversations.replies import chat_of, quoted, settle_button
+from conversations.staff import acting_staff
 from storage.outbox import Outgoing
 
 logger = logging.getLogger(__name__)
@@ -126,8 +126,7 @@ async def on_read(update: Update, context: CocreateContext) -> None:
     except ValueError:
         flag_id = 0
     detail = await context.store.sharing.flag_detail(flag_id)
-    chat_id = chat_of(update)
-    assert chat_id is not None
+    chat_id = user.id  # staff read flagged words only in their own private chat
     if detail is None:
         await context.bot.send_message(chat_id, t(language, "safeguarding.gone"))
         return
@@ -142,18 +141,18 @@ async def on_read(update: Update, context: CocreateContext) -> None:
             parts = await context.store.sharing.parts(detail.submission.id)
             given = parts.get(detail.part)
             text = (given.text or "") if given else ""
-    await context.bot.send_message(
-        chat_id, t(language, "safeguarding.item", pseudonym=pseudonym, what=what, text=text)
-    )
+    # The words may be as long as Telegram allows: with the heading they take several messages.
+    for piece in quoted(language, "safeguarding.item", text, pseudonym=pseudonym, what=what):
+        await context.bot.send_message(chat_id, piece)
     await context.store.audit.add(f"telegram:{user.id}", "safeguarding_read", flag=flag_id)
 
 
 def build_handlers(not_allowed: Action) -> list[BaseHandler[Update, CocreateContext, None]]:
-    """The "Read it" button on staff alerts; anyone else pressing it gets `not_allowed`."""
+    """The "Read it" button on staff alerts; anyone else pressing it (or staff pressing it
+    from any chat but their own private one) gets `not_allowed`."""
 
     async def guarded(update: Update, context: CocreateContext) -> None:
-        user = update.effective_user
-        if user is not None and await is_staff(context, user.id):
+        if await acting_staff(update, context) is not None:
             await on_read(update, context)
         else:
             await not_allowed(update, context)

@@ -14,6 +14,11 @@ Guard a staff callback by wrapping it where its handler is built:
 
 Anyone without the role gets exactly what the bot says to a command it does not have, or to
 an old button, so nothing hints that a staff feature exists, and nothing changes.
+
+Staff act only from their own private chat, whose id is their user id: an update that names a
+staff member but comes from any other chat (a group, or a forged update) is refused the same
+way, and everything the bot sends staff on its own (alerts, answers back, reports) goes to
+that private chat, never to a chat an update named.
 """
 
 from __future__ import annotations
@@ -29,13 +34,14 @@ from conversations import sharing
 from conversations.context import CocreateContext
 from conversations.machine import END
 from conversations.replies import active_draft, current_member, say, settle_button, show_menu
-from storage.roles import FACILITATOR, ORGANISER, Role
+from storage.roles import FACILITATOR, ORGANISER, Role, StaffRole
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "FACILITATOR",
     "ORGANISER",
+    "acting_staff",
     "is_staff",
     "refuse",
     "role_of",
@@ -70,6 +76,18 @@ def may(role: Role | None, needed: Role) -> bool:
     return role is not None and RANK[role] >= RANK[needed]
 
 
+async def acting_staff(
+    update: Update, context: CocreateContext, needed: Role = FACILITATOR
+) -> StaffRole | None:
+    """The role of the person behind the update if it is `needed` (or higher) and they write
+    from their own private chat; None for anyone else, or from any other chat."""
+    user, chat = update.effective_user, update.effective_chat
+    if user is None or (chat is not None and chat.id != user.id):
+        return None
+    found = await context.store.roles.get(user.id)
+    return found if found is not None and may(found.role, needed) else None
+
+
 async def refuse(update: Update, context: CocreateContext) -> None:
     """Answers as if the staff command or button did not exist (see menu.py's fallbacks)."""
     if update.callback_query is None:
@@ -101,15 +119,15 @@ def staff_only(
 
     @functools.wraps(callback)
     async def guarded(update: Update, context: CocreateContext) -> R | int:
-        user, chat = update.effective_user, update.effective_chat
-        found = await context.store.roles.get(user.id) if user is not None else None
-        if user is None or found is None or not may(found.role, role):
+        user = update.effective_user
+        found = await acting_staff(update, context, role)
+        if user is None or found is None:
             if user is not None:
                 logger.info("Refused %s to user %s", callback.__name__, user.id)
             await refuse(update, context)
             return REFUSED
-        if chat is not None and (found.chat_id != chat.id or found.name != user.first_name):
-            await context.store.roles.seen(user.id, user.first_name, chat.id)
+        if found.name != user.first_name:
+            await context.store.roles.seen(user.id, user.first_name)
         return await callback(update, context)
 
     return guarded

@@ -5,6 +5,11 @@ facilitators join through an invite an organiser made. A removed role keeps its 
 `removed_at`, for the record. Only the sha256 of an invite's token is kept: the link itself
 exists only in the chat it was sent to. Every change is written to the audit log in the same
 unit of work as the change itself.
+
+Staff are written to only in their private chat, whose id is their user id: the `chat_id`
+column is kept equal to it, never taken from an update (which could name any chat). An invite
+works only while the organiser who made it still is one, and a role that ends takes its mail
+with it: no delivery report still waiting, and no staff message still queued, goes out to it.
 """
 
 from __future__ import annotations
@@ -35,7 +40,6 @@ class StaffRole:
     telegram_user_id: int
     role: Role
     name: str | None  # their Telegram first name, once known
-    chat_id: int | None
     granted_at: str
     granted_by: int | None  # None: from ORGANISER_IDS
     removed_at: str | None
@@ -47,6 +51,11 @@ class StaffRole:
     @property
     def from_settings(self) -> bool:
         return self.granted_by is None
+
+    @property
+    def chat_id(self) -> int:
+        """Their private chat with the bot: the only chat staff are written to."""
+        return self.telegram_user_id
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,7 @@ class Redemption(StrEnum):
 
     OK = "ok"  # they are a facilitator now
     ALREADY_STAFF = "already_staff"  # already on the team: nothing changed, the link still works
+    WITHDRAWN = "withdrawn"  # whoever made it is not an organiser any more
     EXPIRED = "expired"
     USED = "used"
     UNKNOWN = "unknown"
@@ -85,7 +95,6 @@ def _role(row: sqlite3.Row) -> StaffRole:
         telegram_user_id=row["telegram_user_id"],
         role=role,
         name=row["name"],
-        chat_id=row["chat_id"],
         granted_at=row["granted_at"],
         granted_by=row["granted_by"],
         removed_at=row["removed_at"],
@@ -116,6 +125,22 @@ async def _fetch_role(conn: aiosqlite.Connection, user_id: int) -> StaffRole | N
     async with conn.execute("SELECT * FROM roles WHERE telegram_user_id = ?", (user_id,)) as cur:
         row = await cur.fetchone()
     return _role(row) if row else None
+
+
+async def _end_staff_mail(conn: aiosqlite.Connection, user_id: int) -> None:
+    # A role has ended: batches not yet reported will not be reported to them, and staff
+    # messages (reports, notices, answers back: the rows with no member) still queued for
+    # their chat are given up.
+    await conn.execute(
+        "UPDATE delivery_batches SET author_chat_id = NULL"
+        " WHERE author_chat_id = ? AND reported_at IS NULL",
+        (user_id,),
+    )
+    await conn.execute(
+        "UPDATE outbox SET status = 'failed', last_error = 'role_ended'"
+        " WHERE chat_id = ? AND member_id IS NULL AND status = 'queued'",
+        (user_id,),
+    )
 
 
 class Roles:
@@ -150,7 +175,7 @@ class Roles:
                 await conn.execute(
                     "INSERT INTO roles (telegram_user_id, role, chat_id, granted_at)"
                     " VALUES (?, 'organiser', ?, ?) ON CONFLICT (telegram_user_id) DO UPDATE"
-                    " SET role = 'organiser', chat_id = COALESCE(chat_id, excluded.chat_id),"
+                    " SET role = 'organiser', chat_id = excluded.chat_id,"
                     " granted_at = excluded.granted_at, granted_by = NULL, removed_at = NULL",
                     (user_id, user_id, at),
                 )
@@ -166,6 +191,7 @@ class Roles:
                 await conn.execute(
                     "UPDATE roles SET removed_at = ? WHERE telegram_user_id = ?", (at, user_id)
                 )
+                await _end_staff_mail(conn, user_id)
                 await _audit(conn, at, SETTINGS_ACTOR, "role_removed", user=user_id, role=ORGANISER)
 
     async def get(self, user_id: int) -> StaffRole | None:
@@ -193,30 +219,28 @@ class Roles:
         rows = await self._db.fetch_all("SELECT * FROM roles ORDER BY granted_at, telegram_user_id")
         return [_role(r) for r in rows]
 
-    async def seen(self, user_id: int, name: str | None, chat_id: int) -> None:
-        """Keeps an active staff member's first name and chat up to date (for /roles, menus)."""
+    async def staff_chat(self, user_id: int) -> int | None:
+        """Where staff mail for this person goes: their private chat while they hold a role,
+        None once it has ended (or if they never had one)."""
+        return user_id if await self.get(user_id) is not None else None
+
+    async def seen(self, user_id: int, name: str | None) -> None:
+        """Keeps an active staff member's first name up to date (for /roles)."""
         await self._db.execute(
-            "UPDATE roles SET name = COALESCE(?, name), chat_id = ?"
+            "UPDATE roles SET name = COALESCE(?, name)"
             " WHERE telegram_user_id = ? AND removed_at IS NULL",
-            (name, chat_id, user_id),
+            (name, user_id),
         )
 
-    async def grant_facilitator(
-        self, user_id: int, name: str | None, chat_id: int, granted_by: int
-    ) -> StaffRole:
+    async def grant_facilitator(self, user_id: int, name: str | None, granted_by: int) -> StaffRole:
         """Makes someone a facilitator; an organiser stays an organiser. Returns their role."""
         at = self._stamp(self._now())
         async with self._db.transaction() as conn:
-            return await self._grant(conn, at, user_id, name, chat_id, granted_by)
+            return await self._grant(conn, at, user_id, name, granted_by)
 
     @staticmethod
     async def _grant(
-        conn: aiosqlite.Connection,
-        at: str,
-        user_id: int,
-        name: str | None,
-        chat_id: int,
-        granted_by: int,
+        conn: aiosqlite.Connection, at: str, user_id: int, name: str | None, granted_by: int
     ) -> StaffRole:
         current = await _fetch_role(conn, user_id)
         if current is not None and current.active:
@@ -227,7 +251,7 @@ class Roles:
             " SET role = 'facilitator', name = excluded.name, chat_id = excluded.chat_id,"
             " granted_at = excluded.granted_at, granted_by = excluded.granted_by,"
             " removed_at = NULL",
-            (user_id, name, chat_id, at, granted_by),
+            (user_id, name, user_id, at, granted_by),
         )
         await _audit(conn, at, actor(granted_by), "role_granted", user=user_id, role=FACILITATOR)
         granted = await _fetch_role(conn, user_id)
@@ -247,6 +271,7 @@ class Roles:
             await conn.execute(
                 "UPDATE roles SET removed_at = ? WHERE telegram_user_id = ?", (at, user_id)
             )
+            await _end_staff_mail(conn, user_id)
             await _audit(conn, at, actor(by), "role_removed", user=user_id, role=FACILITATOR)
         return current
 
@@ -271,10 +296,12 @@ class Roles:
             )
         return token
 
-    async def redeem(self, token: str, user_id: int, name: str | None, chat_id: int) -> Redemption:
+    async def redeem(self, token: str, user_id: int, name: str | None) -> Redemption:
         """Uses an invite: its opener becomes a facilitator, once, in one unit of work.
 
         Someone already on the team leaves the invite unused for the person it was meant for.
+        An invite whose maker is no longer an organiser (or has not been one all along since
+        making it) is refused.
         """
         now = self._now()
         at = self._stamp(now)
@@ -285,6 +312,15 @@ class Roles:
                 row = await cur.fetchone()
             invite = _invite(row) if row else None
             result = self._check(invite, now)
+            if invite is not None and result is Redemption.OK:
+                maker = await _fetch_role(conn, invite.created_by)
+                if (
+                    maker is None
+                    or not maker.active
+                    or maker.role != ORGANISER
+                    or maker.granted_at > invite.created_at
+                ):
+                    result = Redemption.WITHDRAWN
             if result is Redemption.OK:
                 current = await _fetch_role(conn, user_id)
                 if current is not None and current.active:
@@ -304,7 +340,7 @@ class Roles:
                 (at, user_id, invite.id),
             )
             await _audit(conn, at, actor(user_id), "invite_used", invite=invite.id)
-            await self._grant(conn, at, user_id, name, chat_id, invite.created_by)
+            await self._grant(conn, at, user_id, name, invite.created_by)
         return Redemption.OK
 
     @staticmethod
