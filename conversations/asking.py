@@ -20,7 +20,7 @@ from telegram.ext import (
 from bot.catalogue import long_datetime, t
 from conversations import audiences, steps
 from conversations.answering import render
-from conversations.choices import Option
+from conversations.choices import Option, number
 from conversations.context import CocreateContext
 from conversations.replies import language_of
 from conversations.when import next_daily, next_weekly, parse_at, parse_time, parse_weekly
@@ -308,10 +308,11 @@ async def on_reminder(update: Update, context: CocreateContext) -> int:
     """Stores the reminder: none, or after a number of hours."""
     lang = await language_of(update, context)
     got = await steps.read(update, prefix(State.REMINDER), REMINDERS, lang)
+    typed = number(got.text or "")
     if got.option is not None:
         hours = None if got.option.key == "none" else int(got.option.key)
-    elif got.text and got.text.isdigit() and 1 <= int(got.text) <= 168:
-        hours = int(got.text)
+    elif typed is not None and 1 <= typed <= 168:
+        hours = typed
     else:
         return await bad(update, context, State.REMINDER, lang)
     draft(context)["reminder"] = hours

@@ -226,7 +226,7 @@ async def on_edited(update: Update, context: CocreateContext) -> None:
 
 async def on_unknown_button(update: Update, context: CocreateContext) -> None:
     """A button the bot no longer expects (old, forged, or from someone who never started)."""
-    await settle_button(update)
+    await settle_button(update, chosen=False)
     member = await current_member(update, context)
     if member is None:
         await say(update, context, "bad.not_started")

@@ -321,7 +321,7 @@ def on_input(state: State) -> Callable[[Update, CocreateContext], Reply]:
         if query is not None:
             option = from_callback(query.data or "", options, prefix(state))
             if option is None:
-                await settle_button(update, t(lang, "bad.old_button"))
+                await settle_button(update, t(lang, "bad.old_button"), chosen=False)
                 await say(update, context, "bad.old_button", language=lang)
                 return await ask(update, context, state)
             await settle_button(update)

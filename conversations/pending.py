@@ -48,8 +48,9 @@ class PendingQuestion:
         query = update.callback_query
         assert query is not None
         option = from_callback(query.data or "", self.options, self.name)
-        await settle_button(update)
-        if option is None or context.data.get("awaiting") != self.name:
+        current = context.data.get("awaiting") == self.name
+        await settle_button(update, chosen=current and option is not None)
+        if option is None or not current:
             await say(update, context, "bad.old_button")
             await show_menu(update, context)
             return

@@ -12,6 +12,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filt
 
 from bot.catalogue import long_datetime, t
 from conversations import audiences, steps
+from conversations.choices import number
 from conversations.context import CocreateContext
 from conversations.replies import language_of, settle_button
 from conversations.staff import staff_only
@@ -63,13 +64,14 @@ async def on_cancel(update: Update, context: CocreateContext) -> None:
     lang = await language_of(update, context)
     _, kind, ident = [*(query.data or "").split(":"), "", "", ""][:3]
     done = False
-    if ident.isdigit() and kind == "q":
-        done = await context.store.questions.cancel(int(ident))
-    elif ident.isdigit() and kind == "b":
-        done = await context.store.questions.cancel_broadcast(int(ident))
+    found = number(ident)
+    if found is not None and kind == "q":
+        done = await context.store.questions.cancel(found)
+    elif found is not None and kind == "b":
+        done = await context.store.questions.cancel_broadcast(found)
     if done:
         what = "question" if kind == "q" else "broadcast"
-        await context.store.audit.add(f"telegram:{user.id}", f"{what}_cancelled", id=int(ident))
+        await context.store.audit.add(f"telegram:{user.id}", f"{what}_cancelled", id=found)
     await steps.ask(
         update, context, lang, "staff.scheduled.cancelled" if done else "staff.scheduled.gone"
     )

@@ -213,7 +213,7 @@ async def on_button(update: Update, context: CocreateContext) -> None:
     _, draft_id, step, key = [*(query.data or "").split(":"), "", "", "", ""][:4]
     current = (draft.step or "").partition(">")[0] if draft else None
     if member is None or draft is None or str(draft.id) != draft_id or current != step:
-        await settle_button(update)
+        await settle_button(update, chosen=False)
         if member is not None:
             await say(update, context, "bad.old_button")
         if draft is not None:
@@ -225,7 +225,7 @@ async def on_button(update: Update, context: CocreateContext) -> None:
         return
     flow = FLOWS[draft.kind]
     option = next((o for o in options_for(flow, draft.step or "") if o.key == key), None)
-    await settle_button(update)
+    await settle_button(update, chosen=option is not None)
     if option is None:
         await say(update, context, "bad.old_button")
         await ask(update, context, draft)

@@ -78,7 +78,7 @@ async def refuse(update: Update, context: CocreateContext) -> None:
     # sharing is imported here, not at the top: sharing → safeguarding → staff.
     from conversations import sharing
 
-    await settle_button(update)
+    await settle_button(update, chosen=False)
     member = await current_member(update, context)
     if member is None:
         await say(update, context, "bad.not_started")

@@ -1,0 +1,124 @@
+"""Typing instead of tapping, and the chat as a record: what a member types picks the same
+option as the button; what matches nothing gets the buttons again; a pressed button leaves
+its question and the choice in the chat. Through the real bot and the emulator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from bot.catalogue import t
+from conversations.choices import Option, match, number
+from storage.store import Store
+from tests.transcript import Person, join
+
+MakePerson = Callable[..., Person]
+STAFF = 9100
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {"organiser_ids": [STAFF]}
+
+
+def numbered(labels: list[str]) -> list[str]:
+    return [f"{i}. {label}" for i, label in enumerate(labels, start=1)]
+
+
+# ---- 1. "²" is a digit to str.isdigit, but not to int()
+
+
+@pytest.mark.parametrize("typed", ["²", "1²", "³", "٣", "１"])
+def test_digits_that_are_not_0_to_9_pick_nothing(typed: str) -> None:
+    options = [Option("agree", "consent.agree"), Option("not_now", "consent.not_now")]
+    assert number(typed) is None
+    assert match(typed, options, "en") is None
+
+
+async def test_typing_a_superscript_two_gets_the_choices_again(person: MakePerson) -> None:
+    ann = person(1001, "Ann")
+    await ann.says("/start")
+    await ann.taps("English")
+    assert await ann.says("²") == [t("en", "bad.choice")]
+    assert ann.buttons == ["Yes, I agree", "Not now"]
+
+
+async def test_a_superscript_in_a_staff_button_or_step_is_not_understood(
+    person: MakePerson,
+) -> None:
+    fran = person(STAFF, "Fran")
+    # A forged /scheduled button carrying "²" instead of an id.
+    replies = await fran.does(lambda user: user.press_callback("sched:q:²"))
+    assert replies and t("en", "error.generic") not in replies
+    # /ask's reminder step reads a typed number of hours.
+    await fran.says("/ask")
+    await fran.says("Is the bus on time?")
+    await fran.taps("In their own words")
+    await fran.taps("All members")
+    await fran.taps("Now")
+    replies = await fran.says("²")
+    assert replies == [t("en", "staff.not_understood"), t("en", "staff.ask.reminder")]
+
+
+# ---- 2. A button's text as shown, number and all, picks it
+
+
+async def test_typing_a_button_with_its_number_picks_it(person: MakePerson, store: Store) -> None:
+    ann = person(1001, "Ann")
+    await ann.says("/start")
+    await ann.taps("English")
+    assert await ann.says("1. Yes, I agree") == [t("en", "naming.ask")]
+    assert await ann.says("2) Use my first name") == [
+        t("en", "naming.named_ok", name="Ann"),
+        t("en", "about.intro"),
+        t("en", "about.age"),
+    ]
+    member = await store.members.by_telegram_id(1001)
+    assert member is not None and member.display_name == "Ann"
+
+
+def test_a_number_and_a_label_that_disagree_pick_nothing() -> None:
+    options = [Option("agree", "consent.agree"), Option("not_now", "consent.not_now")]
+    assert match("1. Yes, I agree", options, "en") == options[0]
+    assert match("2. Not now", options, "en") == options[1]
+    assert match("2. Yes, I agree", options, "en") is None
+
+
+# ---- 5. A pressed button leaves its question and what was chosen
+
+
+async def test_a_pressed_button_leaves_the_question_and_the_choice(person: MakePerson) -> None:
+    ann = person(1001, "Ann")
+    await ann.says("/start")
+    await ann.taps("English")
+    consent = ann.user.messages[-1]
+    await ann.taps("Yes, I agree")
+    after = next(m for m in ann.user.messages if m.message_id == consent.message_id)
+    assert after.text == f"{t('en', 'consent.text')}\n\n✓ {t('en', 'consent.agree')}"
+    assert after.buttons == []
+
+
+async def test_an_old_button_is_not_marked_as_chosen(person: MakePerson) -> None:
+    ann = person(1001, "Ann")
+    await join(ann)
+    await ann.says("/language")
+    asked = ann.user.messages[-1]
+    await ann.says("/menu")  # the language question is not awaited any more
+    assert await ann.taps("English", on=asked.message_id) == [
+        t("en", "bad.old_button"),
+        t("en", "menu.title"),
+    ]
+    after = next(m for m in ann.user.messages if m.message_id == asked.message_id)
+    assert after.text == t("en", "language.ask") and after.buttons == []
+
+
+async def test_a_staff_button_shows_the_choice_too(person: MakePerson) -> None:
+    fran = person(STAFF, "Fran")
+    await fran.says("/ask")
+    await fran.says("Is the bus on time?")
+    kind = fran.user.messages[-1]
+    await fran.taps("In their own words")
+    after = next(m for m in fran.user.messages if m.message_id == kind.message_id)
+    assert after.text == f"{t('en', 'staff.ask.kind')}\n\n✓ {t('en', 'staff.kind.open')}"
