@@ -186,6 +186,10 @@ async def on_message(update: Update, context: CocreateContext) -> None:
     if option is not None:
         await ACTIONS[option.key](update, context)
         return
+    asked = next((q for q in PENDING if q.name == awaiting), None)
+    if asked is not None:  # a one-step question is still open: its buttons again
+        await asked.ask_again(update, context, lang)
+        return
     await say(update, context, "bad.idle")
 
 

@@ -327,8 +327,9 @@ def on_input(state: State) -> Callable[[Update, CocreateContext], Reply]:
             await settle_button(update)
             return await answer(update, context, state, option, option.text(lang))
         message = update.effective_message
+        again = keyboard(options, lang, prefix(state))  # the choices again, under the reply
         if message is None or message.text is None:
-            await say(update, context, "bad.not_text", language=lang)
+            await say(update, context, "bad.not_text", language=lang, reply_markup=again)
             return state
         text = message.text
         word = typed_command(text, lang)
@@ -341,7 +342,7 @@ def on_input(state: State) -> Callable[[Update, CocreateContext], Reply]:
                 return state
             return await answer(update, context, state, None, text)
         if option is None:
-            await say(update, context, "bad.choice", language=lang)
+            await say(update, context, "bad.choice", language=lang, reply_markup=again)
             return state
         return await answer(update, context, state, option, text)
 

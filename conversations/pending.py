@@ -34,6 +34,10 @@ class PendingQuestion:
         markup = keyboard(self.options, language, self.name)
         await say(update, context, key, language=language, reply_markup=markup)
 
+    async def ask_again(self, update: Update, context: CocreateContext, language: str) -> None:
+        """Says typed words were not one of the choices, with the buttons again under it."""
+        await self.ask(update, context, "bad.choice", language)
+
     async def typed(self, update: Update, context: CocreateContext, text: str, lang: str) -> bool:
         """Answers from typed words; False if they are not one of the choices."""
         option = match(text, self.options, lang)

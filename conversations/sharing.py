@@ -256,7 +256,8 @@ async def on_input(
             await command(update, context, member, draft, word)
             return
     if name not in flow.parts:
-        await say(update, context, "sharing.choose", language=lang)
+        again = keyboard(options_for(flow, step), lang, f"{PREFIX}:{draft.id}:{name}")
+        await say(update, context, "sharing.choose", language=lang, reply_markup=again)
         return
     await answer_part(update, context, member, draft, message)
 
@@ -289,7 +290,10 @@ async def answer_part(
     item = media.incoming(message)
     text = message.text if message.text is not None else message.caption
     if item is None and text is None:
-        await say(update, context, "sharing.bad_input", language=member.language)
+        again = keyboard(options_for(flow, part), member.language, f"{PREFIX}:{draft.id}:{part}")
+        await say(
+            update, context, "sharing.bad_input", language=member.language, reply_markup=again
+        )
         return
     new_media: NewMedia | None = None
     if item is not None:

@@ -23,8 +23,14 @@ def settings_overrides() -> dict[str, Any]:
     return {"organiser_ids": [STAFF]}
 
 
-def numbered(labels: list[str]) -> list[str]:
-    return [f"{i}. {label}" for i, label in enumerate(labels, start=1)]
+def numbered(labels: list[str]) -> list[list[str]]:
+    """Buttons as the emulator shows them: one a row, numbered from 1."""
+    return [[f"{i}. {label}"] for i, label in enumerate(labels, start=1)]
+
+
+def newest_buttons(someone: Person) -> list[list[str]]:
+    """The buttons under the bot's newest message (none if it has none)."""
+    return someone.user.messages[-1].buttons
 
 
 # ---- 1. "²" is a digit to str.isdigit, but not to int()
@@ -42,7 +48,7 @@ async def test_typing_a_superscript_two_gets_the_choices_again(person: MakePerso
     await ann.says("/start")
     await ann.taps("English")
     assert await ann.says("²") == [t("en", "bad.choice")]
-    assert ann.buttons == ["Yes, I agree", "Not now"]
+    assert newest_buttons(ann) == numbered(["Yes, I agree", "Not now"])
 
 
 async def test_a_superscript_in_a_staff_button_or_step_is_not_understood(
@@ -122,3 +128,55 @@ async def test_a_staff_button_shows_the_choice_too(person: MakePerson) -> None:
     await fran.taps("In their own words")
     after = next(m for m in fran.user.messages if m.message_id == kind.message_id)
     assert after.text == f"{t('en', 'staff.ask.kind')}\n\n✓ {t('en', 'staff.kind.open')}"
+
+
+# ---- 3. Typed words that match nothing get the choices again, with their buttons
+
+
+async def test_joining_repeats_the_choices_after_a_typed_answer_that_fits_none(
+    person: MakePerson,
+) -> None:
+    ann = person(1001, "Ann")
+    await ann.says("/start")
+    await ann.taps("English")
+    await ann.taps("Yes, I agree")
+    assert await ann.says("maybe later") == [t("en", "bad.choice")]
+    assert newest_buttons(ann) == numbered(["Stay anonymous", "Use my first name"])
+    assert await ann.taps("Stay anonymous") == [
+        t("en", "naming.anonymous_ok"),
+        t("en", "about.intro"),
+        t("en", "about.age"),
+    ]
+
+
+async def test_a_story_repeats_its_choices_after_a_typed_answer_that_fits_none(
+    person: MakePerson,
+) -> None:
+    ann = person(1001, "Ann")
+    await join(ann)
+    await ann.taps("Share your story")
+    for part in ("The bus was late.", "I missed work.", "A bus on time."):
+        await ann.says(part)
+    assert await ann.says("hmm") == [t("en", "sharing.choose")]
+    assert newest_buttons(ann) == numbered(["Save", "Change a part", "Throw it away"])
+    assert await ann.taps("Save") == [t("en", "story.saved"), t("en", "sharing.next")]
+
+
+async def test_a_one_step_question_repeats_its_choices(person: MakePerson, store: Store) -> None:
+    ann = person(1001, "Ann")
+    await join(ann)
+    assert await ann.says("/delete") == [t("en", "delete.ask")]
+    assert await ann.says("perhaps") == [t("en", "bad.choice")]
+    assert newest_buttons(ann) == numbered(["Yes, delete it all", "No, keep it"])
+    assert await ann.says("no") == [t("en", "delete.kept"), t("en", "menu.title")]
+    assert await store.members.by_telegram_id(1001) is not None
+
+
+async def test_a_staff_step_repeats_its_choices(person: MakePerson) -> None:
+    fran = person(STAFF, "Fran")
+    await fran.says("/ask")
+    await fran.says("Is the bus on time?")
+    assert await fran.says("banana") == [t("en", "staff.not_understood"), t("en", "staff.ask.kind")]
+    assert newest_buttons(fran) == numbered(
+        ["In their own words", "Pick one from a list", "A number from 1 to 5", "Yes or no"]
+    )
