@@ -31,6 +31,7 @@ from conversations.context import CocreateContext
 from conversations.replies import (
     current_member,
     language_of,
+    menu_button,
     menu_options,
     pause_draft,
     say,
@@ -65,11 +66,12 @@ async def stop(update: Update, context: CocreateContext) -> None:
         await say(update, context, "bad.not_started")
         return
     await pause_draft(update, context, member)
+    back = menu_button(member.language)
     if member.stopped:
-        await say(update, context, "stop.already")
+        await say(update, context, "stop.already", reply_markup=back)
     else:
         await context.store.members.set_stopped(member.id, True)
-        await say(update, context, "stop.done")
+        await say(update, context, "stop.done", reply_markup=back)
 
 
 async def resume(update: Update, context: CocreateContext) -> None:
@@ -78,10 +80,10 @@ async def resume(update: Update, context: CocreateContext) -> None:
     if member is None:
         await say(update, context, "bad.not_started")
     elif not member.stopped and member.unreachable_at is None:
-        await say(update, context, "resume.not_stopped")
+        await say(update, context, "resume.not_stopped", reply_markup=menu_button(member.language))
     else:
         await context.store.members.set_stopped(member.id, False)
-        await say(update, context, "resume.done")
+        await say(update, context, "resume.done", reply_markup=menu_button(member.language))
 
 
 async def cancel(update: Update, context: CocreateContext) -> None:
@@ -95,7 +97,7 @@ async def cancel(update: Update, context: CocreateContext) -> None:
     if draft is not None:
         await sharing.ask_to_cancel(update, context, draft)
         return
-    await say(update, context, "cancel.nothing")
+    await say(update, context, "cancel.nothing", reply_markup=menu_button(member.language))
 
 
 async def change_language(update: Update, context: CocreateContext) -> None:
@@ -173,7 +175,10 @@ async def on_message(update: Update, context: CocreateContext) -> None:
         if await answering.take_typed(update, context, member):
             return
     if text is None:
-        await say(update, context, "bad.idle_media" if member else "bad.not_started")
+        if member is None:
+            await say(update, context, "bad.not_started")
+        else:
+            await say(update, context, "bad.idle_media", reply_markup=menu_button(lang))
         return
     command = typed_command(text, lang)
     if command is not None:
@@ -190,7 +195,7 @@ async def on_message(update: Update, context: CocreateContext) -> None:
     if asked is not None:  # a one-step question is still open: its buttons again
         await asked.ask_again(update, context, lang)
         return
-    await say(update, context, "bad.idle")
+    await say(update, context, "bad.idle", reply_markup=menu_button(lang))
 
 
 def _command(name: str, action: Action) -> CommandHandler[CocreateContext, None]:
@@ -220,12 +225,14 @@ def build_handlers() -> list[BaseHandler[Update, CocreateContext, None]]:
 
 async def on_unknown_command(update: Update, context: CocreateContext) -> None:
     """Answers a command the bot does not have."""
-    await say(update, context, "bad.unknown_command")
+    lang = await language_of(update, context)
+    await say(update, context, "bad.unknown_command", reply_markup=menu_button(lang))
 
 
 async def on_edited(update: Update, context: CocreateContext) -> None:
     """Edits to old messages are not read: say so, rather than stay silent."""
-    await say(update, context, "bad.edited")
+    lang = await language_of(update, context)
+    await say(update, context, "bad.edited", reply_markup=menu_button(lang))
 
 
 async def on_unknown_button(update: Update, context: CocreateContext) -> None:

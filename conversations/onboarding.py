@@ -36,6 +36,7 @@ from conversations.replies import (
     current_member,
     guess_language,
     language_of,
+    menu_button,
     say,
     send_menu,
     settle_button,
@@ -300,7 +301,8 @@ async def command(update: Update, context: CocreateContext, state: State, name: 
     if name == "stop":
         await context.store.members.mark_onboarded(member.id)
         await context.store.members.set_stopped(member.id, True)
-        await say(update, context, "stop.done", language=member.language)
+        back = menu_button(member.language)
+        await say(update, context, "stop.done", language=member.language, reply_markup=back)
         context.data.pop("step", None)
         return END
     if name == "delete":

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import MessageLimit
 from telegram.error import BadRequest
 
@@ -61,6 +61,16 @@ async def say(
     return await context.bot.send_message(
         chat_id, t(language, key, **values), reply_markup=reply_markup
     )
+
+
+MENU_BUTTON = "menu:menu"  # conversations/menu.py on_menu_button shows the menu
+
+
+def menu_button(language: str) -> InlineKeyboardMarkup:
+    """A single Menu button, for a reply after which there is nothing else to do. It has no
+    number: typed numbers pick from the menu itself."""
+    label = t(language, "menu.button")
+    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=MENU_BUTTON)]])
 
 
 def chat_of(update: Update) -> int | None:

@@ -25,6 +25,7 @@ from conversations.pending import PendingQuestion
 from conversations.replies import (
     chat_of,
     current_member,
+    menu_button,
     pause_draft,
     say,
     send_menu,
@@ -346,7 +347,8 @@ async def choose(
     elif option.key == "yes":  # throw it away
         files = await context.store.sharing.discard(draft.id)
         media.remove_files(context, files)
-        await say(update, context, "sharing.discarded", language=member.language)
+        back = menu_button(member.language)
+        await say(update, context, "sharing.discarded", language=member.language, reply_markup=back)
     else:  # keep going where they were
         await go_to(update, context, draft, step.partition(">")[2] or REVIEW)
 

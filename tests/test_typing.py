@@ -180,3 +180,56 @@ async def test_a_staff_step_repeats_its_choices(person: MakePerson) -> None:
     assert newest_buttons(fran) == numbered(
         ["In their own words", "Pick one from a list", "A number from 1 to 5", "Yes or no"]
     )
+
+
+# ---- 4. A reply after which there is nothing else to do offers the Menu button
+
+MENU = [["Menu"]]
+
+
+async def test_dead_ends_offer_the_menu_button(person: MakePerson) -> None:
+    ann = person(1001, "Ann")
+    await join(ann)
+    assert await ann.says("/cancel") == [t("en", "cancel.nothing")]
+    assert newest_buttons(ann) == MENU
+    assert await ann.says("something odd") == [t("en", "bad.idle")]
+    assert newest_buttons(ann) == MENU
+    assert await ann.does(lambda user: user.send_sticker()) == [t("en", "bad.idle_media")]
+    assert newest_buttons(ann) == MENU
+    assert await ann.says("/nosuchthing") == [t("en", "bad.unknown_command")]
+    assert newest_buttons(ann) == MENU
+    assert await ann.says("/stop") == [t("en", "stop.done")]
+    assert newest_buttons(ann) == MENU
+    assert await ann.says("/stop") == [t("en", "stop.already")]
+    assert newest_buttons(ann) == MENU
+    assert await ann.says("/resume") == [t("en", "resume.done")]
+    assert newest_buttons(ann) == MENU
+    assert await ann.says("/resume") == [t("en", "resume.not_stopped")]
+    assert newest_buttons(ann) == MENU
+    await ann.says("/mydata")
+    assert newest_buttons(ann) == MENU
+    # The button shows the menu, and the message it was on keeps a record of the press.
+    pressed = ann.user.messages[-1]
+    assert await ann.taps("Menu") == [t("en", "menu.title")]
+    after = next(m for m in ann.user.messages if m.message_id == pressed.message_id)
+    assert after.text == f"{t('en', 'mydata.file_caption')}\n\n✓ Menu"
+
+
+async def test_throwing_a_story_away_offers_the_menu_button(person: MakePerson) -> None:
+    ann = person(1001, "Ann")
+    await join(ann)
+    await ann.taps("Share your story")
+    await ann.taps("Stop")
+    assert await ann.taps("Yes, throw it away") == [t("en", "sharing.discarded")]
+    assert newest_buttons(ann) == MENU
+    assert await ann.taps("Menu") == [t("en", "menu.title")]
+
+
+async def test_stopping_while_joining_offers_the_menu_button(person: MakePerson) -> None:
+    ann = person(1001, "Ann")
+    await ann.says("/start")
+    await ann.taps("English")
+    await ann.taps("Yes, I agree")
+    assert await ann.says("/stop") == [t("en", "stop.done")]
+    assert newest_buttons(ann) == MENU
+    assert await ann.taps("Menu") == [t("en", "menu.title")]
