@@ -27,7 +27,7 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from bot.catalogue import t
-from conversations import my_data, roles
+from conversations import language, my_data, roles
 from conversations.choices import Option, from_callback, keyboard, match
 from conversations.context import CocreateContext
 from conversations.menu import show_help
@@ -195,6 +195,7 @@ async def answer(
         context.data["language"] = option.key
         if member is not None:
             await context.store.members.set_language(member.id, option.key)
+        await language.show_commands(update, context, option.key)
         if context.data.pop("project_unknown", False):
             await say(update, context, "project.unknown", language=option.key)
         return await ask(update, context, State(context.data.pop("return_to", State.CONSENT)))

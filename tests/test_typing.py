@@ -11,6 +11,7 @@ import pytest
 
 from bot.catalogue import t
 from conversations.choices import Option, match, number
+from emulator import Emulator
 from storage.store import Store
 from tests.transcript import Person, join
 
@@ -233,3 +234,41 @@ async def test_stopping_while_joining_offers_the_menu_button(person: MakePerson)
     assert await ann.says("/stop") == [t("en", "stop.done")]
     assert newest_buttons(ann) == MENU
     assert await ann.taps("Menu") == [t("en", "menu.title")]
+
+
+# ---- 6. The command menu follows the language the member chose
+
+
+def commands_of(emulator: Emulator, chat_id: int) -> list[tuple[str, str]] | None:
+    found = emulator.commands.get(f"chat:{chat_id}")
+    return None if found is None else [(c["command"], c["description"]) for c in found]
+
+
+async def test_a_member_who_picks_welsh_gets_the_command_menu_in_welsh(
+    person: MakePerson, emulator: Emulator
+) -> None:
+    # Her Telegram app is in English, so Telegram's own choice of menu would be English.
+    ann = person(1001, "Ann", language_code="en")
+    await join(ann, "Cymraeg")
+    menu = commands_of(emulator, 1001)
+    assert menu is not None
+    assert ("help", t("cy", "command.help")) in menu
+    assert ("help", t("en", "command.help")) not in menu
+
+    await ann.says("/language")
+    await ann.taps("English")
+    menu = commands_of(emulator, 1001)
+    assert menu is not None and ("help", t("en", "command.help")) in menu
+
+
+async def test_a_staff_menu_follows_the_staff_members_language(
+    person: MakePerson, emulator: Emulator
+) -> None:
+    fran = person(STAFF, "Fran")
+    await join(fran)
+    await fran.says("/language")
+    await fran.taps("Cymraeg")
+    menu = commands_of(emulator, STAFF)
+    assert menu is not None
+    assert ("help", t("cy", "command.help")) in menu
+    assert ("ask", t("cy", "command.ask")) in menu
