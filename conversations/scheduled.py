@@ -1,6 +1,8 @@
-"""/scheduled: facilitators see upcoming questions and broadcasts, each with Cancel.
+"""/scheduled: facilitators see upcoming questions and broadcasts, each with Cancel, which
+asks once more (Yes / No) before cancelling.
 
-Buttons: `sched:q:<question id>` and `sched:b:<broadcast id>`.
+Buttons: `sched:q:<question id>` and `sched:b:<broadcast id>`; the answers to "cancel it?"
+add `:yes` or `:no`.
 """
 
 from __future__ import annotations
@@ -56,18 +58,35 @@ async def list_upcoming(update: Update, context: CocreateContext) -> None:
 
 
 async def on_cancel(update: Update, context: CocreateContext) -> None:
-    """Cancels one upcoming question (every round not sent yet) or broadcast."""
+    """Asks before cancelling an upcoming question (every round not sent yet) or broadcast;
+    cancels it on Yes."""
     query = update.callback_query
     user = update.effective_user
     assert query is not None and user is not None
     await settle_button(update)
     lang = await language_of(update, context)
-    _, kind, ident = [*(query.data or "").split(":"), "", "", ""][:3]
-    done = False
+    _, kind, ident, answer = [*(query.data or "").split(":"), "", "", "", ""][:4]
     found = number(ident)
-    if found is not None and kind == "q":
+    if found is None or kind not in {"q", "b"}:
+        await steps.ask(update, context, lang, "staff.scheduled.gone")
+        return
+    if answer == "":
+        buttons = [
+            InlineKeyboardButton(
+                t(lang, f"staff.scheduled.{a}"), callback_data=f"sched:{kind}:{found}:{a}"
+            )
+            for a in ("yes", "no")
+        ]
+        await steps.send(
+            update, context, t(lang, "staff.scheduled.cancel_ask"), InlineKeyboardMarkup([buttons])
+        )
+        return
+    if answer != "yes":
+        await steps.ask(update, context, lang, "staff.scheduled.kept")
+        return
+    if kind == "q":
         done = await context.store.questions.cancel(found)
-    elif found is not None and kind == "b":
+    else:
         done = await context.store.questions.cancel_broadcast(found)
     if done:
         what = "question" if kind == "q" else "broadcast"
