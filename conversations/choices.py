@@ -51,8 +51,8 @@ def normalise(text: str) -> str:
 def number(text: str) -> int | None:
     """A whole number written with the digits 0-9, else None.
 
-    `str.isdigit` is true for "²" or "٣", which `int` refuses or reads as another number;
-    typed answers and button data are parsed only through here."""
+    `str.isdigit` is true for "²" (which `int` refuses) and for "٣" or "３" (which `int`
+    reads): parse typed answers and button data with this, never `isdigit` and `int`."""
     text = text.strip()
     return int(text) if text.isascii() and text.isdigit() else None
 
