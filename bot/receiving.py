@@ -22,7 +22,15 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application, BaseRateLimiter
 
-from conversations.context import Delivery, NotDelivering, NotScheduling, Resources, Scheduling
+from conversations import routes
+from conversations.context import (
+    CocreateContext,
+    Delivery,
+    NotDelivering,
+    NotScheduling,
+    Resources,
+    Scheduling,
+)
 from conversations.door import Door
 from storage.db import commit_point
 from storage.inbox import Inbox
@@ -69,10 +77,14 @@ class CocreateApplication(Application):  # type: ignore[type-arg]
         if not isinstance(update, Update):
             await super().process_update(update)
             return
-        await self.door.handle(update, super().process_update)
+        await self.door.handle(update, super().process_update, self._reask)
         async with self._handled:
             self._last_handled = max(self._last_handled, update.update_id)
             self._handled.notify_all()
+
+    async def _reask(self, update: Update) -> None:
+        context = CocreateContext.from_update(update, self)
+        await routes.reask(update, context)
 
     async def replay_unfinished(self) -> int:
         """Queues every update recorded but never finished; returns how many."""

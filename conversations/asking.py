@@ -17,11 +17,18 @@ from telegram import Update
 from bot.catalogue import long_datetime, t
 from conversations import audiences, steps
 from conversations.answering import render
-from conversations.choices import Option
+from conversations.choices import Option, number
 from conversations.context import CocreateContext
 from conversations.machine import END, FlowHandler
 from conversations.replies import language_of
-from conversations.when import next_daily, next_weekly, parse_at, parse_time, parse_weekly
+from conversations.when import (
+    next_daily,
+    next_weekly,
+    parse_at,
+    parse_time,
+    parse_weekly,
+    quiet_until,
+)
 from storage.questions import Question
 
 DRAFT: Final = "ask"
@@ -89,6 +96,7 @@ def draft(context: CocreateContext) -> dict[str, Any]:
 
 async def ask(update: Update, context: CocreateContext, state: State) -> int:
     """Asks the question of a step and waits there."""
+    context.session.go("ask", state.name)  # before anything is sent (see machine.py)
     lang = await language_of(update, context)
     d = draft(context)
     if state is State.TEXT:
@@ -138,12 +146,23 @@ def as_question(update: Update, d: dict[str, Any], lang: str) -> Question:
 
 
 def when_text(context: CocreateContext, d: dict[str, Any], lang: str) -> str:
-    """When the question goes out, in words."""
+    """When the question goes out, in words (quiet hours hold it: say until when)."""
+    tz = context.settings.tz
     if d.get("repeat") == "now" or not d.get("starts_at"):
+        held = quiet_until(context.clock.now(), context.settings)
+        if held is not None:
+            return t(lang, "staff.when.held_now", until=long_datetime(held, lang))
         return t(lang, "staff.when.is_now")
-    start = datetime.fromisoformat(str(d["starts_at"])).astimezone(context.settings.tz)
+    start = datetime.fromisoformat(str(d["starts_at"])).astimezone(tz)
     formatted = long_datetime(start, lang)
-    return t(lang, f"staff.when.is_{d.get('repeat', 'once')}", when=formatted)
+    repeat = d.get("repeat", "once")
+    held = quiet_until(start, context.settings)
+    if held is None:
+        return t(lang, f"staff.when.is_{repeat}", when=formatted)
+    if repeat == "once":
+        return t(lang, "staff.when.held_once", when=formatted, until=long_datetime(held, lang))
+    until = t(lang, "staff.when.held_repeat", until=held.strftime("%H:%M"))
+    return f"{t(lang, f'staff.when.is_{repeat}', when=formatted)} {until}"
 
 
 async def preview(update: Update, context: CocreateContext, lang: str) -> None:
@@ -305,10 +324,11 @@ async def on_reminder(update: Update, context: CocreateContext) -> int:
     """Stores the reminder: none, or after a number of hours."""
     lang = await language_of(update, context)
     got = await steps.read(update, prefix(State.REMINDER), REMINDERS, lang)
+    typed = number(got.text or "")
     if got.option is not None:
         hours = None if got.option.key == "none" else int(got.option.key)
-    elif got.text and got.text.isdigit() and 1 <= int(got.text) <= 168:
-        hours = int(got.text)
+    elif typed is not None and 1 <= typed <= 168:
+        hours = typed
     else:
         return await bad(update, context, State.REMINDER, lang)
     draft(context)["reminder"] = hours
@@ -367,7 +387,10 @@ async def send(update: Update, context: CocreateContext, lang: str) -> int:
     )
     await context.store.audit.add(f"telegram:{user.id}", "question_created", question=question.id)
     key = "staff.ask.sending" if repeat == "now" else "staff.ask.scheduled"
-    await steps.ask(update, context, lang, key, when=when_text(context, d, lang))
+    if repeat == "now" and (held := quiet_until(now, context.settings)) is not None:
+        await steps.ask(update, context, lang, "staff.ask.held", until=long_datetime(held, lang))
+    else:
+        await steps.ask(update, context, lang, key, when=when_text(context, d, lang))
     await context.scheduler.run_due()
     return END
 

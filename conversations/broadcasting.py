@@ -20,7 +20,7 @@ from conversations.choices import Option
 from conversations.context import CocreateContext
 from conversations.machine import END, FlowHandler
 from conversations.replies import language_of
-from conversations.when import parse_at
+from conversations.when import parse_at, quiet_until
 
 DRAFT: Final = "broadcast"
 MAX_TEXT = 3000
@@ -40,6 +40,7 @@ class State(IntEnum):
 AUDIENCES = [audiences.EVERYONE, audiences.PROJECT, audiences.TAG, audiences.ANSWERED]
 WHENS = [Option("now", "staff.when.now"), Option("once", "staff.when.once")]
 PREVIEW = [Option("send", "staff.send"), Option("cancel", "staff.cancel")]
+NOBODY = [Option("audience", "staff.broadcast.change_audience"), Option("cancel", "staff.cancel")]
 Reply = Coroutine[Any, Any, int]
 
 
@@ -55,6 +56,7 @@ def draft(context: CocreateContext) -> dict[str, Any]:
 
 async def ask(update: Update, context: CocreateContext, state: State) -> int:
     """Asks the question of a step and waits there."""
+    context.session.go("broadcast", state.name)  # before anything is sent (see machine.py)
     lang = await language_of(update, context)
     if state is State.TEXT:
         await steps.ask(update, context, lang, "staff.broadcast.text")
@@ -78,22 +80,41 @@ async def ask(update: Update, context: CocreateContext, state: State) -> int:
 
 
 def when_text(context: CocreateContext, d: dict[str, Any], lang: str) -> str:
-    if not d.get("send_at"):
-        return t(lang, "staff.when.is_now")
-    at = datetime.fromisoformat(str(d["send_at"])).astimezone(context.settings.tz)
-    return t(
-        lang,
-        "staff.when.is_once",
-        when=long_datetime(at, lang),
+    """When it goes out, in words (quiet hours hold it: say until when)."""
+    at = (
+        datetime.fromisoformat(str(d["send_at"])).astimezone(context.settings.tz)
+        if d.get("send_at")
+        else None
     )
+    held = quiet_until(at or context.clock.now(), context.settings)
+    if held is not None and at is None:
+        return t(lang, "staff.when.held_now", until=long_datetime(held, lang))
+    if at is None:
+        return t(lang, "staff.when.is_now")
+    if held is not None:
+        when = long_datetime(at, lang)
+        return t(lang, "staff.when.held_once", when=when, until=long_datetime(held, lang))
+    return t(lang, "staff.when.is_once", when=long_datetime(at, lang))
 
 
 async def preview(update: Update, context: CocreateContext, lang: str) -> None:
-    """Shows the message as members will see it, then Send / Cancel."""
+    """Shows the message as members will see it, then Send / Cancel (or, when nobody could
+    get it, Choose who gets it / Cancel)."""
     d = draft(context)
     await steps.send(update, context, t(lang, "staff.ask.preview_intro"))
     await steps.send(update, context, f"{t(lang, 'broadcast.header')}\n\n{d.get('text', '')}")
     audience = str(d.get("audience", "everyone"))
+    if not await audiences.size(context, audience):
+        await steps.ask(
+            update,
+            context,
+            lang,
+            "staff.broadcast.nobody",
+            NOBODY,
+            prefix(State.PREVIEW),
+            audience=await audiences.describe(context, audience, lang),
+        )
+        return
     await steps.ask(
         update,
         context,
@@ -201,11 +222,14 @@ async def on_at(update: Update, context: CocreateContext) -> int:
 
 async def on_preview(update: Update, context: CocreateContext) -> int:
     lang = await language_of(update, context)
-    got = await steps.read(update, prefix(State.PREVIEW), PREVIEW, lang)
+    nobody = not await audiences.size(context, str(draft(context).get("audience", "everyone")))
+    got = await steps.read(update, prefix(State.PREVIEW), NOBODY if nobody else PREVIEW, lang)
     if got.option is None:
         return await bad(update, context, State.PREVIEW, lang)
     if got.option.key == "cancel":
         return await cancel(update, context)
+    if got.option.key == "audience":
+        return await ask(update, context, State.AUDIENCE)
     d = context.data.pop(DRAFT, {})
     user, chat = update.effective_user, update.effective_chat
     assert user is not None and chat is not None
@@ -221,8 +245,12 @@ async def on_preview(update: Update, context: CocreateContext) -> int:
     await context.store.audit.add(
         f"telegram:{user.id}", "broadcast_created", broadcast=broadcast.id
     )
-    key = "staff.broadcast.sending" if not d.get("send_at") else "staff.ask.scheduled"
-    await steps.ask(update, context, lang, key, when=when_text(context, d, lang))
+    held = quiet_until(context.clock.now(), context.settings)
+    if not d.get("send_at") and held is not None:
+        await steps.ask(update, context, lang, "staff.ask.held", until=long_datetime(held, lang))
+    else:
+        key = "staff.broadcast.sending" if not d.get("send_at") else "staff.ask.scheduled"
+        await steps.ask(update, context, lang, key, when=when_text(context, d, lang))
     await context.scheduler.run_due()
     return END
 

@@ -16,6 +16,8 @@ from bot.catalogue import catalogue
 
 _EDGE_PUNCTUATION = re.compile(r"^[\s\"'“”‘’«»()\[\]]+|[\s.!?,;:\"'“”‘’«»()\[\]…]+$")
 _SPACES = re.compile(r"\s+")
+# "1. Yes, I agree": a button's label as shown, typed back with its number.
+_NUMBERED = re.compile(r"^(\d+)[.)]\s*(.+)$", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -46,22 +48,40 @@ def normalise(text: str) -> str:
     return _EDGE_PUNCTUATION.sub("", text).casefold()
 
 
+def number(text: str) -> int | None:
+    """A whole number written with the digits 0-9, else None.
+
+    `str.isdigit` is true for "²" (which `int` refuses) and for "٣" or "３" (which `int`
+    reads): parse typed answers and button data with this, never `isdigit` and `int`."""
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def match(text: str, options: Sequence[Option], language: str) -> Option | None:
-    """The option a typed answer means: its number, its label or one of its words."""
+    """The option a typed answer means: its number, its label or one of its words, or the
+    button's text as shown ("1. Yes, I agree"), if number and label agree."""
     typed = normalise(text)
     if not typed:
         return None
-    if typed.isdigit():
-        index = int(typed) - 1
-        return options[index] if 0 <= index < len(options) else None
+    if (picked := number(typed)) is not None:
+        return options[picked - 1] if 0 < picked <= len(options) else None
+    if (numbered := _NUMBERED.match(typed)) is not None:
+        picked = int(numbered.group(1))
+        if 0 < picked <= len(options) and _names(numbered.group(2), options[picked - 1], language):
+            return options[picked - 1]
     for option in options:
-        labels = {option.text(language), option.text("en")}
-        if typed in {normalise(label) for label in labels}:
+        if _names(typed, option, language):
             return option
     for option in options:
         if typed in {normalise(word) for word in option.words(language)}:
             return option
     return None
+
+
+def _names(typed: str, option: Option, language: str) -> bool:
+    """Whether typed words are the option's label (in the language or in English)."""
+    labels = {option.text(language), option.text("en")}
+    return normalise(typed) in {normalise(label) for label in labels}
 
 
 def button_text(number: int, option: Option, language: str) -> str:

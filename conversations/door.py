@@ -28,6 +28,7 @@ from storage.sessions import Session
 logger = logging.getLogger(__name__)
 
 Dispatch = Callable[[Update], Awaitable[None]]
+Reask = Callable[[Update], Awaitable[None]]
 
 
 class Door:
@@ -37,8 +38,12 @@ class Door:
         self.resources = resources
         self.wake_delivery = wake_delivery
 
-    async def handle(self, update: Update, dispatch: Dispatch) -> None:
-        """Handles one update through the door, then marks it done in the inbox."""
+    async def handle(self, update: Update, dispatch: Dispatch, reask: Reask) -> None:
+        """Handles one update through the door, then marks it done in the inbox.
+
+        An update applied before a crash is not applied again; the person is asked again
+        where they are (`reask`), as the reply may have been lost with the process.
+        """
         store = self.resources.store
         chat, user = update.effective_chat, update.effective_user
         if chat is not None and chat.type != ChatType.PRIVATE:
@@ -50,14 +55,15 @@ class Door:
                 await dispatch(update)
             return
         session = await store.sessions.get(user.id)
-        if update.update_id <= session.last_update_id:
-            logger.info("Update %s was applied before a restart; not again", update.update_id)
-            await store.inbox.mark_done(update.update_id)
-            return
+        applied = update.update_id <= session.last_update_id
         session_token = CURRENT_SESSION.set(session)
         risk_token = RISK_NOTED.set(None)
         try:
             async with store.db.unit([self._keep(session, update), self._done(update)]):
+                if applied:
+                    logger.info("Update %s was applied before a restart", update.update_id)
+                    await reask(update)
+                    return
                 await self._for_everyone(update, user.id)
                 await dispatch(update)
             if RISK_NOTED.get():

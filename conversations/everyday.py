@@ -13,7 +13,14 @@ from telegram.ext import BaseHandler, CommandHandler, filters
 
 from conversations import answering, ideas, language, my_data, sharing, stories
 from conversations.context import CocreateContext
-from conversations.replies import active_draft, current_member, pause_draft, say, show_menu
+from conversations.replies import (
+    active_draft,
+    current_member,
+    menu_button,
+    pause_draft,
+    say,
+    show_menu,
+)
 
 Action = Callable[[Update, CocreateContext], Coroutine[Any, Any, None]]
 NEW_MESSAGES = filters.UpdateType.MESSAGE
@@ -38,11 +45,12 @@ async def stop(update: Update, context: CocreateContext) -> None:
         await say(update, context, "bad.not_started")
         return
     await pause_draft(update, context, member)
+    back = menu_button(member.language)
     if member.stopped:
-        await say(update, context, "stop.already")
+        await say(update, context, "stop.already", reply_markup=back)
     else:
         await context.store.members.set_stopped(member.id, True)
-        await say(update, context, "stop.done")
+        await say(update, context, "stop.done", reply_markup=back)
 
 
 async def resume(update: Update, context: CocreateContext) -> None:
@@ -51,10 +59,10 @@ async def resume(update: Update, context: CocreateContext) -> None:
     if member is None:
         await say(update, context, "bad.not_started")
     elif not member.stopped and member.unreachable_at is None:
-        await say(update, context, "resume.not_stopped")
+        await say(update, context, "resume.not_stopped", reply_markup=menu_button(member.language))
     else:
         await context.store.members.set_stopped(member.id, False)
-        await say(update, context, "resume.done")
+        await say(update, context, "resume.done", reply_markup=menu_button(member.language))
 
 
 async def cancel(update: Update, context: CocreateContext) -> None:
@@ -68,7 +76,7 @@ async def cancel(update: Update, context: CocreateContext) -> None:
         await sharing.ask_to_cancel(update, context, draft)
         return
     context.session.end()
-    await say(update, context, "cancel.nothing")
+    await say(update, context, "cancel.nothing", reply_markup=menu_button(member.language))
 
 
 async def change_language(update: Update, context: CocreateContext) -> None:

@@ -82,6 +82,7 @@ def draft(context: CocreateContext) -> dict[str, Any]:
 
 async def ask(update: Update, context: CocreateContext, state: State) -> int:
     """Asks the question of a step and waits there."""
+    context.session.go("export", state.name)  # before anything is sent (see machine.py)
     lang = await language_of(update, context)
     if state is State.FORMAT:
         await steps.ask(update, context, lang, "export.ask.format", FORMATS, prefix(state))

@@ -1,14 +1,42 @@
-"""Changing language after joining: /language, the menu's "Change language", typed names."""
+"""Changing language after joining: /language, the menu's "Change language", typed names.
+
+Also each chat's command menu (the "/" list in Telegram): in the language the member chose,
+not the one their Telegram app is set to.
+"""
 
 from __future__ import annotations
 
-from telegram import Update
+import logging
+
+from telegram import BotCommandScopeChat, Update
+from telegram.error import TelegramError
 
 from bot.catalogue import LANGUAGES
+from conversations import roles
 from conversations.choices import Option
 from conversations.context import CocreateContext
 from conversations.pending import PendingQuestion
-from conversations.replies import current_member, say, send_menu
+from conversations.replies import chat_of, current_member, say, send_menu
+
+logger = logging.getLogger(__name__)
+
+
+async def show_commands(update: Update, context: CocreateContext, language: str) -> None:
+    """Sets this chat's command menu in `language`: the member commands bot/app.py published
+    for it, and the staff commands too for organisers and facilitators."""
+    chat_id, user = chat_of(update), update.effective_user
+    if chat_id is None or user is None:
+        return
+    bot = context.bot
+    try:
+        role = await context.store.roles.role_of(user.id)
+        if role is not None:
+            await roles.show_staff_menu(bot, chat_id, role, language)
+            return
+        published = await bot.get_my_commands(language_code=language) or await bot.get_my_commands()
+        await bot.set_my_commands(published, scope=BotCommandScopeChat(chat_id))
+    except TelegramError as exc:  # the menu is a convenience: the language is stored anyway
+        logger.warning("Could not set a chat's command menu: %s", exc)
 
 
 async def choose(update: Update, context: CocreateContext, option: Option) -> None:
@@ -18,6 +46,7 @@ async def choose(update: Update, context: CocreateContext, option: Option) -> No
         await say(update, context, "bad.not_started")
         return
     await context.store.members.set_language(member.id, option.key)
+    await show_commands(update, context, option.key)
     member = await current_member(update, context)
     assert member is not None
     await say(update, context, "language.set", language=option.key)

@@ -12,7 +12,7 @@ from conversations import media
 from conversations.choices import Option
 from conversations.context import CocreateContext
 from conversations.pending import PendingQuestion
-from conversations.replies import chat_of, current_member, say, send_menu
+from conversations.replies import chat_of, current_member, menu_button, say, send_menu
 from storage.member_export import export_member
 
 
@@ -48,6 +48,7 @@ async def send_my_data(update: Update, context: CocreateContext) -> None:
         document=json.dumps(data, ensure_ascii=False, indent=2).encode(),
         filename="my-data.json",
         caption=t(lang, "mydata.file_caption"),
+        reply_markup=menu_button(lang),
     )
 
 

@@ -18,7 +18,7 @@ from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.catalogue import t
-from conversations import my_data, roles
+from conversations import language, my_data, roles
 from conversations.choices import Option, from_callback, keyboard, match
 from conversations.context import CocreateContext
 from conversations.everyday import show_help
@@ -28,6 +28,7 @@ from conversations.replies import (
     current_member,
     guess_language,
     language_of,
+    menu_button,
     say,
     send_menu,
     settle_button,
@@ -198,6 +199,7 @@ async def answer(
         going = go(context, State[back] if back in State.__members__ else State.CONSENT)
         if member is not None:
             await context.store.members.set_language(member.id, option.key)
+        await language.show_commands(update, context, option.key)
         if context.data.pop("project_unknown", False):
             await say(update, context, "project.unknown", language=option.key)
         return await ask(update, context, going)
@@ -314,7 +316,8 @@ async def command(update: Update, context: CocreateContext, state: State, name: 
         context.session.end()
         await context.store.members.mark_onboarded(member.id)
         await context.store.members.set_stopped(member.id, True)
-        await say(update, context, "stop.done", language=member.language)
+        back = menu_button(member.language)
+        await say(update, context, "stop.done", language=member.language, reply_markup=back)
         return END
     if name == "delete":
         await context.store.members.mark_onboarded(member.id)
@@ -333,14 +336,15 @@ def on_input(state: State) -> Callable[[Update, CocreateContext], Reply]:
         if query is not None:
             option = from_callback(query.data or "", options, prefix(state))
             if option is None:
-                await settle_button(update, t(lang, "bad.old_button"))
+                await settle_button(update, t(lang, "bad.old_button"), chosen=False)
                 await say(update, context, "bad.old_button", language=lang)
                 return await ask(update, context, state)
             await settle_button(update)
             return await answer(update, context, state, option, option.text(lang))
         message = update.effective_message
+        again = keyboard(options, lang, prefix(state))  # the choices again, under the reply
         if message is None or message.text is None:
-            await say(update, context, "bad.not_text", language=lang)
+            await say(update, context, "bad.not_text", language=lang, reply_markup=again)
             return state
         text = message.text
         word = typed_command(text, lang)
@@ -353,7 +357,7 @@ def on_input(state: State) -> Callable[[Update, CocreateContext], Reply]:
                 return state
             return await answer(update, context, state, None, text)
         if option is None:
-            await say(update, context, "bad.choice", language=lang)
+            await say(update, context, "bad.choice", language=lang, reply_markup=again)
             return state
         return await answer(update, context, state, option, text)
 

@@ -41,6 +41,10 @@ class PendingQuestion:
         markup = keyboard(self.options, language, self.name)
         await say(update, context, key, language=language, reply_markup=markup)
 
+    async def ask_again(self, update: Update, context: CocreateContext, language: str) -> None:
+        """Says typed words were not one of the choices, with the buttons again under it."""
+        await self.ask(update, context, "bad.choice", language)
+
     async def typed(self, update: Update, context: CocreateContext, text: str, lang: str) -> bool:
         """Answers from typed words; False if they are not one of the choices."""
         option = match(text, self.options, lang)
@@ -55,8 +59,9 @@ class PendingQuestion:
         query = update.callback_query
         assert query is not None
         option = from_callback(query.data or "", self.options, self.name)
-        await settle_button(update)
-        if option is None or awaited(context) != self.name:
+        current = awaited(context) == self.name
+        await settle_button(update, chosen=current and option is not None)
+        if option is None or not current:
             await say(update, context, "bad.old_button")
             await show_menu(update, context)
             return

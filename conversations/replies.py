@@ -9,11 +9,12 @@ import logging
 from dataclasses import replace
 from typing import Final
 
-from telegram import InlineKeyboardMarkup, Message, Update
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.constants import MessageLimit
 from telegram.error import BadRequest
 
 from bot.catalogue import DEFAULT_LANGUAGE, LANGUAGES, catalogue, t
-from conversations.choices import Option, keyboard, normalise
+from conversations.choices import Option, keyboard, normalise, number
 from conversations.context import RISK_NOTED, CocreateContext
 from storage.models import Member
 from storage.sharing import Submission
@@ -82,6 +83,16 @@ async def say(
     )
 
 
+MENU_BUTTON = "menu:menu"  # conversations/menu.py on_menu_button shows the menu
+
+
+def menu_button(language: str) -> InlineKeyboardMarkup:
+    """A single Menu button, for a reply after which there is nothing else to do. It has no
+    number: typed numbers pick from the menu itself."""
+    label = t(language, "menu.button")
+    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=MENU_BUTTON)]])
+
+
 def chat_of(update: Update) -> int | None:
     """The chat to answer in: the update's chat, or the person's private chat."""
     if update.effective_chat is not None:
@@ -89,17 +100,52 @@ def chat_of(update: Update) -> int | None:
     return update.effective_user.id if update.effective_user else None
 
 
-async def settle_button(update: Update, text: str | None = None) -> None:
-    """Answers a button press and removes the buttons, so they cannot be pressed twice."""
+CHOSEN_MARK = "✓"
+
+
+def pressed_label(query: CallbackQuery) -> str | None:
+    """The text of the button that was pressed, without its "N. " number."""
+    markup = getattr(query.message, "reply_markup", None)
+    for row in markup.inline_keyboard if isinstance(markup, InlineKeyboardMarkup) else ():
+        for button in row:
+            if button.callback_data == query.data:
+                head, dot, rest = button.text.partition(". ")
+                return rest if dot and number(head) is not None else button.text
+    return None
+
+
+async def settle_button(update: Update, text: str | None = None, *, chosen: bool = True) -> None:
+    """Answers a button press and takes the buttons off their message, so they cannot be
+    pressed twice. The message keeps its words; if the press `chosen` something, a last line
+    says what ("✓ Yes"), so the chat stays a record of what was asked and answered."""
     query = update.callback_query
     if query is None:
         return
     await query.answer(text)
-    if query.message is not None and getattr(query.message, "reply_markup", None):
-        try:
+    message = query.message
+    if not isinstance(message, Message) or not message.reply_markup:
+        return
+    label = pressed_label(query) if chosen else None
+    record = f"\n\n{CHOSEN_MARK} {label}"
+    try:
+        if label and message.text and len(message.text + record) <= MessageLimit.MAX_TEXT_LENGTH:
+            await query.edit_message_text(
+                message.text + record, entities=message.entities, reply_markup=None
+            )
+        elif (
+            label
+            and message.caption
+            and len(message.caption + record) <= MessageLimit.CAPTION_LENGTH
+        ):
+            await query.edit_message_caption(
+                message.caption + record,
+                caption_entities=message.caption_entities,
+                reply_markup=None,
+            )
+        else:
             await query.edit_message_reply_markup(reply_markup=None)
-        except BadRequest as exc:  # the message is too old to edit, or already changed
-            logger.debug("Could not remove a keyboard: %s", exc.message)
+    except BadRequest as exc:  # the message is too old to edit, or already changed
+        logger.debug("Could not settle a button: %s", exc.message)
 
 
 def typed_command(text: str, language: str) -> str | None:

@@ -23,6 +23,7 @@ from conversations.replies import (
     current_member,
     language_of,
     leave_question,
+    menu_button,
     say,
     settle_button,
     show_menu,
@@ -71,7 +72,10 @@ async def on_message(update: Update, context: CocreateContext) -> None:
         if await answering.take_typed(update, context, member):
             return
     if text is None:
-        await say(update, context, "bad.idle_media" if member else "bad.not_started")
+        if member is None:
+            await say(update, context, "bad.not_started")
+        else:
+            await say(update, context, "bad.idle_media", reply_markup=menu_button(lang))
         return
     command = typed_command(text, lang)
     if command is not None:
@@ -82,22 +86,28 @@ async def on_message(update: Update, context: CocreateContext) -> None:
         return
     if await menu.typed_choice(update, context, member, text, lang):
         return
-    await say(update, context, "bad.idle")
+    asked = next((q for q in PENDING if q.name == question), None)
+    if asked is not None:  # a one-step question is still open: its buttons again
+        await asked.ask_again(update, context, lang)
+        return
+    await say(update, context, "bad.idle", reply_markup=menu_button(lang))
 
 
 async def on_unknown_command(update: Update, context: CocreateContext) -> None:
     """Answers a command the bot does not have."""
-    await say(update, context, "bad.unknown_command")
+    lang = await language_of(update, context)
+    await say(update, context, "bad.unknown_command", reply_markup=menu_button(lang))
 
 
 async def on_edited(update: Update, context: CocreateContext) -> None:
     """Edits to old messages are not read: say so, rather than stay silent."""
-    await say(update, context, "bad.edited")
+    lang = await language_of(update, context)
+    await say(update, context, "bad.edited", reply_markup=menu_button(lang))
 
 
 async def on_unknown_button(update: Update, context: CocreateContext) -> None:
     """A button the bot no longer expects (old, forged, or from someone who never started)."""
-    await settle_button(update)
+    await settle_button(update, chosen=False)
     member = await current_member(update, context)
     if member is None:
         await say(update, context, "bad.not_started")

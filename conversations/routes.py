@@ -7,6 +7,8 @@ session read from the database. Then, top to bottom:
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from enum import Enum
 from typing import Any
 
 from telegram import Update
@@ -29,6 +31,7 @@ from conversations import (
     stats,
 )
 from conversations.context import CocreateContext
+from conversations.replies import SHARING, active_draft, current_member
 
 Handler = BaseHandler[Update, CocreateContext, Any]
 
@@ -61,3 +64,28 @@ def build_routes() -> list[Handler]:
         # 7. What nobody took: unknown commands, edited messages, old buttons.
         *router.build_fallbacks(),
     ]
+
+
+# Multi-step flows whose current step can be asked again, by flow name.
+AskStep = Callable[[Update, CocreateContext, Any], Awaitable[int]]
+STEPS: dict[str, tuple[AskStep, type[Enum]]] = {
+    onboarding.NAME: (onboarding.ask, onboarding.State),
+    "ask": (asking.ask, asking.State),
+    "broadcast": (broadcasting.ask, broadcasting.State),
+    "export": (exporting.ask, exporting.State),
+}
+
+
+async def reask(update: Update, context: CocreateContext) -> None:
+    """Asks again where the person is, after a restart replayed an update already applied:
+    its effects are kept (not applied twice), but its reply may never have reached them."""
+    session = context.session
+    if session.flow in STEPS and session.state is not None:
+        ask, states = STEPS[session.flow]
+        if session.state in states.__members__:
+            await ask(update, context, states[session.state])
+    elif session.flow == SHARING:
+        member = await current_member(update, context)
+        draft = await active_draft(context, member) if member else None
+        if draft is not None:
+            await sharing.ask(update, context, draft)

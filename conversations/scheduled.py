@@ -1,6 +1,8 @@
-"""/scheduled: facilitators see upcoming questions and broadcasts, each with Cancel.
+"""/scheduled: facilitators see upcoming questions and broadcasts, each with Cancel, which
+asks once more (Yes / No) before cancelling.
 
-Buttons: `sched:q:<question id>` and `sched:b:<broadcast id>`.
+Buttons: `sched:q:<question id>` and `sched:b:<broadcast id>`; the answers to "cancel it?"
+add `:yes` or `:no`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filt
 
 from bot.catalogue import long_datetime, t
 from conversations import audiences, steps
+from conversations.choices import number
 from conversations.context import CocreateContext
 from conversations.replies import language_of, settle_button
 from conversations.staff import staff_only
@@ -55,21 +58,39 @@ async def list_upcoming(update: Update, context: CocreateContext) -> None:
 
 
 async def on_cancel(update: Update, context: CocreateContext) -> None:
-    """Cancels one upcoming question (every round not sent yet) or broadcast."""
+    """Asks before cancelling an upcoming question (every round not sent yet) or broadcast;
+    cancels it on Yes."""
     query = update.callback_query
     user = update.effective_user
     assert query is not None and user is not None
     await settle_button(update)
     lang = await language_of(update, context)
-    _, kind, ident = [*(query.data or "").split(":"), "", "", ""][:3]
-    done = False
-    if ident.isdigit() and kind == "q":
-        done = await context.store.questions.cancel(int(ident))
-    elif ident.isdigit() and kind == "b":
-        done = await context.store.questions.cancel_broadcast(int(ident))
+    _, kind, ident, answer = [*(query.data or "").split(":"), "", "", "", ""][:4]
+    found = number(ident)
+    if found is None or kind not in {"q", "b"}:
+        await steps.ask(update, context, lang, "staff.scheduled.gone")
+        return
+    if answer == "":
+        buttons = [
+            InlineKeyboardButton(
+                t(lang, f"staff.scheduled.{a}"), callback_data=f"sched:{kind}:{found}:{a}"
+            )
+            for a in ("yes", "no")
+        ]
+        await steps.send(
+            update, context, t(lang, "staff.scheduled.cancel_ask"), InlineKeyboardMarkup([buttons])
+        )
+        return
+    if answer != "yes":
+        await steps.ask(update, context, lang, "staff.scheduled.kept")
+        return
+    if kind == "q":
+        done = await context.store.questions.cancel(found)
+    else:
+        done = await context.store.questions.cancel_broadcast(found)
     if done:
         what = "question" if kind == "q" else "broadcast"
-        await context.store.audit.add(f"telegram:{user.id}", f"{what}_cancelled", id=int(ident))
+        await context.store.audit.add(f"telegram:{user.id}", f"{what}_cancelled", id=found)
     await steps.ask(
         update, context, lang, "staff.scheduled.cancelled" if done else "staff.scheduled.gone"
     )

@@ -30,6 +30,7 @@ from conversations.replies import (
     await_answer,
     chat_of,
     current_member,
+    menu_button,
     pause_draft,
     say,
     send_menu,
@@ -218,7 +219,7 @@ async def on_button(update: Update, context: CocreateContext) -> None:
     _, draft_id, step, key = [*(query.data or "").split(":"), "", "", "", ""][:4]
     current = (draft.step or "").partition(">")[0] if draft else None
     if member is None or draft is None or str(draft.id) != draft_id or current != step:
-        await settle_button(update)
+        await settle_button(update, chosen=False)
         if member is not None:
             await say(update, context, "bad.old_button")
         if draft is not None:
@@ -230,7 +231,7 @@ async def on_button(update: Update, context: CocreateContext) -> None:
         return
     flow = FLOWS[draft.kind]
     option = next((o for o in options_for(flow, draft.step or "") if o.key == key), None)
-    await settle_button(update)
+    await settle_button(update, chosen=option is not None)
     if option is None:
         await say(update, context, "bad.old_button")
         await ask(update, context, draft)
@@ -261,7 +262,8 @@ async def on_input(
             await command(update, context, member, draft, word)
             return
     if name not in flow.parts:
-        await say(update, context, "sharing.choose", language=lang)
+        again = keyboard(options_for(flow, step), lang, f"{PREFIX}:{draft.id}:{name}")
+        await say(update, context, "sharing.choose", language=lang, reply_markup=again)
         return
     await answer_part(update, context, member, draft, message)
 
@@ -294,7 +296,10 @@ async def answer_part(
     item = media.incoming(message)
     text = message.text if message.text is not None else message.caption
     if item is None and text is None:
-        await say(update, context, "sharing.bad_input", language=member.language)
+        again = keyboard(options_for(flow, part), member.language, f"{PREFIX}:{draft.id}:{part}")
+        await say(
+            update, context, "sharing.bad_input", language=member.language, reply_markup=again
+        )
         return
     new_media: NewMedia | None = None
     if item is not None:
@@ -342,7 +347,8 @@ async def choose(
         files = await context.store.sharing.discard(draft.id)
         leave(context)
         media.remove_files(context, files)
-        await say(update, context, "sharing.discarded", language=member.language)
+        back = menu_button(member.language)
+        await say(update, context, "sharing.discarded", language=member.language, reply_markup=back)
     else:  # keep going where they were
         await go_to(update, context, draft, step.partition(">")[2] or REVIEW)
 

@@ -93,7 +93,7 @@ async def refuse(update: Update, context: CocreateContext) -> None:
     if update.callback_query is None:
         await say(update, context, "bad.unknown_command")  # as menu.on_unknown_command
         return
-    await settle_button(update)
+    await settle_button(update, chosen=False)
     member = await current_member(update, context)
     if member is None:
         await say(update, context, "bad.not_started")

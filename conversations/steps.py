@@ -101,8 +101,8 @@ async def read(update: Update, prefix: str, options: Sequence[Option], lang: str
     """Reads a button press (of this step) or typed words."""
     query = update.callback_query
     if query is not None:
-        await settle_button(update)
         option = from_callback(query.data or "", options, prefix)
+        await settle_button(update, chosen=option is not None)
         return Answer(option, None, stale=option is None)
     message = update.effective_message
     text = message.text if message is not None else None

@@ -349,7 +349,8 @@ async def test_scheduled_lists_and_cancels(
     assert replies and "Any news?" in replies[0]
     [planned] = await store.questions.audience("tag:splott")
     assert planned.telegram_user_id == 7100  # she would get it, but for the Cancel
-    assert await staff.taps("Cancel it") == [t("en", "staff.scheduled.cancelled")]
+    assert await staff.taps("Cancel it") == [t("en", "staff.scheduled.cancel_ask")]
+    assert await staff.taps("Yes, cancel it") == [t("en", "staff.scheduled.cancelled")]
     ann.user.unread()
     clock.set(datetime(2026, 11, 30, 18, 0, tzinfo=LONDON))
     await bot.scheduler.run_due()
