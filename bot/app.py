@@ -17,7 +17,6 @@ from telegram import BotCommand, Update
 from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     ApplicationBuilder,
     ApplicationHandlerStop,
     ContextTypes,
@@ -25,6 +24,7 @@ from telegram.ext import (
     TypeHandler,
 )
 
+from bot.budget import Budget
 from bot.catalogue import LANGUAGES, t
 from bot.clock import Clock
 from bot.delivery import DeliveryWorker
@@ -77,8 +77,8 @@ def build_application(settings: Settings, store: Store, clock: Clock) -> Cocreat
         .persistence(store.persistence)
         .context_types(ContextTypes(context=CocreateContext))
         .defaults(Defaults(tzinfo=settings.tz))
-        # max_retries=0: a 429 reaches bot/delivery.py, which pauses all sending, not one call.
-        .rate_limiter(AIORateLimiter(overall_max_rate=30, overall_time_period=1, max_retries=0))
+        # One budget for every call; no retries: a 429 reaches bot/delivery.py, which pauses.
+        .rate_limiter(Budget(settings.broadcast_rate))
         .build()
     )
     assert isinstance(application, CocreateApplication)

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import (
     BadRequest,
     Forbidden,
@@ -31,8 +31,10 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
+from telegram.ext import ExtBot
 from telegram.request import HTTPXRequest
 
+from bot.budget import Budget
 from bot.catalogue import t
 from bot.clock import FakeClock
 from bot.delivery import DeliveryWorker, judge, quiet_hours_end
@@ -108,18 +110,54 @@ async def emulator(fake_time: FakeTime) -> AsyncIterator[Emulator]:
         yield emu
 
 
+class CountingRequest(HTTPXRequest):
+    """ptb's HTTP requests, telling the fake clock which are in flight: a request counts from
+    when it leaves, after the budget, until it is answered."""
+
+    def __init__(self, fake_time: FakeTime, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fake_time = fake_time
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        with self.fake_time.calling():
+            return await super().do_request(*args, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def telegram(
+    emulator: Emulator,
+    fake_time: FakeTime,
+    rate: int | None = 30,
+    read_timeout: float = READ_TIMEOUT,
+    base_url: str | None = None,
+) -> AsyncIterator[ExtBot[Any]]:
+    """A ptb bot as the application has one: every call passes a Budget at `rate` a second,
+    on the fake monotonic clock; a short read timeout, so a slow answer times out."""
+    budget = Budget(rate, monotonic=fake_time.monotonic, sleep=fake_time.sleep)
+    request = CountingRequest(fake_time, read_timeout=read_timeout)
+    bot: ExtBot[Any] = ExtBot(
+        TOKEN, base_url=base_url or emulator.base_url, request=request, rate_limiter=budget
+    )
+    if base_url is None:
+        async with bot:
+            yield bot
+        return
+    try:  # nothing answers there: not even initialize() would work
+        yield bot
+    finally:
+        await bot.shutdown()
+
+
 @pytest.fixture
-async def tg(emulator: Emulator, fake_time: FakeTime) -> AsyncIterator[Bot]:
-    """A plain ptb Bot with a short read timeout (no ptb rate limiter, so nothing is hidden),
-    that tells the fake clock which calls are in flight."""
+async def tg(emulator: Emulator, fake_time: FakeTime) -> AsyncIterator[ExtBot[Any]]:
+    async with telegram(emulator, fake_time) as bot:
+        yield bot
 
-    class CountingBot(Bot):
-        async def send_message(self, *args: Any, **kwargs: Any) -> Message:
-            with fake_time.calling():
-                return await super().send_message(*args, **kwargs)
 
-    request = HTTPXRequest(read_timeout=READ_TIMEOUT)
-    async with CountingBot(TOKEN, base_url=emulator.base_url, request=request) as bot:
+@pytest.fixture
+async def unpaced(emulator: Emulator, fake_time: FakeTime) -> AsyncIterator[ExtBot[Any]]:
+    """No overall rate (BROADCAST_RATE off): calls to different chats go out all at once."""
+    async with telegram(emulator, fake_time, rate=None) as bot:
         yield bot
 
 
@@ -128,22 +166,15 @@ def quiet(tmp_path: Path, emulator: Emulator, hours: str) -> Settings:
 
 
 def worker(
-    tg: Bot,
+    tg: ExtBot[Any],
     store: Store,
     settings: Settings,
     clock: FakeClock,
     fake_time: FakeTime,
     **options: Any,
 ) -> DeliveryWorker:
-    return DeliveryWorker(
-        tg,
-        store,
-        settings,
-        clock,
-        monotonic=fake_time.monotonic,
-        sleep=fake_time.sleep,
-        **options,
-    )
+    """The sender on `tg`, paced by its budget (on the fake monotonic clock)."""
+    return DeliveryWorker(tg, store, settings, clock, **options)
 
 
 async def join(
@@ -405,7 +436,7 @@ def test_quiet_hours_may_cross_midnight(hours: str, at: str, end: str | None) ->
 
 
 async def test_every_reachable_member_gets_exactly_one_copy_despite_faults(
-    tg: Bot,
+    unpaced: ExtBot[Any],
     store: Store,
     emulator: Emulator,
     clock: FakeClock,
@@ -424,7 +455,7 @@ async def test_every_reachable_member_gets_exactly_one_copy_despite_faults(
     emulator.faults.add("sendMessage", 502, chat_id=2002, times=2)
     emulator.faults.add("sendMessage", 500, chat_id=2004)
     emulator.faults.add("sendMessage", delay=READ_TIMEOUT * 2, chat_id=2003)
-    w = worker(tg, store, quiet(tmp_path, emulator, ""), clock, fake_time)
+    w = worker(unpaced, store, quiet(tmp_path, emulator, ""), clock, fake_time)
 
     # The first pass calls every chat at once (there are fewer than `concurrency`), all but
     # the member who used /stop, and records every answer before it returns.
@@ -499,7 +530,7 @@ async def test_every_reachable_member_gets_exactly_one_copy_despite_faults(
 
 
 async def test_a_blocked_member_is_not_tried_again(
-    tg: Bot,
+    tg: ExtBot[Any],
     store: Store,
     emulator: Emulator,
     clock: FakeClock,
@@ -519,7 +550,7 @@ async def test_a_blocked_member_is_not_tried_again(
 
 
 async def test_server_errors_back_off_then_fail_and_a_refused_connection_is_retried(
-    tg: Bot,
+    tg: ExtBot[Any],
     store: Store,
     emulator: Emulator,
     clock: FakeClock,
@@ -549,17 +580,17 @@ async def test_server_errors_back_off_then_fail_and_a_refused_connection_is_retr
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
-    nowhere = Bot(TOKEN, base_url=f"http://127.0.0.1:{closed_port}/bot")
     retry = await store.outbox.enqueue_batch("broadcast", None, to_all([ann]))
-    w = worker(nowhere, store, settings, clock, fake_time)
-    assert await w.run_once() == 1
+    nowhere_url = f"http://127.0.0.1:{closed_port}/bot"
+    async with telegram(emulator, fake_time, base_url=nowhere_url) as nowhere:
+        w = worker(nowhere, store, settings, clock, fake_time)
+        assert await w.run_once() == 1
     [row] = await store.outbox.rows_of(retry)
     assert (row.status, row.attempts, row.last_error) == ("queued", 1, "connect_error")
-    await nowhere.shutdown()
 
 
 async def test_quiet_hours_hold_messages_until_they_end(
-    tg: Bot,
+    tg: ExtBot[Any],
     store: Store,
     emulator: Emulator,
     clock: FakeClock,
@@ -597,7 +628,7 @@ async def test_quiet_hours_hold_messages_until_they_end(
 
 
 async def test_a_chat_gets_one_message_a_second_while_others_go_on(
-    tg: Bot,
+    tg: ExtBot[Any],
     store: Store,
     emulator: Emulator,
     clock: FakeClock,
@@ -621,7 +652,6 @@ async def test_a_chat_gets_one_message_a_second_while_others_go_on(
 
 
 async def test_no_more_than_rate_per_second_in_any_second(
-    tg: Bot,
     store: Store,
     emulator: Emulator,
     clock: FakeClock,
@@ -630,16 +660,18 @@ async def test_no_more_than_rate_per_second_in_any_second(
 ) -> None:
     members = await join(store, emulator, *range(2001, 2018))
     await store.outbox.enqueue_batch("broadcast", 1, to_all(members))
-    w = worker(tg, store, quiet(tmp_path, emulator, ""), clock, fake_time, rate_per_second=5)
-    assert await w.run_once() == 17
+    async with telegram(emulator, fake_time, rate=5) as five_a_second:
+        w = worker(five_a_second, store, quiet(tmp_path, emulator, ""), clock, fake_time)
+        assert await w.run_once() == 17
     dates = sorted(emulator.user(m.chat_id).messages[0].date for m in members)
     assert all(dates[i + 5] - dates[i] >= 1000 for i in range(len(dates) - 5))
-    assert dates[-1] - dates[0] == 3000  # 5, 5, 5 and 2: as fast as the rate allows
-    assert fake_time.slept >= 3.0
+    # Evenly paced, 200 ms apart: as fast as the rate allows, and never a burst.
+    # (Until the budget, the first 5 went at once, then 5 more a second later.)
+    assert [later - earlier for earlier, later in itertools.pairwise(dates)] == [200] * 16
+    assert fake_time.slept >= 3.2
 
 
-async def test_calls_overlap_within_the_rate_and_a_chat_still_gets_one_a_second(
-    tg: Bot,
+async def test_calls_are_evenly_paced_and_a_chat_still_gets_one_a_second(
     store: Store,
     emulator: Emulator,
     clock: FakeClock,
@@ -652,18 +684,18 @@ async def test_calls_overlap_within_the_rate_and_a_chat_still_gets_one_a_second(
     await store.outbox.enqueue_batch("question", 2, to_all([ann], "Question"))
     await store.outbox.enqueue_batch("reminder", 3, to_all([ann], "Reminder"))
     settings = quiet(tmp_path, emulator, "")
-    w = worker(tg, store, settings, clock, fake_time, rate_per_second=10, concurrency=4)
+    async with telegram(emulator, fake_time, rate=10) as ten_a_second:
+        w = worker(ten_a_second, store, settings, clock, fake_time, concurrency=4)
 
-    assert await w.run_once() == 30
-    # Every answer is recorded before the pass returns: nothing is left 'sending'.
-    assert await store.outbox.status_counts() == {"sent": 30, "queued": 2}
-    assert fake_time.most_in_flight == 4  # calls overlapped, never more than `concurrency`
-    assert await w.run_once() == 0  # Ann's next waits until a second after her last
-    fake_time.advance(1.0)
-    assert await w.run_once() == 1
-    assert await w.run_once() == 0
-    fake_time.advance(1.0)
-    assert await w.run_once() == 1
+        assert await w.run_once() == 30
+        # Every answer is recorded before the pass returns: nothing is left 'sending'.
+        assert await store.outbox.status_counts() == {"sent": 30, "queued": 2}
+        assert await w.run_once() == 0  # Ann's next waits until a second after her last
+        fake_time.advance(1.0)
+        assert await w.run_once() == 1
+        assert await w.run_once() == 0
+        fake_time.advance(1.0)
+        assert await w.run_once() == 1
     assert await store.outbox.status_counts() == {"sent": 32}
 
     assert [emulator.sent_to(m.chat_id) for m in members[:-1]] == [1] * 29
@@ -676,11 +708,12 @@ async def test_calls_overlap_within_the_rate_and_a_chat_still_gets_one_a_second(
     assert all(later - earlier >= 1000 for earlier, later in itertools.pairwise(ann_dates))
     dates = sorted(m.date for c in members for m in emulator.user(c.chat_id).messages)
     assert all(dates[i + 10] - dates[i] >= 1000 for i in range(len(dates) - 10))
-    assert dates[29] - dates[0] == 2000  # 10, 10 and 10: as fast as the rate allows
+    # 100 ms apart: as fast as the rate allows, evenly (until the budget: 10 at once, 3 times).
+    assert dates[29] - dates[0] == 2900
 
 
 async def test_without_a_rate_limit_calls_overlap_and_commits_are_grouped(
-    tg: Bot,
+    unpaced: ExtBot[Any],
     store: Store,
     emulator: Emulator,
     clock: FakeClock,
@@ -691,7 +724,7 @@ async def test_without_a_rate_limit_calls_overlap_and_commits_are_grouped(
     members = await join(store, emulator, *range(2001, 2041))
     await store.outbox.enqueue_batch("broadcast", 1, to_all(members))
     settings = quiet(tmp_path, emulator, "")
-    w = worker(tg, store, settings, clock, fake_time, rate_per_second=None, concurrency=8)
+    w = worker(unpaced, store, settings, clock, fake_time, concurrency=8)
     commits = Commits(store, monkeypatch)
     assert await w.run_once() == 40
     assert await store.outbox.status_counts() == {"sent": 40}
@@ -703,7 +736,7 @@ async def test_without_a_rate_limit_calls_overlap_and_commits_are_grouped(
 
 
 async def test_retry_after_stops_new_calls_while_those_in_flight_finish(
-    tg: Bot,
+    unpaced: ExtBot[Any],
     store: Store,
     emulator: Emulator,
     clock: FakeClock,
@@ -715,7 +748,7 @@ async def test_retry_after_stops_new_calls_while_those_in_flight_finish(
     emulator.faults.add("sendMessage", 429, retry_after=3, chat_id=2001)
     emulator.faults.add("sendMessage", delay=0.2, chat_id=2002)  # answered after the 429
     emulator.faults.add("sendMessage", delay=0.2, chat_id=2003)
-    w = worker(tg, store, quiet(tmp_path, emulator, ""), clock, fake_time, concurrency=3)
+    w = worker(unpaced, store, quiet(tmp_path, emulator, ""), clock, fake_time, concurrency=3)
     assert await w.run_once() == 3
     assert [p["chat_id"] for p in emulator.calls_to("sendMessage")] == [2001, 2002, 2003]
     rows = by_member(await store.outbox.rows_of(1))
@@ -729,7 +762,7 @@ async def test_retry_after_stops_new_calls_while_those_in_flight_finish(
 
 
 async def test_after_a_crash_a_message_in_hand_is_reported_not_resent(
-    tg: Bot,
+    tg: ExtBot[Any],
     store: Store,
     emulator: Emulator,
     clock: FakeClock,
@@ -756,7 +789,7 @@ async def test_after_a_crash_a_message_in_hand_is_reported_not_resent(
 
 
 async def test_a_crash_with_a_group_in_flight_leaves_only_that_group_unconfirmed(
-    tg: Bot,
+    tg: ExtBot[Any],
     store: Store,
     emulator: Emulator,
     clock: FakeClock,
@@ -770,8 +803,8 @@ async def test_a_crash_with_a_group_in_flight_leaves_only_that_group_unconfirmed
     )
     settings = quiet(tmp_path, emulator, "")
     emulator.faults.add("sendMessage", delay=5, times=None)  # every answer is slow
-    patient = HTTPXRequest(read_timeout=10)
-    async with Bot(TOKEN, base_url=emulator.base_url, request=patient) as slow_bot:
+    # Unpaced, so that four calls leave at once (see the fake clock).
+    async with telegram(emulator, fake_time, rate=None, read_timeout=10) as slow_bot:
         w = worker(slow_bot, store, settings, clock, fake_time, concurrency=4)
         sending = asyncio.create_task(w.run_once())
         await wait_for(lambda: len(emulator.calls_to("sendMessage")) == 4)
@@ -801,7 +834,7 @@ async def test_a_crash_with_a_group_in_flight_leaves_only_that_group_unconfirmed
 
 
 async def test_wake_sends_at_once_and_stop_finishes_the_message_in_hand(
-    tg: Bot, store: Store, emulator: Emulator, clock: FakeClock, tmp_path: Path
+    tg: ExtBot[Any], store: Store, emulator: Emulator, clock: FakeClock, tmp_path: Path
 ) -> None:
     ann, bea = await join(store, emulator, 2001, 2002)
     # Real time here, and a poll too slow to matter: only wake() can explain a quick send.
