@@ -42,6 +42,7 @@ from conversations import (
     roles,
     scheduled,
     stats,
+    unconfirmed,
 )
 from conversations.context import CocreateContext, Resources
 from conversations.replies import say
@@ -89,6 +90,7 @@ def build_application(settings: Settings, store: Store, clock: Clock) -> Cocreat
     application.add_handler(broadcasting.build_handler())
     application.add_handlers(reviewing.build_handlers())
     application.add_handlers(scheduled.build_handlers())
+    application.add_handlers(unconfirmed.build_handlers())
     application.add_handlers(roles.build_handlers())
     application.add_handlers([exporting.build_handler(), *stats.build_handlers()])
     application.add_handlers(menu.build_handlers())

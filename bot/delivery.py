@@ -50,7 +50,7 @@ import contextlib
 import functools
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, Literal
@@ -69,6 +69,7 @@ from bot.budget import Budget, Bulk, NotSent
 from bot.catalogue import t
 from bot.clock import Clock
 from bot.settings import QuietHours, Settings
+from conversations.unconfirmed import send_again_button
 from storage.outbox import (
     BatchCounts,
     Claim,
@@ -88,6 +89,7 @@ logger = logging.getLogger(__name__)
 
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | ForceReply
 Action = Literal["pause", "retry", "unconfirmed", "unreachable", "failed"]
+NAMES_SHOWN = 50  # a report names at most this many unconfirmed members
 
 DEFAULT_CONCURRENCY = 16  # rows handed to the budget at once (waiting for their turn or in flight)
 
@@ -162,8 +164,9 @@ def quiet_hours_end(now: datetime, quiet: QuietHours | None, tz: tzinfo) -> date
     return None
 
 
-def report_text(counts: BatchCounts, language: str) -> str:
-    """The delivery report an author gets: what reached people, and what did not, and why."""
+def report_text(counts: BatchCounts, language: str, unconfirmed: Sequence[str] = ()) -> str:
+    """The delivery report an author gets: what reached people, and what did not, and why;
+    `unconfirmed` names (pseudonyms) the members nobody is sure got it."""
     lines = [
         t(language, "delivery.report.done"),
         t(language, "delivery.report.reached", sent=counts.sent, total=counts.total),
@@ -177,6 +180,12 @@ def report_text(counts: BatchCounts, language: str) -> str:
     ):
         if count:
             lines.append(t(language, key, count=count))
+        if count and key == "delivery.report.unconfirmed" and unconfirmed:
+            names = ", ".join(unconfirmed[:NAMES_SHOWN])
+            if len(unconfirmed) > NAMES_SHOWN:
+                more = len(unconfirmed) - NAMES_SHOWN
+                names = f"{names} {t(language, 'delivery.report.unconfirmed_more', count=more)}"
+            lines.append(t(language, "delivery.report.unconfirmed_names", names=names))
     return "\n".join(lines)
 
 
@@ -532,6 +541,15 @@ class DeliveryWorker:
                 counts.failed,
                 counts.unconfirmed,
             )
-            text = report_text(counts, batch.author_language)
-            await self._outbox.mark_reported(batch.id, Outgoing(None, batch.author_chat_id, text))
+            language = batch.author_language
+            names = [
+                await self._pseudonyms.of(member_id)
+                for member_id in await self._outbox.unconfirmed_members(batch.id)
+            ]
+            text = report_text(counts, language, names)
+            markup = None
+            if counts.unconfirmed:
+                markup = send_again_button(batch.id, counts.unconfirmed, language).to_dict()
+            report = Outgoing(None, batch.author_chat_id, text, markup)
+            await self._outbox.mark_reported(batch.id, report)
             self._more_now = True  # send the report at once

@@ -515,6 +515,7 @@ async def test_every_reachable_member_gets_exactly_one_copy_despite_faults(
     counts = await store.outbox.batch_counts(batch_id)
     assert counts == BatchCounts(sent=5, unconfirmed=1, stopped=1, unreachable=1)
     assert counts.total == len(rows)
+    pseudonym = await store.pseudonyms.of(members[2].id)  # 2003's: named, not their name
     assert [m.text for m in emulator.user(AUTHOR).messages] == [
         "\n".join(
             [
@@ -523,9 +524,12 @@ async def test_every_reachable_member_gets_exactly_one_copy_despite_faults(
                 t("en", "delivery.report.stopped", count=1),
                 t("en", "delivery.report.blocked", count=1),
                 t("en", "delivery.report.unconfirmed", count=1),
+                t("en", "delivery.report.unconfirmed_names", names=pseudonym),
             ]
         )
     ]
+    [report] = emulator.user(AUTHOR).messages
+    assert report.buttons == [[t("en", "delivery.send_again", count=1)]]
     assert await w.run_once() == 0  # and only one
 
 
