@@ -114,7 +114,8 @@ class Budget(BaseRateLimiter[Bulk]):
         if burst < 1:
             raise ValueError("burst must be at least 1")
         self.rate = rate or None
-        self._interval = 1.0 / rate if rate else 0.0
+        # A hair over 1/rate, so that `rate` turns always span a full second, rounding or not.
+        self._interval = (1.0 + EPSILON) / rate if rate else 0.0
         self._burst = burst
         self._per_chat = per_chat
         self.monotonic = monotonic

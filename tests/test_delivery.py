@@ -883,3 +883,48 @@ async def test_the_running_bot_sends_the_outbox_and_owns_retry_after(
     context.delivery.wake()
     await wait_for(lambda: emulator.sent_to(2001) == 1, timeout=3)
     assert len(emulator.calls_to("sendMessage")) == 2
+
+
+async def test_replies_and_a_broadcast_share_one_budget_and_replies_go_first(
+    tg: ExtBot[Any],
+    store: Store,
+    emulator: Emulator,
+    clock: FakeClock,
+    fake_time: FakeTime,
+    tmp_path: Path,
+) -> None:
+    members = await join(store, emulator, *range(2001, 2061))
+    writers = range(3001, 3041)
+    for user_id in writers:
+        emulator.open_chat(user_id)
+    await store.outbox.enqueue_batch("broadcast", 1, to_all(members, "News"))
+    w = worker(tg, store, quiet(tmp_path, emulator, ""), clock, fake_time)
+    sending = asyncio.create_task(w.run_once())
+    await wait_for(lambda: len(emulator.calls_to("sendMessage")) >= 10)
+    # Someone answers a question: the handler replies, then sends the next question, through
+    # the same bot (as context.bot.send_message does).
+    asked_at = fake_time.now * 1000
+    await tg.send_message(writers[0], "Thank you.")
+    await tg.send_message(writers[0], "Next question?")
+    # Then the others write, all at once; the handlers answer each.
+    await asyncio.gather(*(tg.send_message(user_id, "Thank you.") for user_id in writers[1:]))
+    assert await sending == 60
+
+    dates = sorted(m.date for u in emulator.users for m in u.messages)
+    assert len(dates) == 60 + 41
+    # One budget, evenly paced: never more than 30 in any 1-second window (the emulator's
+    # clock is the budget's fake monotonic clock, so each date is when the request left).
+    assert all(dates[i + 30] - dates[i] >= 1000 for i in range(len(dates) - 30))
+    assert dates[-1] - dates[0] >= 100 * 1000 // 30
+    # Replies go ahead of bulk: no broadcast message between the first and the last reply.
+    reply_dates = [m.date for u in writers[1:] for m in emulator.user(u).messages]
+    news = [m.date for member in members for m in emulator.user(member.chat_id).messages]
+    assert not [d for d in news if min(reply_dates) < d < max(reply_dates)]
+    assert max(news) > max(reply_dates), "the broadcast waited for the replies, not the reverse"
+    # A burst to one chat: the next question follows its reply at once (the next turn, while
+    # the broadcast waits), not a second later.
+    reply, question = emulator.user(writers[0]).messages
+    assert (reply.text, question.text) == ("Thank you.", "Next question?")
+    assert reply.date - asked_at < 100, "a reply goes at its next turn, ahead of the broadcast"
+    assert question.date - reply.date < 100
+    assert not [d for d in news if reply.date < d < question.date]
