@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 Chat = int | str | None  # a chat id, a channel's @name, or None (a call to no chat)
 JSONResult = bool | dict[str, Any] | list[dict[str, Any]]
 EPSILON = 1e-6  # seconds: waits shorter than this are no wait
+# Seconds added to the 1-second window: a request reaches the network (and Telegram) a few
+# milliseconds after it leaves the budget, and not always the same few.
+WINDOW_SLACK = 0.01
 
 
 class NotSent(TelegramError):
@@ -123,7 +126,11 @@ class Budget(BaseRateLimiter[Bulk]):
         self._replies = _Queues()
         self._bulk = _Queues()
         self._chats: dict[Chat, _ChatUse] = {}
-        self._next_at = float("-inf")  # when the next call may leave
+        # When the next call may leave: its slot on an even schedule (kept through small
+        # delays, so the rate is reached), and never sooner than a second after the call
+        # `rate` calls back (so that no 1-second window ever holds more than `rate`).
+        self._slot = float("-inf")
+        self._recent: deque[float] = deque(maxlen=int(rate) if rate and rate >= 1 else 1)
         # How long a bulk call's `leaving` takes (the outbox's commit): a bulk call is chosen
         # that much before its turn, so that it still leaves on time.
         self._lead = 0.0
@@ -175,7 +182,7 @@ class Budget(BaseRateLimiter[Bulk]):
                 if not going:
                     raise NotSent
             # Chosen a little early (see _lead): leave on time, not before.
-            wait = self._next_at - self.monotonic()
+            wait = self._turn_at() - self.monotonic()
             if wait > EPSILON:
                 await self._sleep(wait)
             ticket.gone.set_result(self.monotonic())
@@ -208,21 +215,35 @@ class Budget(BaseRateLimiter[Bulk]):
                 await self._wait_for_wake(chat_wait)
                 continue
             lead = self._lead if ticket.bulk is not None else 0.0
-            wait = self._next_at - lead - now
+            wait = self._turn_at() - lead - now
             if wait > EPSILON:
                 await self._sleep(wait)  # then choose again: a reply may have come meanwhile
                 continue
             (self._bulk if ticket.bulk else self._replies).take(ticket.chat)
             if ticket.turn.done():  # cancelled while waiting
                 continue
-            self._charge(ticket.chat, max(now, self._next_at))
+            self._charge(ticket.chat, max(now, self._turn_at()))
             ticket.turn.set_result(None)
             if self._interval:
                 # One call at a time: the next one's turn is counted from when this one left.
                 left = await ticket.gone
                 if left is not None:
-                    self._next_at = left + self._interval
+                    self._left(left)
             self._forget_idle_chats(now)
+
+    def _turn_at(self) -> float:
+        recent = self._recent
+        if self._interval and recent.maxlen and len(recent) == recent.maxlen:
+            return max(self._slot, recent[0] + 1.0 + WINDOW_SLACK)
+        return self._slot
+
+    def _left(self, at: float) -> None:
+        """A call left at `at`: the next slot is one interval after this one's slot if it left
+        about on time (within a quarter interval: the schedule keeps the rate through small
+        delays), else one interval after it left (after a pause)."""
+        self._recent.append(at)
+        on_time = at - self._slot <= self._interval / 4
+        self._slot = (self._slot if on_time else at) + self._interval
 
     def _choose(self, now: float) -> tuple[_Ticket | None, float | None]:
         """The next call that may go (replies first, round-robin), or how long until one may."""
