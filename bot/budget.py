@@ -4,8 +4,9 @@ It is ptb's rate limiter (bot/app.py: `ApplicationBuilder().rate_limiter(Budget(
 the handlers' replies, the outbox's sender (bot/delivery.py) and every other call share it
 (ptb never limits getUpdates):
 
-- overall: calls leave one at a time, evenly spaced, `rate` a second (BROADCAST_RATE) —
-  never a burst, so no 1-second window holds more than `rate`;
+- overall: calls leave one at a time on an even schedule, `rate` a second (BROADCAST_RATE),
+  never in a burst; and never more than `rate` in any 1-second window (a sliding window over
+  when calls really left, with a small margin for the network);
 - per chat: about one a second sustained, with a short burst (`burst` at once, then one a
   second), so a reply and the next question go together. Bulk messages (the outbox's, marked
   with `Bulk`) only take a chat's sustained second: two broadcasts never arrive together;
@@ -109,6 +110,7 @@ class Budget(BaseRateLimiter[Bulk]):
         *,
         burst: int = 3,
         per_chat: float = 1.0,
+        window_slack: float = WINDOW_SLACK,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -121,6 +123,7 @@ class Budget(BaseRateLimiter[Bulk]):
         self._interval = (1.0 + EPSILON) / rate if rate else 0.0
         self._burst = burst
         self._per_chat = per_chat
+        self._slack = window_slack
         self.monotonic = monotonic
         self._sleep = sleep
         self._replies = _Queues()
@@ -234,7 +237,7 @@ class Budget(BaseRateLimiter[Bulk]):
     def _turn_at(self) -> float:
         recent = self._recent
         if self._interval and recent.maxlen and len(recent) == recent.maxlen:
-            return max(self._slot, recent[0] + 1.0 + WINDOW_SLACK)
+            return max(self._slot, recent[0] + 1.0 + self._slack)
         return self._slot
 
     def _left(self, at: float) -> None:

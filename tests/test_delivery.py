@@ -133,7 +133,8 @@ async def telegram(
 ) -> AsyncIterator[ExtBot[Any]]:
     """A ptb bot as the application has one: every call passes a Budget at `rate` a second,
     on the fake monotonic clock; a short read timeout, so a slow answer times out."""
-    budget = Budget(rate, monotonic=fake_time.monotonic, sleep=fake_time.sleep)
+    # No slack on the window: on the fake clock a request reaches Telegram as it leaves.
+    budget = Budget(rate, window_slack=0, monotonic=fake_time.monotonic, sleep=fake_time.sleep)
     request = CountingRequest(fake_time, read_timeout=read_timeout)
     bot: ExtBot[Any] = ExtBot(
         TOKEN, base_url=base_url or emulator.base_url, request=request, rate_limiter=budget
