@@ -79,7 +79,7 @@ def build_application(settings: Settings, store: Store, clock: Clock) -> Cocreat
         .context_types(ContextTypes(context=CocreateContext))
         .defaults(Defaults(tzinfo=settings.tz))
         # One budget for every call; no retries: a 429 reaches bot/delivery.py, which pauses.
-        .rate_limiter(Budget(settings.broadcast_rate))
+        .rate_limiter(Budget(settings.broadcast_rate, burst=settings.chat_burst))
         .build()
     )
     assert isinstance(application, CocreateApplication)

@@ -39,9 +39,18 @@ logger = logging.getLogger(__name__)
 Chat = int | str | None  # a chat id, a channel's @name, or None (a call to no chat)
 JSONResult = bool | dict[str, Any] | list[dict[str, Any]]
 EPSILON = 1e-6  # seconds: waits shorter than this are no wait
+# New messages one chat may get at once (replies; then about one a second): a reply and the
+# next question, or a page of answers, are not slowed; a flood is.
+BURST = 20
 # Seconds added to the 1-second window: a request reaches the network (and Telegram) a few
 # milliseconds after it leaves the budget, and not always the same few.
 WINDOW_SLACK = 0.01
+
+
+def _is_new_message(endpoint: str) -> bool:
+    if endpoint in ("copyMessage", "copyMessages", "forwardMessage", "forwardMessages"):
+        return True
+    return endpoint.startswith("send") and endpoint != "sendChatAction"
 
 
 class NotSent(TelegramError):
@@ -108,7 +117,7 @@ class Budget(BaseRateLimiter[Bulk]):
         self,
         rate: float | None = 30,
         *,
-        burst: int = 3,
+        burst: int = BURST,
         per_chat: float = 1.0,
         window_slack: float = WINDOW_SLACK,
         monotonic: Callable[[], float] = time.monotonic,
@@ -173,7 +182,9 @@ class Budget(BaseRateLimiter[Bulk]):
         self._start()
         loop = asyncio.get_running_loop()
         bulk = rate_limit_args if isinstance(rate_limit_args, Bulk) else None
-        ticket = _Ticket(data.get("chat_id"), bulk, loop.create_future(), loop.create_future())
+        # Only new messages count against a chat's second (not edits, nor answers to buttons).
+        chat = data.get("chat_id") if _is_new_message(endpoint) else None
+        ticket = _Ticket(chat, bulk, loop.create_future(), loop.create_future())
         (self._bulk if bulk else self._replies).add(ticket)
         self._wake.set()
         try:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from bot.receiving import CocreateApplication
 from emulator import Emulator
 from storage.outbox import Outgoing
@@ -14,6 +16,12 @@ from storage.store import Store
 BROADCAST = range(8001, 8031)  # members who get the broadcast
 WRITERS = range(8101, 8161)  # people the bot answers meanwhile
 TEXT = "The youth club is open on Saturday."
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """The bot as it runs: BROADCAST_RATE and CHAT_BURST at their defaults."""
+    return {"broadcast_rate": 30, "chat_burst": 20}
 
 
 async def test_a_row_is_marked_sending_only_as_its_request_leaves(
