@@ -81,8 +81,8 @@ async def test_a_broadcast_to_300_members_survives_sigkill_without_a_second_copy
     copies = {user_id: emulator.sent_to(user_id) for user_id in ids}
     calls = Counter(params["chat_id"] for params in emulator.calls_to("sendMessage"))
 
-    # Every row is final: sent, or unconfirmed for at most the group in hand at the kill
-    # (calls in flight, or answered but not yet recorded).
+    # Every row is final: sent, or unconfirmed for at most the rows handed to the budget at
+    # the kill whose request had left (calls in flight, or answered but not yet recorded).
     assert len(rows) == MEMBERS and set(status) == set(ids)
     unconfirmed = [user_id for user_id, s in status.items() if s == "unconfirmed"]
     assert len(unconfirmed) <= DEFAULT_CONCURRENCY
