@@ -5,10 +5,12 @@
 
 Every run queues one message to each of N members in distinct chats (so the one message a
 second per chat rule never waits) on a fresh SQLite file (WAL, synchronous=FULL, as the bot
-runs), then calls `DeliveryWorker.run_once()` until nothing is queued.
+runs), then calls `DeliveryWorker.run_once()` until nothing is queued. Every call passes the
+bot's one budget (bot/budget.py), as in the bot; times are taken as each request leaves,
+after the budget.
 
-(a) Limiter off (rate_per_second=None): how fast our code can go (goal: 1,000 msg/s, Telegram's
-    paid-broadcast ceiling, so that we are never the bottleneck):
+(a) Limiter off (Budget(None): no overall rate): how fast our code can go (goal: 1,000 msg/s,
+    Telegram's paid-broadcast ceiling, so that we are never the bottleneck):
     emulator   ptb → httpx → the Bot API emulator in this same process over HTTP on 127.0.0.1.
                Both ends share one Python thread, so the emulator's own work is in the figure.
     emulator2  the same, with the emulator in a second process (this machine's other core),
@@ -16,13 +18,15 @@ runs), then calls `DeliveryWorker.run_once()` until nothing is queued.
     aiohttp2   emulator2 with ptb's requests made by aiohttp instead of httpx (a BaseRequest
                defined here, bench only): how much of the HTTP cost is ptb's httpx transport.
     instant    a bot that answers sendMessage at once with no network: what is left is our
-               own code (the outbox's SQLite transactions and the worker's bookkeeping).
+               own code (the budget, the outbox's SQLite transactions and the worker's
+               bookkeeping).
     Each prints messages per second, CPU of this process per message, write transactions
     (each one commit, fsync'd) per message, and this process's peak RSS during the run.
-(b) Limiter on (rate_per_second=--rate, 30 as the bot runs): --limited messages against the
-    in-process emulator, and the rate they achieved (from the time each call started); then
+(b) Limiter on (Budget(--rate), 30 as the bot runs): --limited messages against the
+    in-process emulator, and the rate they achieved (from the time each request left); then
     again with every answer --latency late (50 ms: a round trip to Telegram's servers), where
-    one call at a time could not reach 30/s.
+    one call at a time could not reach 30/s; then again with --replies direct replies (as
+    handlers send them) to other chats while the broadcast goes, through the same bot.
 """
 
 from __future__ import annotations
@@ -47,9 +51,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 import aiohttp
-from telegram import Bot, Message
-from telegram.request import BaseRequest, RequestData
+from telegram import Message
+from telegram.ext import ExtBot
+from telegram.request import BaseRequest, HTTPXRequest, RequestData
 
+from bot.budget import Budget
 from bot.clock import SystemClock
 from bot.delivery import DEFAULT_CONCURRENCY, DeliveryWorker
 from bot.settings import Settings
@@ -62,14 +68,17 @@ FIRST_ID = 100_000
 TEXT = "Thank you for your ideas. Here is what we changed this month."
 
 
-class TimedBot(Bot):
-    """A ptb Bot that notes when each sendMessage call starts."""
+class TimedRequest(HTTPXRequest):
+    """ptb's httpx requests, noting when each sendMessage leaves (after the budget)."""
 
-    started: list[float]
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.started: list[float] = []
 
-    async def send_message(self, *args: Any, **kwargs: Any) -> Message:
-        self.started.append(time.monotonic())
-        return await super().send_message(*args, **kwargs)
+    async def do_request(self, url: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        if url.endswith("/sendMessage"):
+            self.started.append(time.monotonic())
+        return await super().do_request(url, method, *args, **kwargs)
 
 
 class AiohttpRequest(BaseRequest):
@@ -78,6 +87,7 @@ class AiohttpRequest(BaseRequest):
     def __init__(self, connections: int) -> None:
         self._connections = connections
         self._session: aiohttp.ClientSession | None = None
+        self.started: list[float] = []
 
     @property
     def read_timeout(self) -> float | None:
@@ -104,15 +114,24 @@ class AiohttpRequest(BaseRequest):
         pool_timeout: Any = BaseRequest.DEFAULT_NONE,
     ) -> tuple[int, bytes]:
         assert self._session is not None
+        if url.endswith("/sendMessage"):
+            self.started.append(time.monotonic())
         data = request_data.json_parameters if request_data else None
         async with self._session.request(method, url, data=data) as response:
             return response.status, await response.read()
 
 
-def timed_bot(base_url: str, request: BaseRequest | None = None) -> TimedBot:
-    bot = TimedBot(TOKEN, base_url=base_url, request=request)
-    object.__setattr__(bot, "started", [])  # ptb freezes its objects' attributes
-    return bot
+TimedBot = ExtBot[Any]
+
+
+def timed_bot(
+    base_url: str, rate: int | None, request: TimedRequest | AiohttpRequest | None = None
+) -> tuple[TimedBot, list[float]]:
+    """A bot as the application builds it (every call through a Budget at `rate`), and the
+    list of times its sendMessage requests left."""
+    request = request or TimedRequest(connection_pool_size=256)
+    bot: TimedBot = ExtBot(TOKEN, base_url=base_url, request=request, rate_limiter=Budget(rate))
+    return bot, request.started
 
 
 @dataclass(frozen=True)
@@ -123,14 +142,25 @@ class Answer:
 
 
 class InstantBot:
-    """Answers sendMessage at once, without a network or ptb: leaves only our own cost."""
+    """Answers sendMessage at once, without a network or ptb (but through the budget, as
+    ExtBot would): leaves only our own cost."""
 
     def __init__(self) -> None:
         self._next_id = 0
+        self.rate_limiter = Budget(None)
 
-    async def send_message(self, chat_id: int, text: str, reply_markup: Any = None) -> Message:
-        self._next_id += 1
-        return cast(Message, Answer(self._next_id))
+    async def send_message(
+        self, chat_id: int, text: str, reply_markup: Any = None, rate_limit_args: Any = None
+    ) -> Message:
+        async def answer() -> dict[str, Any]:
+            self._next_id += 1
+            return {"message_id": self._next_id}
+
+        result = await self.rate_limiter.process_request(
+            answer, (), {}, "sendMessage", {"chat_id": chat_id}, rate_limit_args
+        )
+        assert isinstance(result, dict)
+        return cast(Message, Answer(int(result["message_id"])))
 
 
 class CommitCounter:
@@ -191,18 +221,18 @@ class Options:
 
 
 async def run(
-    name: str, bot: TimedBot | InstantBot, options: Options, n: int, rate: int | None
+    name: str, bot: TimedBot | InstantBot, options: Options, n: int, replies: int = 0
 ) -> float:
-    """Sends n messages; prints what it took; returns the elapsed seconds."""
+    """Sends n messages (and `replies` direct replies meanwhile, through the same bot to other
+    chats); prints what it took; returns the elapsed seconds."""
     store = await prepare(options.folder / name, n)
     try:
         settings = Settings(_env_file=None, telegram_bot_token=TOKEN, quiet_hours="")
         worker = DeliveryWorker(
-            cast(Bot, bot),
+            cast(TimedBot, bot),
             store,
             settings,
             SystemClock("UTC"),
-            rate_per_second=rate,
             concurrency=options.concurrency,
             pass_size=options.pass_size,
         )
@@ -210,8 +240,13 @@ async def run(
         reset_peak_rss()
         cpu, started = time.process_time(), time.perf_counter()
         calls = 0
+        answering = [
+            asyncio.create_task(answer_later(cast(TimedBot, bot), FIRST_ID + n + i, i / 30))
+            for i in range(replies)
+        ]
         while (await store.outbox.status_counts()).get("queued"):
             calls += await worker.run_once()
+        await asyncio.gather(*answering)
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu
         rss = peak_rss_mb()
@@ -219,7 +254,8 @@ async def run(
         assert counts == {"sent": n}, counts
         assert calls == n, calls
         print(
-            f"  {name:9} {n:5} messages in {elapsed:5.2f} s = {n / elapsed:5.0f} msg/s;"
+            f"  {name:9} {n + replies:5} messages in {elapsed:5.2f} s ="
+            f" {(n + replies) / elapsed:5.0f} msg/s;"
             f" CPU {cpu / n * 1000:4.2f} ms/msg; {commits.count / n:.3f} commits/msg;"
             f" peak RSS {rss:.0f} MB"
         )
@@ -236,27 +272,45 @@ async def limiter_off(options: Options, n: int) -> None:
     async with Emulator(token=TOKEN) as emu:
         for i in range(n):
             emu.open_chat(FIRST_ID + i)
-        async with timed_bot(emu.base_url) as bot:
-            await run("emulator", bot, options, n, None)
-    async with served_emulator(n) as base_url, timed_bot(base_url) as bot:
-        await run("emulator2", bot, options, n, None)
-    request = AiohttpRequest(options.concurrency)
-    async with served_emulator(n) as base_url, timed_bot(base_url, request) as bot:
-        await run("aiohttp2", bot, options, n, None)
-    await run("instant", InstantBot(), options, n, None)
+        bot, _ = timed_bot(emu.base_url, None)
+        async with bot:
+            await run("emulator", bot, options, n)
+    async with served_emulator(n) as base_url:
+        bot, _ = timed_bot(base_url, None)
+        async with bot:
+            await run("emulator2", bot, options, n)
+    async with served_emulator(n) as base_url:
+        bot, _ = timed_bot(base_url, None, AiohttpRequest(options.concurrency))
+        async with bot:
+            await run("aiohttp2", bot, options, n)
+    instant = InstantBot()
+    await run("instant", instant, options, n)
+    await instant.rate_limiter.shutdown()
 
 
-async def limiter_on(options: Options, n: int, rate: int, latency: float) -> None:
-    print(f"(b) limiter on: rate_per_second={rate}, {n} messages to the in-process emulator")
-    for name, delay in (("limited", 0.0), (f"{latency * 1000:.0f}ms", latency)):
+async def limiter_on(options: Options, n: int, rate: int, latency: float, replies: int) -> None:
+    print(f"(b) limiter on: Budget({rate}), {n} messages to the in-process emulator")
+    runs = (
+        ("limited", 0.0, 0),
+        (f"{latency * 1000:.0f}ms", latency, 0),
+        ("+replies", 0.0, replies),
+    )
+    for name, delay, answers in runs:
         async with Emulator(token=TOKEN) as emu:
-            for i in range(n):
+            for i in range(n + answers):
                 emu.open_chat(FIRST_ID + i)
             if delay:  # every answer takes this long, as from Telegram's servers far away
                 emu.faults.add("sendMessage", delay=delay, times=None)
-            async with timed_bot(emu.base_url) as bot:
-                await run(name, bot, options, n, rate)
-                report_rate(sorted(bot.started), rate)
+            bot, started = timed_bot(emu.base_url, rate)
+            async with bot:
+                await run(name, bot, options, n, answers)
+            report_rate(sorted(started), rate)
+
+
+async def answer_later(bot: TimedBot, chat_id: int, after: float) -> None:
+    """A handler's direct reply to someone who just wrote (no Bulk: it goes first)."""
+    await asyncio.sleep(after)
+    await bot.send_message(chat_id, "Thank you. We read every answer.")
 
 
 def report_rate(starts: list[float], rate: int) -> None:
@@ -309,7 +363,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=3000, help="for (a)")
     parser.add_argument("--limited", type=int, default=300, help="messages for (b)")
-    parser.add_argument("--rate", type=int, default=30, help="rate_per_second for (b)")
+    parser.add_argument("--rate", type=int, default=30, help="the budget's rate for (b)")
+    parser.add_argument(
+        "--replies", type=int, default=100, help="direct replies during (b)'s 3rd run"
+    )
     parser.add_argument(
         "--latency", type=float, default=0.05, help="seconds each answer takes in (b)'s 2nd run"
     )
@@ -332,7 +389,7 @@ async def main() -> None:
         if args.messages:
             await limiter_off(options, args.messages)
         if args.limited:
-            await limiter_on(options, args.limited, args.rate, args.latency)
+            await limiter_on(options, args.limited, args.rate, args.latency, args.replies)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,12 @@ from urllib.parse import urlsplit
 from telegram import BotCommand, Update
 from telegram.error import RetryAfter, TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     ApplicationBuilder,
     ContextTypes,
     Defaults,
 )
 
+from bot.budget import Budget
 from bot.catalogue import LANGUAGES, t
 from bot.clock import Clock
 from bot.delivery import DeliveryWorker
@@ -61,10 +61,9 @@ def build_application(settings: Settings, store: Store, clock: Clock) -> Cocreat
         .update_queue(DurableUpdateQueue(store.inbox))
         .context_types(ContextTypes(context=CocreateContext))
         .defaults(Defaults(tzinfo=settings.tz))
-        # max_retries=0: a 429 reaches bot/delivery.py, which pauses all sending, not one call.
-        .rate_limiter(
-            CommitFirst(AIORateLimiter(overall_max_rate=30, overall_time_period=1, max_retries=0))
-        )
+        # One budget for every call, behind a commit of the update's work (see CommitFirst);
+        # no retries: a 429 reaches bot/delivery.py, which pauses.
+        .rate_limiter(CommitFirst(Budget(settings.broadcast_rate, burst=settings.chat_burst)))
         .build()
     )
     assert isinstance(application, CocreateApplication)

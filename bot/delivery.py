@@ -1,6 +1,8 @@
 """The one sender of the outbox (../shared/DESIGN.md, Delivery): `DeliveryWorker`.
 
-Rate limits, RetryAfter, backoff, blocked members and quiet hours live here and nowhere else.
+RetryAfter, backoff, blocked members and quiet hours live here; the pace (the overall rate,
+one a second per chat, replies ahead of bulk) is the one budget every Bot API call passes,
+bot/budget.py, which this worker shares with the handlers' replies through the bot.
 Flows only queue, then wake the sender:
 
     await context.store.outbox.enqueue_batch("broadcast", broadcast_id, messages,
@@ -9,24 +11,21 @@ Flows only queue, then wake the sender:
 
 One pass (`run_once`), at the clock's "now":
 - inside quiet hours, rows to members that come due are moved to the end of the window;
-- the due rows (at most one per chat per pass, oldest first) go out with up to `concurrency`
-  Telegram calls in flight at once, all to different chats. A row is left for a later pass
-  if its chat had a message less than `per_chat_interval` ago; a call starts only while
-  fewer than `rate_per_second` calls started in the last second (None or 0: no limit, for
-  benchmarks);
-- rows are claimed in groups: the group is marked 'sending' in one committed transaction
-  (which also reads the members' /stop and blocked state for the whole group) before any of
-  its calls starts. Outcomes are recorded ('sent' with Telegram's message id, or a failure)
-  in the next group's claiming transaction, or in one of their own before a wait for the
-  rate of LONG_WAIT or more, and before the pass returns. So every row a pass sent is 'sent'
-  in the database before the pass returns, and so before any later message to the same chat;
-- a batch whose rows are all final gets its author a report, queued in the outbox too.
+- the due rows (at most one per chat per pass, oldest first; a chat that had a message less
+  than a second ago waits for a later pass) are handed to the budget as bulk calls, up to
+  `concurrency` at once, and wait there for their turn, still 'queued';
+- a row is marked 'sending' only when its turn has come, just before its request leaves
+  (`Bulk.leaving`), in one committed transaction with the calls that turned at the same
+  moment, which also records the outcomes of the calls answered since ('sent' with
+  Telegram's message id, or a failure) and reads the members' /stop and blocked state. Every
+  outcome is recorded before the pass returns;
+- a batch whose rows are all final gets its author a report, queued in the outbox too; rows
+  left unconfirmed are named (by pseudonym), with a button to send them again.
 
-The price of sending several at once: a crash (SIGKILL, power cut) can leave up to
-`concurrency` rows 'sending' (calls in flight, including any ptb's own rate limiter holds, or
-answered but not yet recorded). At the next start they become 'unconfirmed': reported to the
-author as "not sure it arrived" and never sent again, so no member ever gets two copies. (One
-at a time, a crash left at most one; the bot's process test now typically sees 2 to 6.)
+So a crash (SIGKILL, power cut) leaves 'sending' only rows whose request had left: calls in
+flight, or answered but not yet recorded. At the next start they become 'unconfirmed', are
+never sent again silently, and are reported; rows that never left are still 'queued' and go
+out as usual. No member ever gets two copies unless the author asks for it.
 
 What an answer from Telegram does to the row:
 
@@ -48,29 +47,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, Literal
 
 import httpx
 from telegram import (
-    Bot,
     ForceReply,
     InlineKeyboardMarkup,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
 )
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.ext import ExtBot
 
+from bot.budget import Budget, Bulk, NotSent
 from bot.catalogue import t
 from bot.clock import Clock
 from bot.settings import QuietHours, Settings
+from conversations.unconfirmed import send_again_button
 from storage.outbox import (
     BatchCounts,
+    Claim,
     Deferred,
     Failed,
     OutboxRow,
@@ -87,9 +89,9 @@ logger = logging.getLogger(__name__)
 
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | ForceReply
 Action = Literal["pause", "retry", "unconfirmed", "unreachable", "failed"]
+NAMES_SHOWN = 50  # a report names at most this many unconfirmed members
 
-DEFAULT_CONCURRENCY = 16  # calls in flight at once; also the most a crash leaves unconfirmed
-LONG_WAIT = 0.05  # seconds: answers are recorded before a wait for the rate this long
+DEFAULT_CONCURRENCY = 16  # rows handed to the budget at once (waiting for their turn or in flight)
 
 
 @dataclass(frozen=True)
@@ -162,8 +164,9 @@ def quiet_hours_end(now: datetime, quiet: QuietHours | None, tz: tzinfo) -> date
     return None
 
 
-def report_text(counts: BatchCounts, language: str) -> str:
-    """The delivery report an author gets: what reached people, and what did not, and why."""
+def report_text(counts: BatchCounts, language: str, unconfirmed: Sequence[str] = ()) -> str:
+    """The delivery report an author gets: what reached people, and what did not, and why;
+    `unconfirmed` names (pseudonyms) the members nobody is sure got it."""
     lines = [
         t(language, "delivery.report.done"),
         t(language, "delivery.report.reached", sent=counts.sent, total=counts.total),
@@ -177,53 +180,59 @@ def report_text(counts: BatchCounts, language: str) -> str:
     ):
         if count:
             lines.append(t(language, key, count=count))
+        if count and key == "delivery.report.unconfirmed" and unconfirmed:
+            names = ", ".join(unconfirmed[:NAMES_SHOWN])
+            if len(unconfirmed) > NAMES_SHOWN:
+                more = len(unconfirmed) - NAMES_SHOWN
+                names = f"{names} {t(language, 'delivery.report.unconfirmed_more', count=more)}"
+            lines.append(t(language, "delivery.report.unconfirmed_names", names=names))
     return "\n".join(lines)
 
 
 class DeliveryWorker:
-    """Sends what the outbox holds, several calls at once, within Telegram's limits."""
+    """Sends what the outbox holds, several calls at once, within the bot's budget."""
 
     def __init__(
         self,
-        bot: Bot,
+        bot: ExtBot[Any],
         store: Store,
         settings: Settings,
         clock: Clock,
         *,
-        rate_per_second: int | None = 30,
         concurrency: int = DEFAULT_CONCURRENCY,
-        per_chat_interval: float = 1.0,
         poll_interval: float = 1.0,
-        monotonic: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_attempts: int = 10,
         max_backoff: float = 600.0,
         pass_size: int = 100,
     ) -> None:
-        if rate_per_second is not None and rate_per_second < 0:
-            raise ValueError("rate_per_second must be positive, or 0 or None for no limit")
+        budget = getattr(bot, "rate_limiter", None)
+        budget = getattr(budget, "inner", budget)  # behind CommitFirst (bot/receiving.py)
+        if not isinstance(budget, Budget):
+            raise TypeError("the bot must pass every call through a Budget (bot/budget.py)")
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._bot = bot
+        self._budget = budget
         self._outbox = store.outbox
+        self._pseudonyms = store.pseudonyms
         self._quiet = settings.quiet
         self._tz = settings.tz
         self._clock = clock
-        self._rate = rate_per_second or None  # None: no overall limit
         self._concurrency = concurrency
-        # Start calls in groups of at least this many (when that many are waiting and free):
-        # one transaction claims a group and records what finished since the last one.
+        # Hand rows to the budget in groups of at least this many (when that many wait): their
+        # turns then come together, unpaced, and one transaction claims them all.
         self._group = max(1, concurrency // 2)
-        self._per_chat = per_chat_interval
         self._poll = poll_interval
-        self._monotonic = monotonic
-        self._sleep = sleep
         self._max_attempts = max_attempts
         self._max_backoff = max_backoff
         self._pass_size = pass_size
-        self._recent: deque[float] = deque()  # monotonic times of the calls in the last second
-        self._starting = 0  # calls handed to tasks that have not started yet (rate slots held)
-        self._last_call_to: dict[int, float] = {}  # chat id → monotonic time of its last call
+        self._unrecorded: list[Outcome] = []  # answers not yet in the database
+        self._claiming: list[int] = []  # rows whose turn came, for the next claim
+        self._claimed: asyncio.Future[dict[int, Claim]] | None = None  # that claim's verdicts
+        self._leaving: set[int] = set()  # rows being claimed or sent: not to be cancelled
+        self._tasks: dict[asyncio.Task[int | Exception | None], OutboxRow] = {}  # this pass's
+        self._committing: asyncio.Task[None] | None = None
+        self._halted = False  # this pass starts no more calls
         self._paused_until: datetime | None = None  # Telegram's RetryAfter, in clock time
         self._chat_free_at: float | None = None  # when a chat held back this pass is free
         self._more_now = False  # the last pass left due rows behind
@@ -246,12 +255,14 @@ class DeliveryWorker:
         self._wake.set()
 
     async def stop(self, timeout: float = 30.0) -> None:
-        """Stops once the calls in flight are answered and recorded (cancels after `timeout`)."""
+        """Stops once the calls in flight are answered and recorded (cancels after `timeout`).
+        Rows still waiting for their turn stay queued."""
         task, self._task = self._task, None
         if task is None:
             return
         self._stopping = True
         self._wake.set()
+        self._halt()
         done, _ = await asyncio.wait({task}, timeout=timeout)
         if not done:
             logger.warning("Delivery did not stop within %s s; cancelling it", timeout)
@@ -287,7 +298,7 @@ class DeliveryWorker:
             return 0.0
         wait = self._poll
         if self._chat_free_at is not None:
-            wait = min(wait, self._chat_free_at - self._monotonic())
+            wait = min(wait, self._chat_free_at - self._budget.monotonic())
         if self._paused_until is not None:
             wait = min(wait, (self._paused_until - self._clock.now()).total_seconds())
         return max(wait, 0.0)
@@ -313,7 +324,6 @@ class DeliveryWorker:
             held = await self._outbox.hold_for_quiet_hours(now, end)
             if held:
                 logger.info("Quiet hours: %s messages wait until %s", held, end.isoformat())
-        self._forget_old_chats()
         rows = await self._outbox.due(now, self._pass_size)
         calls, halted = await self._send_all(self._chats_free_now(rows))
         if not halted and calls > 0 and len(rows) == self._pass_size:
@@ -326,136 +336,125 @@ class DeliveryWorker:
         counts = await self._outbox.status_counts()
         self._recovered = True
         logger.info(
-            "Delivery starting: %s queued; %s left in hand before a restart marked unconfirmed",
+            "Delivery starting: %s queued; %s in flight before a restart marked unconfirmed",
             counts.get("queued", 0),
             interrupted,
         )
 
     async def _send_all(self, rows: list[OutboxRow]) -> tuple[int, bool]:
-        """Sends `rows` (distinct chats) up to `concurrency` at a time; returns the calls made
-        and whether the pass stopped early (a pause, a transient failure, quiet hours, stop).
+        """Hands `rows` (distinct chats) to the budget, up to `concurrency` at a time; returns
+        the calls made and whether the pass stopped early (a pause, a transient failure, quiet
+        hours, stop).
 
-        Invariant: rows 'sending' in the database = calls in flight + answered calls not yet
-        recorded ≤ concurrency, as a group is only claimed together with recording the rest.
+        Invariant: rows 'sending' in the database = rows whose request left (or is leaving)
+        and whose answer is not recorded yet.
         """
         waiting = deque(rows)
-        self._starting = 0
-        in_flight: dict[asyncio.Task[int | Exception], OutboxRow] = {}
-        unrecorded: list[Outcome] = []
-        sleeper: asyncio.Future[None] | None = None
+        self._halted = self._stopping
+        tasks = self._tasks
         calls = 0
-        halted = False
         try:
             while True:
-                halted = halted or self._stopping
-                rate_wait: float | None = None
-                if waiting and not halted:
-                    # Start calls in groups (one transaction each) of at least `want`: half
-                    # of `concurrency`, or all that wait, or all the rate lets go now (under
-                    # the rate limit slots free one by one: waiting to batch them would lose
-                    # a little of the rate every second).
-                    free = self._free_slots()
-                    want = min(self._group, len(waiting), max(free, 1))
-                    room = min(self._concurrency - len(in_flight), free)
-                    if room >= want:
-                        started, stop = await self._start_group(
-                            waiting, room, unrecorded, in_flight
-                        )
-                        unrecorded = []
-                        calls += started
-                        halted = halted or stop
+                room = self._concurrency - len(tasks)
+                if self._halted or room < min(self._group, len(waiting)):
+                    room = 0
+                while waiting and room > 0:
+                    room -= 1
+                    row = waiting.popleft()
+                    try:
+                        markup = self._markup(row.reply_markup)
+                    except (ValueError, KeyError, TypeError):
+                        logger.warning("Outbox row %s has a markup Telegram would refuse", row.id)
+                        self._unrecorded.append(Failed(row.id, "bad_markup"))
                         continue
-                    if free < want:
-                        rate_wait = self._slot_wait(want - free)
-                # Wait for a call to end (to record it and start another), or for the rate.
-                waits: set[asyncio.Future[Any]] = set(in_flight)
-                if rate_wait is not None:
-                    if sleeper is None:
-                        sleeper = asyncio.ensure_future(self._sleep(rate_wait))
-                    waits.add(sleeper)
-                if not waits:
+                    tasks[asyncio.create_task(self._call(row, markup))] = row
+                if not tasks:
                     break
-                if unrecorded and not in_flight and (rate_wait or 0) >= LONG_WAIT:
-                    # Only the rate to wait for, and not briefly: record what we have first.
-                    await self._outbox.settle(unrecorded)
-                    unrecorded = []
-                done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                if sleeper is not None and sleeper in done:
-                    sleeper = None
-                for task in [task for task in in_flight if task in done]:  # in call order
-                    outcomes, stop = self._judge_call(in_flight.pop(task), task.result())
-                    unrecorded.extend(outcomes)
-                    halted = halted or stop
-            if unrecorded:
-                await self._outbox.settle(unrecorded)
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in [task for task in tasks if task in done]:  # in call order
+                    row = tasks.pop(task)
+                    self._leaving.discard(row.id)
+                    result = None if task.cancelled() else task.result()
+                    if result is None:
+                        continue  # never left: still queued (or skipped by its claim)
+                    calls += 1
+                    outcomes, stop = self._judge_call(row, result)
+                    self._unrecorded.extend(outcomes)
+                    if stop:
+                        self._halt()
+            if self._unrecorded:
+                outcomes, self._unrecorded = self._unrecorded, []
+                await self._outbox.settle(outcomes)
         finally:
-            # Normally nothing is left; after an error or a cancel, end the calls: their rows
-            # stay 'sending' and become 'unconfirmed', since they may have arrived.
-            leftovers: list[asyncio.Future[Any]] = [*in_flight]
-            if sleeper is not None:
-                leftovers.append(sleeper)
-            for leftover in leftovers:
-                leftover.cancel()
-            if leftovers:
-                await asyncio.gather(*leftovers, return_exceptions=True)
-        return calls, halted
+            # Normally nothing is left; after an error or a cancel, end the calls: a row that
+            # was claimed stays 'sending' and becomes 'unconfirmed', since it may have arrived.
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            tasks.clear()
+            self._leaving.clear()
+        return calls, self._halted
 
-    async def _start_group(
-        self,
-        waiting: deque[OutboxRow],
-        room: int,
-        unrecorded: list[Outcome],
-        in_flight: dict[asyncio.Task[int | Exception], OutboxRow],
-    ) -> tuple[int, bool]:
-        """Takes up to `room` rows from `waiting`, records `unrecorded` and claims the rows in
-        one transaction, then starts their calls. Returns the calls started, and whether the
-        pass must stop (quiet hours began)."""
-        quiet = self._in_quiet_hours()
-        stop = False
-        picked: list[tuple[OutboxRow, Markup | None]] = []
-        outcomes = list(unrecorded)
-        while waiting and len(picked) < room:
-            row = waiting[0]
-            if quiet and row.member_id is not None:
-                self._more_now = True  # the next pass holds it until the window ends
-                stop = True
-                break
-            waiting.popleft()
-            try:
-                markup = self._markup(row.reply_markup)
-            except (ValueError, KeyError, TypeError):
-                logger.warning("Outbox row %s has a reply_markup Telegram would refuse", row.id)
-                outcomes.append(Failed(row.id, "bad_markup"))
-                continue
-            picked.append((row, markup))
-        claims = await self._outbox.settle(outcomes, [row.id for row, _ in picked])
-        started = 0
-        for row, markup in picked:
-            claim = claims[row.id]
-            if claim != "sending":
-                logger.debug("Outbox row %s not sent: %s", row.id, claim)
-                continue
-            self._starting += 1
-            in_flight[asyncio.create_task(self._call(row, markup))] = row
-            started += 1
-        return started, stop
+    def _halt(self) -> None:
+        """Starts no more calls this pass: those still waiting for their turn are withdrawn
+        (their rows stay queued); those leaving or in flight finish."""
+        self._halted = True
+        for task, row in self._tasks.items():
+            if row.id not in self._leaving:
+                task.cancel()
 
-    async def _call(self, row: OutboxRow, markup: Markup | None) -> int | Exception:
-        """One Telegram call: the message id, or what went wrong (every outcome is recorded,
-        so nothing is lost by catching)."""
-        # The call's time for the rate and per-chat limits is when it really starts, in order.
-        self._starting -= 1
-        called_at = self._monotonic()
-        if self._rate is not None:
-            self._recent.append(called_at)
-        self._last_call_to[row.chat_id] = called_at
+    async def _call(self, row: OutboxRow, markup: Markup | None) -> int | Exception | None:
+        """One Telegram call, after its turn in the budget: the message id, what went wrong,
+        or None if it never left (every outcome is recorded, so nothing is lost by catching)."""
         try:
             message = await self._bot.send_message(
-                chat_id=row.chat_id, text=row.text, reply_markup=markup
+                chat_id=row.chat_id,
+                text=row.text,
+                reply_markup=markup,
+                rate_limit_args=Bulk(functools.partial(self._turn_came, row)),
             )
+        except NotSent:
+            return None
         except Exception as exc:
             return exc
         return message.message_id
+
+    async def _turn_came(self, row: OutboxRow) -> bool:
+        """The budget chose this row: claim it ('sending') unless the pass halted, quiet hours
+        began, or the member used /stop or blocked the bot since. True: send it now."""
+        if self._halted:
+            return False
+        if row.member_id is not None and self._in_quiet_hours():
+            self._more_now = True  # the next pass holds it until the window ends
+            self._halt()
+            return False
+        self._leaving.add(row.id)
+        claim = (await self._claim(row.id))[row.id]
+        if claim != "sending":
+            logger.debug("Outbox row %s not sent: %s", row.id, claim)
+        return claim == "sending"
+
+    async def _claim(self, row_id: int) -> dict[int, Claim]:
+        """Claims a row in the next claiming transaction (one for the rows whose turn came at
+        the same moment), which also records the answers that came since."""
+        claimed = self._claimed
+        if claimed is None:
+            claimed = self._claimed = asyncio.get_running_loop().create_future()
+            self._claiming = []
+            self._committing = asyncio.create_task(self._commit_claims(claimed))
+        self._claiming.append(row_id)
+        return await asyncio.shield(claimed)
+
+    async def _commit_claims(self, claimed: asyncio.Future[dict[int, Claim]]) -> None:
+        await asyncio.sleep(0)  # let every row whose turn came at this moment join
+        ids, self._claiming, self._claimed = self._claiming, [], None
+        outcomes, self._unrecorded = self._unrecorded, []
+        try:
+            claimed.set_result(await self._outbox.settle(outcomes, ids))
+        except Exception as exc:
+            self._unrecorded = outcomes + self._unrecorded
+            claimed.set_exception(exc)
 
     def _judge_call(self, row: OutboxRow, result: int | Exception) -> tuple[list[Outcome], bool]:
         """What a call's answer means for its row; and whether the pass must stop starting
@@ -494,14 +493,13 @@ class DeliveryWorker:
         return [Failed(row.id, verdict.code)], False
 
     def _chats_free_now(self, rows: list[OutboxRow]) -> list[OutboxRow]:
-        """The rows whose chat had no message in the last `per_chat_interval`; the others
-        wait for a later pass (the pass's own calls are all to other chats)."""
-        now = self._monotonic()
+        """The rows whose chat had no message in the last second (the budget says); the
+        others wait for a later pass (the pass's own calls are all to other chats)."""
+        now = self._budget.monotonic()
         free = []
         for row in rows:
-            last = self._last_call_to.get(row.chat_id)
-            if last is not None and now - last < self._per_chat:
-                free_at = last + self._per_chat
+            free_at = self._budget.bulk_free_at(row.chat_id)
+            if free_at > now:
                 self._chat_free_at = min(self._chat_free_at or free_at, free_at)
             else:
                 free.append(row)
@@ -509,30 +507,6 @@ class DeliveryWorker:
 
     def _in_quiet_hours(self) -> bool:
         return quiet_hours_end(self._clock.now(), self._quiet, self._tz) is not None
-
-    def _free_slots(self) -> int:
-        """How many calls may start now within rate_per_second over any one second."""
-        if self._rate is None:
-            return self._concurrency
-        now = self._monotonic()
-        recent = self._recent
-        while recent and now - recent[0] >= 1.0:
-            recent.popleft()
-        return max(self._rate - len(recent) - self._starting, 0)
-
-    def _slot_wait(self, slots: int) -> float:
-        """Seconds until `slots` more calls may start (the oldest calls leave the second)."""
-        if slots > len(self._recent):
-            return 0.001  # slots held by calls about to start: look again once they have
-        return max(1.0 - (self._monotonic() - self._recent[slots - 1]), 0.001)
-
-    def _forget_old_chats(self) -> None:
-        """Forgets chats whose interval has passed, so the map stays small (once a pass)."""
-        if len(self._last_call_to) > 4 * max(self._pass_size, self._concurrency):
-            now = self._monotonic()
-            self._last_call_to = {
-                chat: at for chat, at in self._last_call_to.items() if now - at < self._per_chat
-            }
 
     def _markup(self, data: Mapping[str, Any] | None) -> Markup | None:
         if data is None:
@@ -568,6 +542,15 @@ class DeliveryWorker:
                 counts.failed,
                 counts.unconfirmed,
             )
-            text = report_text(counts, batch.author_language)
-            await self._outbox.mark_reported(batch.id, Outgoing(None, batch.author_chat_id, text))
+            language = batch.author_language
+            names = [
+                await self._pseudonyms.of(member_id)
+                for member_id in await self._outbox.unconfirmed_members(batch.id)
+            ]
+            text = report_text(counts, language, names)
+            markup = None
+            if counts.unconfirmed:
+                markup = send_again_button(batch.id, counts.unconfirmed, language).to_dict()
+            report = Outgoing(None, batch.author_chat_id, text, markup)
+            await self._outbox.mark_reported(batch.id, report)
             self._more_now = True  # send the report at once

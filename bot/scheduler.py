@@ -1,10 +1,11 @@
 """The scheduler: sends what is due (question rounds, reminders, broadcasts) at a given now.
 
 The database says what is due; ptb's JobQueue (APScheduler, kept in memory) only wakes
-`run_due` — every minute, and exactly at the next due time — so nothing is lost when the
-process dies: at start the jobs are rebuilt from the database, and a round due while the
-bot was down is sent if it is at most QUESTION_GRACE_HOURS late (older ones are reported
-to their author instead). Tests move a FakeClock and call `run_due` directly.
+`run_due` — once at start, every minute, and exactly at the next due time — so nothing is
+lost when the process dies: at start the jobs are rebuilt from the database, and a round due
+while the bot was down is sent at once if it is at most QUESTION_GRACE_HOURS late (older
+ones are reported to their author instead). Tests move a FakeClock and call `run_due`
+directly.
 """
 
 from __future__ import annotations
@@ -56,14 +57,21 @@ class Scheduler:
         self.grace = timedelta(hours=self.settings.question_grace_hours)
         self.open_for = timedelta(days=self.settings.question_open_days)
         self._lock = asyncio.Lock()
+        self._first: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Wakes every minute, and plans the exact next wake-up from the database."""
+        """Sends what is due now, then wakes every minute, and plans the exact next wake-up
+        from the database."""
+        # What fell due while the bot was down goes now: run_repeating(first=0) would first
+        # fire one interval later (APScheduler counts from when the job was added).
+        self._first = asyncio.create_task(self._run_at_start(), name="scheduler:start")
         job_queue = self.app.job_queue
         if job_queue is None:
             logger.warning("No job queue: install python-telegram-bot[job-queue]")
             return
-        job_queue.run_repeating(self._tick, interval=TICK_SECONDS, first=0, name="scheduler:tick")
+        job_queue.run_repeating(
+            self._tick, interval=TICK_SECONDS, first=TICK_SECONDS, name="scheduler:tick"
+        )
         # Retention (RETENTION_DAYS) has a daily job of its own.
         from bot import retention
 
@@ -71,6 +79,12 @@ class Scheduler:
 
     async def _tick(self, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self.run_due()
+
+    async def _run_at_start(self) -> None:
+        try:
+            await self.run_due()
+        except Exception:
+            logger.exception("Sending what was due at start failed; the next tick tries again")
 
     async def run_due(self) -> None:
         """Sends everything due at the clock's now, then plans the next wake-up."""

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     # Retention: stories, ideas and answers (and their files) older than this many days are
     # deleted by a daily job. None (empty): kept until a member deletes them.
     retention_days: int | None = Field(default=None, ge=1)
+    # Bot API calls a second, every call counted and evenly paced (bot/budget.py); above 30
+    # needs Telegram's paid broadcasts. One chat may get `chat_burst` new messages at once,
+    # then about one a second.
+    broadcast_rate: int = Field(default=30, ge=1)
+    chat_burst: int = Field(default=20, ge=1)
 
     @field_validator("organiser_ids", mode="before")
     @classmethod

@@ -29,6 +29,7 @@ from conversations import (
     scheduled,
     sharing,
     stats,
+    unconfirmed,
 )
 from conversations.context import CocreateContext
 from conversations.replies import SHARING, active_draft, current_member
@@ -48,6 +49,7 @@ def build_routes() -> list[Handler]:
         exporting.build_handler(),
         *reviewing.build_handlers(),
         *scheduled.build_handlers(),
+        *unconfirmed.build_handlers(),
         *roles.build_handlers(),
         *stats.build_handlers(),
         # 3. Everyday commands and the menu's buttons.

@@ -3,17 +3,17 @@
 Tables: outbox, delivery_batches (migration 3). bot/delivery.py is the one sender. Erasure
 and retention remove members' words from it (see "data rights" below).
 
-A row moves queued → sending → sent. The sender claims a group of rows ('sending', one
-committed transaction) before any of their calls starts, and records how each call went
-(`settle`: 'sent' with Telegram's message id, or a failure) in as few transactions as it
-safely can, each of them also claiming the next group. So a crash leaves 'sending' at most the
-rows whose calls were in flight or whose outcome was not yet recorded: never more than the
-sender's `concurrency`. Such a row may have reached the member, so at start it becomes
-'unconfirmed' and is never sent again (the accepted price of sending several at once: up to
-`concurrency` members are reported "not sure", none gets two copies). Other final states:
-'failed' (Telegram refused it, or it kept failing), 'skipped' (the member used /stop or
-blocked the bot). Times are UTC ISO text, as everywhere in the database, so they compare
-correctly as text.
+A row moves queued → sending → sent. The sender claims a row ('sending', committed) only
+when its turn in the bot's budget has come, just before its request leaves (rows whose turns
+come together share one transaction), and records how each call went (`settle`: 'sent' with
+Telegram's message id, or a failure) in as few transactions as it safely can, each of them
+also claiming the next rows. So a crash leaves 'sending' only rows whose request had left:
+calls in flight, or answered but not yet recorded. Such a row may have reached the member, so
+at start it becomes 'unconfirmed' and is not sent again unless the batch's author asks
+(`send_again`, knowing some may get it twice); rows that never left are still 'queued'.
+Other final states: 'failed' (Telegram refused it, or it kept failing), 'skipped' (the member
+used /stop or blocked the bot). Times are UTC ISO text, as everywhere in the database, so they
+compare correctly as text.
 """
 
 from __future__ import annotations
@@ -452,12 +452,41 @@ class Outbox:
                 return cur.rowcount
 
     async def recover_after_restart(self) -> int:
-        """Every row left 'sending' becomes 'unconfirmed': the call may have reached Telegram,
-        so it is never sent again. Returns how many. Call before the first pass."""
+        """Every row left 'sending' becomes 'unconfirmed': its request had left, and may have
+        reached Telegram, so it is not sent again silently. Returns how many. Call before the
+        first pass."""
         return await self._db.execute(
             "UPDATE outbox SET status = 'unconfirmed', last_error = 'interrupted'"
             " WHERE status = 'sending'"
         )
+
+    async def unconfirmed_members(self, batch_id: int) -> list[int]:
+        """The members whose row in a batch is 'unconfirmed', in the order they were queued."""
+        rows = await self._db.fetch_all(
+            "SELECT member_id FROM outbox WHERE batch_id = ? AND status = 'unconfirmed'"
+            " AND member_id IS NOT NULL ORDER BY id",
+            (batch_id,),
+        )
+        return [int(r["member_id"]) for r in rows]
+
+    async def send_again(self, batch_id: int) -> int:
+        """Queues a batch's 'unconfirmed' rows again (its author chose to, knowing some may
+        get it twice), and reopens the batch, so its author gets a new report. Returns how
+        many rows; 0 if none was left (pressed twice)."""
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "UPDATE outbox SET status = 'queued', not_before = ?, last_error = 'sent_again'"
+                " WHERE batch_id = ? AND status = 'unconfirmed'",
+                (self._now(), batch_id),
+            ) as cur:
+                count = cur.rowcount
+            if count:
+                await conn.execute(
+                    "UPDATE delivery_batches SET finished_at = NULL, reported_at = NULL"
+                    " WHERE id = ?",
+                    (batch_id,),
+                )
+            return count
 
     # ---- batches and reports
 

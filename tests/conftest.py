@@ -45,6 +45,9 @@ def make_settings(tmp_path: Path, emulator: Emulator, **overrides: Any) -> Setti
         "media_dir": tmp_path / "media",
         "about_extra_question": "Do you look after someone?",
         "about_extra_options": ["Yes", "No"],
+        # Conversations run at machine speed here: no pacing (tests/test_delivery*.py test it).
+        "broadcast_rate": 10_000,
+        "chat_burst": 10_000,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

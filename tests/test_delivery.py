@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import (
     BadRequest,
     Forbidden,
@@ -31,8 +31,10 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
+from telegram.ext import ExtBot
 from telegram.request import HTTPXRequest
 
+from bot.budget import Budget
 from bot.catalogue import t
 from bot.clock import FakeClock
 from bot.delivery import DeliveryWorker, judge, quiet_hours_end
@@ -108,18 +110,55 @@ async def emulator(fake_time: FakeTime) -> AsyncIterator[Emulator]:
         yield emu
 
 
+class CountingRequest(HTTPXRequest):
+    """ptb's HTTP requests, telling the fake clock which are in flight: a request counts from
+    when it leaves, after the budget, until it is answered."""
+
+    def __init__(self, fake_time: FakeTime, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fake_time = fake_time
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        with self.fake_time.calling():
+            return await super().do_request(*args, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def telegram(
+    emulator: Emulator,
+    fake_time: FakeTime,
+    rate: int | None = 30,
+    read_timeout: float = READ_TIMEOUT,
+    base_url: str | None = None,
+) -> AsyncIterator[ExtBot[Any]]:
+    """A ptb bot as the application has one: every call passes a Budget at `rate` a second,
+    on the fake monotonic clock; a short read timeout, so a slow answer times out."""
+    # No slack on the window: on the fake clock a request reaches Telegram as it leaves.
+    budget = Budget(rate, window_slack=0, monotonic=fake_time.monotonic, sleep=fake_time.sleep)
+    request = CountingRequest(fake_time, read_timeout=read_timeout)
+    bot: ExtBot[Any] = ExtBot(
+        TOKEN, base_url=base_url or emulator.base_url, request=request, rate_limiter=budget
+    )
+    if base_url is None:
+        async with bot:
+            yield bot
+        return
+    try:  # nothing answers there: not even initialize() would work
+        yield bot
+    finally:
+        await bot.shutdown()
+
+
 @pytest.fixture
-async def tg(emulator: Emulator, fake_time: FakeTime) -> AsyncIterator[Bot]:
-    """A plain ptb Bot with a short read timeout (no ptb rate limiter, so nothing is hidden),
-    that tells the fake clock which calls are in flight."""
+async def tg(emulator: Emulator, fake_time: FakeTime) -> AsyncIterator[ExtBot[Any]]:
+    async with telegram(emulator, fake_time) as bot:
+        yield bot
 
-    class CountingBot(Bot):
-        async def send_message(self, *args: Any, **kwargs: Any) -> Message:
-            with fake_time.calling():
-                return await super().send_message(*args, **kwargs)
 
-    request = HTTPXRequest(read_timeout=READ_TIMEOUT)
-    async with CountingBot(TOKEN, base_url=emulator.base_url, request=request) as bot:
+@pytest.fixture
+async def unpaced(emulator: Emulator, fake_time: FakeTime) -> AsyncIterator[ExtBot[Any]]:
+    """No overall rate (BROADCAST_RATE off): calls to different chats go out all at once."""
+    async with telegram(emulator, fake_time, rate=None) as bot:
         yield bot
 
 
@@ -128,22 +167,15 @@ def quiet(tmp_path: Path, emulator: Emulator, hours: str) -> Settings:
 
 
 def worker(
-    tg: Bot,
+    tg: ExtBot[Any],
     store: Store,
     settings: Settings,
     clock: FakeClock,
     fake_time: FakeTime,
     **options: Any,
 ) -> DeliveryWorker:
-    return DeliveryWorker(
-        tg,
-        store,
-        settings,
-        clock,
-        monotonic=fake_time.monotonic,
-        sleep=fake_time.sleep,
-        **options,
-    )
+    """The sender on `tg`, paced by its budget (on the fake monotonic clock)."""
+    return DeliveryWorker(tg, store, settings, clock, **options)
 
 
 async def join(
@@ -405,7 +437,7 @@ def test_quiet_hours_may_cross_midnight(hours: str, at: str, end: str | None) ->
 
 
 async def test_every_reachable_member_gets_exactly_one_copy_despite_faults(
-    tg: Bot,
+    unpaced: ExtBot[Any],
     store: Store,
     emulator: Emulator,
     clock: FakeClock,
@@ -424,7 +456,7 @@ async def test_every_reachable_member_gets_exactly_one_copy_despite_faults(
     emulator.faults.add("sendMessage", 502, chat_id=2002, times=2)
     emulator.faults.add("sendMessage", 500, chat_id=2004)
     emulator.faults.add("sendMessage", delay=READ_TIMEOUT * 2, chat_id=2003)
-    w = worker(tg, store, quiet(tmp_path, emulator, ""), clock, fake_time)
+    w = worker(unpaced, store, quiet(tmp_path, emulator, ""), clock, fake_time)
 
     # The first pass calls every chat at once (there are fewer than `concurrency`), all but
     # the member who used /stop, and records every answer before it returns.
@@ -484,6 +516,7 @@ async def test_every_reachable_member_gets_exactly_one_copy_despite_faults(
     counts = await store.outbox.batch_counts(batch_id)
     assert counts == BatchCounts(sent=5, unconfirmed=1, stopped=1, unreachable=1)
     assert counts.total == len(rows)
+    pseudonym = await store.pseudonyms.of(members[2].id)  # 2003's: named, not their name
     assert [m.text for m in emulator.user(AUTHOR).messages] == [
         "\n".join(
             [
@@ -492,14 +525,17 @@ async def test_every_reachable_member_gets_exactly_one_copy_despite_faults(
                 t("en", "delivery.report.stopped", count=1),
                 t("en", "delivery.report.blocked", count=1),
                 t("en", "delivery.report.unconfirmed", count=1),
+                t("en", "delivery.report.unconfirmed_names", names=pseudonym),
             ]
         )
     ]
+    [report] = emulator.user(AUTHOR).messages
+    assert report.buttons == [[t("en", "delivery.send_again", count=1)]]
     assert await w.run_once() == 0  # and only one
 
 
 async def test_a_blocked_member_is_not_tried_again(
-    tg: Bot,
+    tg: ExtBot[Any],
     store: Store,
     emulator: Emulator,
     clock: FakeClock,
@@ -519,7 +555,7 @@ async def test_a_blocked_member_is_not_tried_again(
 
 
 async def test_server_errors_back_off_then_fail_and_a_refused_connection_is_retried(
-    tg: Bot,
+    tg: ExtBot[Any],
     store: Store,
     emulator: Emulator,
     clock: FakeClock,
@@ -549,17 +585,17 @@ async def test_server_errors_back_off_then_fail_and_a_refused_connection_is_retr
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
-    nowhere = Bot(TOKEN, base_url=f"http://127.0.0.1:{closed_port}/bot")
     retry = await store.outbox.enqueue_batch("broadcast", None, to_all([ann]))
-    w = worker(nowhere, store, settings, clock, fake_time)
-    assert await w.run_once() == 1
+    nowhere_url = f"http://127.0.0.1:{closed_port}/bot"
+    async with telegram(emulator, fake_time, base_url=nowhere_url) as nowhere:
+        w = worker(nowhere, store, settings, clock, fake_time)
+        assert await w.run_once() == 1
     [row] = await store.outbox.rows_of(retry)
     assert (row.status, row.attempts, row.last_error) == ("queued", 1, "connect_error")
-    await nowhere.shutdown()
 
 
 async def test_quiet_hours_hold_messages_until_they_end(
-    tg: Bot,
+    tg: ExtBot[Any],
     store: Store,
     emulator: Emulator,
     clock: FakeClock,
@@ -597,7 +633,7 @@ async def test_quiet_hours_hold_messages_until_they_end(
 
 
 async def test_a_chat_gets_one_message_a_second_while_others_go_on(
-    tg: Bot,
+    tg: ExtBot[Any],
     store: Store,
     emulator: Emulator,
     clock: FakeClock,
@@ -621,7 +657,6 @@ async def test_a_chat_gets_one_message_a_second_while_others_go_on(
 
 
 async def test_no_more_than_rate_per_second_in_any_second(
-    tg: Bot,
     store: Store,
     emulator: Emulator,
     clock: FakeClock,
@@ -630,16 +665,18 @@ async def test_no_more_than_rate_per_second_in_any_second(
 ) -> None:
     members = await join(store, emulator, *range(2001, 2018))
     await store.outbox.enqueue_batch("broadcast", 1, to_all(members))
-    w = worker(tg, store, quiet(tmp_path, emulator, ""), clock, fake_time, rate_per_second=5)
-    assert await w.run_once() == 17
+    async with telegram(emulator, fake_time, rate=5) as five_a_second:
+        w = worker(five_a_second, store, quiet(tmp_path, emulator, ""), clock, fake_time)
+        assert await w.run_once() == 17
     dates = sorted(emulator.user(m.chat_id).messages[0].date for m in members)
     assert all(dates[i + 5] - dates[i] >= 1000 for i in range(len(dates) - 5))
-    assert dates[-1] - dates[0] == 3000  # 5, 5, 5 and 2: as fast as the rate allows
-    assert fake_time.slept >= 3.0
+    # Evenly paced, 200 ms apart: as fast as the rate allows, and never a burst.
+    # (Until the budget, the first 5 went at once, then 5 more a second later.)
+    assert [later - earlier for earlier, later in itertools.pairwise(dates)] == [200] * 16
+    assert fake_time.slept >= 3.2
 
 
-async def test_calls_overlap_within_the_rate_and_a_chat_still_gets_one_a_second(
-    tg: Bot,
+async def test_calls_are_evenly_paced_and_a_chat_still_gets_one_a_second(
     store: Store,
     emulator: Emulator,
     clock: FakeClock,
@@ -652,18 +689,18 @@ async def test_calls_overlap_within_the_rate_and_a_chat_still_gets_one_a_second(
     await store.outbox.enqueue_batch("question", 2, to_all([ann], "Question"))
     await store.outbox.enqueue_batch("reminder", 3, to_all([ann], "Reminder"))
     settings = quiet(tmp_path, emulator, "")
-    w = worker(tg, store, settings, clock, fake_time, rate_per_second=10, concurrency=4)
+    async with telegram(emulator, fake_time, rate=10) as ten_a_second:
+        w = worker(ten_a_second, store, settings, clock, fake_time, concurrency=4)
 
-    assert await w.run_once() == 30
-    # Every answer is recorded before the pass returns: nothing is left 'sending'.
-    assert await store.outbox.status_counts() == {"sent": 30, "queued": 2}
-    assert fake_time.most_in_flight == 4  # calls overlapped, never more than `concurrency`
-    assert await w.run_once() == 0  # Ann's next waits until a second after her last
-    fake_time.advance(1.0)
-    assert await w.run_once() == 1
-    assert await w.run_once() == 0
-    fake_time.advance(1.0)
-    assert await w.run_once() == 1
+        assert await w.run_once() == 30
+        # Every answer is recorded before the pass returns: nothing is left 'sending'.
+        assert await store.outbox.status_counts() == {"sent": 30, "queued": 2}
+        assert await w.run_once() == 0  # Ann's next waits until a second after her last
+        fake_time.advance(1.0)
+        assert await w.run_once() == 1
+        assert await w.run_once() == 0
+        fake_time.advance(1.0)
+        assert await w.run_once() == 1
     assert await store.outbox.status_counts() == {"sent": 32}
 
     assert [emulator.sent_to(m.chat_id) for m in members[:-1]] == [1] * 29
@@ -676,11 +713,12 @@ async def test_calls_overlap_within_the_rate_and_a_chat_still_gets_one_a_second(
     assert all(later - earlier >= 1000 for earlier, later in itertools.pairwise(ann_dates))
     dates = sorted(m.date for c in members for m in emulator.user(c.chat_id).messages)
     assert all(dates[i + 10] - dates[i] >= 1000 for i in range(len(dates) - 10))
-    assert dates[29] - dates[0] == 2000  # 10, 10 and 10: as fast as the rate allows
+    # 100 ms apart: as fast as the rate allows, evenly (until the budget: 10 at once, 3 times).
+    assert dates[29] - dates[0] == 2900
 
 
 async def test_without_a_rate_limit_calls_overlap_and_commits_are_grouped(
-    tg: Bot,
+    unpaced: ExtBot[Any],
     store: Store,
     emulator: Emulator,
     clock: FakeClock,
@@ -691,7 +729,7 @@ async def test_without_a_rate_limit_calls_overlap_and_commits_are_grouped(
     members = await join(store, emulator, *range(2001, 2041))
     await store.outbox.enqueue_batch("broadcast", 1, to_all(members))
     settings = quiet(tmp_path, emulator, "")
-    w = worker(tg, store, settings, clock, fake_time, rate_per_second=None, concurrency=8)
+    w = worker(unpaced, store, settings, clock, fake_time, concurrency=8)
     commits = Commits(store, monkeypatch)
     assert await w.run_once() == 40
     assert await store.outbox.status_counts() == {"sent": 40}
@@ -703,7 +741,7 @@ async def test_without_a_rate_limit_calls_overlap_and_commits_are_grouped(
 
 
 async def test_retry_after_stops_new_calls_while_those_in_flight_finish(
-    tg: Bot,
+    unpaced: ExtBot[Any],
     store: Store,
     emulator: Emulator,
     clock: FakeClock,
@@ -715,7 +753,7 @@ async def test_retry_after_stops_new_calls_while_those_in_flight_finish(
     emulator.faults.add("sendMessage", 429, retry_after=3, chat_id=2001)
     emulator.faults.add("sendMessage", delay=0.2, chat_id=2002)  # answered after the 429
     emulator.faults.add("sendMessage", delay=0.2, chat_id=2003)
-    w = worker(tg, store, quiet(tmp_path, emulator, ""), clock, fake_time, concurrency=3)
+    w = worker(unpaced, store, quiet(tmp_path, emulator, ""), clock, fake_time, concurrency=3)
     assert await w.run_once() == 3
     assert [p["chat_id"] for p in emulator.calls_to("sendMessage")] == [2001, 2002, 2003]
     rows = by_member(await store.outbox.rows_of(1))
@@ -729,7 +767,7 @@ async def test_retry_after_stops_new_calls_while_those_in_flight_finish(
 
 
 async def test_after_a_crash_a_message_in_hand_is_reported_not_resent(
-    tg: Bot,
+    tg: ExtBot[Any],
     store: Store,
     emulator: Emulator,
     clock: FakeClock,
@@ -756,7 +794,7 @@ async def test_after_a_crash_a_message_in_hand_is_reported_not_resent(
 
 
 async def test_a_crash_with_a_group_in_flight_leaves_only_that_group_unconfirmed(
-    tg: Bot,
+    tg: ExtBot[Any],
     store: Store,
     emulator: Emulator,
     clock: FakeClock,
@@ -770,8 +808,8 @@ async def test_a_crash_with_a_group_in_flight_leaves_only_that_group_unconfirmed
     )
     settings = quiet(tmp_path, emulator, "")
     emulator.faults.add("sendMessage", delay=5, times=None)  # every answer is slow
-    patient = HTTPXRequest(read_timeout=10)
-    async with Bot(TOKEN, base_url=emulator.base_url, request=patient) as slow_bot:
+    # Unpaced, so that four calls leave at once (see the fake clock).
+    async with telegram(emulator, fake_time, rate=None, read_timeout=10) as slow_bot:
         w = worker(slow_bot, store, settings, clock, fake_time, concurrency=4)
         sending = asyncio.create_task(w.run_once())
         await wait_for(lambda: len(emulator.calls_to("sendMessage")) == 4)
@@ -801,7 +839,7 @@ async def test_a_crash_with_a_group_in_flight_leaves_only_that_group_unconfirmed
 
 
 async def test_wake_sends_at_once_and_stop_finishes_the_message_in_hand(
-    tg: Bot, store: Store, emulator: Emulator, clock: FakeClock, tmp_path: Path
+    tg: ExtBot[Any], store: Store, emulator: Emulator, clock: FakeClock, tmp_path: Path
 ) -> None:
     ann, bea = await join(store, emulator, 2001, 2002)
     # Real time here, and a poll too slow to matter: only wake() can explain a quick send.
@@ -846,3 +884,48 @@ async def test_the_running_bot_sends_the_outbox_and_owns_retry_after(
     context.delivery.wake()
     await wait_for(lambda: emulator.sent_to(2001) == 1, timeout=3)
     assert len(emulator.calls_to("sendMessage")) == 2
+
+
+async def test_replies_and_a_broadcast_share_one_budget_and_replies_go_first(
+    tg: ExtBot[Any],
+    store: Store,
+    emulator: Emulator,
+    clock: FakeClock,
+    fake_time: FakeTime,
+    tmp_path: Path,
+) -> None:
+    members = await join(store, emulator, *range(2001, 2061))
+    writers = range(3001, 3041)
+    for user_id in writers:
+        emulator.open_chat(user_id)
+    await store.outbox.enqueue_batch("broadcast", 1, to_all(members, "News"))
+    w = worker(tg, store, quiet(tmp_path, emulator, ""), clock, fake_time)
+    sending = asyncio.create_task(w.run_once())
+    await wait_for(lambda: len(emulator.calls_to("sendMessage")) >= 10)
+    # Someone answers a question: the handler replies, then sends the next question, through
+    # the same bot (as context.bot.send_message does).
+    asked_at = fake_time.now * 1000
+    await tg.send_message(writers[0], "Thank you.")
+    await tg.send_message(writers[0], "Next question?")
+    # Then the others write, all at once; the handlers answer each.
+    await asyncio.gather(*(tg.send_message(user_id, "Thank you.") for user_id in writers[1:]))
+    assert await sending == 60
+
+    dates = sorted(m.date for u in emulator.users for m in u.messages)
+    assert len(dates) == 60 + 41
+    # One budget, evenly paced: never more than 30 in any 1-second window (the emulator's
+    # clock is the budget's fake monotonic clock, so each date is when the request left).
+    assert all(dates[i + 30] - dates[i] >= 1000 for i in range(len(dates) - 30))
+    assert dates[-1] - dates[0] >= 100 * 1000 // 30
+    # Replies go ahead of bulk: no broadcast message between the first and the last reply.
+    reply_dates = [m.date for u in writers[1:] for m in emulator.user(u).messages]
+    news = [m.date for member in members for m in emulator.user(member.chat_id).messages]
+    assert not [d for d in news if min(reply_dates) < d < max(reply_dates)]
+    assert max(news) > max(reply_dates), "the broadcast waited for the replies, not the reverse"
+    # A burst to one chat: the next question follows its reply at once (the next turn, while
+    # the broadcast waits), not a second later.
+    reply, question = emulator.user(writers[0]).messages
+    assert (reply.text, question.text) == ("Thank you.", "Next question?")
+    assert reply.date - asked_at < 100, "a reply goes at its next turn, ahead of the broadcast"
+    assert question.date - reply.date < 100
+    assert not [d for d in news if reply.date < d < question.date]
