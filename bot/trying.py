@@ -42,6 +42,14 @@ POLL_TIMEOUT = 10  # seconds; a short long-poll lets Ctrl-C stop the bot quickly
 
 
 @dataclass(frozen=True)
+class FirstStep:
+    """A button on an empty chat: what it says, and what it sends as if typed."""
+
+    label: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Person:
     """Someone the chat page lets you be."""
 
@@ -49,19 +57,34 @@ class Person:
     name: str
     role: str  # "member", "facilitator" or "organiser"
     hint: str  # shown on the page under the switch
+    intro: str  # shown on an empty chat, above the first steps
+    steps: tuple[FirstStep, ...]  # buttons on an empty chat
+
+
+def _command(command: str, what: str) -> FirstStep:
+    return FirstStep(f"/{command} – {what}", f"/{command}")
 
 
 MEMBER_HINT = "Tap Start to join, then try Share your story. Questions from Fran arrive here."
+MEMBER_INTRO = "This is the start of your chat with the bot."
+MEMBER_STEPS = (FirstStep("Start", "/start"),)
+# Staff do not join as members do, so an empty staff chat offers that role's own work.
+STAFF_INTRO = (
+    "This is the start of your chat with the bot. You are {a_role}, so you do not need to "
+    "join. Try one of these:"
+)
 PEOPLE = (
-    Person(1001, "Ana", "member", MEMBER_HINT),
-    Person(1002, "Bryn", "member", MEMBER_HINT),
-    Person(1003, "Cai", "member", MEMBER_HINT),
+    Person(1001, "Ana", "member", MEMBER_HINT, MEMBER_INTRO, MEMBER_STEPS),
+    Person(1002, "Bryn", "member", MEMBER_HINT, MEMBER_INTRO, MEMBER_STEPS),
+    Person(1003, "Cai", "member", MEMBER_HINT, MEMBER_INTRO, MEMBER_STEPS),
     Person(
         2001,
         "Fran",
         "facilitator",
         "Type /ask to ask the members a question, then switch to a member to answer it. "
         "Also /broadcast, /responses and /scheduled.",
+        STAFF_INTRO.format(a_role="a facilitator"),
+        (_command("ask", "Ask the members a question"), _command("responses", "Read the answers")),
     ),
     Person(
         3001,
@@ -69,6 +92,12 @@ PEOPLE = (
         "organiser",
         "Type /export to download what people said, /invite to invite a facilitator, "
         "/roles to see the team.",
+        STAFF_INTRO.format(a_role="an organiser"),
+        (
+            _command("export", "Download what people said"),
+            _command("invite", "Invite a facilitator"),
+            _command("stats", "See how many took part"),
+        ),
     ),
 )
 FACILITATOR = next(p for p in PEOPLE if p.role == "facilitator")

@@ -2,7 +2,9 @@
 
     GET  /                              the chat page (static/index.html, for `cocreate try`)
     GET  /_emu/static/{name}            its script and style sheet
-    GET  /_emu/people                   [{"id", "name", "role", "hint"}]: whom the page offers
+    GET  /_emu/people                   [{"id", "name", "role", "hint", "intro", "steps"}]:
+                                        whom the page offers; "steps" are the buttons on
+                                        their empty chat, [{"label", "text"}] ("text" is sent)
     GET  /_emu/chats/{id}/commands      [{"command", "description"}]: this chat's command menu
 
     POST /_emu/users/{id}/send          {"text", "first_name"?, "last_name"?, "username"?,
@@ -156,7 +158,14 @@ class ControlRoutes:
 
     async def people(self, request: web.Request) -> web.StreamResponse:
         people = self._emu.people or [
-            {"id": user.id, "name": user.first_name, "role": "member", "hint": ""}
+            {
+                "id": user.id,
+                "name": user.first_name,
+                "role": "member",
+                "hint": "",
+                "intro": "This is the start of your chat with the bot.",
+                "steps": [{"label": "Start", "text": "/start"}],
+            }
             for user in self._emu.users
         ]
         return web.json_response(people)

@@ -33,6 +33,7 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.async_api import FilePayload, Page, ViewportSize, async_playwright, expect
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from bot.catalogue import t
 from bot.settings import Settings
@@ -196,11 +197,15 @@ class ChatPage:
         await self._bot_says(before, replies)
 
     async def taps(self, label: str, reply: str, *more: str) -> None:
-        """Presses the newest button showing `label` (buttons are numbered "1. Label")."""
+        """Presses the newest button showing `label` (buttons are numbered "1. Label"): in
+        the chat, under the message box, or on an empty chat."""
         replies = (reply, *more)
         before = await self._counts(replies)
-        name = re.compile(rf"^(\d+\. )?{re.escape(label)}$")
-        buttons = self.page.locator("#messages, #keyboard").get_by_role("button", name=name)
+        # Playwright passes the pattern on as /…/, so a slash in a label is escaped too.
+        escaped = re.escape(label).replace("/", r"\/")
+        name = re.compile(rf"^(\d+\. )?{escaped}$")
+        where = self.page.locator("#messages, #keyboard, #first-steps")
+        buttons = where.get_by_role("button", name=name)
         await buttons.last.click(timeout=WAIT_MS)
         await self._bot_says(before, replies)
 
@@ -225,7 +230,14 @@ async def test_the_emulator_serves_the_chat_page_and_nothing_else_from_its_folde
             assert (await http.get(f"/_emu/static/{name}")).status_code == 404
         emu.user(5, first_name="Dee")
         assert (await http.get("/_emu/people")).json() == [
-            {"id": 5, "name": "Dee", "role": "member", "hint": ""}
+            {
+                "id": 5,
+                "name": "Dee",
+                "role": "member",
+                "hint": "",
+                "intro": "This is the start of your chat with the bot.",
+                "steps": [{"label": "Start", "text": "/start"}],
+            }
         ]
 
 
@@ -262,6 +274,100 @@ async def test_one_person_tries_the_whole_bot_in_a_browser(trying: TryProcess) -
     assert list(trying.tmp.iterdir()) == []
 
 
+async def newest_in_view(page: Page, after: str) -> None:
+    """Waits until the newest message's end shows between the switch and the message box."""
+    shows = """() => {
+        const items = document.querySelectorAll("#messages li");
+        const last = items[items.length - 1];
+        const images = [...document.querySelectorAll("#messages img")];
+        if (!last || !images.every((img) => img.complete)) return false;
+        const box = last.getBoundingClientRect();
+        const top = document.querySelector(".top").getBoundingClientRect().bottom;
+        const bottom = document.querySelector(".composer").getBoundingClientRect().top;
+        return box.bottom > top && box.bottom <= Math.min(bottom, window.innerHeight) + 1;
+    }"""
+    try:
+        await page.wait_for_function(shows, timeout=5_000)
+    except PlaywrightTimeout:
+        await page.screenshot(path=ARTIFACTS / "try-not-in-view.png")
+        pytest.fail(f"after {after}, the newest message is not in view", pytrace=False)
+
+
+async def join_as(chat: ChatPage, name: str) -> None:
+    """A member joins: language, consent, anonymous, no "about you"."""
+    await chat.be(name)
+    await chat.page.get_by_role("button", name="Start", exact=True).click()
+    await chat.taps("English", t("en", "consent.text"))
+    await chat.taps(t("en", "consent.agree"), t("en", "naming.ask"))
+    await chat.taps(t("en", "naming.anonymous"), t("en", "about.age"))
+    await chat.taps(t("en", "common.skip"), t("en", "about.area.typed"))
+    await chat.taps(t("en", "common.skip"), t("en", "onboarding.done"), t("en", "menu.title"))
+
+
+@pytest.mark.process
+async def test_the_chat_follows_the_newest_message_after_a_photo(trying: TryProcess) -> None:
+    async with phone_page() as page:
+        chat = ChatPage(page)
+        await page.goto(trying.url)
+        await join_as(chat, "Ana")
+        await chat.taps("Share your story", t("en", "story.what_happened"))
+        await chat.says("The bus did not stop for my wheelchair.", "How did it affect you?")
+        await newest_in_view(page, "typed words")
+        # A photo: once it has loaded, the next question still shows.
+        await chat.sends("photo", "ramp.png", picture(), "What would have made it better?")
+        await newest_in_view(page, "a photo")
+        # Typed words after the photo: her own message and the bot's answer both scroll in.
+        await chat.says("A driver who waits.", "(a photo)")
+        await newest_in_view(page, "typed words after a photo")
+        # Someone who scrolled up to read, then taps a button, sees what follows.
+        await page.evaluate("window.scrollTo(0, 0)")
+        await chat.taps("Save", t("en", "story.saved"), t("en", "sharing.next"))
+        await newest_in_view(page, "a tap, scrolled up")
+
+
+@pytest.mark.process
+async def test_staff_see_their_own_first_steps_and_never_a_members_start(
+    trying: TryProcess,
+) -> None:
+    async with phone_page() as page:
+        chat = ChatPage(page)
+        await page.goto(trying.url)
+        start = page.get_by_role("button", name="Start", exact=True)
+        commands = page.locator("#command-list button")
+
+        await chat.be("Fran")
+        first = page.locator("#first-steps button")
+        await expect(first).to_have_text(
+            ["/ask – Ask the members a question", "/responses – Read the answers"]
+        )
+        await expect(start).to_have_count(0)
+        await expect(commands.filter(has_text="/ask")).to_have_count(1)
+        await expect(commands.filter(has_text="/start")).to_have_count(0)
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=ARTIFACTS / "try-facilitator-empty.png")
+        await chat.taps("/ask – Ask the members a question", t("en", "staff.ask.text"))
+        await expect(page.locator("#first-steps")).to_be_hidden()
+
+        await chat.be("Olu")
+        await expect(first).to_have_text(
+            [
+                "/export – Download what people said",
+                "/invite – Invite a facilitator",
+                "/stats – See how many took part",
+            ]
+        )
+        await expect(start).to_have_count(0)
+        await expect(commands.filter(has_text="/export")).to_have_count(1)
+        await page.screenshot(path=ARTIFACTS / "try-organiser-empty.png")
+        await expect(commands.filter(has_text="/start")).to_have_count(0)
+        await chat.taps("/export – Download what people said", t("en", "export.ask.format"))
+
+        # A member still starts with Start, and the bot's Start is in their menu.
+        await chat.be("Bryn")
+        await expect(first).to_have_text(["Start"])
+        await expect(commands.filter(has_text="/start")).to_have_count(1)
+
+
 async def at_200_percent(page: Page, screenshot: str) -> None:
     """Readable with the browser zoomed to 200 %: nothing scrolls sideways."""
     await page.set_viewport_size(ZOOMED)
@@ -281,13 +387,7 @@ async def play_everyone(page: Page, trying: TryProcess) -> None:
         await expect(page.get_by_label("You are")).to_be_visible()
 
         # Ana joins: language, consent, anonymous, no "about you".
-        await chat.be("Ana")
-        await page.get_by_role("button", name="Start", exact=True).click()
-        await chat.taps("English", t("en", "consent.text"))
-        await chat.taps(t("en", "consent.agree"), t("en", "naming.ask"))
-        await chat.taps(t("en", "naming.anonymous"), t("en", "about.age"))
-        await chat.taps(t("en", "common.skip"), t("en", "about.area.typed"))
-        await chat.taps(t("en", "common.skip"), t("en", "onboarding.done"), t("en", "menu.title"))
+        await join_as(chat, "Ana")
 
         # She shares a story: one part typed, one a photo with a caption, one a voice note.
         await chat.taps("Share your story", t("en", "story.what_happened"))

@@ -14,6 +14,8 @@ const page = {
   abort: null,
   seen: {}, // chat id -> messages the bot had sent when last shown
   sent: null, // chat id -> messages the bot has sent, as the emulator last said
+  stick: true, // keep the newest message in view (until the reader scrolls up to read)
+  scrolledTo: null, // where the page last scrolled itself
 };
 
 const $ = (id) => document.getElementById(id);
@@ -41,6 +43,45 @@ function pause(ms) {
 
 function say(text) {
   $("status").textContent = text;
+}
+
+// ---- keeping the newest message in view
+
+function nearBottom() {
+  const scroller = document.scrollingElement;
+  return window.innerHeight + scroller.scrollTop >= scroller.scrollHeight - 80;
+}
+
+// Scrolls to the end if the chat is following the newest message.
+function keepNewest() {
+  if (!page.stick) return;
+  const scroller = document.scrollingElement;
+  window.scrollTo(0, scroller.scrollHeight);
+  page.scrolledTo = scroller.scrollTop;
+}
+
+// The reader acted (sent, tapped, switched): show the newest message from now on.
+function toNewest() {
+  page.stick = true;
+  keepNewest();
+}
+
+// Only the reader's own scrolling changes whether the chat follows. The page growing (a
+// photo loading, buttons coming or going) does not: a scroll event comes a frame late, so
+// the page's own scroll to the end may read as "not at the end" once a photo has loaded
+// in between; the page remembers where it went and does not count that as the reader's.
+function readerScrolled() {
+  if (document.scrollingElement.scrollTop === page.scrolledTo) return;
+  page.scrolledTo = null;
+  page.stick = nearBottom();
+}
+
+function watchScrolling() {
+  window.addEventListener("scroll", readerScrolled, { passive: true });
+  window.addEventListener("resize", keepNewest);
+  const growing = new ResizeObserver(keepNewest);
+  growing.observe($("messages"));
+  growing.observe(document.querySelector(".composer"));
 }
 
 // ---- who you are
@@ -73,6 +114,7 @@ async function show(person) {
   page.since = 0;
   history.replaceState(null, "", `#as=${person.id}`);
   $("hint").textContent = person.hint || "";
+  drawFirstSteps(person);
   $("chat-title").textContent = `${person.name}'s chat with the bot`;
   document.title = `${person.name} – Try cocreate`;
   const list = $("messages");
@@ -90,7 +132,7 @@ async function show(person) {
     if (generation === page.generation) list.removeAttribute("aria-busy");
   }
   render();
-  window.scrollTo(0, document.body.scrollHeight);
+  toNewest();
   loadCommands();
   follow(generation);
 }
@@ -112,11 +154,9 @@ async function follow(generation) {
         await pause(1000); // an early empty answer: the emulator is stopping
       }
       if (messages.length) {
-        const atBottom =
-          window.innerHeight + window.scrollY >= document.body.scrollHeight - 80;
         merge(messages);
         render();
-        if (atBottom) window.scrollTo(0, document.body.scrollHeight);
+        keepNewest();
         loadCommands();
       }
       say("");
@@ -245,6 +285,21 @@ function drawInline(message, rows) {
   return box;
 }
 
+// What an empty chat offers: Start for a member, the role's own commands for staff.
+function drawFirstSteps(person) {
+  $("intro").textContent = person.intro || "This is the start of your chat with the bot.";
+  $("first-steps").replaceChildren(
+    ...(person.steps || []).map((step) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "big";
+      button.textContent = step.label;
+      button.addEventListener("click", () => sendText(step.text, button));
+      return button;
+    }),
+  );
+}
+
 // The reply keyboard under the message box: the newest one the bot sent, until removed.
 function drawKeyboard(ordered) {
   const box = $("keyboard");
@@ -287,6 +342,8 @@ async function loadCommands() {
     return;
   }
   if (person !== page.person) return;
+  // Staff on this page are not members: joining is not theirs to try.
+  if (person.role !== "member") commands = commands.filter((c) => c.command !== "start");
   const list = $("command-list");
   list.replaceChildren(
     ...commands.map((c) => {
@@ -311,7 +368,9 @@ async function loadCommands() {
 
 // ---- acting
 
+// Everything the reader sends or taps goes through here, so the chat shows what follows.
 async function act(element, action) {
+  toNewest();
   if (element) element.disabled = true;
   try {
     await action();
@@ -404,9 +463,9 @@ function start() {
       $("send-form").requestSubmit();
     }
   });
-  $("start").addEventListener("click", (event) => sendText("/start", event.currentTarget));
   $("voice").addEventListener("change", (event) => upload("voice", event.target));
   $("photo").addEventListener("change", (event) => upload("photo", event.target));
+  watchScrolling();
   loadPeople().catch((error) => say(`Could not reach cocreate try: ${error.message}`));
   setInterval(watchOthers, 3000);
 }
