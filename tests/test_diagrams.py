@@ -7,8 +7,8 @@ What a module declares, read from its syntax tree (nothing is imported or run):
 - states: the members of an Enum named `State` or `Step` (/ask, /broadcast, /export,
   joining; the steps of a story and of an idea); the name of a `PendingQuestion(...)` made
   with a literal name (/language "lang", /delete "erase"; an f-string such as sharing's
-  f"more_{noun}" declares the prefix "more_"); and the literal head of what
-  user_data["awaiting"] is set to (reviewing's "reply:<id>" and "answerback:<id>"). Each must
+  f"more_{noun}" declares the prefix "more_"); and the one-step questions a module waits
+  at with `await_answer(context, NAME)` (reviewing's "reply" and "answerback"). Each must
   be a state of the diagram: a box, not only words in a label or a comment.
 - kept keys: user_data keys kept between messages under an UPPER_CASE constant
   (`context.data[DRAFT] = ...`, `context.data.get(ANSWERING)`). They say where a flow's state
@@ -86,7 +86,29 @@ def _user_data(node: ast.expr) -> bool:
 def declared(source: str) -> Declared:
     """What a module's source declares (see the module docstring)."""
     found = Declared()
-    for node in ast.walk(ast.parse(source)):
+    tree = ast.parse(source)
+    # Module-level string constants, for one-step questions named by a constant.
+    constants = {
+        target.id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    for node in ast.walk(tree):
+        # await_answer(context, NAME): the session waits at a one-step question.
+        if (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", getattr(node.func, "attr", "")) == "await_answer"
+            and len(node.args) == 2
+        ):
+            question = node.args[1]
+            if isinstance(question, ast.Name) and question.id in constants:
+                found.states.add(constants[question.id])
+            elif isinstance(question, ast.Constant) and isinstance(question.value, str):
+                found.states.add(question.value)
         if isinstance(node, ast.ClassDef) and node.name in ("State", "Step"):
             bases = {
                 b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases
