@@ -77,6 +77,14 @@ async def say(
     chat_id = chat_of(update)
     if chat_id is None or (key in NOT_UNDERSTOOD and RISK_NOTED.get() is not None):
         return None
+    user = update.effective_user
+    if (
+        key == "bad.not_started"
+        and user is not None
+        and chat_id == user.id  # only in their own chat: elsewhere nothing hints at a role
+        and await context.store.roles.role_of(user.id)
+    ):
+        key = "staff.not_a_member"  # staff who never joined are never sent into sign-up
     language = language or await language_of(update, context)
     return await context.bot.send_message(
         chat_id, t(language, key, **values), reply_markup=reply_markup

@@ -121,6 +121,11 @@ async def _audit(conn: aiosqlite.Connection, at: str, who: str, action: str, **d
     )
 
 
+# The flows only staff can be in (conversations/asking.py, broadcasting.py, exporting.py,
+# reviewing.py's reply): a session left in one of them ends with the role.
+STAFF_FLOWS = ("ask", "broadcast", "export", "reply")
+
+
 async def _fetch_role(conn: aiosqlite.Connection, user_id: int) -> StaffRole | None:
     async with conn.execute("SELECT * FROM roles WHERE telegram_user_id = ?", (user_id,)) as cur:
         row = await cur.fetchone()
@@ -140,6 +145,12 @@ async def _end_staff_mail(conn: aiosqlite.Connection, user_id: int) -> None:
         "UPDATE outbox SET status = 'failed', last_error = 'role_ended'"
         " WHERE chat_id = ? AND member_id IS NULL AND status = 'queued'",
         (user_id,),
+    )
+    # Their open staff flows end too (/ask, /broadcast, /export, a reply being written).
+    await conn.execute(
+        "UPDATE sessions SET flow = NULL, state = NULL, data = '{}'"
+        " WHERE user_id = ? AND flow IN (" + ", ".join("?" * len(STAFF_FLOWS)) + ")",
+        (user_id, *STAFF_FLOWS),
     )
 
 

@@ -28,6 +28,7 @@ from emulator.formatting import bot_command_entities
 from emulator.state import CallbackQueryRecord
 from storage.outbox import Outgoing
 from storage.roles import Redemption
+from storage.sessions import Session
 from storage.store import Store
 from tests.transcript import Person, join
 
@@ -269,7 +270,12 @@ async def test_seen_records_only_a_name_and_removal_ends_waiting_staff_mail(
     queued = await store.outbox.enqueue_batch(
         "reply", 1, [Outgoing(None, 10, "answer back"), Outgoing(None, 1, "for Olu")]
     )
+    # She is half-way through /ask, and Olu through /export.
+    await store.sessions.save(Session(10, "ask", "WHEN", {"ask": {"text": "Parks?"}}))
+    await store.sessions.save(Session(1, "export", "WHAT", {"export": {}}))
     await store.roles.remove(10, by=1)
+    assert await store.sessions.get(10) == Session(10)  # her open flow ends with her role
+    assert (await store.sessions.get(1)).flow == "export"
     batch = await store.outbox.batch(owed)
     assert batch is not None and batch.author_chat_id is None
     to_her, to_olu = await store.outbox.rows_of(queued)
