@@ -26,7 +26,8 @@ from bot.delivery import DeliveryWorker
 from bot.receiving import CocreateApplication, CommitFirst, DurableUpdateQueue
 from bot.scheduler import Scheduler
 from bot.settings import Settings
-from conversations import answering, roles
+from conversations import prompts
+from conversations.commands import register_staff_menus
 from conversations.context import CocreateContext, Resources
 from conversations.replies import say
 from conversations.routes import build_routes
@@ -118,14 +119,14 @@ async def running(
         await application.start()
         # Organisers from ORGANISER_IDS; each staff chat's menu gets its staff commands.
         await application.resources.store.roles.sync_organisers(settings.organiser_ids)
-        await roles.register_staff_menus(application.bot, application.resources.store)
+        await register_staff_menus(application.bot, application.resources.store)
         # The outbox's one sender (bot/delivery.py); handlers wake it via context.delivery.
         resources = application.resources
         delivery = DeliveryWorker(application.bot, resources.store, settings, resources.clock)
         application.delivery = delivery
         delivery.start()
         # Questions and broadcasts due now, and the jobs that wake it, rebuilt from the db.
-        scheduler = Scheduler(application, answering.render)
+        scheduler = Scheduler(application, prompts.render)
         application.scheduler = scheduler
         scheduler.start()
         try:

@@ -77,14 +77,15 @@ class CocreateApplication(Application):  # type: ignore[type-arg]
         if not isinstance(update, Update):
             await super().process_update(update)
             return
-        await self.door.handle(update, super().process_update, self._reask)
+        await self.door.handle(update, super().process_update, self.reask)
         async with self._handled:
             self._last_handled = max(self._last_handled, update.update_id)
             self._handled.notify_all()
 
-    async def _reask(self, update: Update) -> None:
+    async def reask(self, update: Update) -> bool:
+        """Asks the person again where they are in a flow (conversations/routes.py)."""
         context = CocreateContext.from_update(update, self)
-        await routes.reask(update, context)
+        return await routes.reask(update, context)
 
     async def replay_unfinished(self) -> int:
         """Queues every update recorded but never finished; returns how many."""

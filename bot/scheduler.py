@@ -47,7 +47,7 @@ class Scheduler:
 
     def __init__(self, application: CocreateApplication, render: Render) -> None:
         self.app = application
-        # How a question looks to a member (conversations/answering.render), handed in by
+        # How a question looks to a member (conversations/prompts.render), handed in by
         # bot/app.py so the scheduler needs no member flow of its own.
         self.render = render
         resources = application.resources

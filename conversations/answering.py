@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Update
 from telegram.error import TelegramError
 
-from bot.catalogue import long_date, t
-from conversations import media, safeguarding
-from conversations.choices import Option, keyboard, match
-from conversations.context import CocreateContext
+from bot.catalogue import long_date
+from conversations import media
+from conversations.choices import Option, match
+from conversations.context import RISK_NOTED, CocreateContext
+from conversations.prompts import SKIP, choice_label, options_of, render
 from conversations.replies import (
     ANSWERING,
     PROMPT,
@@ -34,44 +35,6 @@ from storage.models import Member
 from storage.questions import Answer, Question, Round, utc
 
 logger = logging.getLogger(__name__)
-PREFIX = "ans"
-SKIP = Option("skip", "common.skip")
-
-
-def options_of(question: Question) -> list[Option]:
-    """The choices a question offers (none for an open question)."""
-    if question.kind == "choice":
-        return [Option(str(i), label=label) for i, label in enumerate(question.options, start=1)]
-    if question.kind == "scale":
-        return [Option(str(n), label=str(n)) for n in range(1, 6)]
-    if question.kind == "yesno":
-        return [Option("yes", "questions.yes"), Option("no", "questions.no")]
-    return []
-
-
-def choice_label(question: Question, choice: str | None, language: str) -> str:
-    """How a stored choice reads."""
-    for option in options_of(question):
-        if option.key == choice:
-            return option.text(language)
-    return choice or ""
-
-
-def render(question: Question, round_id: int, language: str) -> tuple[str, InlineKeyboardMarkup]:
-    """The message a member gets for a question: exactly this is shown in the preview."""
-    hint = {"open": "questions.hint.open", "scale": "questions.hint.scale"}.get(
-        question.kind, "questions.hint.choice"
-    )
-    text = f"{question.text}\n\n{t(language, hint)}"
-    prefix = f"{PREFIX}:{round_id}"
-    if question.kind == "scale":
-        numbers = [
-            InlineKeyboardButton(o.key, callback_data=f"{prefix}:{o.key}")
-            for o in options_of(question)
-        ]
-        skip = InlineKeyboardButton(SKIP.text(language), callback_data=f"{prefix}:{SKIP.key}")
-        return text, InlineKeyboardMarkup([numbers, [skip]])
-    return text, keyboard([*options_of(question), SKIP], language, prefix)
 
 
 async def pending(context: CocreateContext, member: Member) -> tuple[Round, Question] | None:
@@ -133,7 +96,7 @@ async def take_typed(update: Update, context: CocreateContext, member: Member) -
         round_.id, member.id, choice=None, text=caption, media=new_media
     )
     media.remove_files(context, replaced)
-    await safeguarding.link_answer(context, answer.id)
+    await link_flag(context, answer.id)
     await saved(update, context, member, round_)
     return True
 
@@ -230,3 +193,10 @@ async def list_open(update: Update, context: CocreateContext) -> None:
             await context.bot.send_message(chat_id, piece)
         await context.bot.send_message(chat_id, last, reply_markup=markup)
     context.data[ANSWERING] = rounds[0][0].id
+
+
+async def link_flag(context: CocreateContext, answer_id: int) -> None:
+    """Ties this update's safeguarding flag (raised at the door) to the answer it was."""
+    risk = RISK_NOTED.get()
+    if risk is not None and risk.flag_id is not None:
+        await context.store.sharing.link_flag(risk.flag_id, answer_id=answer_id)

@@ -16,10 +16,10 @@ from telegram import Update
 
 from bot.catalogue import long_datetime, t
 from conversations import audiences, steps
-from conversations.answering import render
 from conversations.choices import Option, number
 from conversations.context import CocreateContext
 from conversations.machine import END, FlowHandler
+from conversations.prompts import render
 from conversations.replies import language_of
 from conversations.when import (
     next_daily,

@@ -13,6 +13,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol, TypedDict, cast
 
+from telegram import Update
 from telegram.ext import CallbackContext, ExtBot
 
 from bot.clock import Clock
@@ -74,6 +75,10 @@ class _HasResources(Protocol):
     resources: Resources
 
 
+class _HasReask(Protocol):
+    async def reask(self, update: Update) -> bool: ...
+
+
 class _HasDelivery(Protocol):
     delivery: Delivery
     scheduler: Scheduling
@@ -130,6 +135,11 @@ class CocreateContext(CallbackContext[ExtBot[None], Data, Data, Data]):
     def scheduler(self) -> Scheduling:
         """Call `await scheduler.run_due()` after storing something due now."""
         return cast(_HasDelivery, self.application).scheduler
+
+    async def ask_again(self, update: Update) -> bool:
+        """Asks again the question of the step the person is at in a flow (the flows are
+        known to conversations/routes.py only); False if they are in none."""
+        return await cast(_HasReask, self.application).reask(update)
 
     @property
     def session(self) -> Session:

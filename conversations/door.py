@@ -28,7 +28,7 @@ from storage.sessions import Session
 logger = logging.getLogger(__name__)
 
 Dispatch = Callable[[Update], Awaitable[None]]
-Reask = Callable[[Update], Awaitable[None]]
+Reask = Callable[[Update], Awaitable[object]]
 
 
 class Door:

@@ -14,6 +14,7 @@ from telegram.ext import BaseHandler, CommandHandler, filters
 from conversations import answering, ideas, language, my_data, sharing, stories
 from conversations.context import CocreateContext
 from conversations.replies import (
+    SHARING,
     active_draft,
     current_member,
     menu_button,
@@ -33,9 +34,8 @@ async def show_help(update: Update, context: CocreateContext) -> None:
     if member is None:
         await say(update, context, "bad.not_started")
         return
-    draft = await active_draft(context, member)
-    if draft is not None:
-        await sharing.ask(update, context, draft)
+    if context.session.flow == SHARING:  # the story or idea they are telling goes on
+        await context.ask_again(update)
 
 
 async def stop(update: Update, context: CocreateContext) -> None:

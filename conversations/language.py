@@ -12,8 +12,8 @@ from telegram import BotCommandScopeChat, Update
 from telegram.error import TelegramError
 
 from bot.catalogue import LANGUAGES
-from conversations import roles
 from conversations.choices import Option
+from conversations.commands import show_staff_menu
 from conversations.context import CocreateContext
 from conversations.pending import PendingQuestion
 from conversations.replies import chat_of, current_member, say, send_menu
@@ -31,7 +31,7 @@ async def show_commands(update: Update, context: CocreateContext, language: str)
     try:
         role = await context.store.roles.role_of(user.id)
         if role is not None:
-            await roles.show_staff_menu(bot, chat_id, role, language)
+            await show_staff_menu(bot, chat_id, role, language)
             return
         published = await bot.get_my_commands(language_code=language) or await bot.get_my_commands()
         await bot.set_my_commands(published, scope=BotCommandScopeChat(chat_id))

@@ -21,7 +21,6 @@ from bot.catalogue import t
 from conversations import language, my_data, roles
 from conversations.choices import Option, from_callback, keyboard, match
 from conversations.context import CocreateContext
-from conversations.everyday import show_help
 from conversations.machine import END, FlowHandler
 from conversations.replies import (
     chat_of,
@@ -34,7 +33,7 @@ from conversations.replies import (
     settle_button,
     typed_command,
 )
-from storage.models import PREFER_NOT_TO_SAY, Member
+from storage.models import AGE_BANDS, PREFER_NOT_TO_SAY, Member
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +58,6 @@ SKIP = Option("skip", "common.skip")
 LANGUAGE_OPTIONS = [Option("en", "language.en"), Option("cy", "language.cy")]
 CONSENT_OPTIONS = [Option("agree", "consent.agree"), Option("not_now", "consent.not_now")]
 NAMING_OPTIONS = [Option("anonymous", "naming.anonymous"), Option("named", "naming.named")]
-AGE_BANDS = ("under_18", "18_24", "25_34", "35_49", "50_64", "65_plus")
 AGE_OPTIONS = [Option(band, f"about.age.{band}") for band in AGE_BANDS] + [PREFER_NOT, SKIP]
 # Where BACK goes from each step; consent cannot be undone by BACK (that is /delete).
 PREVIOUS = {
@@ -296,7 +294,9 @@ async def command(update: Update, context: CocreateContext, state: State, name: 
     """What a command (or its typed word) does in the middle of joining."""
     member = await current_member(update, context)
     if name == "help":
-        await show_help(update, context)
+        await say(update, context, "help.text")
+        if member is None:
+            await say(update, context, "bad.not_started")
         return await ask(update, context, state)
     if name == "language":
         if state is not State.LANGUAGE:

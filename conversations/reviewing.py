@@ -22,9 +22,9 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filt
 
 from bot.catalogue import t
 from conversations import steps
-from conversations.answering import choice_label, options_of
 from conversations.choices import Option
 from conversations.context import CocreateContext
+from conversations.prompts import choice_label, options_of
 from conversations.replies import (
     await_answer,
     current_member,

@@ -3,9 +3,7 @@
 Commands: /invite and /roles (organisers), and the deep link `/start invite-<token>` (anyone;
 onboarding.start hands it to `redeem`). Buttons: `roles:remove:<id>` asks to confirm,
 `roles:confirm:<id>` removes, `roles:keep:<id>` does nothing. Tables: roles, invites (through
-storage/roles.py). Also the staff members' own Telegram command menus: the member commands
-plus their staff commands, set per chat, and deleted again (back to the member menu) when a
-role ends.
+storage/roles.py). A role change also changes the person's command menu (commands.py).
 """
 
 from __future__ import annotations
@@ -14,9 +12,6 @@ import logging
 from datetime import datetime
 
 from telegram import (
-    Bot,
-    BotCommand,
-    BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Update,
@@ -24,19 +19,17 @@ from telegram import (
 from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
-from bot.catalogue import DEFAULT_LANGUAGE, long_date, t
+from bot.catalogue import long_date, t
+from conversations.commands import command_list, menu_language, show_member_menu, show_staff_menu
 from conversations.context import CocreateContext
 from conversations.replies import chat_of, language_of, say, settle_button
 from conversations.staff import FACILITATOR, ORGANISER, refuse, staff_only
 from storage.roles import INVITE_TTL, Redemption, Role, StaffRole
-from storage.store import Store
 
 logger = logging.getLogger(__name__)
 
 PREFIX = "roles"
 INVITE_PAYLOAD = "invite-"  # /start invite-<token>
-FACILITATOR_COMMANDS = ("ask", "broadcast", "responses", "scheduled", "stats")
-ORGANISER_COMMANDS = (*FACILITATOR_COMMANDS, "export", "invite", "roles")
 REFUSALS = {
     Redemption.ALREADY_STAFF: "invite.already_staff",
     Redemption.WITHDRAWN: "invite.withdrawn",
@@ -44,54 +37,6 @@ REFUSALS = {
     Redemption.USED: "invite.used",
     Redemption.UNKNOWN: "invite.unknown",
 }
-
-
-def staff_commands(role: Role) -> tuple[str, ...]:
-    """The commands a role adds to the member's ones."""
-    return ORGANISER_COMMANDS if role == ORGANISER else FACILITATOR_COMMANDS
-
-
-def command_list(role: Role, language: str) -> str:
-    """The staff commands as lines of text: "/ask – Ask members a question"."""
-    return "\n".join(f"/{c} – {t(language, f'command.{c}')}" for c in staff_commands(role))
-
-
-# ---- command menus
-
-
-async def menu_language(store: Store, user_id: int) -> str:
-    """The language of someone's command menu: theirs if they are a member, else English."""
-    member = await store.members.by_telegram_id(user_id)
-    return member.language if member else DEFAULT_LANGUAGE
-
-
-async def show_staff_menu(bot: Bot, chat_id: int, role: Role, language: str) -> None:
-    """Sets one chat's command menu to the member commands and the role's staff commands.
-
-    The member commands are read back from Telegram as bot/app.py published them for the
-    language, so that this module keeps no copy of that list.
-    """
-    published = await bot.get_my_commands(language_code=language) or await bot.get_my_commands()
-    staff = [BotCommand(c, t(language, f"command.{c}")) for c in staff_commands(role)]
-    await bot.set_my_commands([*published, *staff], scope=BotCommandScopeChat(chat_id))
-
-
-async def show_member_menu(bot: Bot, chat_id: int) -> None:
-    """Gives a chat the member command menu again (the one every chat has by default)."""
-    await bot.delete_my_commands(scope=BotCommandScopeChat(chat_id))
-
-
-async def register_staff_menus(bot: Bot, store: Store) -> None:
-    """At start: staff menus for every active staff member; member menus for former staff."""
-    for role in await store.roles.everyone():
-        try:
-            if role.active:
-                language = await menu_language(store, role.telegram_user_id)
-                await show_staff_menu(bot, role.chat_id, role.role, language)
-            else:
-                await show_member_menu(bot, role.chat_id)
-        except TelegramError as exc:  # someone who never opened the bot, or blocked it
-            logger.warning("Could not set the command menu of a staff chat: %s", exc)
 
 
 async def _update_menu(context: CocreateContext, user_id: int, role: Role | None) -> None:

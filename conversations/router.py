@@ -9,15 +9,18 @@ and the like outside a flow, edited messages, old buttons, people who have not s
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, MessageHandler, filters
 
-from conversations import answering, language, menu, my_data, reviewing, sharing
+from conversations import answering, menu, sharing
 from conversations.context import CocreateContext
-from conversations.everyday import ACTIONS
+from conversations.pending import PendingQuestion
 from conversations.replies import (
+    SHARING,
     active_draft,
     awaited,
     current_member,
@@ -31,17 +34,22 @@ from conversations.replies import (
 )
 
 NEW_MESSAGES = filters.UpdateType.MESSAGE
-# One-step questions answered by a choice (their buttons are handled by each question).
-PENDING = (language.QUESTION, my_data.QUESTION, *sharing.AFTER.values())
-# One-step questions answered by any words: a facilitator's reply, a member's answer back.
 TakeText = Callable[[Update, CocreateContext, int, str], Awaitable[bool]]
-AWAITING_TEXT: dict[str, tuple[TakeText, str]] = {
-    reviewing.REPLY: (reviewing.take_reply, "answer"),
-    reviewing.ANSWER_BACK: (reviewing.take_answer_back, "reply"),
-}
 
 
-async def on_message(update: Update, context: CocreateContext) -> None:
+@dataclass(frozen=True)
+class Routing:
+    """Where the router hands words on (given by conversations/routes.py, which knows every
+    flow, so this module imports none of those it hands to)."""
+
+    actions: menu.Actions  # everyday words (MENU, HELP …) and menu choices
+    pending: Sequence[PendingQuestion]  # one-step questions answered by a choice
+    # One-step questions answered by any words (a facilitator's reply, a member's answer
+    # back): the taker, and the session data key holding what it answers.
+    takes_text: Mapping[str, tuple[TakeText, Literal["answer", "reply"]]]
+
+
+async def on_message(update: Update, context: CocreateContext, routing: Routing) -> None:
     """Routes a message that is not a command (see the module docstring for the order)."""
     message = update.effective_message
     assert message is not None
@@ -50,16 +58,16 @@ async def on_message(update: Update, context: CocreateContext) -> None:
     lang = await language_of(update, context)
     question = awaited(context)
     if text is not None and question is not None:
-        for pending in PENDING:
+        for pending in routing.pending:
             if (
                 member
                 and question == pending.name
                 and await pending.typed(update, context, text, lang)
             ):
                 return
-        if question in AWAITING_TEXT:
-            take, key = AWAITING_TEXT[question]
-            ident = context.data.get("answer") if key == "answer" else context.data.get("reply")
+        if question in routing.takes_text:
+            take, key = routing.takes_text[question]
+            ident = context.data.get(key)
             leave_question(context)
             if isinstance(ident, int) and await take(update, context, ident, text):
                 return
@@ -79,14 +87,14 @@ async def on_message(update: Update, context: CocreateContext) -> None:
         return
     command = typed_command(text, lang)
     if command is not None:
-        await ACTIONS[command](update, context)
+        await routing.actions[command](update, context)
         return
     if member is None:
         await say(update, context, "bad.not_started")
         return
-    if await menu.typed_choice(update, context, member, text, lang):
+    if await menu.typed_choice(update, context, member, text, lang, routing.actions):
         return
-    asked = next((q for q in PENDING if q.name == question), None)
+    asked = next((q for q in routing.pending if q.name == question), None)
     if asked is not None:  # a one-step question is still open: its buttons again
         await asked.ask_again(update, context, lang)
         return
@@ -113,18 +121,21 @@ async def on_unknown_button(update: Update, context: CocreateContext) -> None:
         await say(update, context, "bad.not_started")
         return
     await say(update, context, "bad.old_button")
-    draft = await active_draft(context, member)
-    if draft is not None:  # carry on where they are, rather than leave the story
-        await sharing.ask(update, context, draft)
-    else:
+    # Carry on where they are in a story or idea, rather than leave it.
+    if context.session.flow != SHARING or not await context.ask_again(update):
         await show_menu(update, context)
 
 
-def build_handlers() -> list[BaseHandler[Update, CocreateContext, None]]:
+def build_handlers(routing: Routing) -> list[BaseHandler[Update, CocreateContext, None]]:
     """The buttons of one-step questions, then the message router."""
+
+    async def route(update: Update, context: CocreateContext) -> None:
+        """Routes a message that is not a command."""
+        await on_message(update, context, routing)
+
     return [
-        *(question.handler() for question in PENDING),
-        MessageHandler(NEW_MESSAGES & ~filters.COMMAND, on_message),
+        *(question.handler() for question in routing.pending),
+        MessageHandler(NEW_MESSAGES & ~filters.COMMAND, route),
     ]
 
 

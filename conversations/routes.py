@@ -20,8 +20,11 @@ from conversations import (
     broadcasting,
     everyday,
     exporting,
+    language,
     menu,
+    my_data,
     onboarding,
+    prompts,
     reviewing,
     roles,
     router,
@@ -35,6 +38,17 @@ from conversations.context import CocreateContext
 from conversations.replies import SHARING, active_draft, current_member
 
 Handler = BaseHandler[Update, CocreateContext, Any]
+# Where words outside a multi-step flow go (conversations/router.py).
+ROUTING = router.Routing(
+    actions=everyday.ACTIONS,
+    # One-step questions answered by a choice (their buttons are handled by each question).
+    pending=(language.QUESTION, my_data.QUESTION, *sharing.AFTER.values()),
+    # One-step questions answered by any words.
+    takes_text={
+        reviewing.REPLY: (reviewing.take_reply, "answer"),
+        reviewing.ANSWER_BACK: (reviewing.take_answer_back, "reply"),
+    },
+)
 
 
 def build_routes() -> list[Handler]:
@@ -54,15 +68,15 @@ def build_routes() -> list[Handler]:
         *stats.build_handlers(),
         # 3. Everyday commands and the menu's buttons.
         *everyday.build_handlers(),
-        *menu.build_handlers(),
+        *menu.build_handlers(everyday.ACTIONS),
         # 4. Buttons inside a story or idea, and on a facilitator's question.
         CallbackQueryHandler(sharing.on_button, pattern=rf"^{sharing.PREFIX}:"),
-        CallbackQueryHandler(answering.on_button, pattern=rf"^{answering.PREFIX}:"),
+        CallbackQueryHandler(answering.on_button, pattern=rf"^{prompts.PREFIX}:"),
         # 5. "Read it" on a safeguarding alert (staff only).
         *safeguarding.build_handlers(not_allowed=router.on_unknown_button),
         # 6. One-step questions' buttons, then every other message, routed by the person's
         #    session: a story part, an answer, a typed menu choice.
-        *router.build_handlers(),
+        *router.build_handlers(ROUTING),
         # 7. What nobody took: unknown commands, edited messages, old buttons.
         *router.build_fallbacks(),
     ]
@@ -78,7 +92,7 @@ STEPS: dict[str, tuple[AskStep, type[Enum]]] = {
 }
 
 
-async def reask(update: Update, context: CocreateContext) -> None:
+async def reask(update: Update, context: CocreateContext) -> bool:
     """Asks again where the person is, after a restart replayed an update already applied:
     its effects are kept (not applied twice), but its reply may never have reached them."""
     session = context.session
@@ -86,8 +100,11 @@ async def reask(update: Update, context: CocreateContext) -> None:
         ask, states = STEPS[session.flow]
         if session.state in states.__members__:
             await ask(update, context, states[session.state])
+            return True
     elif session.flow == SHARING:
         member = await current_member(update, context)
         draft = await active_draft(context, member) if member else None
         if draft is not None:
             await sharing.ask(update, context, draft)
+            return True
+    return False

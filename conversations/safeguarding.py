@@ -102,13 +102,6 @@ async def notice(update: Update, resources: Resources, words: str) -> None:
         await store.outbox.enqueue_batch("alert", flag_id, alerts)
 
 
-async def link_answer(context: CocreateContext, answer_id: int) -> None:
-    """Ties this update's flag (if its words were risky) to the answer they were stored as."""
-    risk = RISK_NOTED.get()
-    if risk is not None and risk.flag_id is not None:
-        await context.store.sharing.link_flag(risk.flag_id, answer_id=answer_id)
-
-
 async def _language_of(context: CocreateContext, user_id: int) -> str:
     member = await context.store.members.by_telegram_id(user_id)
     return member.language if member else "en"

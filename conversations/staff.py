@@ -30,10 +30,9 @@ from typing import Any, TypeVar
 
 from telegram import Update
 
-from conversations import sharing
 from conversations.context import CocreateContext
 from conversations.machine import END
-from conversations.replies import active_draft, current_member, say, settle_button, show_menu
+from conversations.replies import SHARING, current_member, say, settle_button, show_menu
 from storage.roles import FACILITATOR, ORGANISER, Role, StaffRole
 
 logger = logging.getLogger(__name__)
@@ -99,10 +98,8 @@ async def refuse(update: Update, context: CocreateContext) -> None:
         await say(update, context, "bad.not_started")
         return
     await say(update, context, "bad.old_button")
-    draft = await active_draft(context, member)
-    if draft is not None:
-        await sharing.ask(update, context, draft)
-    else:
+    # Carry on where they are in a story or idea, rather than leave it.
+    if context.session.flow != SHARING or not await context.ask_again(update):
         await show_menu(update, context)
 
 

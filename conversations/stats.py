@@ -17,10 +17,9 @@ from telegram.ext import BaseHandler, CommandHandler, filters
 from bot.catalogue import t
 from conversations import steps
 from conversations.context import CocreateContext
-from conversations.onboarding import AGE_BANDS
 from conversations.replies import language_of
 from conversations.staff import staff_only
-from storage.models import PREFER_NOT_TO_SAY
+from storage.models import AGE_BANDS, PREFER_NOT_TO_SAY
 from storage.stats import (
     ABOUT_FIELDS,
     JOINED,

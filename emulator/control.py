@@ -35,16 +35,57 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import BodyPartReader, web
 
+from emulator.faults import Faults
 from emulator.member import SimUser
 from emulator.methods import UploadedFile
-from emulator.state import JSON, BotMessage, Chat, MemberMessage, wait_until
+from emulator.state import JSON, BotMessage, Chat, MemberMessage, TelegramState, wait_until
 
-if TYPE_CHECKING:
-    from emulator.emulator import Emulator
+
+class Emulated(Protocol):
+    """What the member-side API needs of the emulator (emulator/emulator.py's `Emulator`,
+    which builds these routes: a protocol, so neither module imports the other's)."""
+
+    state: TelegramState
+    people: list[dict[str, Any]]
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def users(self) -> list[SimUser]: ...
+
+    @property
+    def calls(self) -> list[tuple[str, dict[str, Any]]]: ...
+
+    @property
+    def commands(self) -> dict[str, list[dict[str, str]]]: ...
+
+    @property
+    def faults(self) -> Faults: ...
+
+    @property
+    def webhook_url(self) -> str | None: ...
+
+    @property
+    def pending_updates(self) -> int: ...
+
+    def user(
+        self,
+        user_id: int,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        username: str | None = None,
+        language_code: str | None = None,
+    ) -> SimUser: ...
+
+    def block(self, user_id: int, *, notify: bool = False) -> None: ...
+
+    def unblock(self, user_id: int, *, notify: bool = False) -> None: ...
+
 
 __all__ = ["ControlRoutes"]
 
@@ -108,7 +149,7 @@ def _page_file(name: str) -> web.Response:
 class ControlRoutes:
     """aiohttp handlers for the member-side API of one Emulator."""
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Emulated) -> None:
         self._emu = emulator
 
     def add_to(self, app: web.Application) -> None:

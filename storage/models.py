@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The age bands "about you" offers (conversations/onboarding.py), also /stats' groups.
+AGE_BANDS = ("under_18", "18_24", "25_34", "35_49", "50_64", "65_plus")
 PREFER_NOT_TO_SAY = "prefer_not_to_say"
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from bot.catalogue import t
 from bot.clock import FakeClock
-from conversations.roles import FACILITATOR_COMMANDS, ORGANISER_COMMANDS
+from conversations.commands import FACILITATOR_COMMANDS, ORGANISER_COMMANDS
 from emulator import Emulator, SimUser
 from storage.roles import Redemption, token_hash
 from storage.store import Store

@@ -22,7 +22,7 @@ import pytest
 from bot.catalogue import t
 from bot.clock import FakeClock
 from bot.receiving import CocreateApplication
-from conversations.roles import command_list
+from conversations.commands import command_list
 from emulator import Emulator, SimUser
 from emulator.formatting import bot_command_entities
 from emulator.state import CallbackQueryRecord
