@@ -20,8 +20,9 @@ from telegram import InlineKeyboardMarkup
 from telegram.ext import ContextTypes
 
 from bot.catalogue import t
+from storage.broadcasts import Broadcast
 from storage.outbox import Outgoing
-from storage.questions import Broadcast, Question, Round
+from storage.questions import Question, Round
 
 if TYPE_CHECKING:
     from bot.receiving import CocreateApplication
@@ -98,14 +99,15 @@ class Scheduler:
                     await self._round(round_, question, now)
             for round_, question in await self.store.questions.due_reminders(now):
                 await self._reminder(round_, question, now)
-            for broadcast in await self.store.questions.due_broadcasts(now):
+            for broadcast in await self.store.broadcasts.due(now):
                 await self._broadcast(broadcast, now)
             self.app.delivery.wake()
             await self._plan_next(now)
 
     async def _plan_next(self, now: datetime) -> None:
         job_queue = self.app.job_queue
-        when = await self.store.questions.next_wake()
+        wakes = [await self.store.questions.next_wake(), await self.store.broadcasts.next_wake()]
+        when = min((w for w in wakes if w is not None), default=None)
         if job_queue is None or when is None:
             return
         for job in job_queue.get_jobs_by_name(NEXT_JOB):
@@ -174,7 +176,7 @@ class Scheduler:
     async def _broadcast(self, broadcast: Broadcast, now: datetime) -> None:
         send_at = datetime.fromisoformat(broadcast.send_at)
         if now - send_at > self.grace:
-            await self.store.questions.mark_broadcast(broadcast.id, "missed", None)
+            await self.store.broadcasts.mark(broadcast.id, "missed", None)
             when = send_at.astimezone(self.settings.tz).strftime("%Y-%m-%d %H:%M")
             await self._tell_author(
                 broadcast.author_id,
@@ -196,7 +198,7 @@ class Scheduler:
             author_chat_id=await self.store.roles.staff_chat(broadcast.author_id),
             author_language=broadcast.author_language,
         )
-        await self.store.questions.mark_broadcast(broadcast.id, "sent", batch_id)
+        await self.store.broadcasts.mark(broadcast.id, "sent", batch_id)
         await self.store.audit.add(
             "scheduler", "broadcast_sent", broadcast=broadcast.id, to=len(messages)
         )

@@ -30,8 +30,9 @@ from conversations.replies import (
     split_text,
     typed_command,
 )
+from storage.answers import Answer
 from storage.models import Member
-from storage.questions import Answer, Question, Round, utc
+from storage.questions import Question, Round, utc
 
 logger = logging.getLogger(__name__)
 PREFIX = "ans"
@@ -87,7 +88,7 @@ async def pending(context: CocreateContext, member: Member) -> tuple[Round, Ques
         delivered = await context.store.questions.delivered_message(round_.id, member.id)
         if delivered is None or delivered < since:
             continue
-        if await context.store.questions.answer_of(round_.id, member.id) is None:
+        if await context.store.answers.of(round_.id, member.id) is None:
             return round_, question
     return None
 
@@ -129,7 +130,7 @@ async def take_typed(update: Update, context: CocreateContext, member: Member) -
             logger.warning("Could not fetch a %s: %s", item.kind, exc)
             await say(update, context, "sharing.download_failed", language=lang)
             return True
-    answer, replaced = await context.store.questions.save_answer(
+    answer, replaced = await context.store.answers.save(
         round_.id, member.id, choice=None, text=caption, media=new_media
     )
     media.remove_files(context, replaced)
@@ -153,7 +154,7 @@ async def choose(
         return
     if question.kind == "open":  # an open question's only button is Skip
         return
-    await context.store.questions.save_answer(round_.id, member.id, choice=option.key, text=None)
+    await context.store.answers.save(round_.id, member.id, choice=option.key, text=None)
     await saved(update, context, member, round_)
 
 
@@ -210,7 +211,7 @@ async def list_open(update: Update, context: CocreateContext) -> None:
         await say(update, context, "questions.none", language=member.language)
         return
     answers: dict[int, Answer | None] = {
-        r.id: await context.store.questions.answer_of(r.id, member.id) for r, _ in rounds
+        r.id: await context.store.answers.of(r.id, member.id) for r, _ in rounds
     }
     rounds.sort(key=lambda rq: answers[rq[0].id] is not None)
     chat_id = chat_of(update)

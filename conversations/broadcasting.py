@@ -234,7 +234,7 @@ async def on_preview(update: Update, context: CocreateContext) -> int:
     user, chat = update.effective_user, update.effective_chat
     assert user is not None and chat is not None
     send_at = datetime.fromisoformat(d["send_at"]) if d.get("send_at") else context.clock.now()
-    broadcast = await context.store.questions.create_broadcast(
+    broadcast = await context.store.broadcasts.create(
         author_id=user.id,
         author_chat_id=user.id,
         author_language=lang,

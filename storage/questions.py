@@ -1,8 +1,8 @@
-"""Questions facilitators ask, the rounds in which they go out, members' answers, broadcasts,
-and the reply relay between a facilitator and a member.
+"""Questions facilitators ask and the rounds (schedules) in which they go out.
 
-Tables: questions, question_rounds, answers, broadcasts, replies (migration 4); reads outbox
-to know who was sent what. What is due is worked out here from a given "now": the
+Tables: questions, question_rounds (migration 4); reads outbox and answers to know who was
+sent a round and who answered it. Answers, broadcasts and replies live in storage/answers.py,
+storage/broadcasts.py and storage/replies.py. What is due is worked out here from a given "now": the
 scheduler only decides when to ask.
 """
 
@@ -19,7 +19,6 @@ import aiosqlite
 from storage.db import Database
 from storage.members import member_from_row
 from storage.models import Member
-from storage.sharing import NewMedia, insert_media
 
 Now = Callable[[], str]
 KINDS = ("open", "choice", "scale", "yesno")
@@ -60,45 +59,6 @@ class Round:
     closes_at: str | None
 
 
-@dataclass(frozen=True)
-class Answer:
-    id: int
-    round_id: int
-    member_id: int
-    choice: str | None
-    text: str | None
-    answered_at: str
-    updated_at: str
-    media_kinds: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Broadcast:
-    id: int
-    author_id: int
-    author_chat_id: int
-    author_language: str
-    text: str
-    audience: str
-    send_at: str
-    status: str
-    batch_id: int | None
-    created_at: str
-    sent_at: str | None
-
-
-@dataclass(frozen=True)
-class Reply:
-    id: int
-    answer_id: int
-    staff_id: int
-    staff_chat_id: int
-    text: str
-    sent_at: str
-    member_text: str | None
-    member_replied_at: str | None
-
-
 def _question(r: sqlite3.Row) -> Question:
     return Question(
         id=r["id"],
@@ -131,50 +91,8 @@ def _round(r: sqlite3.Row) -> Round:
     )
 
 
-def _answer(r: sqlite3.Row, media_kinds: tuple[str, ...] = ()) -> Answer:
-    return Answer(
-        id=r["id"],
-        round_id=r["round_id"],
-        member_id=r["member_id"],
-        choice=r["choice"],
-        text=r["text"],
-        answered_at=r["answered_at"],
-        updated_at=r["updated_at"],
-        media_kinds=media_kinds,
-    )
-
-
-def _broadcast(r: sqlite3.Row) -> Broadcast:
-    return Broadcast(
-        id=r["id"],
-        author_id=r["author_id"],
-        author_chat_id=r["author_chat_id"],
-        author_language=r["author_language"],
-        text=r["text"],
-        audience=r["audience"],
-        send_at=r["send_at"],
-        status=r["status"],
-        batch_id=r["batch_id"],
-        created_at=r["created_at"],
-        sent_at=r["sent_at"],
-    )
-
-
-def _reply(r: sqlite3.Row) -> Reply:
-    return Reply(
-        id=r["id"],
-        answer_id=r["answer_id"],
-        staff_id=r["staff_id"],
-        staff_chat_id=r["staff_chat_id"],
-        text=r["text"],
-        sent_at=r["sent_at"],
-        member_text=r["member_text"],
-        member_replied_at=r["member_replied_at"],
-    )
-
-
 class Questions:
-    """Questions, rounds, answers, broadcasts and replies."""
+    """Questions, their rounds, and whom a round is for."""
 
     def __init__(self, db: Database, now: Now) -> None:
         self._db, self._now = db, now
@@ -329,14 +247,13 @@ class Questions:
         )
 
     async def next_wake(self) -> str | None:
-        """The earliest time something is due: a round, a reminder or a broadcast."""
+        """The earliest time a round or a reminder is due (broadcasts: Broadcasts.next_wake)."""
         row = await self._db.fetch_one(
             "SELECT MIN(t) AS t FROM ("
             " SELECT MIN(r.due_at) AS t FROM question_rounds r JOIN questions q"
             "  ON q.id = r.question_id WHERE r.status = 'due' AND q.status = 'scheduled'"
             " UNION ALL SELECT MIN(reminder_due_at) FROM question_rounds"
-            "  WHERE status = 'sent' AND reminder_sent_at IS NULL"
-            " UNION ALL SELECT MIN(send_at) FROM broadcasts WHERE status = 'scheduled')"
+            "  WHERE status = 'sent' AND reminder_sent_at IS NULL)"
         )
         return str(row["t"]) if row and row["t"] else None
 
@@ -416,7 +333,7 @@ class Questions:
         }
         return [m for m in await self.recipients(round_id) if m not in answered]
 
-    # ---- answers
+    # ---- rounds sent to a member
 
     async def open_rounds_for(self, member_id: int, now: datetime) -> list[tuple[Round, Question]]:
         """Rounds sent to the member that still take answers, newest first."""
@@ -439,182 +356,3 @@ class Questions:
             (round_id, member_id),
         )
         return int(row["telegram_message_id"]) if row and row["telegram_message_id"] else None
-
-    async def answer_of(self, round_id: int, member_id: int) -> Answer | None:
-        """The member's answer to a round, if any."""
-        row = await self._db.fetch_one(
-            "SELECT * FROM answers WHERE round_id = ? AND member_id = ?", (round_id, member_id)
-        )
-        return _answer(row) if row else None
-
-    async def get_answer(self, answer_id: int) -> Answer | None:
-        """An answer by id."""
-        row = await self._db.fetch_one("SELECT * FROM answers WHERE id = ?", (answer_id,))
-        return _answer(row) if row else None
-
-    async def save_answer(
-        self,
-        round_id: int,
-        member_id: int,
-        *,
-        choice: str | None,
-        text: str | None,
-        media: NewMedia | None = None,
-    ) -> tuple[Answer, list[str]]:
-        """Stores or changes an answer; returns it and the files it replaced."""
-        now = self._now()
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO answers (round_id, member_id, choice, text, answered_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (round_id, member_id) DO UPDATE"
-                " SET choice = excluded.choice, text = excluded.text,"
-                " updated_at = excluded.updated_at",
-                (round_id, member_id, choice, text, now, now),
-            )
-            async with conn.execute(
-                "SELECT id FROM answers WHERE round_id = ? AND member_id = ?",
-                (round_id, member_id),
-            ) as cur:
-                row = await cur.fetchone()
-            assert row is not None
-            answer_id = int(row["id"])
-            async with conn.execute(
-                "SELECT file_name FROM media WHERE answer_id = ?", (answer_id,)
-            ) as cur:
-                replaced = [str(r["file_name"]) for r in await cur.fetchall()]
-            await conn.execute("DELETE FROM media WHERE answer_id = ?", (answer_id,))
-            if media is not None:
-                await insert_media(conn, member_id, media, now, answer_id=answer_id)
-        answer = await self.get_answer(answer_id)
-        assert answer is not None
-        return answer, replaced
-
-    async def answers_to(self, question_id: int, offset: int, limit: int) -> list[Answer]:
-        """Answers to every round of a question, newest first, a page at a time."""
-        rows = await self._db.fetch_all(
-            "SELECT a.* FROM answers a JOIN question_rounds r ON r.id = a.round_id"
-            " WHERE r.question_id = ? ORDER BY a.updated_at DESC, a.id DESC LIMIT ? OFFSET ?",
-            (question_id, limit, offset),
-        )
-        answers = []
-        for r in rows:
-            kinds = await self._db.fetch_all(
-                "SELECT kind FROM media WHERE answer_id = ? ORDER BY id", (r["id"],)
-            )
-            answers.append(_answer(r, tuple(str(k["kind"]) for k in kinds)))
-        return answers
-
-    async def counts(self, question_id: int) -> tuple[dict[str, int], int, int]:
-        """Answers per choice, how many answered, and how many were sent the question."""
-        rows = await self._db.fetch_all(
-            "SELECT a.choice, COUNT(*) AS n FROM answers a JOIN question_rounds r"
-            " ON r.id = a.round_id WHERE r.question_id = ? GROUP BY a.choice",
-            (question_id,),
-        )
-        per_choice = {str(r["choice"]): int(r["n"]) for r in rows if r["choice"] is not None}
-        answered = sum(int(r["n"]) for r in rows)
-        sent = await self._db.fetch_one(
-            "SELECT COUNT(*) AS n FROM outbox o JOIN question_rounds r ON r.batch_id = o.batch_id"
-            " WHERE r.question_id = ? AND o.status IN ('sent', 'unconfirmed')",
-            (question_id,),
-        )
-        return per_choice, answered, int(sent["n"]) if sent else 0
-
-    # ---- broadcasts
-
-    async def create_broadcast(
-        self,
-        *,
-        author_id: int,
-        author_chat_id: int,
-        author_language: str,
-        text: str,
-        audience: str,
-        send_at: datetime,
-    ) -> Broadcast:
-        """Stores a broadcast to go out at `send_at`."""
-        async with self._db.transaction() as conn:
-            async with conn.execute(
-                "INSERT INTO broadcasts (author_id, author_chat_id, author_language, text,"
-                " audience, send_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    author_id,
-                    author_chat_id,
-                    author_language,
-                    text,
-                    audience,
-                    utc(send_at),
-                    self._now(),
-                ),
-            ) as cur:
-                broadcast_id = int(cur.lastrowid or 0)
-        found = await self.get_broadcast(broadcast_id)
-        assert found is not None
-        return found
-
-    async def get_broadcast(self, broadcast_id: int) -> Broadcast | None:
-        """A broadcast by id."""
-        row = await self._db.fetch_one("SELECT * FROM broadcasts WHERE id = ?", (broadcast_id,))
-        return _broadcast(row) if row else None
-
-    async def due_broadcasts(self, now: datetime) -> list[Broadcast]:
-        """Broadcasts whose time has come."""
-        rows = await self._db.fetch_all(
-            "SELECT * FROM broadcasts WHERE status = 'scheduled' AND send_at <= ? ORDER BY send_at",
-            (utc(now),),
-        )
-        return [_broadcast(r) for r in rows]
-
-    async def scheduled_broadcasts(self) -> list[Broadcast]:
-        """Broadcasts still to go out, soonest first."""
-        rows = await self._db.fetch_all(
-            "SELECT * FROM broadcasts WHERE status = 'scheduled' ORDER BY send_at"
-        )
-        return [_broadcast(r) for r in rows]
-
-    async def mark_broadcast(self, broadcast_id: int, status: str, batch_id: int | None) -> None:
-        """Records that a broadcast was sent (or missed)."""
-        await self._db.execute(
-            "UPDATE broadcasts SET status = ?, batch_id = ?, sent_at = ?"
-            " WHERE id = ? AND status = 'scheduled'",
-            (status, batch_id, self._now(), broadcast_id),
-        )
-
-    async def cancel_broadcast(self, broadcast_id: int) -> bool:
-        """Cancels a broadcast not sent yet."""
-        changed = await self._db.execute(
-            "UPDATE broadcasts SET status = 'cancelled' WHERE id = ? AND status = 'scheduled'",
-            (broadcast_id,),
-        )
-        return changed > 0
-
-    # ---- the reply relay
-
-    async def create_reply(
-        self, answer_id: int, staff_id: int, staff_chat_id: int, text: str
-    ) -> Reply:
-        """Records a facilitator's reply to an answer."""
-        async with self._db.transaction() as conn:
-            async with conn.execute(
-                "INSERT INTO replies (answer_id, staff_id, staff_chat_id, text, sent_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (answer_id, staff_id, staff_chat_id, text, self._now()),
-            ) as cur:
-                reply_id = int(cur.lastrowid or 0)
-        found = await self.get_reply(reply_id)
-        assert found is not None
-        return found
-
-    async def get_reply(self, reply_id: int) -> Reply | None:
-        """A reply by id."""
-        row = await self._db.fetch_one("SELECT * FROM replies WHERE id = ?", (reply_id,))
-        return _reply(row) if row else None
-
-    async def answer_back(self, reply_id: int, text: str) -> bool:
-        """Stores the member's one answer back; False if they answered already."""
-        changed = await self._db.execute(
-            "UPDATE replies SET member_text = ?, member_replied_at = ?"
-            " WHERE id = ? AND member_text IS NULL",
-            (text, self._now(), reply_id),
-        )
-        return changed > 0

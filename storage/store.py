@@ -6,13 +6,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from storage.answers import Answers
 from storage.audit import AuditLog
+from storage.broadcasts import Broadcasts
 from storage.db import Database, path_from_url
 from storage.export import Responses
 from storage.inbox import Inbox
 from storage.members import AboutYou, Consent, Members, Projects
 from storage.outbox import Outbox
 from storage.questions import Questions
+from storage.replies import Replies
 from storage.retention import Retention
 from storage.roles import Roles
 from storage.sessions import Sessions
@@ -39,6 +42,9 @@ class Store:
         self.sessions = Sessions(db, stamp)
         self.sharing = Sharing(db, stamp)
         self.questions = Questions(db, stamp)
+        self.answers = Answers(db, stamp)
+        self.broadcasts = Broadcasts(db, stamp)
+        self.replies = Replies(db, stamp)
         self.pseudonyms = Pseudonyms(db)
         self.roles = Roles(db, now)
         self.responses = Responses(db, self.pseudonyms, self.audit)

@@ -146,12 +146,12 @@ async def test_cancelling_something_planned_asks_first(person: MakePerson, store
     assert await fran.taps("Cancel it") == [t("en", "staff.scheduled.cancel_ask")]
     assert fran.buttons == ["Yes, cancel it", "No, keep it"]
     assert await fran.taps("No, keep it") == [t("en", "staff.scheduled.kept")]
-    assert len(await store.questions.scheduled_broadcasts()) == 1
+    assert len(await store.broadcasts.scheduled()) == 1
 
     await fran.says("/scheduled")
     await fran.taps("Cancel it")
     assert await fran.taps("Yes, cancel it") == [t("en", "staff.scheduled.cancelled")]
-    assert await store.questions.scheduled_broadcasts() == []
+    assert await store.broadcasts.scheduled() == []
 
 
 # ---- times typed in everyday words
