@@ -33,12 +33,12 @@ NEXT_JOB = "scheduler:next"
 Render = Callable[[Question, int, str], tuple[str, InlineKeyboardMarkup]]
 
 
-def next_due(question: Question, due_at: str, tz: tzinfo) -> datetime | None:
+def next_due(question: Question, due_at: datetime, tz: tzinfo) -> datetime | None:
     """When a repeating question's next round is due: same wall-clock time, 1 or 7 days on."""
     days = {"daily": 1, "weekly": 7}.get(question.repeat)
     if days is None:
         return None
-    local = datetime.fromisoformat(due_at).astimezone(tz)
+    local = due_at.astimezone(tz)
     # Add days to the wall-clock time, so 18:00 stays 18:00 across a clock change.
     return (local.replace(tzinfo=None) + timedelta(days=days)).replace(tzinfo=tz)
 
@@ -112,13 +112,12 @@ class Scheduler:
             return
         for job in job_queue.get_jobs_by_name(NEXT_JOB):
             job.schedule_removal()
-        at = datetime.fromisoformat(when)
-        delay = max((at - now).total_seconds(), 0.0)
+        delay = max((when - now).total_seconds(), 0.0)
         job_queue.run_once(self._tick, when=delay, name=NEXT_JOB)
 
     async def _round(self, round_: Round, question: Question, now: datetime) -> None:
         upcoming = next_due(question, round_.due_at, self.settings.tz)
-        due_at = datetime.fromisoformat(round_.due_at)
+        due_at = round_.due_at
         if now - due_at > self.grace:
             await self.store.questions.mark_round_missed(round_.id, upcoming)
             when = due_at.astimezone(self.settings.tz).strftime("%Y-%m-%d %H:%M")
@@ -174,7 +173,7 @@ class Scheduler:
         logger.info("Reminder for round %s queued for %s members", round_.id, len(messages))
 
     async def _broadcast(self, broadcast: Broadcast, now: datetime) -> None:
-        send_at = datetime.fromisoformat(broadcast.send_at)
+        send_at = broadcast.send_at
         if now - send_at > self.grace:
             await self.store.broadcasts.mark(broadcast.id, "missed", None)
             when = send_at.astimezone(self.settings.tz).strftime("%Y-%m-%d %H:%M")

@@ -9,7 +9,6 @@ one /questions put first. An answer can be changed until the round closes.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
@@ -32,7 +31,7 @@ from conversations.replies import (
 )
 from storage.answers import Answer
 from storage.models import Member
-from storage.questions import Question, Round, utc
+from storage.questions import Question, Round
 
 logger = logging.getLogger(__name__)
 PREFIX = "ans"
@@ -160,7 +159,7 @@ async def choose(
 
 async def saved(update: Update, context: CocreateContext, member: Member, round_: Round) -> None:
     """Thanks the member and says until when the answer can be changed."""
-    closes = datetime.fromisoformat(round_.closes_at or utc(context.clock.now()))
+    closes = round_.closes_at or context.clock.now()
     when = long_date(closes.astimezone(context.settings.tz).date(), member.language)
     shown = await say(update, context, "questions.saved", language=member.language, when=when)
     remember_prompt(context, shown)

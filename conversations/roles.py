@@ -11,7 +11,6 @@ role ends.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from telegram import (
     Bot,
@@ -157,7 +156,7 @@ def display_name(role: StaffRole, language: str) -> str:
 
 def since(role: StaffRole, context: CocreateContext, language: str) -> str:
     """The date a role was granted, in the organiser's language and time zone."""
-    granted = datetime.fromisoformat(role.granted_at).astimezone(context.settings.tz)
+    granted = role.granted_at.astimezone(context.settings.tz)
     return long_date(granted.date(), language)
 
 

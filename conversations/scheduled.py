@@ -20,8 +20,8 @@ from conversations.replies import language_of, settle_button
 from conversations.staff import staff_only
 
 
-def _when(context: CocreateContext, at: str, lang: str) -> str:
-    local = datetime.fromisoformat(at).astimezone(context.settings.tz)
+def _when(context: CocreateContext, at: datetime, lang: str) -> str:
+    local = at.astimezone(context.settings.tz)
     return long_datetime(local, lang)
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from storage.db import Database
 from storage.sharing import NewMedia, insert_media
+from storage.times import from_db, to_db
 
-Now = Callable[[], str]
+Now = Callable[[], datetime]
 
 
 @dataclass(frozen=True)
@@ -23,8 +25,8 @@ class Answer:
     member_id: int
     choice: str | None
     text: str | None
-    answered_at: str
-    updated_at: str
+    answered_at: datetime
+    updated_at: datetime
     media_kinds: tuple[str, ...] = ()
 
 
@@ -35,8 +37,8 @@ def _answer(r: sqlite3.Row, media_kinds: tuple[str, ...] = ()) -> Answer:
         member_id=r["member_id"],
         choice=r["choice"],
         text=r["text"],
-        answered_at=r["answered_at"],
-        updated_at=r["updated_at"],
+        answered_at=from_db(r["answered_at"]),
+        updated_at=from_db(r["updated_at"]),
         media_kinds=media_kinds,
     )
 
@@ -69,7 +71,7 @@ class Answers:
         media: NewMedia | None = None,
     ) -> tuple[Answer, list[str]]:
         """Stores or changes an answer; returns it and the files it replaced."""
-        now = self._now()
+        now = to_db(self._now())
         async with self._db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO answers (round_id, member_id, choice, text, answered_at, updated_at)"

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from storage.db import Database
-from storage.questions import utc
+from storage.times import from_db, to_db
 
-Now = Callable[[], str]
+Now = Callable[[], datetime]
 
 
 @dataclass(frozen=True)
@@ -24,11 +24,11 @@ class Broadcast:
     author_language: str
     text: str
     audience: str
-    send_at: str
+    send_at: datetime
     status: str
     batch_id: int | None
-    created_at: str
-    sent_at: str | None
+    created_at: datetime
+    sent_at: datetime | None
 
 
 def _broadcast(r: sqlite3.Row) -> Broadcast:
@@ -39,11 +39,11 @@ def _broadcast(r: sqlite3.Row) -> Broadcast:
         author_language=r["author_language"],
         text=r["text"],
         audience=r["audience"],
-        send_at=r["send_at"],
+        send_at=from_db(r["send_at"]),
         status=r["status"],
         batch_id=r["batch_id"],
-        created_at=r["created_at"],
-        sent_at=r["sent_at"],
+        created_at=from_db(r["created_at"]),
+        sent_at=from_db(r["sent_at"]),
     )
 
 
@@ -74,8 +74,8 @@ class Broadcasts:
                     author_language,
                     text,
                     audience,
-                    utc(send_at),
-                    self._now(),
+                    to_db(send_at),
+                    to_db(self._now()),
                 ),
             ) as cur:
                 broadcast_id = int(cur.lastrowid or 0)
@@ -92,7 +92,7 @@ class Broadcasts:
         """Broadcasts whose time has come."""
         rows = await self._db.fetch_all(
             "SELECT * FROM broadcasts WHERE status = 'scheduled' AND send_at <= ? ORDER BY send_at",
-            (utc(now),),
+            (to_db(now),),
         )
         return [_broadcast(r) for r in rows]
 
@@ -108,7 +108,7 @@ class Broadcasts:
         await self._db.execute(
             "UPDATE broadcasts SET status = ?, batch_id = ?, sent_at = ?"
             " WHERE id = ? AND status = 'scheduled'",
-            (status, batch_id, self._now(), broadcast_id),
+            (status, batch_id, to_db(self._now()), broadcast_id),
         )
 
     async def cancel(self, broadcast_id: int) -> bool:
@@ -119,9 +119,9 @@ class Broadcasts:
         )
         return changed > 0
 
-    async def next_wake(self) -> str | None:
+    async def next_wake(self) -> datetime | None:
         """When the soonest broadcast still to go out is due."""
         row = await self._db.fetch_one(
             "SELECT MIN(send_at) AS t FROM broadcasts WHERE status = 'scheduled'"
         )
-        return str(row["t"]) if row and row["t"] else None
+        return from_db(str(row["t"])) if row and row["t"] else None

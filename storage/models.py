@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 PREFER_NOT_TO_SAY = "prefer_not_to_say"
 
@@ -12,7 +13,7 @@ class Project:
     id: int
     code: str
     name: str
-    created_at: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -22,10 +23,10 @@ class Member:
     chat_id: int
     language: str
     display_name: str | None
-    joined_at: str
-    onboarded_at: str | None
-    stopped_at: str | None
-    unreachable_at: str | None
+    joined_at: datetime
+    onboarded_at: datetime | None
+    stopped_at: datetime | None
+    unreachable_at: datetime | None
 
     @property
     def onboarded(self) -> bool:
@@ -43,14 +44,14 @@ class ConsentReceipt:
     consent_version: str
     language: str
     agreed_to: tuple[str, ...]
-    agreed_at: str
-    withdrawn_at: str | None
+    agreed_at: datetime
+    withdrawn_at: datetime | None
 
 
 @dataclass(frozen=True)
 class AuditEntry:
     id: int
-    at: str
+    at: datetime
     actor: str
     action: str
     detail: str

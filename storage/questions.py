@@ -12,21 +12,17 @@ import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import aiosqlite
 
 from storage.db import Database
 from storage.members import member_from_row
 from storage.models import Member
+from storage.times import from_db, to_db
 
-Now = Callable[[], str]
+Now = Callable[[], datetime]
 KINDS = ("open", "choice", "scale", "yesno")
-
-
-def utc(when: datetime) -> str:
-    """An aware datetime as stored: UTC ISO text to the second."""
-    return when.astimezone(UTC).replace(microsecond=0).isoformat()
 
 
 @dataclass(frozen=True)
@@ -40,23 +36,23 @@ class Question:
     options: tuple[str, ...]
     audience: str
     repeat: str
-    starts_at: str
+    starts_at: datetime
     reminder_hours: int | None
     status: str
-    created_at: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)
 class Round:
     id: int
     question_id: int
-    due_at: str
+    due_at: datetime
     status: str
-    sent_at: str | None
+    sent_at: datetime | None
     batch_id: int | None
-    reminder_due_at: str | None
-    reminder_sent_at: str | None
-    closes_at: str | None
+    reminder_due_at: datetime | None
+    reminder_sent_at: datetime | None
+    closes_at: datetime | None
 
 
 def _question(r: sqlite3.Row) -> Question:
@@ -70,10 +66,10 @@ def _question(r: sqlite3.Row) -> Question:
         options=tuple(json.loads(r["options"])),
         audience=r["audience"],
         repeat=r["repeat"],
-        starts_at=r["starts_at"],
+        starts_at=from_db(r["starts_at"]),
         reminder_hours=r["reminder_hours"],
         status=r["status"],
-        created_at=r["created_at"],
+        created_at=from_db(r["created_at"]),
     )
 
 
@@ -81,13 +77,13 @@ def _round(r: sqlite3.Row) -> Round:
     return Round(
         id=r["id"],
         question_id=r["question_id"],
-        due_at=r["due_at"],
+        due_at=from_db(r["due_at"]),
         status=r["status"],
-        sent_at=r["sent_at"],
+        sent_at=from_db(r["sent_at"]),
         batch_id=r["batch_id"],
-        reminder_due_at=r["reminder_due_at"],
-        reminder_sent_at=r["reminder_sent_at"],
-        closes_at=r["closes_at"],
+        reminder_due_at=from_db(r["reminder_due_at"]),
+        reminder_sent_at=from_db(r["reminder_sent_at"]),
+        closes_at=from_db(r["closes_at"]),
     )
 
 
@@ -128,15 +124,15 @@ class Questions:
                     json.dumps(list(options)),
                     audience,
                     repeat,
-                    utc(starts_at),
+                    to_db(starts_at),
                     reminder_hours,
-                    self._now(),
+                    to_db(self._now()),
                 ),
             ) as cur:
                 question_id = int(cur.lastrowid or 0)
             await conn.execute(
                 "INSERT INTO question_rounds (question_id, due_at) VALUES (?, ?)",
-                (question_id, utc(starts_at)),
+                (question_id, to_db(starts_at)),
             )
         question = await self.get(question_id)
         assert question is not None
@@ -177,7 +173,7 @@ class Questions:
             " JOIN questions q ON q.id = r.question_id"
             " WHERE r.status = 'due' AND r.due_at <= ? AND q.status = 'scheduled'"
             " ORDER BY r.due_at, r.id",
-            (utc(now),),
+            (to_db(now),),
         )
         return await self._with_questions([int(r["round_id"]) for r in rows])
 
@@ -197,10 +193,10 @@ class Questions:
                 "UPDATE question_rounds SET status = 'sent', sent_at = ?, batch_id = ?,"
                 " closes_at = ?, reminder_due_at = ? WHERE id = ? AND status = 'due'",
                 (
-                    utc(sent_at),
+                    to_db(sent_at),
                     batch_id,
-                    utc(closes_at),
-                    utc(reminder_due_at) if reminder_due_at else None,
+                    to_db(closes_at),
+                    to_db(reminder_due_at) if reminder_due_at else None,
                     round_id,
                 ),
             )
@@ -228,7 +224,7 @@ class Questions:
         await conn.execute(
             "INSERT OR IGNORE INTO question_rounds (question_id, due_at)"
             " SELECT question_id, ? FROM question_rounds WHERE id = ?",
-            (utc(next_due_at), round_id),
+            (to_db(next_due_at), round_id),
         )
 
     async def due_reminders(self, now: datetime) -> list[tuple[Round, Question]]:
@@ -236,17 +232,17 @@ class Questions:
         rows = await self._db.fetch_all(
             "SELECT id FROM question_rounds WHERE status = 'sent' AND reminder_sent_at IS NULL"
             " AND reminder_due_at IS NOT NULL AND reminder_due_at <= ? ORDER BY reminder_due_at",
-            (utc(now),),
+            (to_db(now),),
         )
         return await self._with_questions([int(r["id"]) for r in rows])
 
     async def mark_reminder_sent(self, round_id: int, when: datetime) -> None:
         """Records that a round's reminder went out."""
         await self._db.execute(
-            "UPDATE question_rounds SET reminder_sent_at = ? WHERE id = ?", (utc(when), round_id)
+            "UPDATE question_rounds SET reminder_sent_at = ? WHERE id = ?", (to_db(when), round_id)
         )
 
-    async def next_wake(self) -> str | None:
+    async def next_wake(self) -> datetime | None:
         """The earliest time a round or a reminder is due (broadcasts: Broadcasts.next_wake)."""
         row = await self._db.fetch_one(
             "SELECT MIN(t) AS t FROM ("
@@ -255,7 +251,7 @@ class Questions:
             " UNION ALL SELECT MIN(reminder_due_at) FROM question_rounds"
             "  WHERE status = 'sent' AND reminder_sent_at IS NULL)"
         )
-        return str(row["t"]) if row and row["t"] else None
+        return from_db(str(row["t"])) if row and row["t"] else None
 
     async def upcoming(self) -> list[tuple[Round, Question]]:
         """Rounds still to go out, soonest first."""
@@ -343,7 +339,7 @@ class Questions:
             " JOIN questions q ON q.id = r.question_id"
             " WHERE o.member_id = ? AND o.status IN ('sent', 'unconfirmed')"
             " AND r.closes_at > ? AND q.status != 'cancelled' ORDER BY o.sent_at DESC, r.id DESC",
-            (member_id, utc(now)),
+            (member_id, to_db(now)),
         )
         return await self._with_questions([int(r["id"]) for r in rows])
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from storage.db import Database
+from storage.times import from_db, to_db
 
-Now = Callable[[], str]
+Now = Callable[[], datetime]
 
 
 @dataclass(frozen=True)
@@ -21,9 +23,9 @@ class Reply:
     staff_id: int
     staff_chat_id: int
     text: str
-    sent_at: str
+    sent_at: datetime
     member_text: str | None
-    member_replied_at: str | None
+    member_replied_at: datetime | None
 
 
 def _reply(r: sqlite3.Row) -> Reply:
@@ -33,9 +35,9 @@ def _reply(r: sqlite3.Row) -> Reply:
         staff_id=r["staff_id"],
         staff_chat_id=r["staff_chat_id"],
         text=r["text"],
-        sent_at=r["sent_at"],
+        sent_at=from_db(r["sent_at"]),
         member_text=r["member_text"],
-        member_replied_at=r["member_replied_at"],
+        member_replied_at=from_db(r["member_replied_at"]),
     )
 
 
@@ -51,7 +53,7 @@ class Replies:
             async with conn.execute(
                 "INSERT INTO replies (answer_id, staff_id, staff_chat_id, text, sent_at)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (answer_id, staff_id, staff_chat_id, text, self._now()),
+                (answer_id, staff_id, staff_chat_id, text, to_db(self._now())),
             ) as cur:
                 reply_id = int(cur.lastrowid or 0)
         found = await self.get(reply_id)
@@ -68,6 +70,6 @@ class Replies:
         changed = await self._db.execute(
             "UPDATE replies SET member_text = ?, member_replied_at = ?"
             " WHERE id = ? AND member_text IS NULL",
-            (text, self._now(), reply_id),
+            (text, to_db(self._now()), reply_id),
         )
         return changed > 0
