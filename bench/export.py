@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.clock import SystemClock
 from storage.store import Store
+from storage.times import to_db
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 AREAS = ("Grangetown", "Splott", "Riverside", "Canton", None)
@@ -47,10 +48,6 @@ ANSWERS = (
     "=SUM(1,2) is what my nephew typed, he thinks it is funny",
     "Open the library on Saturday afternoons so that working parents can come.",
 )
-
-
-def stamp(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat(timespec="seconds")
 
 
 async def create_schema(path: Path) -> None:
@@ -77,14 +74,14 @@ def fill(path: Path, rows: int, members: int) -> float:
                 7000 + m,
                 "cy" if m % 5 == 0 else "en",
                 f"Name{m}" if m % 10 == 0 else None,
-                stamp(START),
-                stamp(START),
+                to_db(START),
+                to_db(START),
             )
             for m in range(1, members + 1)
         ),
     )
     about = [
-        (m, field, value, stamp(START))
+        (m, field, value, to_db(START))
         for m in range(1, members + 1)
         for field, value in (("age_band", AGES[m % len(AGES)]), ("area", AREAS[m % len(AREAS)]))
         if value is not None
@@ -96,14 +93,14 @@ def fill(path: Path, rows: int, members: int) -> float:
         "INSERT INTO questions (id, author_id, author_chat_id, text, kind, audience, starts_at,"
         " status, created_at) VALUES (1, 9000, 9000, 'What would make the park better?', 'open',"
         " 'everyone', ?, 'finished', ?)",
-        (stamp(START), stamp(START)),
+        (to_db(START), to_db(START)),
     )
     rounds = -(-rows // members)
     db.executemany(
         "INSERT INTO question_rounds (id, question_id, due_at, status, sent_at, closes_at)"
         " VALUES (?, 1, ?, 'sent', ?, ?)",
         (
-            (r, stamp(START + timedelta(days=r)), stamp(START + timedelta(days=r)), None)
+            (r, to_db(START + timedelta(days=r)), to_db(START + timedelta(days=r)), None)
             for r in range(1, rounds + 1)
         ),
     )
@@ -111,7 +108,7 @@ def fill(path: Path, rows: int, members: int) -> float:
     def answers() -> Iterator[tuple[int, int, str, str, str]]:
         for n in range(rows):
             round_id, member_id = n // members + 1, n % members + 1
-            when = stamp(START + timedelta(days=round_id, seconds=member_id))
+            when = to_db(START + timedelta(days=round_id, seconds=member_id))
             yield round_id, member_id, ANSWERS[n % len(ANSWERS)].format(n=n % 90), when, when
 
     db.executemany(

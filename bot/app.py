@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, timedelta
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from telegram import BotCommand, Update
@@ -134,8 +134,7 @@ async def running(
             if replayed:
                 logger.info("Re-queued %s unfinished updates", replayed)
             # Telegram redelivers an unconfirmed update for 24 hours at most.
-            cutoff = (resources.clock.now() - INBOX_MEMORY).astimezone(UTC)
-            await resources.store.inbox.prune(before=cutoff.isoformat(timespec="seconds"))
+            await resources.store.inbox.prune(before=resources.clock.now() - INBOX_MEMORY)
             assert application.updater is not None
             if settings.webhook_mode:
                 await application.updater.start_webhook(

@@ -18,7 +18,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -239,7 +239,7 @@ def audit_table(entries: list[AuditEntry], tz: tzinfo) -> list[str]:
     """The audit log in columns: when (in TIMEZONE), who, what, and the details."""
     rows = [("When", "Who", "What", "Details")]
     for entry in entries:
-        when = datetime.fromisoformat(entry.at).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+        when = entry.at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
         detail = json.loads(entry.detail or "{}")
         rows.append(
             (when, entry.actor, entry.action, ", ".join(f"{k}={v}" for k, v in detail.items()))

@@ -20,8 +20,9 @@ from telegram import InlineKeyboardMarkup
 from telegram.ext import ContextTypes
 
 from bot.catalogue import t
+from storage.broadcasts import Broadcast
 from storage.outbox import Outgoing
-from storage.questions import Broadcast, Question, Round
+from storage.questions import Question, Round
 
 if TYPE_CHECKING:
     from bot.receiving import CocreateApplication
@@ -32,12 +33,12 @@ NEXT_JOB = "scheduler:next"
 Render = Callable[[Question, int, str], tuple[str, InlineKeyboardMarkup]]
 
 
-def next_due(question: Question, due_at: str, tz: tzinfo) -> datetime | None:
+def next_due(question: Question, due_at: datetime, tz: tzinfo) -> datetime | None:
     """When a repeating question's next round is due: same wall-clock time, 1 or 7 days on."""
     days = {"daily": 1, "weekly": 7}.get(question.repeat)
     if days is None:
         return None
-    local = datetime.fromisoformat(due_at).astimezone(tz)
+    local = due_at.astimezone(tz)
     # Add days to the wall-clock time, so 18:00 stays 18:00 across a clock change.
     return (local.replace(tzinfo=None) + timedelta(days=days)).replace(tzinfo=tz)
 
@@ -98,25 +99,25 @@ class Scheduler:
                     await self._round(round_, question, now)
             for round_, question in await self.store.questions.due_reminders(now):
                 await self._reminder(round_, question, now)
-            for broadcast in await self.store.questions.due_broadcasts(now):
+            for broadcast in await self.store.broadcasts.due(now):
                 await self._broadcast(broadcast, now)
             self.app.delivery.wake()
             await self._plan_next(now)
 
     async def _plan_next(self, now: datetime) -> None:
         job_queue = self.app.job_queue
-        when = await self.store.questions.next_wake()
+        wakes = [await self.store.questions.next_wake(), await self.store.broadcasts.next_wake()]
+        when = min((w for w in wakes if w is not None), default=None)
         if job_queue is None or when is None:
             return
         for job in job_queue.get_jobs_by_name(NEXT_JOB):
             job.schedule_removal()
-        at = datetime.fromisoformat(when)
-        delay = max((at - now).total_seconds(), 0.0)
+        delay = max((when - now).total_seconds(), 0.0)
         job_queue.run_once(self._tick, when=delay, name=NEXT_JOB)
 
     async def _round(self, round_: Round, question: Question, now: datetime) -> None:
         upcoming = next_due(question, round_.due_at, self.settings.tz)
-        due_at = datetime.fromisoformat(round_.due_at)
+        due_at = round_.due_at
         if now - due_at > self.grace:
             await self.store.questions.mark_round_missed(round_.id, upcoming)
             when = due_at.astimezone(self.settings.tz).strftime("%Y-%m-%d %H:%M")
@@ -172,9 +173,9 @@ class Scheduler:
         logger.info("Reminder for round %s queued for %s members", round_.id, len(messages))
 
     async def _broadcast(self, broadcast: Broadcast, now: datetime) -> None:
-        send_at = datetime.fromisoformat(broadcast.send_at)
+        send_at = broadcast.send_at
         if now - send_at > self.grace:
-            await self.store.questions.mark_broadcast(broadcast.id, "missed", None)
+            await self.store.broadcasts.mark(broadcast.id, "missed", None)
             when = send_at.astimezone(self.settings.tz).strftime("%Y-%m-%d %H:%M")
             await self._tell_author(
                 broadcast.author_id,
@@ -196,7 +197,7 @@ class Scheduler:
             author_chat_id=await self.store.roles.staff_chat(broadcast.author_id),
             author_language=broadcast.author_language,
         )
-        await self.store.questions.mark_broadcast(broadcast.id, "sent", batch_id)
+        await self.store.broadcasts.mark(broadcast.id, "sent", batch_id)
         await self.store.audit.add(
             "scheduler", "broadcast_sent", broadcast=broadcast.id, to=len(messages)
         )

@@ -9,7 +9,6 @@ one /questions put first. An answer can be changed until the round closes.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from telegram import Update
 from telegram.error import TelegramError
@@ -31,8 +30,9 @@ from conversations.replies import (
     split_text,
     typed_command,
 )
+from storage.answers import Answer
 from storage.models import Member
-from storage.questions import Answer, Question, Round, utc
+from storage.questions import Question, Round
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ async def pending(context: CocreateContext, member: Member) -> tuple[Round, Ques
         delivered = await context.store.questions.delivered_message(round_.id, member.id)
         if delivered is None or delivered < since:
             continue
-        if await context.store.questions.answer_of(round_.id, member.id) is None:
+        if await context.store.answers.of(round_.id, member.id) is None:
             return round_, question
     return None
 
@@ -92,7 +92,7 @@ async def take_typed(update: Update, context: CocreateContext, member: Member) -
             logger.warning("Could not fetch a %s: %s", item.kind, exc)
             await say(update, context, "sharing.download_failed", language=lang)
             return True
-    answer, replaced = await context.store.questions.save_answer(
+    answer, replaced = await context.store.answers.save(
         round_.id, member.id, choice=None, text=caption, media=new_media
     )
     media.remove_files(context, replaced)
@@ -116,13 +116,13 @@ async def choose(
         return
     if question.kind == "open":  # an open question's only button is Skip
         return
-    await context.store.questions.save_answer(round_.id, member.id, choice=option.key, text=None)
+    await context.store.answers.save(round_.id, member.id, choice=option.key, text=None)
     await saved(update, context, member, round_)
 
 
 async def saved(update: Update, context: CocreateContext, member: Member, round_: Round) -> None:
     """Thanks the member and says until when the answer can be changed."""
-    closes = datetime.fromisoformat(round_.closes_at or utc(context.clock.now()))
+    closes = round_.closes_at or context.clock.now()
     when = long_date(closes.astimezone(context.settings.tz).date(), member.language)
     shown = await say(update, context, "questions.saved", language=member.language, when=when)
     remember_prompt(context, shown)
@@ -173,7 +173,7 @@ async def list_open(update: Update, context: CocreateContext) -> None:
         await say(update, context, "questions.none", language=member.language)
         return
     answers: dict[int, Answer | None] = {
-        r.id: await context.store.questions.answer_of(r.id, member.id) for r, _ in rounds
+        r.id: await context.store.answers.of(r.id, member.id) for r, _ in rounds
     }
     rounds.sort(key=lambda rq: answers[rq[0].id] is not None)
     chat_id = chat_of(update)

@@ -30,6 +30,7 @@ from conversations.when import (
     quiet_until,
 )
 from storage.questions import Question
+from storage.times import from_db, to_db
 
 DRAFT: Final = "ask"
 MAX_TEXT = 1000
@@ -125,7 +126,7 @@ async def ask(update: Update, context: CocreateContext, state: State) -> int:
     return state
 
 
-def as_question(update: Update, d: dict[str, Any], lang: str) -> Question:
+def as_question(update: Update, d: dict[str, Any], lang: str, now: datetime) -> Question:
     """The draft as a Question, for the preview."""
     user_id = update.effective_user.id if update.effective_user else 0
     return Question(
@@ -138,10 +139,10 @@ def as_question(update: Update, d: dict[str, Any], lang: str) -> Question:
         options=tuple(d.get("options", [])),
         audience=str(d.get("audience", "everyone")),
         repeat=str(d.get("repeat", "once")),
-        starts_at=str(d.get("starts_at", "")),
+        starts_at=from_db(str(d["starts_at"])) if d.get("starts_at") else now,
         reminder_hours=d.get("reminder"),
         status="draft",
-        created_at="",
+        created_at=now,
     )
 
 
@@ -153,7 +154,7 @@ def when_text(context: CocreateContext, d: dict[str, Any], lang: str) -> str:
         if held is not None:
             return t(lang, "staff.when.held_now", until=long_datetime(held, lang))
         return t(lang, "staff.when.is_now")
-    start = datetime.fromisoformat(str(d["starts_at"])).astimezone(tz)
+    start = from_db(str(d["starts_at"])).astimezone(tz)
     formatted = long_datetime(start, lang)
     repeat = d.get("repeat", "once")
     held = quiet_until(start, context.settings)
@@ -168,7 +169,7 @@ def when_text(context: CocreateContext, d: dict[str, Any], lang: str) -> str:
 async def preview(update: Update, context: CocreateContext, lang: str) -> None:
     """Shows the question exactly as members will see it, then Send / Change / Cancel."""
     d = draft(context)
-    question = as_question(update, d, lang)
+    question = as_question(update, d, lang, context.clock.now())
     text, markup = render(question, 0, lang)
     await steps.send(update, context, t(lang, "staff.ask.preview_intro"))
     await steps.send(update, context, text, markup)
@@ -316,7 +317,7 @@ async def on_at(update: Update, context: CocreateContext) -> int:
         when = next_weekly(now, weekly[0], weekly[1], tz) if weekly else None
     if when is None:
         return await bad(update, context, State.AT, lang)
-    d["starts_at"] = when.isoformat()
+    d["starts_at"] = to_db(when)
     return await after(update, context, State.REMINDER)
 
 
@@ -372,7 +373,7 @@ async def send(update: Update, context: CocreateContext, lang: str) -> int:
     assert user is not None and chat is not None
     now = context.clock.now()
     repeat = str(d.get("repeat", "now"))
-    starts_at = datetime.fromisoformat(d["starts_at"]) if d.get("starts_at") else now
+    starts_at = from_db(str(d["starts_at"])) if d.get("starts_at") else now
     question = await context.store.questions.create(
         author_id=user.id,
         author_chat_id=user.id,

@@ -8,7 +8,6 @@ draft lives in the session's data["broadcast"]. Buttons carry `bc:<state>:<choic
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from datetime import datetime
 from enum import IntEnum
 from typing import Any, Final
 
@@ -21,6 +20,7 @@ from conversations.context import CocreateContext
 from conversations.machine import END, FlowHandler
 from conversations.replies import language_of
 from conversations.when import parse_at, quiet_until
+from storage.times import from_db, to_db
 
 DRAFT: Final = "broadcast"
 MAX_TEXT = 3000
@@ -81,11 +81,7 @@ async def ask(update: Update, context: CocreateContext, state: State) -> int:
 
 def when_text(context: CocreateContext, d: dict[str, Any], lang: str) -> str:
     """When it goes out, in words (quiet hours hold it: say until when)."""
-    at = (
-        datetime.fromisoformat(str(d["send_at"])).astimezone(context.settings.tz)
-        if d.get("send_at")
-        else None
-    )
+    at = from_db(str(d["send_at"])).astimezone(context.settings.tz) if d.get("send_at") else None
     held = quiet_until(at or context.clock.now(), context.settings)
     if held is not None and at is None:
         return t(lang, "staff.when.held_now", until=long_datetime(held, lang))
@@ -216,7 +212,7 @@ async def on_at(update: Update, context: CocreateContext) -> int:
     if when <= now:
         await steps.ask(update, context, lang, "staff.ask.at_past")
         return State.AT
-    draft(context)["send_at"] = when.isoformat()
+    draft(context)["send_at"] = to_db(when)
     return await ask(update, context, State.PREVIEW)
 
 
@@ -233,8 +229,8 @@ async def on_preview(update: Update, context: CocreateContext) -> int:
     d = context.data.pop(DRAFT, {})
     user, chat = update.effective_user, update.effective_chat
     assert user is not None and chat is not None
-    send_at = datetime.fromisoformat(d["send_at"]) if d.get("send_at") else context.clock.now()
-    broadcast = await context.store.questions.create_broadcast(
+    send_at = from_db(str(d["send_at"])) if d.get("send_at") else context.clock.now()
+    broadcast = await context.store.broadcasts.create(
         author_id=user.id,
         author_chat_id=user.id,
         author_language=lang,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 
 from telegram import Update
 
@@ -27,7 +26,7 @@ async def send_my_data(update: Update, context: CocreateContext) -> None:
     receipt = await context.store.consent.current(member.id)
     agreed = ""
     if receipt is not None:
-        when = datetime.fromisoformat(receipt.agreed_at).astimezone(context.settings.tz)
+        when = receipt.agreed_at.astimezone(context.settings.tz)
         agreed = long_date(when.date(), lang)
     await say(
         update,

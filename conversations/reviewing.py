@@ -53,7 +53,7 @@ async def sent_questions(context: CocreateContext) -> list[Question]:
     """The newest questions that reached someone (not ones still waiting to be sent)."""
     found = []
     for question in await context.store.questions.recent(LOOK_BACK):
-        _, _, sent = await context.store.questions.counts(question.id)
+        _, _, sent = await context.store.answers.counts(question.id)
         if sent:
             found.append(question)
         if len(found) == PICKER:
@@ -89,7 +89,7 @@ async def on_page(update: Update, context: CocreateContext) -> None:
         return
     start = int(offset) if offset.isdigit() else 0
     if start == 0:
-        per_choice, answered, sent = await context.store.questions.counts(question.id)
+        per_choice, answered, sent = await context.store.answers.counts(question.id)
         lines = [
             t(lang, "staff.responses.header", question=question.text, sent=sent, answered=answered)
         ]
@@ -97,7 +97,7 @@ async def on_page(update: Update, context: CocreateContext) -> None:
             lines.append(f"{option.text(lang)}: {per_choice.get(option.key, 0)}")
         for piece in split_text("", "\n".join(lines)):
             await steps.send(update, context, piece)
-    answers = await context.store.questions.answers_to(question.id, start, PAGE + 1)
+    answers = await context.store.answers.to_question(question.id, start, PAGE + 1)
     if not answers and start == 0:
         await steps.ask(update, context, lang, "staff.responses.no_answers")
         return
@@ -129,9 +129,7 @@ async def on_reply_button(update: Update, context: CocreateContext) -> None:
     await settle_button(update)
     lang = await language_of(update, context)
     answer_id = (query.data or "").rpartition(":")[2]
-    answer = (
-        await context.store.questions.get_answer(int(answer_id)) if answer_id.isdigit() else None
-    )
+    answer = await context.store.answers.get(int(answer_id)) if answer_id.isdigit() else None
     if answer is None:
         await steps.ask(update, context, lang, "staff.responses.gone")
         return
@@ -147,7 +145,7 @@ async def take_reply(update: Update, context: CocreateContext, answer_id: int, t
     if user is None or await acting_staff(update, context) is None:
         return False
     lang = await language_of(update, context)
-    answer = await context.store.questions.get_answer(answer_id)
+    answer = await context.store.answers.get(answer_id)
     member = await context.store.members.get(answer.member_id) if answer else None
     if answer is None or member is None:
         await steps.ask(update, context, lang, "staff.responses.gone")
@@ -159,7 +157,7 @@ async def take_reply(update: Update, context: CocreateContext, answer_id: int, t
         return True
     round_ = await context.store.questions.round(answer.round_id)
     question = await context.store.questions.get(round_.question_id) if round_ else None
-    reply = await context.store.questions.create_reply(answer.id, user.id, user.id, text)
+    reply = await context.store.replies.create(answer.id, user.id, user.id, text)
     back = InlineKeyboardButton(
         t(member.language, "reply.answer_back"), callback_data=f"back:{reply.id}"
     )
@@ -190,8 +188,8 @@ async def on_answer_back_button(update: Update, context: CocreateContext) -> Non
     await settle_button(update)
     member = await current_member(update, context)
     reply_id = (query.data or "").rpartition(":")[2]
-    reply = await context.store.questions.get_reply(int(reply_id)) if reply_id.isdigit() else None
-    answer = await context.store.questions.get_answer(reply.answer_id) if reply else None
+    reply = await context.store.replies.get(int(reply_id)) if reply_id.isdigit() else None
+    answer = await context.store.answers.get(reply.answer_id) if reply else None
     if member is None or reply is None or answer is None or answer.member_id != member.id:
         await say(update, context, "bad.old_button")
         return
@@ -208,11 +206,11 @@ async def take_answer_back(
 ) -> bool:
     """Passes the member's one answer back to the facilitator who replied."""
     member = await current_member(update, context)
-    reply = await context.store.questions.get_reply(reply_id)
-    answer = await context.store.questions.get_answer(reply.answer_id) if reply else None
+    reply = await context.store.replies.get(reply_id)
+    answer = await context.store.answers.get(reply.answer_id) if reply else None
     if member is None or reply is None or answer is None or answer.member_id != member.id:
         return False
-    if not await context.store.questions.answer_back(reply.id, text):
+    if not await context.store.replies.answer_back(reply.id, text):
         await say(update, context, "reply.already", language=member.language)
         return True
     pseudonym = await context.store.pseudonyms.of(member.id)

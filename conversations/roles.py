@@ -9,7 +9,6 @@ storage/roles.py). A role change also changes the person's command menu (command
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from telegram import (
     InlineKeyboardButton,
@@ -102,7 +101,7 @@ def display_name(role: StaffRole, language: str) -> str:
 
 def since(role: StaffRole, context: CocreateContext, language: str) -> str:
     """The date a role was granted, in the organiser's language and time zone."""
-    granted = datetime.fromisoformat(role.granted_at).astimezone(context.settings.tz)
+    granted = role.granted_at.astimezone(context.settings.tz)
     return long_date(granted.date(), language)
 
 

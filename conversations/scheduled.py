@@ -20,8 +20,8 @@ from conversations.replies import language_of, settle_button
 from conversations.staff import staff_only
 
 
-def _when(context: CocreateContext, at: str, lang: str) -> str:
-    local = datetime.fromisoformat(at).astimezone(context.settings.tz)
+def _when(context: CocreateContext, at: datetime, lang: str) -> str:
+    local = at.astimezone(context.settings.tz)
     return long_datetime(local, lang)
 
 
@@ -29,7 +29,7 @@ async def list_upcoming(update: Update, context: CocreateContext) -> None:
     """Lists what will go out, soonest first."""
     lang = await language_of(update, context)
     rounds = await context.store.questions.upcoming()
-    broadcasts = await context.store.questions.scheduled_broadcasts()
+    broadcasts = await context.store.broadcasts.scheduled()
     if not rounds and not broadcasts:
         await steps.ask(update, context, lang, "staff.scheduled.none")
         return
@@ -87,7 +87,7 @@ async def on_cancel(update: Update, context: CocreateContext) -> None:
     if kind == "q":
         done = await context.store.questions.cancel(found)
     else:
-        done = await context.store.questions.cancel_broadcast(found)
+        done = await context.store.broadcasts.cancel(found)
     if done:
         what = "question" if kind == "q" else "broadcast"
         await context.store.audit.add(f"telegram:{user.id}", f"{what}_cancelled", id=found)

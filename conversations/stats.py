@@ -114,7 +114,7 @@ async def show(update: Update, context: CocreateContext) -> None:
     questions = await store.questions.recent(LATEST_QUESTIONS)
     lines = [t(lang, "stats.questions")] if questions else [t(lang, "stats.no_questions")]
     for question in questions:
-        _, answered, sent = await store.questions.counts(question.id)
+        _, answered, sent = await store.answers.counts(question.id)
         if not sent:
             lines.append(t(lang, "stats.question.not_sent", question=short(question.text)))
             continue

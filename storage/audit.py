@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from storage.db import Database
 from storage.models import AuditEntry
+from storage.times import from_db, to_db
 
 
 class AuditLog:
     """Appends and reads audit entries."""
 
-    def __init__(self, db: Database, now: Callable[[], str]) -> None:
+    def __init__(self, db: Database, now: Callable[[], datetime]) -> None:
         self._db, self._now = db, now
 
     async def add(self, actor: str, action: str, **detail: Any) -> None:
         """Appends one entry."""
         await self._db.execute(
             "INSERT INTO audit_log (at, actor, action, detail) VALUES (?, ?, ?, ?)",
-            (self._now(), actor, action, json.dumps(detail, sort_keys=True)),
+            (to_db(self._now()), actor, action, json.dumps(detail, sort_keys=True)),
         )
 
     async def entries(self) -> list[AuditEntry]:
@@ -28,7 +30,11 @@ class AuditLog:
         rows = await self._db.fetch_all("SELECT * FROM audit_log ORDER BY id")
         return [
             AuditEntry(
-                id=r["id"], at=r["at"], actor=r["actor"], action=r["action"], detail=r["detail"]
+                id=r["id"],
+                at=from_db(r["at"]),
+                actor=r["actor"],
+                action=r["action"],
+                detail=r["detail"],
             )
             for r in rows
         ]

@@ -27,8 +27,8 @@ from typing import Any
 import aiosqlite
 
 from storage.db import BUSY_TIMEOUT_MS, Database
-from storage.questions import utc
 from storage.sharing import Pseudonyms
+from storage.times import from_db, to_db
 
 COLUMNS: tuple[str, ...] = (
     "response_id",
@@ -88,8 +88,8 @@ class ExportFilter:
         values = {
             "project": self.project,
             "question": self.question_id,
-            "since": utc(self.since) if self.since else None,
-            "until": utc(self.until) if self.until else None,
+            "since": to_db(self.since) if self.since else None,
+            "until": to_db(self.until) if self.until else None,
         }
         return {k: v for k, v in values.items() if v is not None}
 
@@ -146,10 +146,10 @@ def _submissions_where(flt: ExportFilter) -> tuple[str, list[Any]] | None:
         params.append(flt.project)
     if flt.since is not None:
         sql += " AND s.submitted_at >= ?"
-        params.append(utc(flt.since))
+        params.append(to_db(flt.since))
     if flt.until is not None:
         sql += " AND s.submitted_at < ?"
-        params.append(utc(flt.until))
+        params.append(to_db(flt.until))
     return sql, params
 
 
@@ -163,10 +163,10 @@ def _answers_where(flt: ExportFilter) -> tuple[str, list[Any]]:
         params.append(flt.question_id)
     if flt.since is not None:
         sql += " AND a.answered_at >= ?"
-        params.append(utc(flt.since))
+        params.append(to_db(flt.since))
     if flt.until is not None:
         sql += " AND a.answered_at < ?"
-        params.append(utc(flt.until))
+        params.append(to_db(flt.until))
     return sql, params
 
 
@@ -321,7 +321,7 @@ class Snapshot:
 
 
 def _local(stored: str, tz: tzinfo) -> datetime:
-    return datetime.fromisoformat(stored).astimezone(tz)
+    return from_db(stored).astimezone(tz)
 
 
 async def _prefetched(cursor: aiosqlite.Cursor) -> AsyncGenerator[list[Any], None]:

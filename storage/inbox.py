@@ -7,21 +7,23 @@ been handled; rows that were never finished are handled again at start, in updat
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from storage.db import Database
+from storage.times import to_db
 
 
 class Inbox:
     """Receipt and completion of raw updates, keyed by Telegram's update_id."""
 
-    def __init__(self, db: Database, now: Callable[[], str]) -> None:
+    def __init__(self, db: Database, now: Callable[[], datetime]) -> None:
         self._db, self._now = db, now
 
     async def record(self, update_id: int, payload: str) -> bool:
         """Records an update; False if this update_id was seen before (a replay)."""
         changed = await self._db.execute(
             "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
-            (update_id, payload, self._now()),
+            (update_id, payload, to_db(self._now())),
         )
         return changed > 0
 
@@ -29,7 +31,7 @@ class Inbox:
         """Marks an update handled and forgets its content."""
         await self._db.execute(
             "UPDATE inbox SET done_at = ?, payload = NULL WHERE update_id = ? AND done_at IS NULL",
-            (self._now(), update_id),
+            (to_db(self._now()), update_id),
         )
 
     async def unfinished(self) -> list[tuple[int, str]]:
@@ -39,8 +41,8 @@ class Inbox:
         )
         return [(int(r["update_id"]), str(r["payload"])) for r in rows]
 
-    async def prune(self, before: str) -> int:
+    async def prune(self, before: datetime) -> int:
         """Forgets handled updates older than `before` (Telegram redelivers for 24 h at most)."""
         return await self._db.execute(
-            "DELETE FROM inbox WHERE done_at IS NOT NULL AND done_at < ?", (before,)
+            "DELETE FROM inbox WHERE done_at IS NOT NULL AND done_at < ?", (to_db(before),)
         )

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from storage.store import Store
+from storage.times import to_db
 
 
 def _file(row: Any) -> dict[str, Any]:
@@ -115,8 +116,8 @@ async def export_member(store: Store, member_id: int) -> dict[str, Any]:
                 "project": next(
                     (p.code for p in await store.projects.all() if p.id == s.project_id), None
                 ),
-                "created_at": s.created_at,
-                "submitted_at": s.submitted_at,
+                "created_at": to_db(s.created_at),
+                "submitted_at": to_db(s.submitted_at) if s.submitted_at else None,
                 "volunteer": s.volunteer,
                 "parts": {
                     name: {
@@ -142,9 +143,9 @@ async def export_member(store: Store, member_id: int) -> dict[str, Any]:
             "telegram_user_id": member.telegram_user_id,
             "language": member.language,
             "name": member.display_name,
-            "joined_at": member.joined_at,
-            "onboarded_at": member.onboarded_at,
-            "stopped_at": member.stopped_at,
+            "joined_at": to_db(member.joined_at),
+            "onboarded_at": to_db(member.onboarded_at) if member.onboarded_at else None,
+            "stopped_at": to_db(member.stopped_at) if member.stopped_at else None,
             "projects": [p.code for p in await store.members.projects_of(member_id)],
             "about_you": await store.about.of(member_id),
             "pseudonym": await _pseudonym(store, member_id),
@@ -154,8 +155,8 @@ async def export_member(store: Store, member_id: int) -> dict[str, Any]:
                 "version": r.consent_version,
                 "language": r.language,
                 "agreed_to": list(r.agreed_to),
-                "agreed_at": r.agreed_at,
-                "withdrawn_at": r.withdrawn_at,
+                "agreed_at": to_db(r.agreed_at),
+                "withdrawn_at": to_db(r.withdrawn_at) if r.withdrawn_at else None,
             }
             for r in receipts
         ],

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from storage.db import Database
 from storage.models import ConsentReceipt, Member, Project
 from storage.outbox import Outbox
+from storage.times import from_db, to_db
 
-Now = Callable[[], str]
+Now = Callable[[], datetime]
 
 
 def member_from_row(row: sqlite3.Row) -> Member:
@@ -24,15 +26,17 @@ def member_from_row(row: sqlite3.Row) -> Member:
         chat_id=row["chat_id"],
         language=row["language"],
         display_name=row["display_name"],
-        joined_at=row["joined_at"],
-        onboarded_at=row["onboarded_at"],
-        stopped_at=row["stopped_at"],
-        unreachable_at=row["unreachable_at"],
+        joined_at=from_db(row["joined_at"]),
+        onboarded_at=from_db(row["onboarded_at"]),
+        stopped_at=from_db(row["stopped_at"]),
+        unreachable_at=from_db(row["unreachable_at"]),
     )
 
 
 def _project(row: sqlite3.Row) -> Project:
-    return Project(id=row["id"], code=row["code"], name=row["name"], created_at=row["created_at"])
+    return Project(
+        id=row["id"], code=row["code"], name=row["name"], created_at=from_db(row["created_at"])
+    )
 
 
 def _receipt(row: sqlite3.Row) -> ConsentReceipt:
@@ -42,8 +46,8 @@ def _receipt(row: sqlite3.Row) -> ConsentReceipt:
         consent_version=row["consent_version"],
         language=row["language"],
         agreed_to=tuple(json.loads(row["agreed_to"])),
-        agreed_at=row["agreed_at"],
-        withdrawn_at=row["withdrawn_at"],
+        agreed_at=from_db(row["agreed_at"]),
+        withdrawn_at=from_db(row["withdrawn_at"]),
     )
 
 
@@ -58,7 +62,7 @@ class Projects:
         try:
             await self._db.execute(
                 "INSERT INTO projects (code, name, created_at) VALUES (?, ?, ?)",
-                (code, name, self._now()),
+                (code, name, to_db(self._now())),
             )
         except sqlite3.IntegrityError as exc:
             raise ValueError(f"A project with the code {code!r} already exists") from exc
@@ -105,7 +109,7 @@ class Members:
         project_id: int | None = None,
     ) -> Member:
         """Creates the member and their consent receipt together (idempotent on replay)."""
-        now = self._now()
+        now = to_db(self._now())
         async with self._db.transaction() as conn:
             async with conn.execute(
                 "SELECT id FROM members WHERE telegram_user_id = ?", (telegram_user_id,)
@@ -141,7 +145,7 @@ class Members:
         changed = await self._db.execute(
             "INSERT OR IGNORE INTO member_projects (member_id, project_id, joined_at)"
             " VALUES (?, ?, ?)",
-            (member_id, project_id, self._now()),
+            (member_id, project_id, to_db(self._now())),
         )
         return changed > 0
 
@@ -170,14 +174,14 @@ class Members:
         """Records that the member reached the menu."""
         await self._db.execute(
             "UPDATE members SET onboarded_at = COALESCE(onboarded_at, ?) WHERE id = ?",
-            (self._now(), member_id),
+            (to_db(self._now()), member_id),
         )
 
     async def set_stopped(self, member_id: int, stopped: bool) -> None:
         """/stop sets it; /resume clears it, and brings back a member marked unreachable."""
         if stopped:
             sql = "UPDATE members SET stopped_at = ? WHERE id = ?"
-            await self._db.execute(sql, (self._now(), member_id))
+            await self._db.execute(sql, (to_db(self._now()), member_id))
         else:
             sql = "UPDATE members SET stopped_at = NULL, unreachable_at = NULL WHERE id = ?"
             await self._db.execute(sql, (member_id,))
@@ -198,7 +202,7 @@ class Members:
         (a checkpoint; secure_delete has zeroed the freed space). The audit log keeps only
         that an erasure happened.
         """
-        now = self._now()
+        now = to_db(self._now())
         async with self._db.transaction() as conn:
             async with conn.execute(
                 "SELECT telegram_user_id, chat_id FROM members WHERE id = ?", (member_id,)
@@ -274,7 +278,7 @@ class AboutYou:
             "INSERT INTO about_you (member_id, field, answer, answered_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (member_id, field) DO UPDATE"
             " SET answer = excluded.answer, answered_at = excluded.answered_at",
-            (member_id, field, answer, self._now()),
+            (member_id, field, answer, to_db(self._now())),
         )
 
     async def of(self, member_id: int) -> dict[str, str]:

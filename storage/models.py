@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 # The age bands "about you" offers (conversations/onboarding.py), also /stats' groups.
 AGE_BANDS = ("under_18", "18_24", "25_34", "35_49", "50_64", "65_plus")
@@ -14,7 +15,7 @@ class Project:
     id: int
     code: str
     name: str
-    created_at: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -24,10 +25,10 @@ class Member:
     chat_id: int
     language: str
     display_name: str | None
-    joined_at: str
-    onboarded_at: str | None
-    stopped_at: str | None
-    unreachable_at: str | None
+    joined_at: datetime
+    onboarded_at: datetime | None
+    stopped_at: datetime | None
+    unreachable_at: datetime | None
 
     @property
     def onboarded(self) -> bool:
@@ -45,14 +46,14 @@ class ConsentReceipt:
     consent_version: str
     language: str
     agreed_to: tuple[str, ...]
-    agreed_at: str
-    withdrawn_at: str | None
+    agreed_at: datetime
+    withdrawn_at: datetime | None
 
 
 @dataclass(frozen=True)
 class AuditEntry:
     id: int
-    at: str
+    at: datetime
     actor: str
     action: str
     detail: str

@@ -22,12 +22,13 @@ import json
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import aiosqlite
 
 from storage.db import Database
+from storage.times import from_db, to_db
 
 Status = Literal["queued", "sending", "sent", "failed", "skipped", "unconfirmed"]
 SkipReason = Literal["stopped", "unreachable"]
@@ -37,14 +38,11 @@ Claim = Literal["sending", "stopped", "unreachable", "gone"]
 PENDING: tuple[Status, ...] = ("queued", "sending")
 
 
-def utc_text(when: datetime, *, round_up: bool = False) -> str:
-    """An aware datetime as the database stores it; `round_up` to the next whole second."""
-    if when.tzinfo is None:
-        raise ValueError("times given to the outbox must be aware")
-    when = when.astimezone(UTC)
-    if round_up and when.microsecond:
-        when = when.replace(microsecond=0) + timedelta(seconds=1)
-    return when.replace(microsecond=0).isoformat()
+def ceil_second(when: datetime) -> datetime:
+    """A time rounded up to the next whole second, so a wait is never cut short."""
+    if when.microsecond:
+        return when.replace(microsecond=0) + timedelta(seconds=1)
+    return when
 
 
 @dataclass(frozen=True)
@@ -70,13 +68,13 @@ class OutboxRow:
     reply_markup: dict[str, Any] | None
     status: Status
     attempts: int
-    not_before: str
+    not_before: datetime
     held_for_quiet_hours: bool
     skip_reason: str | None
     last_error: str | None
     telegram_message_id: int | None
-    created_at: str
-    sent_at: str | None
+    created_at: datetime
+    sent_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -86,9 +84,9 @@ class Batch:
     ref_id: int | None
     author_chat_id: int | None
     author_language: str
-    created_at: str
-    finished_at: str | None
-    reported_at: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    reported_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -190,13 +188,13 @@ def _row(row: sqlite3.Row) -> OutboxRow:
         reply_markup=json.loads(markup) if markup is not None else None,
         status=row["status"],
         attempts=row["attempts"],
-        not_before=row["not_before"],
+        not_before=from_db(row["not_before"]),
         held_for_quiet_hours=bool(row["held_for_quiet_hours"]),
         skip_reason=row["skip_reason"],
         last_error=row["last_error"],
         telegram_message_id=row["telegram_message_id"],
-        created_at=row["created_at"],
-        sent_at=row["sent_at"],
+        created_at=from_db(row["created_at"]),
+        sent_at=from_db(row["sent_at"]),
     )
 
 
@@ -207,16 +205,16 @@ def _batch(row: sqlite3.Row) -> Batch:
         ref_id=row["ref_id"],
         author_chat_id=row["author_chat_id"],
         author_language=row["author_language"],
-        created_at=row["created_at"],
-        finished_at=row["finished_at"],
-        reported_at=row["reported_at"],
+        created_at=from_db(row["created_at"]),
+        finished_at=from_db(row["finished_at"]),
+        reported_at=from_db(row["reported_at"]),
     )
 
 
 class Outbox:
     """Rows waiting to be sent, and what became of each one."""
 
-    def __init__(self, db: Database, now: Callable[[], str]) -> None:
+    def __init__(self, db: Database, now: Callable[[], datetime]) -> None:
         self._db, self._now = db, now
 
     # ---- writing, for the flows
@@ -235,8 +233,8 @@ class Outbox:
 
         With `author_chat_id`, the author is sent a delivery report once every row is final.
         """
-        now = self._now()
-        due = utc_text(not_before, round_up=True) if not_before is not None else now
+        now = to_db(self._now())
+        due = to_db(ceil_second(not_before)) if not_before is not None else now
         async with self._db.transaction() as conn:
             async with conn.execute(
                 "INSERT INTO delivery_batches"
@@ -274,7 +272,7 @@ class Outbox:
             " (SELECT MIN(id) AS id FROM outbox WHERE status = 'queued' AND not_before <= ?"
             "  GROUP BY chat_id) first ON first.id = o.id"
             " ORDER BY o.id LIMIT ?",
-            (utc_text(now), limit),
+            (to_db(now), limit),
         )
         return [_row(r) for r in rows]
 
@@ -310,7 +308,7 @@ class Outbox:
             return await self._claim(conn, claim) if claim else {}
 
     async def _record(self, conn: aiosqlite.Connection, outcomes: Sequence[Outcome]) -> None:
-        now = self._now()
+        now = to_db(self._now())
         sent: list[tuple[Any, ...]] = []
         failed: list[tuple[Any, ...]] = []
         unconfirmed: list[tuple[Any, ...]] = []
@@ -325,7 +323,7 @@ class Outbox:
             elif isinstance(o, Unconfirmed):
                 unconfirmed.append((o.error, o.row_id))
             elif isinstance(o, Deferred):
-                until = utc_text(o.until, round_up=True)
+                until = to_db(ceil_second(o.until))
                 deferred.append((until, o.attempts, o.error, o.row_id))
             elif isinstance(o, Skipped):
                 skipped.append((o.reason, o.row_id))
@@ -355,7 +353,7 @@ class Outbox:
         if unreachable:
             await conn.executemany(
                 "UPDATE members SET unreachable_at = COALESCE(unreachable_at, ?) WHERE id = ?",
-                [(utc_text(u.at), u.member_id) for u in unreachable],
+                [(to_db(u.at), u.member_id) for u in unreachable],
             )
             await conn.executemany(
                 "UPDATE outbox SET status = 'skipped', skip_reason = 'unreachable'"
@@ -433,7 +431,7 @@ class Outbox:
         return await self._db.execute(
             "UPDATE outbox SET not_before = ?, held_for_quiet_hours = 1"
             " WHERE status = 'queued' AND member_id IS NOT NULL AND not_before <= ?",
-            (utc_text(until, round_up=True), utc_text(now)),
+            (to_db(ceil_second(until)), to_db(now)),
         )
 
     async def mark_member_unreachable(self, member_id: int, now: datetime) -> int:
@@ -442,7 +440,7 @@ class Outbox:
         async with self._db.transaction() as conn:
             await conn.execute(
                 "UPDATE members SET unreachable_at = COALESCE(unreachable_at, ?) WHERE id = ?",
-                (utc_text(now), member_id),
+                (to_db(now), member_id),
             )
             async with conn.execute(
                 "UPDATE outbox SET status = 'skipped', skip_reason = 'unreachable'"
@@ -477,7 +475,7 @@ class Outbox:
             async with conn.execute(
                 "UPDATE outbox SET status = 'queued', not_before = ?, last_error = 'sent_again'"
                 " WHERE batch_id = ? AND status = 'unconfirmed'",
-                (self._now(), batch_id),
+                (to_db(self._now()), batch_id),
             ) as cur:
                 count = cur.rowcount
             if count:
@@ -518,7 +516,7 @@ class Outbox:
             "UPDATE delivery_batches SET finished_at = ? WHERE finished_at IS NULL"
             " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.batch_id = delivery_batches.id"
             "  AND o.status IN ('queued', 'sending'))",
-            (self._now(),),
+            (to_db(self._now()),),
         )
 
     async def has_open_batches(self) -> bool:
@@ -539,7 +537,7 @@ class Outbox:
     async def mark_reported(self, batch_id: int, report: Outgoing | None = None) -> int | None:
         """Marks a batch reported and queues the report (a batch of its own, kind 'report')
         in the same transaction, so it goes exactly once. Returns the report's batch id."""
-        now = self._now()
+        now = to_db(self._now())
         async with self._db.transaction() as conn:
             async with conn.execute(
                 "UPDATE delivery_batches SET reported_at = ? WHERE id = ? AND reported_at IS NULL",
@@ -588,7 +586,7 @@ class Outbox:
             "UPDATE outbox SET text = '', reply_markup = NULL WHERE id IN"
             " (SELECT id FROM outbox WHERE text != '' AND created_at < ?"
             "  AND status NOT IN ('queued', 'sending') ORDER BY created_at LIMIT ?)",
-            (utc_text(cutoff), limit),
+            (to_db(cutoff), limit),
         )
 
     async def status_counts(self) -> dict[str, int]:

@@ -1,8 +1,8 @@
-"""Questions facilitators ask, the rounds in which they go out, members' answers, broadcasts,
-and the reply relay between a facilitator and a member.
+"""Questions facilitators ask and the rounds (schedules) in which they go out.
 
-Tables: questions, question_rounds, answers, broadcasts, replies (migration 4); reads outbox
-to know who was sent what. What is due is worked out here from a given "now": the
+Tables: questions, question_rounds (migration 4); reads outbox and answers to know who was
+sent a round and who answered it. Answers, broadcasts and replies live in storage/answers.py,
+storage/broadcasts.py and storage/replies.py. What is due is worked out here from a given "now": the
 scheduler only decides when to ask.
 """
 
@@ -12,22 +12,17 @@ import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import aiosqlite
 
 from storage.db import Database
 from storage.members import member_from_row
 from storage.models import Member
-from storage.sharing import NewMedia, insert_media
+from storage.times import from_db, to_db
 
-Now = Callable[[], str]
+Now = Callable[[], datetime]
 KINDS = ("open", "choice", "scale", "yesno")
-
-
-def utc(when: datetime) -> str:
-    """An aware datetime as stored: UTC ISO text to the second."""
-    return when.astimezone(UTC).replace(microsecond=0).isoformat()
 
 
 @dataclass(frozen=True)
@@ -41,62 +36,23 @@ class Question:
     options: tuple[str, ...]
     audience: str
     repeat: str
-    starts_at: str
+    starts_at: datetime
     reminder_hours: int | None
     status: str
-    created_at: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)
 class Round:
     id: int
     question_id: int
-    due_at: str
+    due_at: datetime
     status: str
-    sent_at: str | None
+    sent_at: datetime | None
     batch_id: int | None
-    reminder_due_at: str | None
-    reminder_sent_at: str | None
-    closes_at: str | None
-
-
-@dataclass(frozen=True)
-class Answer:
-    id: int
-    round_id: int
-    member_id: int
-    choice: str | None
-    text: str | None
-    answered_at: str
-    updated_at: str
-    media_kinds: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Broadcast:
-    id: int
-    author_id: int
-    author_chat_id: int
-    author_language: str
-    text: str
-    audience: str
-    send_at: str
-    status: str
-    batch_id: int | None
-    created_at: str
-    sent_at: str | None
-
-
-@dataclass(frozen=True)
-class Reply:
-    id: int
-    answer_id: int
-    staff_id: int
-    staff_chat_id: int
-    text: str
-    sent_at: str
-    member_text: str | None
-    member_replied_at: str | None
+    reminder_due_at: datetime | None
+    reminder_sent_at: datetime | None
+    closes_at: datetime | None
 
 
 def _question(r: sqlite3.Row) -> Question:
@@ -110,10 +66,10 @@ def _question(r: sqlite3.Row) -> Question:
         options=tuple(json.loads(r["options"])),
         audience=r["audience"],
         repeat=r["repeat"],
-        starts_at=r["starts_at"],
+        starts_at=from_db(r["starts_at"]),
         reminder_hours=r["reminder_hours"],
         status=r["status"],
-        created_at=r["created_at"],
+        created_at=from_db(r["created_at"]),
     )
 
 
@@ -121,60 +77,18 @@ def _round(r: sqlite3.Row) -> Round:
     return Round(
         id=r["id"],
         question_id=r["question_id"],
-        due_at=r["due_at"],
+        due_at=from_db(r["due_at"]),
         status=r["status"],
-        sent_at=r["sent_at"],
+        sent_at=from_db(r["sent_at"]),
         batch_id=r["batch_id"],
-        reminder_due_at=r["reminder_due_at"],
-        reminder_sent_at=r["reminder_sent_at"],
-        closes_at=r["closes_at"],
-    )
-
-
-def _answer(r: sqlite3.Row, media_kinds: tuple[str, ...] = ()) -> Answer:
-    return Answer(
-        id=r["id"],
-        round_id=r["round_id"],
-        member_id=r["member_id"],
-        choice=r["choice"],
-        text=r["text"],
-        answered_at=r["answered_at"],
-        updated_at=r["updated_at"],
-        media_kinds=media_kinds,
-    )
-
-
-def _broadcast(r: sqlite3.Row) -> Broadcast:
-    return Broadcast(
-        id=r["id"],
-        author_id=r["author_id"],
-        author_chat_id=r["author_chat_id"],
-        author_language=r["author_language"],
-        text=r["text"],
-        audience=r["audience"],
-        send_at=r["send_at"],
-        status=r["status"],
-        batch_id=r["batch_id"],
-        created_at=r["created_at"],
-        sent_at=r["sent_at"],
-    )
-
-
-def _reply(r: sqlite3.Row) -> Reply:
-    return Reply(
-        id=r["id"],
-        answer_id=r["answer_id"],
-        staff_id=r["staff_id"],
-        staff_chat_id=r["staff_chat_id"],
-        text=r["text"],
-        sent_at=r["sent_at"],
-        member_text=r["member_text"],
-        member_replied_at=r["member_replied_at"],
+        reminder_due_at=from_db(r["reminder_due_at"]),
+        reminder_sent_at=from_db(r["reminder_sent_at"]),
+        closes_at=from_db(r["closes_at"]),
     )
 
 
 class Questions:
-    """Questions, rounds, answers, broadcasts and replies."""
+    """Questions, their rounds, and whom a round is for."""
 
     def __init__(self, db: Database, now: Now) -> None:
         self._db, self._now = db, now
@@ -210,15 +124,15 @@ class Questions:
                     json.dumps(list(options)),
                     audience,
                     repeat,
-                    utc(starts_at),
+                    to_db(starts_at),
                     reminder_hours,
-                    self._now(),
+                    to_db(self._now()),
                 ),
             ) as cur:
                 question_id = int(cur.lastrowid or 0)
             await conn.execute(
                 "INSERT INTO question_rounds (question_id, due_at) VALUES (?, ?)",
-                (question_id, utc(starts_at)),
+                (question_id, to_db(starts_at)),
             )
         question = await self.get(question_id)
         assert question is not None
@@ -259,7 +173,7 @@ class Questions:
             " JOIN questions q ON q.id = r.question_id"
             " WHERE r.status = 'due' AND r.due_at <= ? AND q.status = 'scheduled'"
             " ORDER BY r.due_at, r.id",
-            (utc(now),),
+            (to_db(now),),
         )
         return await self._with_questions([int(r["round_id"]) for r in rows])
 
@@ -279,10 +193,10 @@ class Questions:
                 "UPDATE question_rounds SET status = 'sent', sent_at = ?, batch_id = ?,"
                 " closes_at = ?, reminder_due_at = ? WHERE id = ? AND status = 'due'",
                 (
-                    utc(sent_at),
+                    to_db(sent_at),
                     batch_id,
-                    utc(closes_at),
-                    utc(reminder_due_at) if reminder_due_at else None,
+                    to_db(closes_at),
+                    to_db(reminder_due_at) if reminder_due_at else None,
                     round_id,
                 ),
             )
@@ -310,7 +224,7 @@ class Questions:
         await conn.execute(
             "INSERT OR IGNORE INTO question_rounds (question_id, due_at)"
             " SELECT question_id, ? FROM question_rounds WHERE id = ?",
-            (utc(next_due_at), round_id),
+            (to_db(next_due_at), round_id),
         )
 
     async def due_reminders(self, now: datetime) -> list[tuple[Round, Question]]:
@@ -318,27 +232,26 @@ class Questions:
         rows = await self._db.fetch_all(
             "SELECT id FROM question_rounds WHERE status = 'sent' AND reminder_sent_at IS NULL"
             " AND reminder_due_at IS NOT NULL AND reminder_due_at <= ? ORDER BY reminder_due_at",
-            (utc(now),),
+            (to_db(now),),
         )
         return await self._with_questions([int(r["id"]) for r in rows])
 
     async def mark_reminder_sent(self, round_id: int, when: datetime) -> None:
         """Records that a round's reminder went out."""
         await self._db.execute(
-            "UPDATE question_rounds SET reminder_sent_at = ? WHERE id = ?", (utc(when), round_id)
+            "UPDATE question_rounds SET reminder_sent_at = ? WHERE id = ?", (to_db(when), round_id)
         )
 
-    async def next_wake(self) -> str | None:
-        """The earliest time something is due: a round, a reminder or a broadcast."""
+    async def next_wake(self) -> datetime | None:
+        """The earliest time a round or a reminder is due (broadcasts: Broadcasts.next_wake)."""
         row = await self._db.fetch_one(
             "SELECT MIN(t) AS t FROM ("
             " SELECT MIN(r.due_at) AS t FROM question_rounds r JOIN questions q"
             "  ON q.id = r.question_id WHERE r.status = 'due' AND q.status = 'scheduled'"
             " UNION ALL SELECT MIN(reminder_due_at) FROM question_rounds"
-            "  WHERE status = 'sent' AND reminder_sent_at IS NULL"
-            " UNION ALL SELECT MIN(send_at) FROM broadcasts WHERE status = 'scheduled')"
+            "  WHERE status = 'sent' AND reminder_sent_at IS NULL)"
         )
-        return str(row["t"]) if row and row["t"] else None
+        return from_db(str(row["t"])) if row and row["t"] else None
 
     async def upcoming(self) -> list[tuple[Round, Question]]:
         """Rounds still to go out, soonest first."""
@@ -416,7 +329,7 @@ class Questions:
         }
         return [m for m in await self.recipients(round_id) if m not in answered]
 
-    # ---- answers
+    # ---- rounds sent to a member
 
     async def open_rounds_for(self, member_id: int, now: datetime) -> list[tuple[Round, Question]]:
         """Rounds sent to the member that still take answers, newest first."""
@@ -426,7 +339,7 @@ class Questions:
             " JOIN questions q ON q.id = r.question_id"
             " WHERE o.member_id = ? AND o.status IN ('sent', 'unconfirmed')"
             " AND r.closes_at > ? AND q.status != 'cancelled' ORDER BY o.sent_at DESC, r.id DESC",
-            (member_id, utc(now)),
+            (member_id, to_db(now)),
         )
         return await self._with_questions([int(r["id"]) for r in rows])
 
@@ -439,182 +352,3 @@ class Questions:
             (round_id, member_id),
         )
         return int(row["telegram_message_id"]) if row and row["telegram_message_id"] else None
-
-    async def answer_of(self, round_id: int, member_id: int) -> Answer | None:
-        """The member's answer to a round, if any."""
-        row = await self._db.fetch_one(
-            "SELECT * FROM answers WHERE round_id = ? AND member_id = ?", (round_id, member_id)
-        )
-        return _answer(row) if row else None
-
-    async def get_answer(self, answer_id: int) -> Answer | None:
-        """An answer by id."""
-        row = await self._db.fetch_one("SELECT * FROM answers WHERE id = ?", (answer_id,))
-        return _answer(row) if row else None
-
-    async def save_answer(
-        self,
-        round_id: int,
-        member_id: int,
-        *,
-        choice: str | None,
-        text: str | None,
-        media: NewMedia | None = None,
-    ) -> tuple[Answer, list[str]]:
-        """Stores or changes an answer; returns it and the files it replaced."""
-        now = self._now()
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO answers (round_id, member_id, choice, text, answered_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (round_id, member_id) DO UPDATE"
-                " SET choice = excluded.choice, text = excluded.text,"
-                " updated_at = excluded.updated_at",
-                (round_id, member_id, choice, text, now, now),
-            )
-            async with conn.execute(
-                "SELECT id FROM answers WHERE round_id = ? AND member_id = ?",
-                (round_id, member_id),
-            ) as cur:
-                row = await cur.fetchone()
-            assert row is not None
-            answer_id = int(row["id"])
-            async with conn.execute(
-                "SELECT file_name FROM media WHERE answer_id = ?", (answer_id,)
-            ) as cur:
-                replaced = [str(r["file_name"]) for r in await cur.fetchall()]
-            await conn.execute("DELETE FROM media WHERE answer_id = ?", (answer_id,))
-            if media is not None:
-                await insert_media(conn, member_id, media, now, answer_id=answer_id)
-        answer = await self.get_answer(answer_id)
-        assert answer is not None
-        return answer, replaced
-
-    async def answers_to(self, question_id: int, offset: int, limit: int) -> list[Answer]:
-        """Answers to every round of a question, newest first, a page at a time."""
-        rows = await self._db.fetch_all(
-            "SELECT a.* FROM answers a JOIN question_rounds r ON r.id = a.round_id"
-            " WHERE r.question_id = ? ORDER BY a.updated_at DESC, a.id DESC LIMIT ? OFFSET ?",
-            (question_id, limit, offset),
-        )
-        answers = []
-        for r in rows:
-            kinds = await self._db.fetch_all(
-                "SELECT kind FROM media WHERE answer_id = ? ORDER BY id", (r["id"],)
-            )
-            answers.append(_answer(r, tuple(str(k["kind"]) for k in kinds)))
-        return answers
-
-    async def counts(self, question_id: int) -> tuple[dict[str, int], int, int]:
-        """Answers per choice, how many answered, and how many were sent the question."""
-        rows = await self._db.fetch_all(
-            "SELECT a.choice, COUNT(*) AS n FROM answers a JOIN question_rounds r"
-            " ON r.id = a.round_id WHERE r.question_id = ? GROUP BY a.choice",
-            (question_id,),
-        )
-        per_choice = {str(r["choice"]): int(r["n"]) for r in rows if r["choice"] is not None}
-        answered = sum(int(r["n"]) for r in rows)
-        sent = await self._db.fetch_one(
-            "SELECT COUNT(*) AS n FROM outbox o JOIN question_rounds r ON r.batch_id = o.batch_id"
-            " WHERE r.question_id = ? AND o.status IN ('sent', 'unconfirmed')",
-            (question_id,),
-        )
-        return per_choice, answered, int(sent["n"]) if sent else 0
-
-    # ---- broadcasts
-
-    async def create_broadcast(
-        self,
-        *,
-        author_id: int,
-        author_chat_id: int,
-        author_language: str,
-        text: str,
-        audience: str,
-        send_at: datetime,
-    ) -> Broadcast:
-        """Stores a broadcast to go out at `send_at`."""
-        async with self._db.transaction() as conn:
-            async with conn.execute(
-                "INSERT INTO broadcasts (author_id, author_chat_id, author_language, text,"
-                " audience, send_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    author_id,
-                    author_chat_id,
-                    author_language,
-                    text,
-                    audience,
-                    utc(send_at),
-                    self._now(),
-                ),
-            ) as cur:
-                broadcast_id = int(cur.lastrowid or 0)
-        found = await self.get_broadcast(broadcast_id)
-        assert found is not None
-        return found
-
-    async def get_broadcast(self, broadcast_id: int) -> Broadcast | None:
-        """A broadcast by id."""
-        row = await self._db.fetch_one("SELECT * FROM broadcasts WHERE id = ?", (broadcast_id,))
-        return _broadcast(row) if row else None
-
-    async def due_broadcasts(self, now: datetime) -> list[Broadcast]:
-        """Broadcasts whose time has come."""
-        rows = await self._db.fetch_all(
-            "SELECT * FROM broadcasts WHERE status = 'scheduled' AND send_at <= ? ORDER BY send_at",
-            (utc(now),),
-        )
-        return [_broadcast(r) for r in rows]
-
-    async def scheduled_broadcasts(self) -> list[Broadcast]:
-        """Broadcasts still to go out, soonest first."""
-        rows = await self._db.fetch_all(
-            "SELECT * FROM broadcasts WHERE status = 'scheduled' ORDER BY send_at"
-        )
-        return [_broadcast(r) for r in rows]
-
-    async def mark_broadcast(self, broadcast_id: int, status: str, batch_id: int | None) -> None:
-        """Records that a broadcast was sent (or missed)."""
-        await self._db.execute(
-            "UPDATE broadcasts SET status = ?, batch_id = ?, sent_at = ?"
-            " WHERE id = ? AND status = 'scheduled'",
-            (status, batch_id, self._now(), broadcast_id),
-        )
-
-    async def cancel_broadcast(self, broadcast_id: int) -> bool:
-        """Cancels a broadcast not sent yet."""
-        changed = await self._db.execute(
-            "UPDATE broadcasts SET status = 'cancelled' WHERE id = ? AND status = 'scheduled'",
-            (broadcast_id,),
-        )
-        return changed > 0
-
-    # ---- the reply relay
-
-    async def create_reply(
-        self, answer_id: int, staff_id: int, staff_chat_id: int, text: str
-    ) -> Reply:
-        """Records a facilitator's reply to an answer."""
-        async with self._db.transaction() as conn:
-            async with conn.execute(
-                "INSERT INTO replies (answer_id, staff_id, staff_chat_id, text, sent_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (answer_id, staff_id, staff_chat_id, text, self._now()),
-            ) as cur:
-                reply_id = int(cur.lastrowid or 0)
-        found = await self.get_reply(reply_id)
-        assert found is not None
-        return found
-
-    async def get_reply(self, reply_id: int) -> Reply | None:
-        """A reply by id."""
-        row = await self._db.fetch_one("SELECT * FROM replies WHERE id = ?", (reply_id,))
-        return _reply(row) if row else None
-
-    async def answer_back(self, reply_id: int, text: str) -> bool:
-        """Stores the member's one answer back; False if they answered already."""
-        changed = await self._db.execute(
-            "UPDATE replies SET member_text = ?, member_replied_at = ?"
-            " WHERE id = ? AND member_text IS NULL",
-            (text, self._now(), reply_id),
-        )
-        return changed > 0

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from storage.db import Database
 from storage.outbox import Outbox
-from storage.questions import utc
+from storage.times import to_db
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class Retention:
         """Deletes up to `limit` stories and ideas (submitted before `cutoff`) and `limit`
         answers (first given before it), oldest first, in one unit of work, then empties up
         to `limit` old outbox rows. Call again until it returns nothing (`anything` False)."""
-        before = utc(cutoff)
+        before = to_db(cutoff)
         async with self._db.transaction() as conn:
             async with conn.execute(
                 "SELECT id, kind FROM submissions WHERE status = 'submitted'"

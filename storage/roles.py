@@ -27,6 +27,7 @@ from typing import Any, Literal
 import aiosqlite
 
 from storage.db import Database
+from storage.times import from_db, to_db
 
 Role = Literal["organiser", "facilitator"]
 ORGANISER: Role = "organiser"
@@ -40,9 +41,9 @@ class StaffRole:
     telegram_user_id: int
     role: Role
     name: str | None  # their Telegram first name, once known
-    granted_at: str
+    granted_at: datetime
     granted_by: int | None  # None: from ORGANISER_IDS
-    removed_at: str | None
+    removed_at: datetime | None
 
     @property
     def active(self) -> bool:
@@ -62,9 +63,9 @@ class StaffRole:
 class Invite:
     id: int
     created_by: int
-    created_at: str
-    expires_at: str
-    used_at: str | None
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None
     used_by: int | None
 
 
@@ -95,9 +96,9 @@ def _role(row: sqlite3.Row) -> StaffRole:
         telegram_user_id=row["telegram_user_id"],
         role=role,
         name=row["name"],
-        granted_at=row["granted_at"],
+        granted_at=from_db(row["granted_at"]),
         granted_by=row["granted_by"],
-        removed_at=row["removed_at"],
+        removed_at=from_db(row["removed_at"]),
     )
 
 
@@ -105,9 +106,9 @@ def _invite(row: sqlite3.Row) -> Invite:
     return Invite(
         id=row["id"],
         created_by=row["created_by"],
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        used_at=row["used_at"],
+        created_at=from_db(row["created_at"]),
+        expires_at=from_db(row["expires_at"]),
+        used_at=from_db(row["used_at"]),
         used_by=row["used_by"],
     )
 
@@ -163,11 +164,6 @@ class Roles:
     def _now(self) -> datetime:
         return self._clock().astimezone(UTC)
 
-    @staticmethod
-    def _stamp(when: datetime) -> str:
-        # Stored in UTC, as the Store's other times, so that they compare correctly as text.
-        return when.astimezone(UTC).isoformat(timespec="seconds")
-
     # ---- roles
 
     async def sync_organisers(self, ids: Iterable[int]) -> None:
@@ -177,7 +173,7 @@ class Roles:
         from the start (Telegram refuses messages to it until they open the bot).
         """
         wanted = list(dict.fromkeys(ids))
-        at = self._stamp(self._now())
+        at = to_db(self._now())
         async with self._db.transaction() as conn:
             for user_id in wanted:
                 current = await _fetch_role(conn, user_id)
@@ -245,7 +241,7 @@ class Roles:
 
     async def grant_facilitator(self, user_id: int, name: str | None, granted_by: int) -> StaffRole:
         """Makes someone a facilitator; an organiser stays an organiser. Returns their role."""
-        at = self._stamp(self._now())
+        at = to_db(self._now())
         async with self._db.transaction() as conn:
             return await self._grant(conn, at, user_id, name, granted_by)
 
@@ -274,7 +270,7 @@ class Roles:
 
         Organisers cannot be removed in chat: they come from ORGANISER_IDS.
         """
-        at = self._stamp(self._now())
+        at = to_db(self._now())
         async with self._db.transaction() as conn:
             current = await _fetch_role(conn, user_id)
             if current is None or not current.active or current.role != FACILITATOR:
@@ -294,12 +290,12 @@ class Roles:
         """Makes a single-use invite and returns its token (only its hash is stored)."""
         created = (now or self._now()).astimezone(UTC)
         token = secrets.token_urlsafe(24)
-        at = self._stamp(created)
+        at = to_db(created)
         async with self._db.transaction() as conn:
             async with conn.execute(
                 "INSERT INTO invites (token_hash, created_by, created_at, expires_at)"
                 " VALUES (?, ?, ?, ?)",
-                (token_hash(token), created_by, at, self._stamp(created + ttl)),
+                (token_hash(token), created_by, at, to_db(created + ttl)),
             ) as cur:
                 invite_id = cur.lastrowid
             await _audit(
@@ -315,7 +311,7 @@ class Roles:
         making it) is refused.
         """
         now = self._now()
-        at = self._stamp(now)
+        at = to_db(now)
         async with self._db.transaction() as conn:
             async with conn.execute(
                 "SELECT * FROM invites WHERE token_hash = ?", (token_hash(token),)
@@ -360,7 +356,7 @@ class Roles:
             return Redemption.UNKNOWN
         if invite.used_at is not None:
             return Redemption.USED
-        if datetime.fromisoformat(invite.expires_at) <= now:
+        if invite.expires_at <= now:
             return Redemption.EXPIRED
         return Redemption.OK
 

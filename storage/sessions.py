@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from storage.db import Database
+from storage.times import to_db
 
 
 @dataclass
@@ -56,7 +58,7 @@ class Session:
 class Sessions:
     """Reads and writes sessions; writes are meant to run inside an update's unit of work."""
 
-    def __init__(self, db: Database, now: Callable[[], str]) -> None:
+    def __init__(self, db: Database, now: Callable[[], datetime]) -> None:
         self._db, self._now = db, now
 
     async def get(self, user_id: int) -> Session:
@@ -92,7 +94,7 @@ class Sessions:
                 session.state,
                 json.dumps(session.data),
                 session.last_update_id,
-                self._now(),
+                to_db(self._now()),
             ),
         )
 

@@ -15,12 +15,14 @@ import secrets
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 import aiosqlite
 
 from storage.db import Database
+from storage.times import from_db, to_db
 
-Now = Callable[[], str]
+Now = Callable[[], datetime]
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,8 @@ class Submission:
     volunteer: str | None
     step: str | None  # where the member is: filled in from their session by the flow
     reviewed: bool
-    created_at: str
-    submitted_at: str | None
+    created_at: datetime
+    submitted_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -123,8 +125,8 @@ def _submission(row: sqlite3.Row) -> Submission:
         volunteer=row["volunteer"],
         step=row["step"],
         reviewed=bool(row["reviewed"]),
-        created_at=row["created_at"],
-        submitted_at=row["submitted_at"],
+        created_at=from_db(row["created_at"]),
+        submitted_at=from_db(row["submitted_at"]),
     )
 
 
@@ -168,7 +170,7 @@ class Sharing:
             async with conn.execute(
                 "INSERT INTO submissions (member_id, kind, project_id, language, created_at)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (member_id, kind, project_id, language, self._now()),
+                (member_id, kind, project_id, language, to_db(self._now())),
             ) as cur:
                 new_id = cur.lastrowid
         draft = await self.get(int(new_id or 0))
@@ -193,7 +195,7 @@ class Sharing:
 
         Returns the file names of media this answer replaced, for the caller to delete.
         """
-        now = self._now()
+        now = to_db(self._now())
         async with self._db.transaction() as conn:
             async with conn.execute(
                 "SELECT file_name FROM media WHERE submission_id = ? AND part = ?",
@@ -248,7 +250,7 @@ class Sharing:
         await self._db.execute(
             "UPDATE submissions SET status = 'submitted', step = NULL, submitted_at = ?"
             " WHERE id = ? AND status = 'draft'",
-            (self._now(), submission_id),
+            (to_db(self._now()), submission_id),
         )
 
     async def discard(self, submission_id: int) -> list[str]:
@@ -300,7 +302,7 @@ class Sharing:
             async with conn.execute(
                 "INSERT INTO safeguarding_flags (member_id, submission_id, part, answer_id,"
                 " words, place, flagged_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (member_id, submission_id, part, answer_id, words, place, self._now()),
+                (member_id, submission_id, part, answer_id, words, place, to_db(self._now())),
             ) as cur:
                 return int(cur.lastrowid or 0)
 

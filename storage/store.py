@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
+from storage.answers import Answers
 from storage.audit import AuditLog
+from storage.broadcasts import Broadcasts
 from storage.db import Database, path_from_url
 from storage.export import Responses
 from storage.inbox import Inbox
 from storage.members import AboutYou, Consent, Members, Projects
 from storage.outbox import Outbox
 from storage.questions import Questions
+from storage.replies import Replies
 from storage.retention import Retention
 from storage.roles import Roles
 from storage.sessions import Sessions
@@ -24,21 +27,20 @@ class Store:
     """Every repository, sharing one connection. Open with `await Store.open(...)`."""
 
     def __init__(self, db: Database, now: Callable[[], datetime]) -> None:
-        def stamp() -> str:
-            # Stored in UTC so that times compare correctly as text in SQL.
-            return now().astimezone(UTC).isoformat(timespec="seconds")
-
         self.db = db
-        self.members = Members(db, stamp)
-        self.projects = Projects(db, stamp)
-        self.consent = Consent(db, stamp)
-        self.about = AboutYou(db, stamp)
-        self.inbox = Inbox(db, stamp)
-        self.audit = AuditLog(db, stamp)
-        self.outbox = Outbox(db, stamp)
-        self.sessions = Sessions(db, stamp)
-        self.sharing = Sharing(db, stamp)
-        self.questions = Questions(db, stamp)
+        self.members = Members(db, now)
+        self.projects = Projects(db, now)
+        self.consent = Consent(db, now)
+        self.about = AboutYou(db, now)
+        self.inbox = Inbox(db, now)
+        self.audit = AuditLog(db, now)
+        self.outbox = Outbox(db, now)
+        self.sessions = Sessions(db, now)
+        self.sharing = Sharing(db, now)
+        self.questions = Questions(db, now)
+        self.answers = Answers(db, now)
+        self.broadcasts = Broadcasts(db, now)
+        self.replies = Replies(db, now)
         self.pseudonyms = Pseudonyms(db)
         self.roles = Roles(db, now)
         self.responses = Responses(db, self.pseudonyms, self.audit)

@@ -14,7 +14,7 @@ import contextlib
 import itertools
 import socket
 from collections.abc import AsyncIterator, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -272,7 +272,9 @@ async def test_a_batch_is_queued_in_one_go_one_row_per_member(
         (bea.id, "queued", 0),
     ]
     assert rows[0].reply_markup == markup.to_dict() and rows[1].reply_markup is None
-    assert rows[0].not_before == "2026-11-30T10:00:00+00:00"  # UTC text, like the rest
+    assert rows[0].not_before == datetime(
+        2026, 11, 30, 10, 0, tzinfo=UTC
+    )  # aware UTC, like every stored time
     assert (await store.outbox.batch_counts(batch_id)) == BatchCounts(queued=2)
 
 
@@ -296,7 +298,7 @@ async def test_due_rows_wait_for_not_before_and_come_one_per_chat(
     in_two_hours = clock.now() + timedelta(hours=2)
     assert {r.batch_id for r in await store.outbox.due(in_two_hours)} == {first, second}
     [row] = await store.outbox.rows_of(later)
-    assert row.not_before == "2026-11-30T12:00:00+00:00"
+    assert row.not_before == datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
 async def test_erasing_a_member_removes_their_waiting_rows(
@@ -356,7 +358,7 @@ async def test_one_transaction_records_a_group_and_claims_the_next(
     assert rows[members[0].id].telegram_message_id == 11
     assert (rows[members[3].id].attempts, rows[members[3].id].not_before) == (
         1,
-        "2026-11-30T10:00:04+00:00",
+        datetime(2026, 11, 30, 10, 0, 4, tzinfo=UTC),
     )
     assert [rows[m.id].skip_reason for m in members[4:9] if m is not members[6]] == [
         "unreachable",
@@ -474,8 +476,11 @@ async def test_every_reachable_member_gets_exactly_one_copy_despite_faults(
         2008: ("skipped", 0),
     }
     assert rows[members[0].id].last_error == "flood_wait"
-    assert rows[members[0].id].not_before == "2026-11-30T10:00:03+00:00"
-    assert rows[members[1].id].not_before == "2026-11-30T10:00:02+00:00"  # backoff 2 s
+    assert rows[members[0].id].not_before == datetime(2026, 11, 30, 10, 0, 3, tzinfo=UTC)
+    # backoff 2 s
+    assert rows[members[1].id].not_before == datetime(
+        2026, 11, 30, 10, 0, 2, tzinfo=UTC
+    )  # backoff 2 s
     # The 429 pauses ALL sending: the retries due after 2 s wait for the pause to end too.
     clock.advance(timedelta(seconds=2))
     fake_time.advance(2.0)
@@ -571,11 +576,11 @@ async def test_server_errors_back_off_then_fail_and_a_refused_connection_is_retr
     waits = []
     for _ in range(3):
         [row] = await store.outbox.rows_of(batch_id)
-        clock.set(datetime.fromisoformat(row.not_before))
+        clock.set(row.not_before)
         fake_time.advance(1.0)
         assert await w.run_once() == 1
         [row] = await store.outbox.rows_of(batch_id)
-        waits.append((datetime.fromisoformat(row.not_before) - clock.now()).total_seconds())
+        waits.append((row.not_before - clock.now()).total_seconds())
     assert (row.status, row.attempts, row.last_error) == ("failed", 3, "server_error")
     assert waits[:2] == [2.0, 4.0]  # then it gave up
     assert len(emulator.calls_to("sendMessage")) == 3 and emulator.sent_to(2001) == 0
@@ -612,7 +617,7 @@ async def test_quiet_hours_hold_messages_until_they_end(
     assert await w.run_once() == 0
     rows = await store.outbox.rows_of(batch_id)
     assert {(r.status, r.not_before, r.held_for_quiet_hours) for r in rows} == {
-        ("queued", "2026-12-01T08:00:00+00:00", True)
+        ("queued", datetime(2026, 12, 1, 8, 0, tzinfo=UTC), True)
     }
     clock.set(datetime(2026, 12, 1, 7, 59, 59, tzinfo=LONDON))
     assert await w.run_once() == 0

@@ -99,12 +99,12 @@ async def test_a_choice_question_sent_now_and_answered_by_button_and_typing(
     await bo.says("3")
     await cy.says("saturday!")
     [question_row] = await store.questions.recent(1)
-    per_choice, answered, sent = await store.questions.counts(question_row.id)
+    per_choice, answered, sent = await store.answers.counts(question_row.id)
     assert per_choice == {"2": 1, "3": 2} and answered == 3 and sent == 3
     # A member can change their answer while the question is open.
     await ann.says("/questions")
     await ann.taps("Monday")
-    per_choice, _, _ = await store.questions.counts(question_row.id)
+    per_choice, _, _ = await store.answers.counts(question_row.id)
     assert per_choice == {"1": 1, "3": 2}
     entries = [e.action for e in await store.audit.entries()]
     assert "question_created" in entries and "question_sent" in entries

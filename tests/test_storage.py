@@ -96,7 +96,7 @@ async def test_join_records_member_receipt_and_project_once(
         assert receipts[0].member_id == first.id
         assert receipts[0].consent_version == "v1"
         assert receipts[0].agreed_to == ("keep",)
-        assert receipts[0].agreed_at == "2026-11-30T12:00:00+00:00"
+        assert receipts[0].agreed_at == datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
         assert [p.code for p in await store.members.projects_of(first.id)] == ["parks"]
         assert await store.projects.by_code("PARKS") == project  # codes ignore case
         with pytest.raises(ValueError, match="already exists"):
@@ -131,7 +131,7 @@ async def test_about_you_answers_replace_and_erase_removes_everything(
         assert await store.sessions.get(7) == Session(7)
         assert (await store.sessions.get(8)).state == "AREA"
         receipt = next(r for r in await store.consent.all() if r.member_id is None)
-        assert receipt.withdrawn_at == "2026-12-01T12:00:00+00:00"
+        assert receipt.withdrawn_at == datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
         erasures = [e for e in await store.audit.entries() if e.action == "erasure"]
         assert len(erasures) == 1 and erasures[0].detail == "{}"
         assert await store.about.of(other.id) == {"area": "Cardiff"}
@@ -154,7 +154,7 @@ async def test_inbox_records_once_replays_in_order_and_forgets_content(
         row = await store.db.fetch_one("SELECT payload, done_at FROM inbox WHERE update_id = 10")
         assert row is not None and row["payload"] is None and row["done_at"]
         assert not await store.inbox.record(10, "{}")  # still known after it was handled
-        assert await store.inbox.prune(before="2026-11-30T13:00:00+00:00") == 1
+        assert await store.inbox.prune(before=datetime(2026, 11, 30, 13, 0, tzinfo=UTC)) == 1
     finally:
         await store.close()
 

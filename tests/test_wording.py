@@ -15,6 +15,7 @@ from bot.catalogue import t
 from bot.clock import FakeClock
 from conversations.when import parse_at, parse_time
 from storage.store import Store
+from storage.times import to_db
 from tests.transcript import Person, join
 
 MakePerson = Callable[..., Person]
@@ -114,7 +115,7 @@ async def test_preview_counts_leave_out_stopped_and_unreachable_members(
     await bo.says("/stop")
     await store.db.execute(
         "UPDATE members SET unreachable_at = ? WHERE telegram_user_id = ?",
-        (NOW.isoformat(), cy.user.id),
+        (to_db(NOW), cy.user.id),
     )
     fran = person(STAFF, "Fran")
     preview = await broadcast(fran, "We fixed the light.")
@@ -146,12 +147,12 @@ async def test_cancelling_something_planned_asks_first(person: MakePerson, store
     assert await fran.taps("Cancel it") == [t("en", "staff.scheduled.cancel_ask")]
     assert fran.buttons == ["Yes, cancel it", "No, keep it"]
     assert await fran.taps("No, keep it") == [t("en", "staff.scheduled.kept")]
-    assert len(await store.questions.scheduled_broadcasts()) == 1
+    assert len(await store.broadcasts.scheduled()) == 1
 
     await fran.says("/scheduled")
     await fran.taps("Cancel it")
     assert await fran.taps("Yes, cancel it") == [t("en", "staff.scheduled.cancelled")]
-    assert await store.questions.scheduled_broadcasts() == []
+    assert await store.broadcasts.scheduled() == []
 
 
 # ---- times typed in everyday words
