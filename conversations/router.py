@@ -17,6 +17,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, MessageHandler, filt
 from conversations import answering, language, menu, my_data, reviewing, sharing
 from conversations.context import CocreateContext
 from conversations.everyday import ACTIONS
+from conversations.pending import PendingQuestion
 from conversations.replies import (
     active_draft,
     awaited,
@@ -31,8 +32,14 @@ from conversations.replies import (
 )
 
 NEW_MESSAGES = filters.UpdateType.MESSAGE
-# One-step questions answered by a choice (their buttons are handled by each question).
-PENDING = (language.QUESTION, my_data.QUESTION, *sharing.AFTER.values())
+
+
+def pending_questions() -> list[PendingQuestion]:
+    """One-step questions answered by a choice (their buttons are handled by each question);
+    "Share one more?" of every kind in storage/kinds.py."""
+    return [language.QUESTION, my_data.QUESTION, *sharing.after_questions()]
+
+
 # One-step questions answered by any words: a facilitator's reply, a member's answer back.
 TakeText = Callable[[Update, CocreateContext, int, str], Awaitable[bool]]
 AWAITING_TEXT: dict[str, tuple[TakeText, str]] = {
@@ -50,7 +57,7 @@ async def on_message(update: Update, context: CocreateContext) -> None:
     lang = await language_of(update, context)
     question = awaited(context)
     if text is not None and question is not None:
-        for pending in PENDING:
+        for pending in pending_questions():
             if (
                 member
                 and question == pending.name
@@ -86,7 +93,7 @@ async def on_message(update: Update, context: CocreateContext) -> None:
         return
     if await menu.typed_choice(update, context, member, text, lang):
         return
-    asked = next((q for q in PENDING if q.name == question), None)
+    asked = next((q for q in pending_questions() if q.name == question), None)
     if asked is not None:  # a one-step question is still open: its buttons again
         await asked.ask_again(update, context, lang)
         return
@@ -123,7 +130,7 @@ async def on_unknown_button(update: Update, context: CocreateContext) -> None:
 def build_handlers() -> list[BaseHandler[Update, CocreateContext, None]]:
     """The buttons of one-step questions, then the message router."""
     return [
-        *(question.handler() for question in PENDING),
+        *(question.handler() for question in pending_questions()),
         MessageHandler(NEW_MESSAGES & ~filters.COMMAND, on_message),
     ]
 
