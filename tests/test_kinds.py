@@ -230,3 +230,16 @@ async def test_the_migration_drops_the_check_and_keeps_every_row(tmp_path: Path)
         await db.execute("DELETE FROM submissions WHERE id = 7")
         async with db.execute("SELECT COUNT(*) FROM submission_parts") as cur:
             assert await cur.fetchone() == (0,)
+
+
+def test_keys_nouns_plurals_and_part_columns_never_clash() -> None:
+    every = kinds.KINDS
+    for field in ("key", "noun", "plural"):
+        values = [getattr(kind, field) for kind in every]
+        assert len(set(values)) == len(values), field
+    # Only the parts of stories and ideas sit among the fixed columns; any other part would
+    # overwrite a column such as "answer" or "kind".
+    first = set(kinds.STORY.parts + kinds.IDEA.parts)
+    assert set(kinds.part_names()) & set(COLUMNS) == first
+    assert not {k.plural for k in every} & {"answers", "days", "files", "messages", "profile"}
+    assert not set(kinds.part_names()) & set(kinds.STEPS)
