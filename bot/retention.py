@@ -57,12 +57,11 @@ async def run_retention(store: Store, settings: Settings, clock: Clock) -> Delet
         total += deleted
     if total.anything:
         await store.retention.checkpoint()
+    shared = ", ".join(f"{n} {plural}" for plural, n in total.shared.items())
     logger.info(
-        "Retention (%s days): deleted %s stories, %s ideas, %s answers, %s files;"
-        " emptied %s sent messages",
+        "Retention (%s days): deleted %s, %s answers, %s files; emptied %s sent messages",
         days,
-        total.stories,
-        total.ideas,
+        shared or "no stories or ideas",
         total.answers,
         len(total.files),
         total.messages,
@@ -72,8 +71,7 @@ async def run_retention(store: Store, settings: Settings, clock: Clock) -> Delet
             "retention",
             "responses_deleted",
             days=days,
-            stories=total.stories,
-            ideas=total.ideas,
+            **total.shared,
             answers=total.answers,
             files=len(total.files),
             messages=total.messages,

@@ -11,7 +11,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, filters
 
-from conversations import answering, ideas, language, my_data, sharing, stories
+from conversations import answering, language, my_data, sharing
 from conversations.context import CocreateContext
 from conversations.replies import (
     SHARING,
@@ -88,17 +88,8 @@ async def change_language(update: Update, context: CocreateContext) -> None:
     await language.ask(update, context, member.language)
 
 
-async def share_story(update: Update, context: CocreateContext) -> None:
-    """Starts (or carries on with) a story."""
-    await sharing.start(update, context, stories.FLOW.kind)
-
-
-async def share_idea(update: Update, context: CocreateContext) -> None:
-    """Starts (or carries on with) an idea."""
-    await sharing.start(update, context, ideas.FLOW.kind)
-
-
-# What each everyday word does, whether typed, sent as /command or chosen from the menu.
+# What each everyday word does, whether typed, sent as /command or chosen from the menu (the
+# menu's kinds of sharing come from storage/kinds.py: see menu.action).
 ACTIONS: dict[str, Action] = {
     "menu": show_menu,
     "back": show_menu,
@@ -111,8 +102,6 @@ ACTIONS: dict[str, Action] = {
     "delete": my_data.ask,
     "mydata": my_data.send_my_data,
     "questions": answering.list_open,
-    "story": share_story,
-    "idea": share_idea,
 }
 COMMANDS = ("menu", "help", "stop", "resume", "cancel", "language", "mydata", "questions", "delete")
 

@@ -1,26 +1,11 @@
-"""What a sharing flow is: the parts it asks for, and the steps every flow has after them."""
+"""What a sharing flow is: a kind from the one list (storage/kinds.py), and the steps every
+flow has after its parts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from storage.kinds import CANCEL, CHANGE, REVIEW, VOLUNTEER, Kind
 
-# Steps every story and idea has once its parts are given; `CANCEL` is stored as
-# "cancel>{step}" so that "No, keep going" returns to where the member was.
-VOLUNTEER = "volunteer"
-REVIEW = "review"
-CHANGE = "change"
-CANCEL = "cancel"
+# A sharing flow is a kind of sharing: what is stored, its catalogue prefix, what it asks.
+Flow = Kind
 
-
-@dataclass(frozen=True)
-class Flow:
-    """One kind of sharing: what is stored, its catalogue prefix, and what it asks."""
-
-    kind: str  # submissions.kind
-    noun: str  # catalogue prefix, e.g. "story" → story.what_happened
-    parts: tuple[str, ...]
-    asks_volunteer: bool
-
-    def order(self) -> list[str]:
-        """The steps in the order they are first asked."""
-        return [*self.parts, *([VOLUNTEER] if self.asks_volunteer else []), REVIEW]
+__all__ = ["CANCEL", "CHANGE", "REVIEW", "VOLUNTEER", "Flow"]

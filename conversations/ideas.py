@@ -1,6 +1,7 @@
 """Share an idea: the idea; who it would help; would you help make it happen (a volunteer).
 
-The engine is conversations/sharing.py; this module says what an idea asks.
+The engine is conversations/sharing.py; this module names its steps; storage/kinds.py
+says what an idea asks.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from conversations import flow
+from storage import kinds
 
 
 class Step(StrEnum):
@@ -21,9 +23,5 @@ class Step(StrEnum):
     CANCEL = flow.CANCEL
 
 
-FLOW = flow.Flow(
-    kind="idea",
-    noun="idea",
-    parts=(Step.IDEA, Step.WHO_IT_HELPS),
-    asks_volunteer=True,
-)
+# What it asks is defined once, in the list of kinds (storage/kinds.py).
+FLOW = kinds.IDEA

@@ -1,6 +1,6 @@
 """The menu: what a member can do, shown as numbered buttons (replies.send_menu), and what each
 button, or its typed number or word, does: the actions conversations/routes.py hands in
-(conversations/everyday.py's).
+(conversations/everyday.py's, and starting each kind of sharing by its noun).
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ async def typed_choice(
 ) -> bool:
     """Does what a typed menu choice (its number or words) says; False if it is none."""
     option = match(text, menu_options(member), lang)
-    if option is None:
+    chosen = actions.get(option.key) if option is not None else None
+    if chosen is None:
         return False
-    await actions[option.key](update, context)
+    await chosen(update, context)
     return True
 
 

@@ -12,6 +12,7 @@ from conversations.choices import Option
 from conversations.context import CocreateContext
 from conversations.pending import PendingQuestion
 from conversations.replies import chat_of, current_member, menu_button, say, send_menu
+from storage import kinds
 from storage.member_export import export_member
 
 
@@ -35,8 +36,10 @@ async def send_my_data(update: Update, context: CocreateContext) -> None:
         language=lang,
         language_name=t(lang, f"language.{lang}"),
         name=member.display_name or t(lang, "mydata.anonymous"),
-        stories=len(data["stories"]),
-        ideas=len(data["ideas"]),
+        shared="".join(
+            t(lang, f"{kind.noun}.mydata", count=len(data[kind.plural])) + "\n"
+            for kind in kinds.all_kinds()
+        ),
         answers=len(data["answers"]),
         agreed=agreed,
     )

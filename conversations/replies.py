@@ -16,6 +16,7 @@ from telegram.error import BadRequest
 from bot.catalogue import DEFAULT_LANGUAGE, LANGUAGES, catalogue, t
 from conversations.choices import Option, keyboard, normalise, number
 from conversations.context import RISK_NOTED, CocreateContext
+from storage import kinds
 from storage.models import Member
 from storage.sharing import Submission
 
@@ -202,8 +203,7 @@ def remember_prompt(context: CocreateContext, message: Message | None) -> None:
 def menu_options(member: Member) -> list[Option]:
     """What a member can do from the menu, in order (the numbers they can type)."""
     return [
-        Option("story", "menu.story"),
-        Option("idea", "menu.idea"),
+        *(Option(kind.noun, f"menu.{kind.noun}") for kind in kinds.all_kinds()),
         Option("questions", "menu.questions"),
         Option("mydata", "menu.mydata"),
         Option("language", "menu.language"),

@@ -36,23 +36,31 @@ from conversations import (
 )
 from conversations.context import CocreateContext
 from conversations.replies import SHARING, active_draft, current_member
+from storage import kinds
 
 Handler = BaseHandler[Update, CocreateContext, Any]
-# Where words outside a multi-step flow go (conversations/router.py).
-ROUTING = router.Routing(
-    actions=everyday.ACTIONS,
-    # One-step questions answered by a choice (their buttons are handled by each question).
-    pending=(language.QUESTION, my_data.QUESTION, *sharing.AFTER.values()),
-    # One-step questions answered by any words.
-    takes_text={
-        reviewing.REPLY: (reviewing.take_reply, "answer"),
-        reviewing.ANSWER_BACK: (reviewing.take_answer_back, "reply"),
-    },
-)
+
+
+def routing() -> router.Routing:
+    """Where words outside a multi-step flow go (conversations/router.py), built with the
+    kinds of sharing in storage/kinds.py as they are now."""
+    starts = {kind.noun: sharing.starter(kind.key) for kind in kinds.KINDS}
+    return router.Routing(
+        # Everyday words, and the menu's choices (a kind of sharing is chosen by its noun).
+        actions={**everyday.ACTIONS, **starts},
+        # One-step questions answered by a choice (their buttons are handled by each one).
+        pending=(language.QUESTION, my_data.QUESTION, *sharing.after_questions()),
+        # One-step questions answered by any words.
+        takes_text={
+            reviewing.REPLY: (reviewing.take_reply, "answer"),
+            reviewing.ANSWER_BACK: (reviewing.take_answer_back, "reply"),
+        },
+    )
 
 
 def build_routes() -> list[Handler]:
     """The handlers of every flow, in order."""
+    words = routing()
     return [
         # 1. Joining: /start, then each step of onboarding while someone is in it.
         onboarding.build_handler(),
@@ -68,7 +76,7 @@ def build_routes() -> list[Handler]:
         *stats.build_handlers(),
         # 3. Everyday commands and the menu's buttons.
         *everyday.build_handlers(),
-        *menu.build_handlers(everyday.ACTIONS),
+        *menu.build_handlers(words.actions),
         # 4. Buttons inside a story or idea, and on a facilitator's question.
         CallbackQueryHandler(sharing.on_button, pattern=rf"^{sharing.PREFIX}:"),
         CallbackQueryHandler(answering.on_button, pattern=rf"^{prompts.PREFIX}:"),
@@ -76,7 +84,7 @@ def build_routes() -> list[Handler]:
         *safeguarding.build_handlers(not_allowed=router.on_unknown_button),
         # 6. One-step questions' buttons, then every other message, routed by the person's
         #    session: a story part, an answer, a typed menu choice.
-        *router.build_handlers(ROUTING),
+        *router.build_handlers(words),
         # 7. What nobody took: unknown commands, edited messages, old buttons.
         *router.build_fallbacks(),
     ]

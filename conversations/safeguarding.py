@@ -20,6 +20,7 @@ from bot.settings import Settings
 from conversations.context import CURRENT_SESSION, RISK_NOTED, CocreateContext, Resources, Risk
 from conversations.replies import chat_of, quoted, settle_button
 from conversations.staff import acting_staff
+from storage import kinds
 from storage.outbox import Outgoing
 
 logger = logging.getLogger(__name__)
@@ -127,8 +128,8 @@ async def on_read(update: Update, context: CocreateContext) -> None:
     text = detail.words or detail.answer_text or ""
     what = detail.question_text or ""
     if detail.submission is not None and detail.part is not None:
-        noun = "story" if detail.submission.kind == "experience" else "idea"
-        label = f"{noun}.label.{detail.part}"
+        kind = kinds.find(detail.submission.kind)
+        label = f"{kind.noun}.label.{detail.part}" if kind else ""
         what = t(language, label) if label in catalogue().keys("en") else ""
         if not detail.words:
             parts = await context.store.sharing.parts(detail.submission.id)

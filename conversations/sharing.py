@@ -1,4 +1,5 @@
-"""The engine behind Share your story (stories.py) and Share an idea (ideas.py).
+"""The engine behind every kind of sharing in storage/kinds.py: Share your story (stories.py),
+Share an idea (ideas.py) and any kind added to that list.
 
 Each part can be typed, sent as a voice note or photo (with or without a caption), or
 skipped. Then the member sees it back and chooses Save, Change a part, or Throw it away.
@@ -13,13 +14,16 @@ States: see sharing.mmd.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
+from functools import cache
+from typing import Any
 
 from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.error import TelegramError
 
 from bot.catalogue import t
-from conversations import ideas, media, stories
+from conversations import media
 from conversations.choices import Option, keyboard, match
 from conversations.context import CocreateContext
 from conversations.flow import CANCEL, CHANGE, REVIEW, VOLUNTEER, Flow
@@ -37,6 +41,7 @@ from conversations.replies import (
     settle_button,
     typed_command,
 )
+from storage import kinds
 from storage.models import Member
 from storage.sharing import NewMedia, Part, Submission
 
@@ -46,7 +51,10 @@ PREFIX = "share"
 REVIEW_PART_LIMIT = 700  # characters of each part shown back, to stay inside one message
 
 
-FLOWS = {f.kind: f for f in (stories.FLOW, ideas.FLOW)}
+def flow_of(kind: str) -> Flow:
+    """The flow of a kind (storage/kinds.py, read when asked)."""
+    return kinds.by_key(kind)
+
 
 SKIP = Option("skip", "common.skip")
 STOP = Option("stop", "sharing.stop")
@@ -142,7 +150,7 @@ async def review_text(context: CocreateContext, flow: Flow, draft: Submission) -
 
 async def ask(update: Update, context: CocreateContext, draft: Submission) -> None:
     """Asks the question of the step the draft is at."""
-    flow = FLOWS[draft.kind]
+    flow = flow_of(draft.kind)
     step = draft.step or REVIEW
     name = step.partition(">")[0]
     lang = draft.language
@@ -174,7 +182,7 @@ async def start(update: Update, context: CocreateContext, kind: str) -> None:
     if member is None:
         await say(update, context, "bad.not_started")
         return
-    flow = FLOWS[kind]
+    flow = flow_of(kind)
     await pause_draft(update, context, member, quietly=True)
     paused = await context.store.sharing.latest_draft(member.id, kind)
     if paused is not None:
@@ -229,7 +237,7 @@ async def on_button(update: Update, context: CocreateContext) -> None:
         else:
             await say(update, context, "bad.not_started")
         return
-    flow = FLOWS[draft.kind]
+    flow = flow_of(draft.kind)
     option = next((o for o in options_for(flow, draft.step or "") if o.key == key), None)
     await settle_button(update, chosen=option is not None)
     if option is None:
@@ -245,7 +253,7 @@ async def on_input(
     """A message while a story or idea is open: an answer, a typed choice, or a command word."""
     message = update.effective_message
     assert message is not None
-    flow = FLOWS[draft.kind]
+    flow = flow_of(draft.kind)
     step = draft.step or REVIEW
     name = step.partition(">")[0]
     lang = member.language
@@ -272,7 +280,7 @@ async def command(
     update: Update, context: CocreateContext, member: Member, draft: Submission, word: str
 ) -> None:
     """SKIP, BACK, STOP or CANCEL typed inside a story or idea."""
-    flow = FLOWS[draft.kind]
+    flow = flow_of(draft.kind)
     step = draft.step or REVIEW
     if word == "skip":
         await choose(update, context, member, draft, SKIP)
@@ -291,7 +299,7 @@ async def answer_part(
     update: Update, context: CocreateContext, member: Member, draft: Submission, message: Message
 ) -> None:
     """Saves a typed, spoken or photographed answer to the current part, then moves on."""
-    flow = FLOWS[draft.kind]
+    flow = flow_of(draft.kind)
     part = (draft.step or "").partition(">")[0]
     item = media.incoming(message)
     text = message.text if message.text is not None else message.caption
@@ -323,7 +331,7 @@ async def choose(
     update: Update, context: CocreateContext, member: Member, draft: Submission, option: Option
 ) -> None:
     """Acts on a button (or its typed number or word) at the current step."""
-    flow = FLOWS[draft.kind]
+    flow = flow_of(draft.kind)
     step = draft.step or REVIEW
     name = step.partition(">")[0]
     if option.key == "stop":
@@ -357,7 +365,7 @@ async def review_choice(
     update: Update, context: CocreateContext, member: Member, draft: Submission, option: Option
 ) -> None:
     """Save, Change a part, or Throw it away."""
-    flow = FLOWS[draft.kind]
+    flow = flow_of(draft.kind)
     if option.key == "change":
         await go_to(update, context, draft, CHANGE)
         return
@@ -367,17 +375,17 @@ async def review_choice(
     await context.store.sharing.submit(draft.id)
     leave(context)
     # Waiting for "Share one more?" before anything is sent: the door commits at each send.
-    await_answer(context, AFTER[flow.kind].name)
+    await_answer(context, after(flow).name)
     logger.info("A %s was saved (submission %s)", flow.kind, draft.id)
     await say(update, context, f"{flow.noun}.saved", language=member.language)
     if flow.asks_volunteer and draft.volunteer in {"yes", "maybe"}:
         await say(update, context, "idea.saved_volunteer", language=member.language)
-    await AFTER[flow.kind].ask(update, context, "sharing.next", member.language)
+    await after(flow).ask(update, context, "sharing.next", member.language)
 
 
 async def after_saving(update: Update, context: CocreateContext, option: Option) -> None:
     """ "Share one more" starts again; "Menu" shows the menu."""
-    if option.key in FLOWS:
+    if kinds.find(option.key) is not None:
         await start(update, context, option.key)
         return
     member = await current_member(update, context)
@@ -387,11 +395,25 @@ async def after_saving(update: Update, context: CocreateContext, option: Option)
     await send_menu(update, context, member)
 
 
-AFTER = {
-    flow.kind: PendingQuestion(
+def starter(kind: str) -> Callable[[Update, CocreateContext], Coroutine[Any, Any, None]]:
+    """What a kind's menu option does: starts it (or carries on with one left for later)."""
+
+    async def share(update: Update, context: CocreateContext) -> None:
+        await start(update, context, kind)
+
+    return share
+
+
+@cache
+def after(flow: Flow) -> PendingQuestion:
+    """ "Share one more?" after a kind is saved: one question per kind."""
+    return PendingQuestion(
         f"more_{flow.noun}",
         [Option(flow.kind, f"{flow.noun}.another"), Option("menu", "sharing.menu")],
         after_saving,
     )
-    for flow in FLOWS.values()
-}
+
+
+def after_questions() -> list[PendingQuestion]:
+    """ "Share one more?" of every kind in storage/kinds.py."""
+    return [after(flow) for flow in kinds.all_kinds()]

@@ -1,6 +1,7 @@
 """Share your story: what happened; how it affected you; what would have made it better.
 
-The engine is conversations/sharing.py; this module says what a story asks.
+The engine is conversations/sharing.py; this module names its steps; storage/kinds.py
+says what a story asks.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from conversations import flow
+from storage import kinds
 
 
 class Step(StrEnum):
@@ -21,9 +23,5 @@ class Step(StrEnum):
     CANCEL = flow.CANCEL
 
 
-FLOW = flow.Flow(
-    kind="experience",
-    noun="story",
-    parts=(Step.WHAT_HAPPENED, Step.HOW_IT_AFFECTED, Step.WHAT_WOULD_HELP),
-    asks_volunteer=False,
-)
+# What it asks is defined once, in the list of kinds (storage/kinds.py).
+FLOW = kinds.STORY

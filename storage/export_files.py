@@ -22,15 +22,18 @@ from typing import Any, Protocol
 
 import xlsxwriter
 
-from storage.export_rows import COLUMNS, FLAG_COLUMN, MEDIA_COLUMN, WHEN_COLUMN, Row
+from storage.export_rows import FLAG_COLUMN, MEDIA_COLUMN, WHEN_COLUMN, Row, columns
 
 FORMATS = ("csv", "xlsx", "json")
 SUFFIXES = {"csv": ".csv", "xlsx": ".xlsx", "json": ".jsonl"}
-TEXT_COLUMNS = tuple(
-    i
-    for i, name in enumerate(COLUMNS)
-    if name not in ("question_id", "media_files", "submitted_at", "safeguarding_flag")
-)
+NOT_TEXT = ("question_id", "media_files", "submitted_at", "safeguarding_flag")
+
+
+def text_columns(names: tuple[str, ...]) -> tuple[int, ...]:
+    """Where the text cells are (a part of any kind is text)."""
+    return tuple(i for i, name in enumerate(names) if name not in NOT_TEXT)
+
+
 # A cell that starts with one of these is read as a formula by spreadsheets (OWASP, CSV
 # injection); in CSV it gets a leading single quote.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -93,11 +96,13 @@ class CsvSink:
     def __init__(self, path: Path) -> None:
         self._file = _Utf8File(path, bom=True)
         self._csv = csv.writer(self._file.buffer)
-        self._csv.writerow(COLUMNS)
+        self._columns = columns()
+        self._text = text_columns(self._columns)
+        self._csv.writerow(self._columns)
 
     def write(self, row: Row) -> None:
         cells = list(row)  # None is written as an empty cell, a number as its digits
-        for i in TEXT_COLUMNS:
+        for i in self._text:
             text = cells[i]
             if text and text.startswith(FORMULA_STARTS):
                 cells[i] = "'" + text
@@ -129,9 +134,10 @@ class JsonLinesSink:
     def __init__(self, path: Path) -> None:
         self._file = _Utf8File(path)
         self._dumps = json.JSONEncoder(ensure_ascii=False).encode
+        self._columns = columns()
 
     def write(self, row: Row) -> None:
-        record = dict(zip(COLUMNS, map(_json_value, row), strict=True))
+        record = dict(zip(self._columns, map(_json_value, row), strict=True))
         self._file.buffer.write(self._dumps(record) + "\n")
         self._file.written()
 
@@ -171,9 +177,10 @@ class XlsxSink:
         name = "Responses" if self._sheets == 1 else f"Responses {self._sheets}"
         sheet = self._book.add_worksheet(name)
         sheet.freeze_panes(1, 0)
-        sheet.set_column(0, len(COLUMNS) - 1, 16)
-        sheet.set_column(COLUMNS.index("submitted_at"), COLUMNS.index("submitted_at"), 20)
-        for column, title in enumerate(COLUMNS):
+        names = columns()
+        sheet.set_column(0, len(names) - 1, 16)
+        sheet.set_column(WHEN_COLUMN, WHEN_COLUMN, 20)
+        for column, title in enumerate(names):
             sheet.write_string(0, column, title, self._bold)
         self._sheet = sheet
         self._row = 1

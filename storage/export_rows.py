@@ -26,10 +26,14 @@ from typing import Any
 
 import aiosqlite
 
+from storage import kinds
 from storage.db import BUSY_TIMEOUT_MS, Database
 from storage.sharing import Pseudonyms
 from storage.times import from_db, to_db
 
+# The columns as first fixed (the contract): the parts of a story and an idea sit after
+# "question". A kind added to storage/kinds.py later gets its parts' columns at the end, after
+# these (`columns()`), so no column ever moves.
 COLUMNS: tuple[str, ...] = (
     "response_id",
     "pseudonym",
@@ -55,7 +59,6 @@ COLUMNS: tuple[str, ...] = (
     "area",
     "extra",
 )
-PARTS = ("what_happened", "how_it_affected", "what_would_help", "idea", "who_it_helps")
 ABOUT = ("age_band", "area", "extra")
 MEDIA_COLUMN = COLUMNS.index("media_files")
 WHEN_COLUMN = COLUMNS.index("submitted_at")
@@ -99,20 +102,30 @@ class ExportFilter:
 _ABOUT_SQL = ", ".join(
     f"(SELECT answer FROM about_you WHERE member_id = m.id AND field = '{f}') AS {f}" for f in ABOUT
 )
-_PARTS_SQL = ", ".join(
-    f"(SELECT text FROM submission_parts WHERE submission_id = s.id AND part = '{p}') AS {p}"
-    for p in PARTS
-)
+
+
+def columns() -> tuple[str, ...]:
+    """Every column: COLUMNS, then the parts of any kind that COLUMNS does not have yet."""
+    return COLUMNS + tuple(p for p in kinds.part_names() if p not in COLUMNS)
+
+
+def _parts_sql(parts: tuple[str, ...]) -> str:
+    """Each part's text as a column of its own (part names come from storage/kinds.py)."""
+    return ", ".join(
+        f"(SELECT text FROM submission_parts WHERE submission_id = s.id AND part = '{p}')"
+        for p in parts
+    )
+
+
 _SUBMISSIONS_FROM = (
     " FROM submissions s LEFT JOIN projects p ON p.id = s.project_id WHERE s.status = 'submitted'"
 )
 _SUBMISSIONS_SELECT = (
     "SELECT s.id, s.member_id, s.kind, p.code AS project, s.language, s.volunteer,"
-    " s.submitted_at, "
-    + _PARTS_SQL
-    + ", (SELECT group_concat(file_name, ' ') FROM (SELECT file_name FROM media"
+    " s.submitted_at,"
+    " (SELECT group_concat(file_name, ' ') FROM (SELECT file_name FROM media"
     " WHERE submission_id = s.id ORDER BY id)) AS media,"
-    " EXISTS (SELECT 1 FROM safeguarding_flags WHERE submission_id = s.id) AS flagged"
+    " EXISTS (SELECT 1 FROM safeguarding_flags WHERE submission_id = s.id) AS flagged, {parts}"
 )
 _ANSWERS_FROM = (
     " FROM answers a JOIN question_rounds r ON r.id = a.round_id"
@@ -303,21 +316,26 @@ class Snapshot:
         answers (by response id)."""
         conn = self._conn
         facts = _Facts(conn, self._pseudonyms)
+        names, parts = columns(), kinds.part_names()
+        more = (None,) * (len(names) - len(COLUMNS))  # answers have no part of a later kind
         submissions = _submissions_where(flt)
         if submissions is not None:
             where, params = submissions
-            async with conn.execute(_SUBMISSIONS_SELECT + where + " ORDER BY s.id", params) as cur:
+            select = _SUBMISSIONS_SELECT.format(parts=_parts_sql(parts))
+            async with conn.execute(select + where + " ORDER BY s.id", params) as cur:
                 async with aclosing(_prefetched(cur)) as batches:
                     async for batch in batches:
                         await facts.load({r[1] for r in batch})
-                        yield [_submission_row(r, facts.members[r[1]], tz) for r in batch]
+                        yield [
+                            _submission_row(r, facts.members[r[1]], tz, parts, names) for r in batch
+                        ]
         where, params = _answers_where(flt)
         async with conn.execute(_ANSWERS_SELECT + where + " ORDER BY a.id", params) as cur:
             async with aclosing(_prefetched(cur)) as batches:
                 async for batch in batches:
                     await facts.load({r[1] for r in batch}, {r[5] for r in batch})
                     people, questions = facts.members, facts.questions
-                    yield [_answer_row(r, people[r[1]], questions[r[5]], tz) for r in batch]
+                    yield [_answer_row(r, people[r[1]], questions[r[5]], tz) + more for r in batch]
 
 
 def _local(stored: str, tz: tzinfo) -> datetime:
@@ -339,35 +357,28 @@ async def _prefetched(cursor: aiosqlite.Cursor) -> AsyncGenerator[list[Any], Non
             pending.exception()  # retrieved, so asyncio does not warn about it
 
 
-def _submission_row(r: tuple[Any, ...], person: Person, tz: tzinfo) -> Row:
-    _id, _, kind, project, language, volunteer, submitted_at = r[:7]
-    what_happened, how_it_affected, what_would_help, idea, who_it_helps, media, flagged = r[7:]
+def _submission_row(
+    r: tuple[Any, ...], person: Person, tz: tzinfo, parts: tuple[str, ...], names: tuple[str, ...]
+) -> Row:
+    _id, _, kind, project, language, volunteer, submitted_at, media, flagged = r[:9]
     pseudonym, name, _, age_band, area, extra = person
-    return (
-        f"S-{_id}",
-        pseudonym,
-        name,
-        kind,
-        project,
-        None,
-        None,
-        what_happened,
-        how_it_affected,
-        what_would_help,
-        idea,
-        who_it_helps,
-        None,
-        None,
-        None,
-        volunteer,
-        tuple(media.split(" ")) if media else (),
-        language,
-        _local(submitted_at, tz),
-        bool(flagged),
-        age_band,
-        area,
-        extra,
-    )
+    values = {
+        **dict(zip(parts, r[9:], strict=True)),
+        "response_id": f"S-{_id}",
+        "pseudonym": pseudonym,
+        "first_name": name,
+        "kind": kind,
+        "project": project,
+        "volunteer": volunteer,
+        "media_files": tuple(media.split(" ")) if media else (),
+        "language": language,
+        "submitted_at": _local(submitted_at, tz),
+        "safeguarding_flag": bool(flagged),
+        "age_band": age_band,
+        "area": area,
+        "extra": extra,
+    }
+    return tuple(values.get(column) for column in names)
 
 
 def _answer_row(r: tuple[Any, ...], person: Person, asked: Asked, tz: tzinfo) -> Row:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from storage import kinds
 from storage.store import Store
 from storage.times import to_db
 
@@ -160,11 +161,20 @@ async def export_member(store: Store, member_id: int) -> dict[str, Any]:
             }
             for r in receipts
         ],
-        "stories": [s for s in submissions if s["kind"] == "experience"],
-        "ideas": [s for s in submissions if s["kind"] == "idea"],
+        **_by_kind(submissions),
         "answers": await _answers(store, member_id),
         "safeguarding_flags": await _flags(store, member_id),
     }
+
+
+def _by_kind(submissions: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Submissions under each kind's plural ("stories", "ideas" …, from storage/kinds.py); one
+    of a kind no longer in the list goes under "other_shared", never left out."""
+    grouped: dict[str, list[dict[str, Any]]] = {k.plural: [] for k in kinds.all_kinds()}
+    known = {k.key: k.plural for k in kinds.all_kinds()}
+    for s in submissions:
+        grouped.setdefault(known.get(s["kind"], "other_shared"), []).append(s)
+    return grouped
 
 
 async def _pseudonym(store: Store, member_id: int) -> str | None:

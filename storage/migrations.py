@@ -327,6 +327,33 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT INTO pseudonyms (name, member_id) SELECT 'legacy:' || id, id FROM members
         WHERE EXISTS (SELECT 1 FROM app_secrets WHERE name = 'pseudonym_key');
     """,
+    # 7: the kinds of sharing are one list in code (storage/kinds.py): submissions.kind loses
+    # its CHECK, so a new kind needs no table rebuild. SQLite cannot drop a CHECK, so the table
+    # is rebuilt its documented way (foreign keys are off while migrations run, see `migrate`):
+    # create the new table, copy, drop the old, rename, recreate its index.
+    """
+    CREATE TABLE submissions_new (
+        id            INTEGER PRIMARY KEY,
+        member_id     INTEGER NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+        kind          TEXT NOT NULL,     -- a key in storage/kinds.py, checked there
+        project_id    INTEGER REFERENCES projects(id) ON DELETE SET NULL,
+        status        TEXT NOT NULL DEFAULT 'draft'
+                      CHECK (status IN ('draft', 'submitted', 'cancelled')),
+        language      TEXT NOT NULL,
+        volunteer     TEXT CHECK (volunteer IN ('yes', 'maybe', 'no')),
+        step          TEXT,
+        reviewed      INTEGER NOT NULL DEFAULT 0,
+        created_at    TEXT NOT NULL,
+        submitted_at  TEXT
+    );
+    INSERT INTO submissions_new (id, member_id, kind, project_id, status, language, volunteer,
+                                 step, reviewed, created_at, submitted_at)
+        SELECT id, member_id, kind, project_id, status, language, volunteer,
+               step, reviewed, created_at, submitted_at FROM submissions;
+    DROP TABLE submissions;
+    ALTER TABLE submissions_new RENAME TO submissions;
+    CREATE INDEX submissions_member ON submissions (member_id, status);
+    """,
 )
 
 
@@ -340,10 +367,30 @@ async def schema_version(db: aiosqlite.Connection) -> int:
 async def migrate(db: aiosqlite.Connection) -> int:
     """Applies every migration the database has not seen yet; returns the new version."""
     current = await schema_version(db)
-    for version, sql in enumerate(MIGRATIONS, start=1):
-        if version <= current:
-            continue
-        # executescript commits first, so wrap the migration and its version in one transaction.
-        await db.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;")
-        current = version
+    if current >= len(MIGRATIONS):
+        return current
+    # Foreign keys are off while the schema changes (a table rebuilt must not cascade its
+    # DROP to the rows that point at it), and checked before each migration commits (SQLite,
+    # "Making Other Kinds Of Table Schema Changes"). The pragma is a no-op inside a transaction.
+    async with db.execute("PRAGMA foreign_keys") as cursor:
+        row = await cursor.fetchone()
+    enforced = bool(row and row[0])
+    await db.execute("PRAGMA foreign_keys = OFF")
+    try:
+        for version, sql in enumerate(MIGRATIONS, start=1):
+            if version <= current:
+                continue
+            # executescript commits first, so wrap the migration and its version in one
+            # transaction, committed only if no row points at a row that is not there.
+            await db.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version = {version};")
+            async with db.execute("PRAGMA foreign_key_check") as cursor:
+                broken = await cursor.fetchall()
+            if broken:
+                await db.execute("ROLLBACK")
+                raise RuntimeError(f"migration {version} leaves rows with no parent: {broken}")
+            await db.execute("COMMIT")
+            current = version
+    finally:
+        if enforced:
+            await db.execute("PRAGMA foreign_keys = ON")
     return current

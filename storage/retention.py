@@ -11,9 +11,11 @@ outbox (and, by cascade, submission_parts, media, safeguarding_flags, replies).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from storage import kinds
 from storage.db import Database
 from storage.outbox import Outbox
 from storage.times import to_db
@@ -22,17 +24,21 @@ from storage.times import to_db
 @dataclass(frozen=True)
 class Deleted:
     """What retention deleted; `files` are names in MEDIA_DIR to remove. `messages` counts
-    outbox rows whose text was emptied."""
+    outbox rows whose text was emptied. `shared` counts submissions by their kind's plural
+    ("stories", "ideas" …, storage/kinds.py)."""
 
-    stories: int = 0
-    ideas: int = 0
+    shared: dict[str, int] = field(default_factory=dict)
     answers: int = 0
     files: tuple[str, ...] = ()
     messages: int = 0
 
+    def count(self, plural: str) -> int:
+        """How many of one kind were deleted ("stories")."""
+        return self.shared.get(plural, 0)
+
     @property
     def responses(self) -> int:
-        return self.stories + self.ideas + self.answers
+        return sum(self.shared.values()) + self.answers
 
     @property
     def anything(self) -> bool:
@@ -40,12 +46,22 @@ class Deleted:
 
     def __add__(self, other: Deleted) -> Deleted:
         return Deleted(
-            stories=self.stories + other.stories,
-            ideas=self.ideas + other.ideas,
+            shared={k: self.count(k) + other.count(k) for k in {**self.shared, **other.shared}},
             answers=self.answers + other.answers,
             files=self.files + other.files,
             messages=self.messages + other.messages,
         )
+
+
+def shared_counts(keys: Iterable[str]) -> dict[str, int]:
+    """How many of each kind, by plural, every kind in the list named (a kind no longer in the
+    list is counted under its stored key, never left out)."""
+    plurals = {k.key: k.plural for k in kinds.all_kinds()}
+    counts = dict.fromkeys(plurals.values(), 0)
+    for key in keys:
+        name = plurals.get(key, key)
+        counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 class Retention:
@@ -89,8 +105,7 @@ class Retention:
             )
         messages = await self._outbox.wipe_text_before(cutoff, limit)
         return Deleted(
-            stories=sum(1 for _, kind in submissions if kind == "experience"),
-            ideas=sum(1 for _, kind in submissions if kind == "idea"),
+            shared=shared_counts(kind for _, kind in submissions),
             answers=len(answers),
             files=files,
             messages=messages,

@@ -1,4 +1,4 @@
-"""What members share: stories ("experiences") and ideas, saved part by part as drafts.
+"""What members share: stories ("experiences"), ideas … (storage/kinds.py), saved part by part.
 
 Tables: submissions, submission_parts, media, safeguarding_flags; pseudonyms, app_secrets.
 Where the member is in a draft lives in their session (storage/sessions.py), so a half-told
@@ -20,6 +20,7 @@ from datetime import datetime
 import aiosqlite
 
 from storage.db import Database
+from storage.kinds import check_kind
 from storage.times import from_db, to_db
 
 Now = Callable[[], datetime]
@@ -29,7 +30,7 @@ Now = Callable[[], datetime]
 class Submission:
     id: int
     member_id: int
-    kind: str  # 'experience' | 'idea'
+    kind: str  # a key in storage/kinds.py ('experience', 'idea' …)
     project_id: int | None
     status: str  # 'draft' | 'submitted' | 'cancelled'
     language: str
@@ -165,7 +166,9 @@ class Sharing:
     async def start(
         self, *, member_id: int, kind: str, project_id: int | None, language: str
     ) -> Submission:
-        """Opens a new draft (where the member is in it lives in their session)."""
+        """Opens a new draft (where the member is in it lives in their session). `kind` must be
+        in storage/kinds.py (the check the table's CHECK constraint used to make)."""
+        check_kind(kind)
         async with self._db.transaction() as conn:
             async with conn.execute(
                 "INSERT INTO submissions (member_id, kind, project_id, language, created_at)"

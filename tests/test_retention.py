@@ -96,7 +96,7 @@ async def test_old_responses_and_their_files_are_deleted(
     clock.advance(timedelta(days=6))
     deleted = await run_retention(store, settings, clock)
     assert deleted is not None
-    assert (deleted.stories, deleted.ideas, deleted.answers) == (1, 0, 1)
+    assert (deleted.count("stories"), deleted.count("ideas"), deleted.answers) == (1, 0, 1)
     assert sorted(deleted.files) == old_files
     assert os.listdir(settings.media_dir) == []
     kinds = await store.db.fetch_all("SELECT kind, status FROM submissions ORDER BY id")
