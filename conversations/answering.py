@@ -24,6 +24,7 @@ from conversations.replies import (
     around,
     chat_of,
     current_member,
+    menu_button,
     remember_prompt,
     say,
     settle_button,
@@ -111,7 +112,13 @@ async def choose(
 ) -> None:
     """Stores a chosen option (or skips the question for now)."""
     if option.key == SKIP.key:
-        shown = await say(update, context, "questions.skipped", language=member.language)
+        shown = await say(
+            update,
+            context,
+            "questions.skipped",
+            language=member.language,
+            reply_markup=menu_button(member.language),
+        )
         remember_prompt(context, shown)
         return
     if question.kind == "open":  # an open question's only button is Skip
@@ -124,7 +131,14 @@ async def saved(update: Update, context: CocreateContext, member: Member, round_
     """Thanks the member and says until when the answer can be changed."""
     closes = round_.closes_at or context.clock.now()
     when = long_date(closes.astimezone(context.settings.tz).date(), member.language)
-    shown = await say(update, context, "questions.saved", language=member.language, when=when)
+    shown = await say(
+        update,
+        context,
+        "questions.saved",
+        language=member.language,
+        when=when,
+        reply_markup=menu_button(member.language),
+    )
     remember_prompt(context, shown)
 
 
@@ -152,7 +166,13 @@ async def on_button(update: Update, context: CocreateContext) -> None:
     _, round_id, key = [*(query.data or "").split(":"), "", ""][:3]
     found = await open_round(context, member, int(round_id)) if round_id.isdigit() else None
     if found is None:
-        await say(update, context, "questions.closed", language=member.language)
+        await say(
+            update,
+            context,
+            "questions.closed",
+            language=member.language,
+            reply_markup=menu_button(member.language),
+        )
         return
     round_, question = found
     option = next((o for o in [*options_of(question), SKIP] if o.key == key), None)
@@ -170,7 +190,13 @@ async def list_open(update: Update, context: CocreateContext) -> None:
         return
     rounds = await context.store.questions.open_rounds_for(member.id, context.clock.now())
     if not rounds:
-        await say(update, context, "questions.none", language=member.language)
+        await say(
+            update,
+            context,
+            "questions.none",
+            language=member.language,
+            reply_markup=menu_button(member.language),
+        )
         return
     answers: dict[int, Answer | None] = {
         r.id: await context.store.answers.of(r.id, member.id) for r, _ in rounds

@@ -369,6 +369,7 @@ async def on_change(update: Update, context: CocreateContext) -> int:
 async def send(update: Update, context: CocreateContext, lang: str) -> int:
     """Stores the question; the scheduler sends it now or at its time."""
     d = context.data.pop(DRAFT, {})
+    context.session.end()  # done: before anything is sent (see machine.py)
     user, chat = update.effective_user, update.effective_chat
     assert user is not None and chat is not None
     now = context.clock.now()

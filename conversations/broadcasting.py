@@ -227,6 +227,7 @@ async def on_preview(update: Update, context: CocreateContext) -> int:
     if got.option.key == "audience":
         return await ask(update, context, State.AUDIENCE)
     d = context.data.pop(DRAFT, {})
+    context.session.end()  # done: before anything is sent (see machine.py)
     user, chat = update.effective_user, update.effective_chat
     assert user is not None and chat is not None
     send_at = from_db(str(d["send_at"])) if d.get("send_at") else context.clock.now()

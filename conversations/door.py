@@ -90,7 +90,12 @@ class Door:
         async def keep(final: bool) -> None:
             session.last_update_id = max(session.last_update_id, update.update_id)
             # Before consent, keep nothing about someone who is in no flow.
-            if session.dropped or not session.empty or await store.members.exists(session.user_id):
+            if (
+                session.dropped
+                or session.stored
+                or not session.empty
+                or await store.members.exists(session.user_id)
+            ):
                 await store.sessions.save(session)
 
         return keep

@@ -164,6 +164,7 @@ async def make(update: Update, context: CocreateContext, flt: ExportFilter, lang
     """Says the file is coming, then makes and sends it in a task of its own."""
     fmt = str(draft(context).get("format", "csv"))
     context.data.pop(DRAFT, None)
+    context.session.end()  # done: before anything is sent (see machine.py)
     await steps.ask(update, context, lang, "export.making")
     context.application.create_task(
         deliver(update, context, fmt, flt, lang), update=update, name="export"

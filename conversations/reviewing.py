@@ -29,6 +29,7 @@ from conversations.replies import (
     await_answer,
     current_member,
     language_of,
+    menu_button,
     quoted,
     say,
     settle_button,
@@ -230,7 +231,13 @@ async def take_answer_back(
             "reply", reply.id, [Outgoing(None, to, piece, words_of=member.id) for piece in pieces]
         )
         context.delivery.wake()
-    await say(update, context, "reply.passed_on", language=member.language)
+    await say(
+        update,
+        context,
+        "reply.passed_on",
+        language=member.language,
+        reply_markup=menu_button(member.language),
+    )
     return True
 
 

@@ -93,6 +93,7 @@ async def give_up(
 ) -> int:
     """Drops a flow's draft, says so (catalogue `text_key`) and ends the conversation."""
     context.data.pop(draft_key, None)
+    context.session.end()
     await ask(update, context, await language_of(update, context), text_key)
     return END
 

@@ -30,6 +30,8 @@ class Session:
     data: dict[str, Any] = field(default_factory=dict)
     last_update_id: int = 0
     dropped: bool = False  # forget the row (consent declined, data erased)
+    # A row exists, so an emptied session is written, not left stale (not part of equality).
+    stored: bool = field(default=False, compare=False)
 
     def go(self, flow: str, state: str) -> None:
         """Puts the person at a state of a flow."""
@@ -75,12 +77,14 @@ class Sessions:
             row["state"],
             json.loads(row["data"]),
             int(row["last_update_id"]),
+            stored=True,
         )
 
     async def save(self, session: Session) -> None:
         """Writes the session (or deletes it, if dropped)."""
         if session.dropped:
             await self.forget(session.user_id)
+            session.stored = False
             return
         await self._db.execute(
             "INSERT INTO sessions (user_id, flow, state, data, last_update_id, updated_at)"
@@ -97,6 +101,7 @@ class Sessions:
                 to_db(self._now()),
             ),
         )
+        session.stored = True
 
     async def forget(self, user_id: int) -> None:
         """Deletes a person's session."""

@@ -1,11 +1,13 @@
-"""Exactly once after a crash: at every step of joining, telling a story and sharing an idea,
-Telegram accepts the bot's reply but answers slowly, and the bot is SIGKILLed while it waits.
+"""Exactly once after a crash: at every step of joining, telling a story, sharing an idea, a
+facilitator's /ask and a member's answer to it, Telegram accepts the bot's reply but answers
+slowly, and the bot is SIGKILLed while it waits.
 After each restart the update is replayed from the inbox; the door must recognise it as
 applied. The database afterwards equals that of the same conversation with no crash.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from pathlib import Path
@@ -20,8 +22,8 @@ from tests.test_process import BotProcess, wait_until
 pytestmark = pytest.mark.process
 
 USER = 3301
-# Typed everywhere (every button can be typed as its number or word), one step each.
-SCRIPT = (
+STAFF = 3399
+MEMBER_STEPS = (
     "/start",
     "1",  # English
     "1",  # Yes, I agree
@@ -43,6 +45,22 @@ SCRIPT = (
     "skip",  # who it helps
     "1",  # volunteer: yes
     "1",  # save
+)
+STAFF_STEPS = (
+    "/ask",
+    "Is the park safe at night?",
+    "1",  # in their own words
+    "1",  # everyone
+    "1",  # now
+    "1",  # no reminder
+    "1",  # send: the question also reaches the member
+)
+SENT = len(MEMBER_STEPS) + len(STAFF_STEPS) - 1  # the step that sends the question
+# Typed everywhere (every button can be typed as its number or word): who says what.
+SCRIPT = (
+    *((USER, said) for said in MEMBER_STEPS),
+    *((STAFF, said) for said in STAFF_STEPS),
+    (USER, "Not after dark, the lights are out."),  # the answer to the question
 )
 # Bookkeeping that differs between two runs whatever happens: when, and Telegram's ids (the
 # id of a message whose slow answer never reached the killed bot cannot be known to it).
@@ -82,23 +100,24 @@ def drop_keys(data: str, keys: set[str]) -> dict[str, Any]:
 
 async def run(tmp_path: Path, emulator: Emulator, *, crash: bool) -> dict[str, Any]:
     """Plays the script, crashing on every step's first reply if asked; returns the data."""
-    bot = BotProcess(tmp_path, emulator)
+    bot = BotProcess(tmp_path, emulator, ORGANISER_IDS=str(STAFF), QUIET_HOURS="")
     await bot.start()
-    member: SimUser = emulator.user(USER, first_name="Ann")
+    people = {USER: emulator.user(USER, first_name="Ann"), STAFF: emulator.user(STAFF)}
     try:
-        for said in SCRIPT:
+        for step, (who, said) in enumerate(SCRIPT):
             if crash:
-                emulator.faults.add(
-                    "sendMessage", delay=60, chat_id=USER, accept_first=True, times=1
-                )
-            member.send(said)
-            await member.wait_messages(1, timeout=30)  # Telegram has the reply
+                emulator.faults.add("sendMessage", delay=60, chat_id=who, accept_first=True)
+            people[who].send(said)
+            await people[who].wait_messages(1, timeout=30)  # Telegram has the reply
             if crash:
                 await bot.kill()  # while the bot waits for Telegram's slow answer
                 emulator.faults.clear()
                 await bot.start()
+            if step == SENT:  # the question reaches the member (after the restart, if any)
+                await people[USER].wait_messages(1, timeout=30)
             await wait_until(lambda: bot.unfinished() == 0)
-            await emulator_quiet(member)
+            for someone in people.values():
+                await emulator_quiet(someone)
     finally:
         if bot.proc is not None and bot.proc.returncode is None:
             await bot.kill()
@@ -117,9 +136,11 @@ async def emulator_quiet(member: SimUser) -> None:
 async def test_a_replayed_update_changes_nothing_at_any_step(tmp_path: Path) -> None:
     for run_folder in ("calm", "stormy"):
         (tmp_path / run_folder).mkdir()
-    async with Emulator(token=TOKEN) as calm:
-        expected = await run(tmp_path / "calm", calm, crash=False)
-    async with Emulator(token=TOKEN) as stormy:
-        got = await run(tmp_path / "stormy", stormy, crash=True)
-    assert expected["submissions"] and expected["submission_parts"]
+    # The two runs are independent (each its own emulator, bot and database): run together.
+    async with Emulator(token=TOKEN) as calm, Emulator(token=TOKEN) as stormy:
+        expected, got = await asyncio.gather(
+            run(tmp_path / "calm", calm, crash=False),
+            run(tmp_path / "stormy", stormy, crash=True),
+        )
+    assert expected["submissions"] and expected["submission_parts"] and expected["answers"]
     assert got == expected

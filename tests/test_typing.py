@@ -272,3 +272,29 @@ async def test_a_staff_menu_follows_the_staff_members_language(
     assert menu is not None
     assert ("help", t("cy", "command.help")) in menu
     assert ("ask", t("cy", "command.ask")) in menu
+
+
+async def test_answering_and_answering_back_end_with_the_menu_button(
+    person: MakePerson,
+) -> None:
+    fran = person(STAFF, "Fran")
+    bo = person(1002, "Bo")
+    await join(bo)
+    assert await bo.says("/questions") == [t("en", "questions.none")]
+    assert newest_buttons(bo) == MENU
+    await fran.says("/ask")
+    await fran.says("What would make the park safer?")
+    for label in ("In their own words", "All members", "Now", "No reminder", "Send"):
+        await fran.taps(label)
+    await bo.user.wait_messages(1, timeout=10)
+    [saved] = await bo.says("More lights.")
+    assert saved.startswith(t("en", "questions.saved", when="").split("{")[0][:20])
+    assert newest_buttons(bo) == MENU
+    await fran.says("/responses")
+    await fran.taps("What would make the park safer?")
+    await fran.taps("Write back")
+    await fran.says("Thank you. Which path?")
+    await bo.user.wait_messages(1, timeout=10)
+    await bo.taps("Answer back")
+    assert await bo.says("The one by the pond.") == [t("en", "reply.passed_on")]
+    assert newest_buttons(bo) == MENU
