@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from telegram import Update
 
-from bot.catalogue import long_datetime, t
+from bot.catalogue import long_datetime, t, tn
 from conversations import audiences, steps
 from conversations.choices import Option, number
 from conversations.context import CocreateContext
@@ -174,7 +174,7 @@ async def preview(update: Update, context: CocreateContext, lang: str) -> None:
     await steps.send(update, context, t(lang, "staff.ask.preview_intro"))
     await steps.send(update, context, text, markup)
     reminder = (
-        t(lang, "staff.reminder.after", hours=d["reminder"])
+        tn(lang, "staff.reminder.after.hours", int(d["reminder"]), hours=d["reminder"])
         if d.get("reminder")
         else t(lang, "staff.reminder.none")
     )
@@ -210,7 +210,11 @@ async def on_text(update: Update, context: CocreateContext) -> int:
     lang = await language_of(update, context)
     got = await steps.read(update, "", [], lang)
     if not got.text or len(got.text) > MAX_TEXT:
-        await steps.ask(update, context, lang, "staff.ask.text_bad", max=MAX_TEXT)
+        await steps.send(
+            update,
+            context,
+            tn(lang, "staff.ask.text_bad.letters", MAX_TEXT, max=MAX_TEXT),
+        )
         return State.TEXT
     draft(context)["text"] = got.text
     return await after(update, context, State.KIND)
@@ -236,7 +240,11 @@ async def on_options(update: Update, context: CocreateContext) -> int:
     got = await steps.read(update, "", [], lang)
     lines = list(dict.fromkeys(x.strip() for x in (got.text or "").splitlines() if x.strip()))
     if not 2 <= len(lines) <= 8 or any(len(x) > MAX_OPTION for x in lines):
-        await steps.ask(update, context, lang, "staff.ask.options_bad", max=MAX_OPTION)
+        await steps.send(
+            update,
+            context,
+            tn(lang, "staff.ask.options_bad.letters", MAX_OPTION, max=MAX_OPTION),
+        )
         return State.OPTIONS
     draft(context)["options"] = lines
     return await after(update, context, State.AUDIENCE)

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from telegram import Update
 
-from bot.catalogue import long_datetime, t
+from bot.catalogue import long_datetime, t, tn
 from conversations import audiences, steps
 from conversations.choices import Option
 from conversations.context import CocreateContext
@@ -134,7 +134,11 @@ async def on_text(update: Update, context: CocreateContext) -> int:
     lang = await language_of(update, context)
     got = await steps.read(update, "", [], lang)
     if not got.text or len(got.text) > MAX_TEXT:
-        await steps.ask(update, context, lang, "staff.ask.text_bad", max=MAX_TEXT)
+        await steps.send(
+            update,
+            context,
+            tn(lang, "staff.ask.text_bad.letters", MAX_TEXT, max=MAX_TEXT),
+        )
         return State.TEXT
     draft(context)["text"] = got.text
     return await ask(update, context, State.AUDIENCE)

@@ -20,7 +20,7 @@ import logging
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
-from bot.catalogue import t
+from bot.catalogue import t, tn
 from conversations import steps
 from conversations.choices import Option
 from conversations.context import CocreateContext
@@ -105,7 +105,7 @@ async def on_page(update: Update, context: CocreateContext) -> None:
     for answer in answers[:PAGE]:
         pseudonym = await context.store.pseudonyms.of(answer.member_id)
         parts = [choice_label(question, answer.choice, lang)] if answer.choice else []
-        parts += [t(lang, f"sharing.media.{k}", seconds="") for k in answer.media_kinds]
+        parts += [t(lang, f"sharing.media.{k}") for k in answer.media_kinds]
         parts += [answer.text] if answer.text else []
         markup = None
         if question.kind == "open":
@@ -152,7 +152,11 @@ async def take_reply(update: Update, context: CocreateContext, answer_id: int, t
         await steps.ask(update, context, lang, "staff.responses.gone")
         return True
     if len(text) > MAX_REPLY:
-        await steps.ask(update, context, lang, "staff.ask.text_bad", max=MAX_REPLY)
+        await steps.send(
+            update,
+            context,
+            tn(lang, "staff.ask.text_bad.letters", MAX_REPLY, max=MAX_REPLY),
+        )
         await_answer(context, REPLY)
         context.data["answer"] = answer_id
         return True

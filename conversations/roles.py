@@ -18,7 +18,7 @@ from telegram import (
 from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
-from bot.catalogue import long_date, t
+from bot.catalogue import long_date, t, tn
 from conversations.commands import command_list, menu_language, show_member_menu, show_staff_menu
 from conversations.context import CocreateContext
 from conversations.replies import chat_of, language_of, say, settle_button
@@ -71,7 +71,8 @@ async def invite(update: Update, context: CocreateContext) -> None:
     link = f"https://t.me/{context.bot.username}?start={INVITE_PAYLOAD}{token}"
     logger.info("Organiser %s made an invite", user.id)
     # To their private chat, whichever chat the command came from.
-    text = t(lang, "invite.link", link=link, days=INVITE_TTL.days, until=until)
+    days = INVITE_TTL.days
+    text = tn(lang, "invite.link.days", days, link=link, days=days, until=until)
     await context.bot.send_message(user.id, text)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.error import TelegramError
 
-from bot.catalogue import t
+from bot.catalogue import t, tn
 from conversations import media
 from conversations.choices import Option, keyboard, match
 from conversations.context import CocreateContext
@@ -120,7 +120,8 @@ def describe(language: str, part: Part | None) -> str:
     pieces = []
     for item in part.media:
         if item.kind == "voice":
-            pieces.append(t(language, "sharing.media.voice", seconds=item.duration or 0))
+            seconds = item.duration or 0
+            pieces.append(tn(language, "sharing.media.voice.seconds", seconds, seconds=seconds))
         else:
             pieces.append(t(language, f"sharing.media.{item.kind}"))
     if part.text:

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.catalogue import t
+from bot.catalogue import t, tn
 from bot.clock import FakeClock
 from conversations.commands import FACILITATOR_COMMANDS, ORGANISER_COMMANDS
 from emulator import Emulator, SimUser
@@ -87,7 +87,7 @@ async def test_invite_redeem_refuse_list_and_remove(
     replies = await olu.says("/invite")
     token = token_in(replies)
     link = f"https://t.me/{emulator.state.bot_username}?start=invite-{token}"
-    assert replies == [t("en", "invite.link", link=link, days=7, until="7 December 2026")]
+    assert replies == [tn("en", "invite.link.days", 7, link=link, days=7, until="7 December 2026")]
 
     # Fay opens the link and is a facilitator, with the staff commands in her menu.
     fay = person(FAY, "Fay")
