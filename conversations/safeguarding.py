@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler
 
 from bot.catalogue import LANGUAGES, catalogue, t
@@ -69,7 +70,10 @@ async def notice(update: Update, resources: Resources, words: str) -> None:
     else:
         language = "cy" if (user.language_code or "").lower().startswith("cy") else "en"
     help_text = settings.safeguarding_help or t(language, "safeguarding.help")
-    await update.get_bot().send_message(chat_id, help_text)
+    try:
+        await update.get_bot().send_message(chat_id, help_text)
+    except TelegramError as exc:  # blocked, or Telegram down: the flag and alerts still go
+        logger.warning("Could not send safeguarding help: %s", exc)
     if member is None:
         RISK_NOTED.set(Risk(flag_id=None))
         logger.info("Safeguarding help sent to someone who has not joined; nothing kept")

@@ -12,6 +12,7 @@ from telegram import Update
 
 from bot.catalogue import t
 from bot.receiving import CocreateApplication
+from emulator import Emulator
 from storage.store import Store
 from tests.transcript import Person, join
 
@@ -166,3 +167,17 @@ async def test_staff_who_never_joined_are_never_sent_into_member_sign_up(
     assert await olu.says("/help") == [t("en", "help.text"), t("en", "staff.not_a_member")]
     # /ask goes on: Send still works.
     assert (await olu.taps("Send"))[0] != t("en", "bad.old_button")
+
+
+async def test_if_the_help_cannot_be_sent_the_flag_and_the_alert_still_go(
+    person: MakePerson, store: Store, emulator: Emulator
+) -> None:
+    staff = person(STAFF, "Sam")
+    await staff.says("/help")
+    fay = person(5106, "Fay")
+    await join(fay)
+    emulator.faults.add(method="sendMessage", status=500, chat_id=5106, times=1)
+    await fay.says("I want to die")
+    [flag] = await flags(store)
+    assert flag["words"] == "I want to die"
+    await alerted(staff, store)
