@@ -21,6 +21,7 @@ from telegram.ext import ContextTypes
 
 from bot.catalogue import t
 from storage.broadcasts import Broadcast
+from storage.db import commit_point
 from storage.outbox import Outgoing
 from storage.questions import Question, Round
 
@@ -89,6 +90,9 @@ class Scheduler:
 
     async def run_due(self) -> None:
         """Sends everything due at the clock's now, then plans the next wake-up."""
+        # Called from a handler, commit its work first: never wait for the scheduler's lock
+        # while holding the database's (the scheduler's tick may hold one, waiting for the other).
+        await commit_point()
         async with self._lock:
             now = self.clock.now()
             for _ in range(1000):  # catching up after downtime can open new due rounds
