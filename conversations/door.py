@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 
 from telegram import Update
 from telegram.constants import ChatType
+from telegram.error import TelegramError
 
 from conversations import safeguarding
 from conversations.context import CURRENT_SESSION, RISK_NOTED, Resources
@@ -62,7 +63,10 @@ class Door:
             async with store.db.unit([self._keep(session, update), self._done(update)]):
                 if applied:
                     logger.info("Update %s was applied before a restart", update.update_id)
-                    await reask(update)
+                    try:
+                        await reask(update)
+                    except TelegramError as exc:  # the update is done all the same
+                        logger.warning("Could not ask again after a restart: %s", exc)
                     return
                 await self._for_everyone(update, user.id)
                 await dispatch(update)
