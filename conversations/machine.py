@@ -52,13 +52,6 @@ class FlowHandler(BaseHandler[Update, CocreateContext, None]):
         self.fallbacks = list(fallbacks)
         self.allow_reentry = allow_reentry
 
-    def state_of(self, context: CocreateContext) -> Enum | None:
-        """The state the person is at in this flow, or None if they are not in it."""
-        session = context.session
-        if session.flow != self.name or session.state not in self.handlers:
-            return None
-        return self.states[session.state]
-
     def check_update(self, update: object) -> tuple[Handler, object] | None:
         """The handler (and its check result) that takes this update, if this flow takes it."""
         if not isinstance(update, Update):
@@ -97,7 +90,3 @@ class FlowHandler(BaseHandler[Update, CocreateContext, None]):
                 session.end()
             return
         session.go(self.name, self.states(new_state).name)
-
-    def go(self, context: CocreateContext, state: Enum) -> None:
-        """Puts the person at a state of this flow from outside it (e.g. another flow)."""
-        context.session.go(self.name, self.states(state).name)

@@ -333,3 +333,22 @@ def quoted(
     """A catalogue text that quotes someone's `words` (its `{text}`), split to fit Telegram."""
     before, after = around(language, key, "text", **values)
     return split_text(before, words, limit, suffix=after)
+
+
+async def answer_unknown_command(update: Update, context: CocreateContext) -> None:
+    """What the bot says to a command it does not have (and to a staff command refused)."""
+    lang = await language_of(update, context)
+    await say(update, context, "bad.unknown_command", reply_markup=menu_button(lang))
+
+
+async def answer_unknown_button(update: Update, context: CocreateContext) -> None:
+    """What the bot says to a button it no longer expects (old, forged, a staff button
+    refused, or from someone who never started), carrying on with a story or idea."""
+    await settle_button(update, chosen=False)
+    member = await current_member(update, context)
+    if member is None:
+        await say(update, context, "bad.not_started")
+        return
+    await say(update, context, "bad.old_button")
+    if context.session.flow != SHARING or not await context.ask_again(update):
+        await show_menu(update, context)

@@ -20,16 +20,15 @@ from conversations import answering, menu, sharing
 from conversations.context import CocreateContext
 from conversations.pending import PendingQuestion
 from conversations.replies import (
-    SHARING,
     active_draft,
+    answer_unknown_button,
+    answer_unknown_command,
     awaited,
     current_member,
     language_of,
     leave_question,
     menu_button,
     say,
-    settle_button,
-    show_menu,
     typed_command,
 )
 
@@ -101,29 +100,10 @@ async def on_message(update: Update, context: CocreateContext, routing: Routing)
     await say(update, context, "bad.idle", reply_markup=menu_button(lang))
 
 
-async def on_unknown_command(update: Update, context: CocreateContext) -> None:
-    """Answers a command the bot does not have."""
-    lang = await language_of(update, context)
-    await say(update, context, "bad.unknown_command", reply_markup=menu_button(lang))
-
-
 async def on_edited(update: Update, context: CocreateContext) -> None:
     """Edits to old messages are not read: say so, rather than stay silent."""
     lang = await language_of(update, context)
     await say(update, context, "bad.edited", reply_markup=menu_button(lang))
-
-
-async def on_unknown_button(update: Update, context: CocreateContext) -> None:
-    """A button the bot no longer expects (old, forged, or from someone who never started)."""
-    await settle_button(update, chosen=False)
-    member = await current_member(update, context)
-    if member is None:
-        await say(update, context, "bad.not_started")
-        return
-    await say(update, context, "bad.old_button")
-    # Carry on where they are in a story or idea, rather than leave it.
-    if context.session.flow != SHARING or not await context.ask_again(update):
-        await show_menu(update, context)
 
 
 def build_handlers(routing: Routing) -> list[BaseHandler[Update, CocreateContext, None]]:
@@ -142,7 +122,7 @@ def build_handlers(routing: Routing) -> list[BaseHandler[Update, CocreateContext
 def build_fallbacks() -> list[BaseHandler[Update, CocreateContext, None]]:
     """Answers to everything no flow took; registered last."""
     return [
-        MessageHandler(NEW_MESSAGES & filters.COMMAND, on_unknown_command),
+        MessageHandler(NEW_MESSAGES & filters.COMMAND, answer_unknown_command),
         MessageHandler(filters.UpdateType.EDITED, on_edited),
-        CallbackQueryHandler(on_unknown_button),
+        CallbackQueryHandler(answer_unknown_button),
     ]

@@ -35,7 +35,7 @@ from conversations import (
     unconfirmed,
 )
 from conversations.context import CocreateContext
-from conversations.replies import SHARING, active_draft, current_member
+from conversations.replies import SHARING, active_draft, answer_unknown_button, current_member
 from storage import kinds
 
 Handler = BaseHandler[Update, CocreateContext, Any]
@@ -81,7 +81,7 @@ def build_routes() -> list[Handler]:
         CallbackQueryHandler(sharing.on_button, pattern=rf"^{sharing.PREFIX}:"),
         CallbackQueryHandler(answering.on_button, pattern=rf"^{prompts.PREFIX}:"),
         # 5. "Read it" on a safeguarding alert (staff only).
-        *safeguarding.build_handlers(not_allowed=router.on_unknown_button),
+        *safeguarding.build_handlers(not_allowed=answer_unknown_button),
         # 6. One-step questions' buttons, then every other message, routed by the person's
         #    session: a story part, an answer, a typed menu choice.
         *router.build_handlers(words),

@@ -32,7 +32,7 @@ from telegram import Update
 
 from conversations.context import CocreateContext
 from conversations.machine import END
-from conversations.replies import SHARING, current_member, say, settle_button, show_menu
+from conversations.replies import answer_unknown_button, answer_unknown_command
 from storage.roles import FACILITATOR, ORGANISER, Role, StaffRole
 
 logger = logging.getLogger(__name__)
@@ -88,19 +88,11 @@ async def acting_staff(
 
 
 async def refuse(update: Update, context: CocreateContext) -> None:
-    """Answers as if the staff command or button did not exist (see menu.py's fallbacks)."""
+    """Answers exactly as to a command or button the bot does not have (router's fallbacks)."""
     if update.callback_query is None:
-        await say(update, context, "bad.unknown_command")  # as menu.on_unknown_command
-        return
-    await settle_button(update, chosen=False)
-    member = await current_member(update, context)
-    if member is None:
-        await say(update, context, "bad.not_started")
-        return
-    await say(update, context, "bad.old_button")
-    # Carry on where they are in a story or idea, rather than leave it.
-    if context.session.flow != SHARING or not await context.ask_again(update):
-        await show_menu(update, context)
+        await answer_unknown_command(update, context)
+    else:
+        await answer_unknown_button(update, context)
 
 
 def staff_only(

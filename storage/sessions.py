@@ -47,10 +47,6 @@ class Session:
         self.data.clear()
         self.dropped = True
 
-    def in_flow(self, flow: str) -> bool:
-        """Whether the person is somewhere in `flow`."""
-        return self.flow == flow and self.state is not None
-
     @property
     def empty(self) -> bool:
         """Nothing worth keeping: no flow and no data."""
@@ -106,11 +102,3 @@ class Sessions:
     async def forget(self, user_id: int) -> None:
         """Deletes a person's session."""
         await self._db.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
-
-    async def end_flow(self, user_id: int, flow: str) -> None:
-        """Takes someone out of one flow from outside it (e.g. a facilitator removed)."""
-        await self._db.execute(
-            "UPDATE sessions SET flow = NULL, state = NULL, data = '{}'"
-            " WHERE user_id = ? AND flow = ?",
-            (user_id, flow),
-        )

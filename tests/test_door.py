@@ -181,3 +181,20 @@ async def test_if_the_help_cannot_be_sent_the_flag_and_the_alert_still_go(
     [flag] = await flags(store)
     assert flag["words"] == "I want to die"
     await alerted(staff, store)
+
+
+async def test_a_refused_staff_command_looks_exactly_like_an_unknown_one(
+    person: MakePerson,
+) -> None:
+    gus = person(5107, "Gus")
+    await join(gus)
+
+    async def answer(command: str) -> list[tuple[str | None, list[list[str]]]]:
+        before = len(gus.user.messages)
+        await gus.says(command)
+        return [(m.text, m.buttons) for m in gus.user.messages[before:]]
+
+    unknown = await answer("/frobnicate")
+    assert unknown and unknown[-1][1], "the unknown command's answer has its Menu button"
+    for staff_command in ("/ask", "/export", "/invite"):
+        assert await answer(staff_command) == unknown
