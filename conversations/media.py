@@ -91,12 +91,18 @@ def private_folder(folder: Path) -> None:
     folder.chmod(0o700)  # mkdir's mode is cut by the umask, and it may exist already
 
 
+def stored_name(suffix: str) -> str:
+    """A new file name: unguessable (128 bits, hex), and never starting with a character a
+    spreadsheet reads as a formula, so exports show it as it is."""
+    return secrets.token_hex(16) + suffix
+
+
 async def fetch(item: Incoming, context: CocreateContext) -> NewMedia:
     """Downloads a file into MEDIA_DIR under a new unguessable name, readable only by the
     bot's own user."""
     folder = context.settings.media_dir
     private_folder(folder)
-    name = secrets.token_urlsafe(18) + item.suffix
+    name = stored_name(item.suffix)
     partial = folder / f".{name}.part"
     telegram_file = await context.bot.get_file(item.file_id)
     try:

@@ -19,6 +19,7 @@ import pytest
 
 from bot.catalogue import t
 from bot.settings import Settings
+from conversations.media import stored_name
 from storage.outbox import Outgoing
 from storage.store import Store
 from tests.media_samples import voice
@@ -224,3 +225,9 @@ async def test_a_stored_file_takes_its_suffix_from_its_type_never_its_name(
     member = await store.members.by_telegram_id(7304)
     assert member is not None
     assert await store.sharing.media_files_of(member.id) == [name]
+
+
+def test_media_names_never_start_like_a_spreadsheet_formula() -> None:
+    names = [stored_name(".ogg") for _ in range(2000)]
+    assert len(set(names)) == 2000
+    assert not [n for n in names if n[0] in "=+-@\t\r"]
