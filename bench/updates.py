@@ -106,9 +106,7 @@ def start_emulator() -> Emulator:
 
 
 def start_cocreate(emulator: Emulator, folder: Path) -> subprocess.Popen[bytes]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "ABOUT_", "WEB"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "ABOUT_", "WEB"))}
     env.update(
         TELEGRAM_BOT_TOKEN=TOKEN,
         TELEGRAM_API_BASE_URL=emulator.base_url,
@@ -121,9 +119,14 @@ def start_cocreate(emulator: Emulator, folder: Path) -> subprocess.Popen[bytes]:
         CHAT_BURST="1000",
         LOG_LEVEL="WARNING",
     )
-    return subprocess.Popen(
+    bot = subprocess.Popen(
         [sys.executable, "-m", "bot", "run"], cwd=folder, env=env, stderr=open(folder / "log", "w")
     )
+    if os.environ.get("BENCH_PROFILE"):  # py-spy's samples of the bot, for finding hot spots
+        out = os.environ["BENCH_PROFILE"]
+        spy = ["py-spy", "record", "--format", "raw", "-r", "250", "-o", out, "-p", str(bot.pid)]
+        subprocess.Popen(spy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return bot
 
 
 def start_bare(emulator: Emulator) -> subprocess.Popen[bytes]:

@@ -18,12 +18,19 @@ from telegram.ext import (
     ContextTypes,
     Defaults,
 )
+from telegram.request import HTTPXRequest
 
 from bot.budget import Budget
 from bot.catalogue import LANGUAGES, t
 from bot.clock import Clock
 from bot.delivery import DeliveryWorker
-from bot.receiving import CocreateApplication, CommitFirst, DurableUpdateQueue
+from bot.receiving import (
+    ChatOrder,
+    CocreateApplication,
+    CocreateBot,
+    CommitFirst,
+    DurableUpdateQueue,
+)
 from bot.scheduler import Scheduler
 from bot.settings import Settings
 from conversations import prompts
@@ -36,6 +43,8 @@ from storage.store import Store
 logger = logging.getLogger(__name__)
 
 INBOX_MEMORY = timedelta(days=2)
+# Updates handled at once (from different people); also the HTTP connections for requests.
+CONCURRENT_UPDATES = 64
 MEMBER_COMMANDS = (
     "start",
     "menu",
@@ -53,18 +62,27 @@ MEMBER_COMMANDS = (
 def build_application(settings: Settings, store: Store, clock: Clock) -> CocreateApplication:
     """Builds the bot with every handler; resources come in, nothing is opened here."""
     resources = Resources(settings=settings, store=store, clock=clock)
+    queue = DurableUpdateQueue(store.inbox)
+    bot = CocreateBot(
+        settings.token(),
+        update_queue=queue,  # each fetched batch is recorded before it is queued
+        base_url=settings.telegram_api_base_url,
+        base_file_url=settings.telegram_file_base_url,
+        request=HTTPXRequest(connection_pool_size=CONCURRENT_UPDATES),
+        get_updates_request=HTTPXRequest(),
+        defaults=Defaults(tzinfo=settings.tz),
+        # One budget for every call, behind a commit of the update's work (see CommitFirst);
+        # no retries: a 429 reaches bot/delivery.py, which pauses.
+        rate_limiter=CommitFirst(Budget(settings.broadcast_rate, burst=settings.chat_burst)),
+    )
     application = (
         ApplicationBuilder()
         .application_class(CocreateApplication, kwargs={"resources": resources})
-        .token(settings.token())
-        .base_url(settings.telegram_api_base_url)
-        .base_file_url(settings.telegram_file_base_url)
-        .update_queue(DurableUpdateQueue(store.inbox))
+        .bot(bot)
+        .update_queue(queue)
         .context_types(ContextTypes(context=CocreateContext))
-        .defaults(Defaults(tzinfo=settings.tz))
-        # One budget for every call, behind a commit of the update's work (see CommitFirst);
-        # no retries: a 429 reaches bot/delivery.py, which pauses.
-        .rate_limiter(CommitFirst(Budget(settings.broadcast_rate, burst=settings.chat_burst)))
+        # Different people at once; each person's updates in order.
+        .concurrent_updates(ChatOrder(CONCURRENT_UPDATES))
         .build()
     )
     assert isinstance(application, CocreateApplication)

@@ -36,6 +36,11 @@ class Risk:
 RISK_NOTED: ContextVar[Risk | None] = ContextVar("cocreate_risk", default=None)
 
 
+# Set by the door while someone is flooding: their flows' replies are not sent (replies.say),
+# as they will get one calm "we got your messages" and then an answer to their last one.
+QUIET: ContextVar[bool] = ContextVar("cocreate_quiet", default=False)
+
+
 @dataclass(frozen=True)
 class Resources:
     """What the application was started with; handed in, never created at import."""

@@ -10,7 +10,10 @@ In order, for each update:
 4. What applies to every message happens here, once: someone who wrote can be reached again;
    words that suggest a risk to life get help at once, in any flow and before joining
    (conversations/safeguarding.py).
-5. The flows (conversations/routes.py, in order) take the update.
+5. Someone flooding (more than FLOOD of their updates waiting behind this one) gets one calm
+   "we got your messages"; their updates are still handled, in order, but quietly (nothing
+   is lost; their flows' replies are not sent) until their last one, which is answered.
+6. The flows (conversations/routes.py, in order) take the update.
 """
 
 from __future__ import annotations
@@ -22,22 +25,33 @@ from telegram import Update
 from telegram.constants import ChatType
 from telegram.error import TelegramError
 
+from bot.catalogue import t
 from conversations import safeguarding
-from conversations.context import CURRENT_SESSION, RISK_NOTED, Resources
+from conversations.context import CURRENT_SESSION, QUIET, RISK_NOTED, Resources
+from conversations.replies import chat_of, person_language
 from storage.sessions import Session
 
 logger = logging.getLogger(__name__)
 
 Dispatch = Callable[[Update], Awaitable[None]]
 Reask = Callable[[Update], Awaitable[object]]
+# More updates than this from one person waiting behind the one in hand: a flood.
+FLOOD = 5
 
 
 class Door:
     """Wraps the handling of each update (see the module docstring)."""
 
-    def __init__(self, resources: Resources, wake_delivery: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        resources: Resources,
+        wake_delivery: Callable[[], None],
+        behind: Callable[[int], int] = lambda person: 0,
+    ) -> None:
         self.resources = resources
         self.wake_delivery = wake_delivery
+        self.behind = behind  # how many of a person's updates wait behind the one in hand
+        self._calmed: set[int] = set()  # flooding, and told "we got your messages"
 
     async def handle(self, update: Update, dispatch: Dispatch, reask: Reask) -> None:
         """Handles one update through the door, then marks it done in the inbox.
@@ -59,6 +73,7 @@ class Door:
         applied = update.update_id <= session.last_update_id
         session_token = CURRENT_SESSION.set(session)
         risk_token = RISK_NOTED.set(None)
+        quiet_token = QUIET.set(False)
         try:
             async with store.db.unit([self._keep(session, update), self._done(update)]):
                 if applied:
@@ -69,10 +84,12 @@ class Door:
                         logger.warning("Could not ask again after a restart: %s", exc)
                     return
                 await self._for_everyone(update, user.id)
+                QUIET.set(await self._flooding(update, user.id))
                 await dispatch(update)
             if RISK_NOTED.get():
                 self.wake_delivery()  # staff alerts were queued with the update's effects
         finally:
+            QUIET.reset(quiet_token)
             RISK_NOTED.reset(risk_token)
             CURRENT_SESSION.reset(session_token)
 
@@ -86,6 +103,25 @@ class Door:
         words = (message.text or message.caption) if message is not None else None
         if words:
             await safeguarding.notice(update, self.resources, words)
+
+    async def _flooding(self, update: Update, user_id: int) -> bool:
+        """True while this person floods: they are told once that their messages arrived."""
+        waiting = self.behind(user_id)
+        if waiting <= FLOOD:
+            if not waiting:
+                self._calmed.discard(user_id)  # their last one: answered as usual
+            return False
+        if user_id not in self._calmed:
+            self._calmed.add(user_id)
+            chat_id = chat_of(update)
+            logger.info("Someone sent many messages at once; answering their last one")
+            if chat_id is not None:
+                language = await person_language(update, self.resources)
+                try:
+                    await update.get_bot().send_message(chat_id, t(language, "flood.got_them"))
+                except TelegramError as exc:
+                    logger.warning("Could not tell someone their messages arrived: %s", exc)
+        return True
 
     def _keep(self, session: Session, update: Update) -> Callable[[bool], Awaitable[None]]:
         """Saves the session with every commit, marked with this update's id."""

@@ -15,7 +15,7 @@ from telegram.error import BadRequest
 
 from bot.catalogue import DEFAULT_LANGUAGE, LANGUAGES, catalogue, t
 from conversations.choices import Option, keyboard, normalise, number
-from conversations.context import RISK_NOTED, CocreateContext
+from conversations.context import CURRENT_SESSION, QUIET, RISK_NOTED, CocreateContext, Resources
 from storage import kinds
 from storage.models import Member
 from storage.sharing import Submission
@@ -76,7 +76,7 @@ async def say(
 ) -> Message | None:
     """Sends one catalogue text to the person behind the update."""
     chat_id = chat_of(update)
-    if chat_id is None or (key in NOT_UNDERSTOOD and RISK_NOTED.get() is not None):
+    if chat_id is None or QUIET.get() or (key in NOT_UNDERSTOOD and RISK_NOTED.get() is not None):
         return None
     user = update.effective_user
     if (
@@ -90,6 +90,20 @@ async def say(
     return await context.bot.send_message(
         chat_id, t(language, key, **values), reply_markup=reply_markup
     )
+
+
+async def person_language(update: Update, resources: Resources) -> str:
+    """The person's language before any flow runs: the member's; else the one chosen while
+    joining; else their Telegram app's."""
+    user = update.effective_user
+    member = await resources.store.members.by_telegram_id(user.id) if user else None
+    if member is not None:
+        return member.language
+    session = CURRENT_SESSION.get()
+    if session is not None and session.data.get("language") in LANGUAGES:
+        return str(session.data["language"])
+    code = (user.language_code or "") if user else ""
+    return "cy" if code.lower().startswith("cy") else DEFAULT_LANGUAGE
 
 
 MENU_BUTTON = "menu:menu"  # conversations/menu.py on_menu_button shows the menu

@@ -19,7 +19,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler
 from bot.catalogue import LANGUAGES, catalogue, t
 from bot.settings import Settings
 from conversations.context import CURRENT_SESSION, RISK_NOTED, CocreateContext, Resources, Risk
-from conversations.replies import chat_of, quoted, settle_button
+from conversations.replies import chat_of, person_language, quoted, settle_button
 from conversations.staff import acting_staff
 from storage import kinds
 from storage.outbox import Outgoing
@@ -63,12 +63,7 @@ async def notice(update: Update, resources: Resources, words: str) -> None:
     assert user is not None and chat_id is not None
     session = CURRENT_SESSION.get()
     member = await store.members.by_telegram_id(user.id)
-    if member is not None:
-        language = member.language
-    elif session is not None and session.data.get("language") in LANGUAGES:
-        language = str(session.data["language"])
-    else:
-        language = "cy" if (user.language_code or "").lower().startswith("cy") else "en"
+    language = await person_language(update, resources)
     help_text = settings.safeguarding_help or t(language, "safeguarding.help")
     try:
         await update.get_bot().send_message(chat_id, help_text)

@@ -25,7 +25,7 @@ from telegram.error import TelegramError
 from bot.catalogue import t, tn
 from conversations import media
 from conversations.choices import Option, keyboard, match
-from conversations.context import CocreateContext
+from conversations.context import QUIET, CocreateContext
 from conversations.flow import CANCEL, CHANGE, REVIEW, VOLUNTEER, Flow
 from conversations.pending import PendingQuestion
 from conversations.replies import (
@@ -174,7 +174,8 @@ async def _send(
 ) -> None:
     chat_id = chat_of(update)
     assert chat_id is not None
-    await context.bot.send_message(chat_id, text, reply_markup=markup)
+    if not QUIET.get():  # someone flooding hears once, then about their last message
+        await context.bot.send_message(chat_id, text, reply_markup=markup)
 
 
 async def start(update: Update, context: CocreateContext, kind: str) -> None:

@@ -6,7 +6,7 @@ been handled; rows that were never finished are handled again at start, in updat
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from storage.db import Database
@@ -26,6 +26,24 @@ class Inbox:
             (update_id, payload, to_db(self._now())),
         )
         return changed > 0
+
+    async def record_batch(self, updates: Sequence[tuple[int, str]]) -> set[int]:
+        """Records a batch of updates (one getUpdates answer) in one transaction; returns the
+        ids not seen before (the others are redeliveries)."""
+        if not updates:
+            return set()
+        received = to_db(self._now())
+        rows = ", ".join("(?, ?, ?)" for _ in updates)
+        params = [value for id_, payload in updates for value in (id_, payload, received)]
+        async with (
+            self._db.transaction() as conn,
+            conn.execute(
+                f"INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES {rows}"
+                " RETURNING update_id",
+                params,
+            ) as cursor,
+        ):
+            return {int(row[0]) for row in await cursor.fetchall()}
 
     async def mark_done(self, update_id: int) -> None:
         """Marks an update handled and forgets its content."""
