@@ -12,7 +12,8 @@ In order, for each update:
    (conversations/safeguarding.py).
 5. Someone flooding (more than FLOOD of their updates waiting behind this one) gets one calm
    "we got your messages"; their updates are still handled, in order, but quietly (nothing
-   is lost; their flows' replies are not sent) until their last one, which is answered.
+   is lost; their flows' replies are not sent, safeguarding help still is) until their last
+   one, which is answered as usual.
 6. The flows (conversations/routes.py, in order) take the update.
 """
 
@@ -107,20 +108,22 @@ class Door:
     async def _flooding(self, update: Update, user_id: int) -> bool:
         """True while this person floods: they are told once that their messages arrived."""
         waiting = self.behind(user_id)
-        if waiting <= FLOOD:
-            if not waiting:
-                self._calmed.discard(user_id)  # their last one: answered as usual
+        if not waiting:
+            self._calmed.discard(user_id)  # their last one: answered as usual
             return False
-        if user_id not in self._calmed:
-            self._calmed.add(user_id)
-            chat_id = chat_of(update)
-            logger.info("Someone sent many messages at once; answering their last one")
-            if chat_id is not None:
-                language = await person_language(update, self.resources)
-                try:
-                    await update.get_bot().send_message(chat_id, t(language, "flood.got_them"))
-                except TelegramError as exc:
-                    logger.warning("Could not tell someone their messages arrived: %s", exc)
+        if user_id in self._calmed:
+            return True
+        if waiting <= FLOOD:
+            return False
+        self._calmed.add(user_id)
+        chat_id = chat_of(update)
+        logger.info("Someone sent many messages at once; answering their last one")
+        if chat_id is not None:
+            language = await person_language(update, self.resources)
+            try:
+                await update.get_bot().send_message(chat_id, t(language, "flood.got_them"))
+            except TelegramError as exc:
+                logger.warning("Could not tell someone their messages arrived: %s", exc)
         return True
 
     def _keep(self, session: Session, update: Update) -> Callable[[bool], Awaitable[None]]:

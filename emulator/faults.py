@@ -1,4 +1,5 @@
-"""Bot API errors and fault injection: 429 with retry_after, 5xx, 403, slow answers.
+"""Bot API errors and fault injection: 429 with retry_after, 5xx, 403, slow answers, slow
+file downloads (method "file": a download by the file_path getFile handed out).
 
 Errors carry the real HTTP status because ptb maps them by status (400 → BadRequest,
 403 → Forbidden, 409 → Conflict, 429 with retry_after → RetryAfter, anything else →
@@ -7,7 +8,8 @@ NetworkError), not by the JSON body.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
@@ -71,6 +73,8 @@ class Fault:
     delay: float
     description: str | None
     accept_first: bool = False  # the call takes effect, then the answer comes after `delay`
+    # Set to end the fault's delays at once (a test lets a slow download finish early).
+    released: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
 
     def matches(self, method: str, chat_id: int | None) -> bool:
         """Whether a call to `method` for `chat_id` is hit by this fault."""

@@ -99,11 +99,11 @@ class BotApiRoutes:
                 result = await self._api.call(method, params)
             except ApiError as error:
                 return error_response(error)
-            await state.pause(fault.delay)
+            await state.pause(fault.delay, fault.released)
             return web.json_response({"ok": True, "result": result}, dumps=_dumps)
         if fault is not None:
             if fault.delay > 0:
-                await state.pause(fault.delay)
+                await state.pause(fault.delay, fault.released)
             injected = fault.error()
             if injected is not None:
                 logger.debug("fault injected into %s: %s", method, injected.description)
@@ -123,6 +123,13 @@ class BotApiRoutes:
         stored = self._state.files.by_path(request.match_info["file_path"])
         if stored is None:
             return error_response(NOT_FOUND)
+        fault = self._state.faults.take("file", None)
+        if fault is not None:
+            if fault.delay > 0:
+                await self._state.pause(fault.delay, fault.released)
+            injected = fault.error()
+            if injected is not None:
+                return error_response(injected)
         return web.Response(
             body=stored.data, content_type=stored.mime_type or "application/octet-stream"
         )

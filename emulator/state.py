@@ -564,13 +564,16 @@ class TelegramState:
                 setattr(chat.member, key, value)
         return chat
 
-    async def pause(self, seconds: float) -> None:
-        """Sleep, but wake at once when the emulator stops."""
+    async def pause(self, seconds: float, released: asyncio.Event | None = None) -> None:
+        """Sleep, but wake at once when the emulator stops (or `released` is set)."""
+        waits = [asyncio.ensure_future(self.closing.wait())]
+        if released is not None:
+            waits.append(asyncio.ensure_future(released.wait()))
         try:
-            async with asyncio.timeout(seconds):
-                await self.closing.wait()
-        except TimeoutError:
-            pass
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
 
     def close(self) -> None:
         """Wake every waiter so long polls answer and the server can stop."""
