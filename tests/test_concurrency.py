@@ -130,7 +130,7 @@ async def fetch_by_hand(emulator: Emulator, bot: CocreateApplication, store: Sto
     try:
         updates = await bot.bot.get_updates(offset=ids[0], timeout=0)
     finally:
-        await store.db._conn.set_trace_callback(None)
+        await store.db._conn.set_trace_callback(lambda _: None)
     assert [u.update_id for u in updates] == ids
     assert not any(emulator.is_confirmed(i) for i in ids)
     inserts = [s for s in statements if "INTO inbox" in s]
