@@ -256,9 +256,11 @@ class StaffFlow(Generic[S]):
         """Who gets it (draft["audience"]): everyone, or a project, a tag or those who answered
         a question, each asked at its own state."""
 
-        def keep(audience: str) -> TakeOption:
+        def keep(kind: str) -> TakeOption:
+            """Keeps the audience `<kind>:<the option chosen>` and goes on."""
+
             async def take(update: Update, context: CocreateContext, got: Option, _: str) -> int:
-                self.draft(context)["audience"] = audience.format(got.key)
+                self.draft(context)["audience"] = f"{kind}:{got.key}"
                 return await self.after(update, context, then)
 
             return take
@@ -274,12 +276,13 @@ class StaffFlow(Generic[S]):
             if got.key == "answered" and question is not None:
                 none = "staff.responses.none"
                 return await self.offer(update, context, lang, state, question, questions, none)
-            return await keep("everyone")(update, context, got, lang)
+            self.draft(context)["audience"] = "everyone"
+            return await self.after(update, context, then)
 
-        self.choice(project, "staff.ask.project", audiences.project_options)(keep("project:{}"))
+        self.choice(project, "staff.ask.project", audiences.project_options)(keep("project"))
         if question is not None:
             prompt = "staff.broadcast.question"
-            self.choice(question, prompt, audiences.question_options)(keep("answered:{}"))
+            self.choice(question, prompt, audiences.question_options)(keep("answered"))
 
         @self.step(tag, "staff.ask.tag")
         async def word(update: Update, context: CocreateContext, got: Answer, lang: str) -> int:
