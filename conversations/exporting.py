@@ -2,12 +2,12 @@
 (everything, one project, one question, the last 7 days), by button or typed, and gets the
 file as a document. Organisers only: to anyone else /export is an unknown command.
 
-A flow ("export"); the kind of file chosen waits in the session's data["export"].
-Buttons carry `exp:<state>:<choice>`. storage/export.py writes the file into a temporary
-folder (deleted once sent) and puts the export in the audit log. Telegram takes uploads of
-50 MB at most, so a bigger export is cut into parts of about 45 MB: zipped together when that
-fits, else sent one by one. The file is made and sent as a task of its own, so a large
-export does not hold up the bot's answers to everyone else.
+A staff flow ("export", conversations/steps.py); the kind of file chosen waits in the
+session's data["export"]. Buttons carry `exp:<state>:<choice>`. storage/export.py writes the
+file into a temporary folder (deleted once sent) and puts the export in the audit log.
+Telegram takes uploads of 50 MB at most, so a bigger export is cut into parts of about 45 MB:
+zipped together when that fits, else sent one by one. The file is made and sent as a task of
+its own, so a large export does not hold up the bot's answers to everyone else.
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ import asyncio
 import logging
 import tempfile
 import zipfile
-from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from telegram import Update
 
@@ -28,8 +27,8 @@ from bot.catalogue import t, tn
 from conversations import audiences, steps
 from conversations.choices import Option
 from conversations.context import CocreateContext
-from conversations.machine import END, FlowHandler
-from conversations.replies import chat_of, language_of
+from conversations.machine import END
+from conversations.replies import chat_of
 from conversations.staff import ORGANISER
 from storage.export_rows import ExportFilter
 
@@ -56,114 +55,60 @@ FORMATS = [
     Option("xlsx", "export.format.xlsx", label="Excel"),
     Option("json", "export.format.json", label="JSON"),
 ]
-Reply = Coroutine[Any, Any, int]
+# What can go in the file.
+FILTERS = [
+    Option("all", "export.filter.all"),
+    Option("project", "export.filter.project"),
+    Option("question", "export.filter.question"),
+    Option("week", "export.filter.week"),
+]
+
+FLOW = steps.StaffFlow(DRAFT, State, buttons="exp", cancelled="export.cancelled", role=ORGANISER)
+ask, draft, build_handler = FLOW.ask, FLOW.draft, FLOW.build_handler
 
 
-def filters_for(lang: str) -> list[Option]:
-    """What can go in the file."""
-    return [
-        Option("all", "export.filter.all"),
-        Option("project", "export.filter.project"),
-        Option("question", "export.filter.question"),
-        Option("week", "export.filter.week"),
-    ]
-
-
-def prefix(state: State) -> str:
-    return f"exp:{state.value}"
-
-
-def draft(context: CocreateContext) -> dict[str, Any]:
-    """The choices made so far."""
-    found = context.data.setdefault(DRAFT, {})
-    assert isinstance(found, dict)
-    return found
-
-
-async def ask(update: Update, context: CocreateContext, state: State) -> int:
-    """Asks the question of a step and waits there."""
-    context.session.go("export", state.name)  # before anything is sent (see machine.py)
-    lang = await language_of(update, context)
-    if state is State.FORMAT:
-        await steps.ask(update, context, lang, "export.ask.format", FORMATS, prefix(state))
-    elif state is State.FILTER:
-        options = filters_for(lang)
-        await steps.ask(update, context, lang, "export.ask.filter", options, prefix(state))
-    elif state is State.PROJECT:
-        projects = await audiences.project_options(context)
-        await steps.ask(update, context, lang, "export.ask.project", projects, prefix(state))
-    else:
-        questions = await audiences.question_options(context)
-        await steps.ask(update, context, lang, "export.ask.question", questions, prefix(state))
-    return state
-
-
-async def start(update: Update, context: CocreateContext) -> int:
-    """Asks which kind of file."""
-    context.data[DRAFT] = {}
-    return await ask(update, context, State.FORMAT)
-
-
-async def on_format(update: Update, context: CocreateContext) -> int:
+@FLOW.choice(State.FORMAT, "export.ask.format", FORMATS)
+async def on_format(update: Update, context: CocreateContext, fmt: Option, lang: str) -> int:
     """Stores the kind of file and asks what goes in it."""
-    lang = await language_of(update, context)
-    got = await steps.read(update, prefix(State.FORMAT), FORMATS, lang)
-    if got.option is None:
-        return await bad(update, context, State.FORMAT, lang)
-    draft(context)["format"] = got.option.key
+    draft(context)["format"] = fmt.key
     return await ask(update, context, State.FILTER)
 
 
-async def on_filter(update: Update, context: CocreateContext) -> int:
+@FLOW.choice(State.FILTER, "export.ask.filter", FILTERS)
+async def on_filter(update: Update, context: CocreateContext, chosen: Option, lang: str) -> int:
     """Makes the file now, or asks which project or question first."""
-    lang = await language_of(update, context)
-    got = await steps.read(update, prefix(State.FILTER), filters_for(lang), lang)
-    if got.option is None:
-        return await bad(update, context, State.FILTER, lang)
-    if got.option.key == "all":
+    if chosen.key == "all":
         return await make(update, context, ExportFilter(), lang)
-    if got.option.key == "week":
+    if chosen.key == "week":
         return await make(update, context, ExportFilter(since=context.clock.now() - RECENT), lang)
-    if got.option.key == "project":
-        if not await audiences.project_options(context):
-            await steps.ask(update, context, lang, "export.no_projects")
-            return await ask(update, context, State.FILTER)
-        return await ask(update, context, State.PROJECT)
-    if not await audiences.question_options(context):
-        await steps.ask(update, context, lang, "export.no_questions")
-        return await ask(update, context, State.FILTER)
-    return await ask(update, context, State.QUESTION)
+    if chosen.key == "project":
+        projects, none = audiences.project_options, "export.no_projects"
+        return await FLOW.offer(update, context, lang, State.FILTER, State.PROJECT, projects, none)
+    questions, none = audiences.question_options, "export.no_questions"
+    return await FLOW.offer(update, context, lang, State.FILTER, State.QUESTION, questions, none)
 
 
-async def on_project(update: Update, context: CocreateContext) -> int:
+@FLOW.step(State.PROJECT, "export.ask.project", audiences.project_options)
+async def on_project(update: Update, context: CocreateContext, got: steps.Answer, lang: str) -> int:
     """Makes the file of one project (picked, or its code typed)."""
-    lang = await language_of(update, context)
-    got = await steps.read(
-        update, prefix(State.PROJECT), await audiences.project_options(context), lang
-    )
     code = got.option.key if got.option is not None else None
     if code is None and got.text:
         project = await context.store.projects.by_code(got.text)
         code = project.code if project is not None else None
     if code is None:
-        return await bad(update, context, State.PROJECT, lang)
+        return await FLOW.bad(update, context, State.PROJECT, lang)
     return await make(update, context, ExportFilter(project=code), lang)
 
 
-async def on_question(update: Update, context: CocreateContext) -> int:
+@FLOW.choice(State.QUESTION, "export.ask.question", audiences.question_options)
+async def on_question(update: Update, context: CocreateContext, chosen: Option, lang: str) -> int:
     """Makes the file of the answers to one question."""
-    lang = await language_of(update, context)
-    options = await audiences.question_options(context)
-    got = await steps.read(update, prefix(State.QUESTION), options, lang)
-    if got.option is None:
-        return await bad(update, context, State.QUESTION, lang)
-    return await make(update, context, ExportFilter(question_id=int(got.option.key)), lang)
+    return await make(update, context, ExportFilter(question_id=int(chosen.key)), lang)
 
 
 async def make(update: Update, context: CocreateContext, flt: ExportFilter, lang: str) -> int:
     """Says the file is coming, then makes and sends it in a task of its own."""
-    fmt = str(draft(context).get("format", "csv"))
-    context.data.pop(DRAFT, None)
+    fmt = str(context.data.pop(DRAFT, {}).get("format", "csv"))
     context.session.end()  # done: before anything is sent (see machine.py)
     await steps.ask(update, context, lang, "export.making")
     context.application.create_task(
@@ -227,34 +172,3 @@ async def send(context: CocreateContext, chat_id: int, path: Path, caption: str)
             caption=caption,
             write_timeout=UPLOAD_TIMEOUT,
         )
-
-
-async def cancel(update: Update, context: CocreateContext) -> int:
-    """Stops; no file is made."""
-    return await steps.give_up(update, context, DRAFT, "export.cancelled")
-
-
-async def bad(update: Update, context: CocreateContext, state: State, lang: str) -> int:
-    """Says the answer was not understood and asks again."""
-    await steps.ask(update, context, lang, "staff.not_understood")
-    return await ask(update, context, state)
-
-
-HANDLERS: dict[State, Callable[[Update, CocreateContext], Reply]] = {
-    State.FORMAT: on_format,
-    State.FILTER: on_filter,
-    State.PROJECT: on_project,
-    State.QUESTION: on_question,
-}
-
-
-def build_handler() -> FlowHandler:
-    """The /export conversation, persisted under the name "export"; organisers only."""
-    return steps.staff_conversation(
-        command="export",
-        button_prefix="exp",
-        start=start,
-        states=HANDLERS,
-        cancel=cancel,
-        role=ORGANISER,
-    )
