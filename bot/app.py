@@ -176,3 +176,4 @@ async def running(
             # New updates have stopped; the message in hand is sent, then handlers finish.
             await delivery.stop()
             await application.stop()
+            await application.resources.store.inbox.flush()  # done-marks left for later

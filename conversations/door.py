@@ -144,10 +144,17 @@ class Door:
         return keep
 
     def _done(self, update: Update) -> Callable[[bool], Awaitable[None]]:
+        """Marks the update done with the unit's last commit; if that commit has nothing
+        else to write (all was committed before the last message went, with the session
+        saying the update was applied), a moment later with other updates' marks."""
         store = self.resources.store
 
         async def done(final: bool) -> None:
-            if final:
+            if not final:
+                return
+            if store.db.in_transaction():
                 await store.inbox.mark_done(update.update_id)
+            else:
+                store.inbox.mark_done_soon(update.update_id)
 
         return done

@@ -134,20 +134,30 @@ class Database:
         unit.open = True
 
     async def _commit(self, unit: Unit, *, final: bool) -> None:
-        """Runs the unit's hooks and commits; on the final commit, even with nothing written."""
+        """Runs the unit's hooks and commits what they and the unit wrote, if anything.
+
+        A hook writes only what changed, so a final commit after the last commit point often
+        writes nothing and costs nothing (see storage/inbox.py, `mark_done_soon`).
+        """
         if not unit.open and not final:
             return
-        await self._begin(unit)
         try:
             for hook in unit.hooks:
                 await hook(final)
-            await self._conn.execute("COMMIT")
+            if unit.open:
+                await self._conn.execute("COMMIT")
         except BaseException:
-            await self._conn.execute("ROLLBACK")
+            if unit.open:
+                await self._conn.execute("ROLLBACK")
             raise
         finally:
-            unit.open = False
-            self._lock.release()
+            if unit.open:
+                unit.open = False
+                self._lock.release()
+
+    def in_transaction(self) -> bool:
+        """Whether the current update's unit has uncommitted writes (they commit next)."""
+        return self._owned() is not None
 
     @asynccontextmanager
     async def unit(self, hooks: Iterable[CommitHook] = ()) -> AsyncIterator[Unit]:
@@ -262,7 +272,15 @@ class Database:
             await self._conn.execute("COMMIT")
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
-        """Runs one writing statement in its own transaction; returns the rows changed."""
+        """Runs one writing statement in its own transaction; returns the rows changed.
+
+        Inside an update's unit it joins the unit's transaction; one statement is atomic on
+        its own, so it needs no savepoint."""
+        unit = _current_unit()
+        if unit is not None and unit.db is self:
+            await self._begin(unit)
+            async with self._conn.execute(sql, tuple(params)) as cursor:
+                return cursor.rowcount
         async with self.transaction() as conn, conn.execute(sql, tuple(params)) as cursor:
             return cursor.rowcount
 

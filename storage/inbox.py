@@ -6,11 +6,18 @@ been handled; rows that were never finished are handled again at start, in updat
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from storage.db import Database
 from storage.times import to_db
+
+logger = logging.getLogger(__name__)
+
+# How soon done-marks left for later are written, together (`mark_done_soon`).
+DONE_MARKS_EVERY = 0.05
 
 
 class Inbox:
@@ -18,6 +25,8 @@ class Inbox:
 
     def __init__(self, db: Database, now: Callable[[], datetime]) -> None:
         self._db, self._now = db, now
+        self._done_soon: list[int] = []
+        self._writing: asyncio.TimerHandle | None = None
 
     async def record(self, update_id: int, payload: str) -> bool:
         """Records an update; False if this update_id was seen before (a replay)."""
@@ -51,6 +60,36 @@ class Inbox:
             "UPDATE inbox SET done_at = ?, payload = NULL WHERE update_id = ? AND done_at IS NULL",
             (to_db(self._now()), update_id),
         )
+
+    def mark_done_soon(self, update_id: int) -> None:
+        """Marks an update handled a moment later, with others in one commit: for an update
+        whose effects are already on disk with the person's session (which says it was
+        applied), so a mark lost in a crash only means it is recognised at start, not
+        redone."""
+        self._done_soon.append(update_id)
+        if self._writing is None:
+            loop = asyncio.get_running_loop()
+            self._writing = loop.call_later(
+                DONE_MARKS_EVERY, lambda: loop.create_task(self.flush(), name="inbox-done-marks")
+            )
+
+    async def flush(self) -> None:
+        """Writes the done-marks left for later, in one transaction."""
+        if self._writing is not None:
+            self._writing.cancel()
+            self._writing = None
+        ids, self._done_soon = self._done_soon, []
+        if not ids:
+            return
+        marks = ", ".join("?" for _ in ids)
+        try:
+            await self._db.execute(
+                f"UPDATE inbox SET done_at = ?, payload = NULL WHERE update_id IN ({marks})"
+                " AND done_at IS NULL",
+                (to_db(self._now()), *ids),
+            )
+        except Exception:  # they are recognised as applied after a restart
+            logger.exception("Could not mark %s handled updates done", len(ids))
 
     async def unfinished(self) -> list[tuple[int, str]]:
         """Updates recorded but never handled, oldest first."""

@@ -188,6 +188,13 @@ class Members:
 
     async def mark_reachable(self, telegram_user_id: int) -> bool:
         """A member wrote to the bot, so they have unblocked it; True if they were unreachable."""
+        # Read first: most members are reachable, and a read starts no write transaction.
+        marked = await self._db.fetch_one(
+            "SELECT 1 FROM members WHERE telegram_user_id = ? AND unreachable_at IS NOT NULL",
+            (telegram_user_id,),
+        )
+        if marked is None:
+            return False
         changed = await self._db.execute(
             "UPDATE members SET unreachable_at = NULL"
             " WHERE telegram_user_id = ? AND unreachable_at IS NOT NULL",

@@ -32,6 +32,10 @@ class Session:
     dropped: bool = False  # forget the row (consent declined, data erased)
     # A row exists, so an emptied session is written, not left stale (not part of equality).
     stored: bool = field(default=False, compare=False)
+    # What the row holds (flow, state, data as JSON, last_update_id): unchanged, not written.
+    saved: tuple[str | None, str | None, str, int] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     def go(self, flow: str, state: str) -> None:
         """Puts the person at a state of a flow."""
@@ -67,20 +71,20 @@ class Sessions:
         )
         if row is None:
             return Session(user_id)
-        return Session(
-            user_id,
-            row["flow"],
-            row["state"],
-            json.loads(row["data"]),
-            int(row["last_update_id"]),
-            stored=True,
-        )
+        flow, state, data = row["flow"], row["state"], row["data"]
+        last = int(row["last_update_id"])
+        saved = (flow, state, data, last)
+        return Session(user_id, flow, state, json.loads(data), last, stored=True, saved=saved)
 
     async def save(self, session: Session) -> None:
-        """Writes the session (or deletes it, if dropped)."""
+        """Writes the session (or deletes it, if dropped), unless the row already holds it."""
         if session.dropped:
             await self.forget(session.user_id)
-            session.stored = False
+            session.stored, session.saved = False, None
+            return
+        data = json.dumps(session.data)
+        now = (session.flow, session.state, data, session.last_update_id)
+        if session.stored and session.saved == now:
             return
         await self._db.execute(
             "INSERT INTO sessions (user_id, flow, state, data, last_update_id, updated_at)"
@@ -92,12 +96,12 @@ class Sessions:
                 session.user_id,
                 session.flow,
                 session.state,
-                json.dumps(session.data),
+                data,
                 session.last_update_id,
                 to_db(self._now()),
             ),
         )
-        session.stored = True
+        session.stored, session.saved = True, now
 
     async def forget(self, user_id: int) -> None:
         """Deletes a person's session."""

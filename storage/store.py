@@ -62,5 +62,6 @@ class Store:
         await self.members.erase(member_id)
 
     async def close(self) -> None:
-        """Closes the database."""
+        """Writes what was left for later, and closes the database."""
+        await self.inbox.flush()
         await self.db.close()
