@@ -226,3 +226,23 @@ async def test_a_failed_unit_of_work_leaves_nothing(tmp_path: Path, clock: FakeC
         assert await store.projects.all() == []
     finally:
         await store.close()
+
+
+async def test_inbox_batches_records_and_done_marks(tmp_path: Path, clock: FakeClock) -> None:
+    store = await Store.open(tmp_path / "c.db", clock.now)
+    statements: list[str] = []
+    try:
+        assert await store.inbox.record(20, "{}")
+        await store.db._conn.set_trace_callback(statements.append)
+        fresh = await store.inbox.record_batch([(20, "{}"), (21, "{}"), (22, "{}")])
+        assert fresh == {21, 22}  # 20 was a redelivery
+        for update_id in (20, 21, 22):
+            store.inbox.mark_done_soon(update_id)
+        assert [u for u, _ in await store.inbox.unfinished()] == [20, 21, 22]  # not yet
+        await store.inbox.flush()
+        assert await store.inbox.unfinished() == []
+        writes = [s for s in statements if s.startswith(("INSERT", "UPDATE"))]
+        assert len(writes) == 2  # one statement for the batch, one for its three marks
+    finally:
+        await store.db._conn.set_trace_callback(lambda _: None)
+        await store.close()
