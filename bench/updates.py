@@ -105,7 +105,9 @@ def start_emulator() -> Emulator:
     return Emulator(process, base_url, file_url, control)
 
 
-def start_cocreate(emulator: Emulator, folder: Path) -> subprocess.Popen[bytes]:
+def start_cocreate(
+    emulator: Emulator, folder: Path, *, rate: int = 1000, burst: int = 1000
+) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "ABOUT_", "WEB"))}
     env.update(
         TELEGRAM_BOT_TOKEN=TOKEN,
@@ -115,12 +117,12 @@ def start_cocreate(emulator: Emulator, folder: Path) -> subprocess.Popen[bytes]:
         MEDIA_DIR=str(folder / "media"),
         ORGANISER_IDS=str(ORGANISER),
         QUIET_HOURS="",
-        BROADCAST_RATE="1000",
-        CHAT_BURST="1000",
+        BROADCAST_RATE=str(rate),
+        CHAT_BURST=str(burst),
         LOG_LEVEL="WARNING",
     )
     bot = subprocess.Popen(
-        [sys.executable, "-m", "bot", "run"], cwd=folder, env=env, stderr=open(folder / "log", "w")
+        [sys.executable, "-m", "bot", "run"], cwd=folder, env=env, stderr=open(folder / "log", "a")
     )
     if os.environ.get("BENCH_PROFILE"):  # py-spy's samples of the bot, for finding hot spots
         out = os.environ["BENCH_PROFILE"]

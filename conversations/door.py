@@ -11,15 +11,16 @@ In order, for each update:
    words that suggest a risk to life get help at once, in any flow and before joining
    (conversations/safeguarding.py).
 5. Someone flooding (more than FLOOD of their updates waiting behind this one) gets one calm
-   "we got your messages"; their updates are still handled, in order, but quietly (nothing
-   is lost; their flows' replies are not sent, safeguarding help still is) until their last
-   one, which is answered as usual.
+   "we got your messages" (once a minute at most). Their updates are still handled, in
+   order, but quietly: nothing is lost, their flows' replies are not sent (safeguarding help
+   still is), until their last one, which is answered as usual.
 6. The flows (conversations/routes.py, in order) take the update.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from telegram import Update
@@ -38,6 +39,8 @@ Dispatch = Callable[[Update], Awaitable[None]]
 Reask = Callable[[Update], Awaitable[object]]
 # More updates than this from one person waiting behind the one in hand: a flood.
 FLOOD = 5
+# Someone told "we got your messages" is not told again for this many seconds.
+CALM_FOR = 60.0
 
 
 class Door:
@@ -52,7 +55,8 @@ class Door:
         self.resources = resources
         self.wake_delivery = wake_delivery
         self.behind = behind  # how many of a person's updates wait behind the one in hand
-        self._calmed: set[int] = set()  # flooding, and told "we got your messages"
+        # When each person flooding was told "we got your messages" (time.monotonic()).
+        self._calmed: dict[int, float] = {}
 
     async def handle(self, update: Update, dispatch: Dispatch, reask: Reask) -> None:
         """Handles one update through the door, then marks it done in the inbox.
@@ -106,16 +110,23 @@ class Door:
             await safeguarding.notice(update, self.resources, words)
 
     async def _flooding(self, update: Update, user_id: int) -> bool:
-        """True while this person floods: they are told once that their messages arrived."""
+        """True while this person floods: they are told once (in CALM_FOR) that their
+        messages arrived; their last one is answered as usual."""
         waiting = self.behind(user_id)
+        now = time.monotonic()
+        told = self._calmed.get(user_id)
+        if told is not None and now - told > CALM_FOR:
+            del self._calmed[user_id]
+            told = None
         if not waiting:
-            self._calmed.discard(user_id)  # their last one: answered as usual
             return False
-        if user_id in self._calmed:
+        if told is not None:
             return True
         if waiting <= FLOOD:
             return False
-        self._calmed.add(user_id)
+        self._calmed[user_id] = now
+        if len(self._calmed) > 1000:  # forget those told long ago
+            self._calmed = {u: at for u, at in self._calmed.items() if now - at <= CALM_FOR}
         chat_id = chat_of(update)
         logger.info("Someone sent many messages at once; answering their last one")
         if chat_id is not None:

@@ -82,6 +82,8 @@ class Emulated(Protocol):
         language_code: str | None = None,
     ) -> SimUser: ...
 
+    def open_chat(self, user_id: int, **profile: Any) -> SimUser: ...
+
     def block(self, user_id: int, *, notify: bool = False) -> None: ...
 
     def unblock(self, user_id: int, *, notify: bool = False) -> None: ...
@@ -171,6 +173,7 @@ class ControlRoutes:
             ("GET", "/_emu/calls", self.calls),
             ("POST", "/_emu/faults", self.add_fault),
             ("DELETE", "/_emu/faults", self.clear_faults),
+            ("POST", "/_emu/chats/open", self.open_chats),
             ("POST", "/_emu/block/{id}", self.block),
             ("POST", "/_emu/unblock/{id}", self.unblock),
         ]
@@ -474,6 +477,16 @@ class ControlRoutes:
     async def clear_faults(self, request: web.Request) -> web.StreamResponse:
         self._emu.faults.clear()
         return web.json_response({"ok": True})
+
+    async def open_chats(self, request: web.Request) -> web.StreamResponse:
+        """Members who wrote to the bot before (`{"ids": [...]}`), so it may write to them."""
+        body = await _json_body(request)
+        ids = body.get("ids")
+        if not isinstance(ids, list) or not all(isinstance(i, int) and i > 0 for i in ids):
+            raise ValueError("ids is a list of user ids")
+        for user_id in ids:
+            self._emu.open_chat(user_id)
+        return web.json_response({"opened": len(ids)})
 
     async def block(self, request: web.Request) -> web.StreamResponse:
         self._emu.block(self._user(request).id)

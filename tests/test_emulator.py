@@ -622,6 +622,19 @@ async def test_the_member_api_over_http(emu: Emulator, tg: Bot) -> None:
     assert updates[1].message is not None and updates[1].message.voice is not None
 
 
+async def test_chats_opened_in_bulk_may_be_written_to(emu: Emulator, tg: Bot) -> None:
+    async with httpx.AsyncClient(base_url=emu.url) as http:
+        with pytest.raises(BadRequest):
+            await tg.send_message(3001, "Hello")  # they never wrote to the bot
+        opened = await http.post("/_emu/chats/open", json={"ids": [3001, 3002]})
+        assert opened.json() == {"opened": 2}
+        assert (await http.post("/_emu/chats/open", json={"ids": ["x"]})).status_code == 400
+        await tg.send_message(3001, "Hello")
+        await tg.send_message(3002, "Hello")
+    assert emu.sent_to(3001) == emu.sent_to(3002) == 1
+    assert emu.pending_updates == 0  # nobody wrote: no update for the bot
+
+
 async def test_runs_standalone_from_the_command_line() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
