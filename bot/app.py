@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from telegram import BotCommand, Update
+from telegram import Update
 from telegram.error import RetryAfter, TelegramError
 from telegram.ext import (
     ApplicationBuilder,
@@ -21,7 +21,7 @@ from telegram.ext import (
 from telegram.request import HTTPXRequest
 
 from bot.budget import Budget
-from bot.catalogue import LANGUAGES, t
+from bot.catalogue import LANGUAGES
 from bot.clock import Clock
 from bot.delivery import DeliveryWorker
 from bot.receiving import (
@@ -34,7 +34,7 @@ from bot.receiving import (
 from bot.scheduler import Scheduler
 from bot.settings import Settings
 from conversations import prompts
-from conversations.commands import register_staff_menus
+from conversations.commands import member_commands, register_staff_menus
 from conversations.context import CocreateContext, Resources
 from conversations.replies import say
 from conversations.routes import build_routes
@@ -45,18 +45,6 @@ logger = logging.getLogger(__name__)
 INBOX_MEMORY = timedelta(days=2)
 # Updates handled at once (from different people); also the HTTP connections for requests.
 CONCURRENT_UPDATES = 64
-MEMBER_COMMANDS = (
-    "start",
-    "menu",
-    "help",
-    "language",
-    "questions",
-    "mydata",
-    "stop",
-    "resume",
-    "delete",
-    "cancel",
-)
 
 
 def build_application(settings: Settings, store: Store, clock: Clock) -> CocreateApplication:
@@ -111,7 +99,7 @@ async def on_error(update: object, context: CocreateContext) -> None:
 async def register_commands(application: CocreateApplication) -> None:
     """Publishes the command menu shown in Telegram, in each language."""
     for language in LANGUAGES:
-        commands = [BotCommand(c, t(language, f"command.{c}")) for c in MEMBER_COMMANDS]
+        commands = member_commands(language)
         await application.bot.set_my_commands(
             commands, language_code=None if language == "en" else language
         )

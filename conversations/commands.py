@@ -1,6 +1,6 @@
-"""The Telegram command menus: every chat has the member commands (bot/app.py publishes
-them per language); a staff member's own chat also has their staff commands, in their
-language, and gets the member menu back when their role ends.
+"""The Telegram command menus: every chat has the member commands (`MEMBER_COMMANDS`, which
+bot/app.py publishes per language at start); a staff member's own chat also has their staff
+commands, in their language, and gets the member menu back when their role ends.
 """
 
 from __future__ import annotations
@@ -16,6 +16,18 @@ from storage.store import Store
 
 logger = logging.getLogger(__name__)
 
+MEMBER_COMMANDS = (
+    "start",
+    "menu",
+    "help",
+    "language",
+    "questions",
+    "mydata",
+    "stop",
+    "resume",
+    "delete",
+    "cancel",
+)
 FACILITATOR_COMMANDS = ("ask", "broadcast", "responses", "scheduled", "stats")
 ORGANISER_COMMANDS = (*FACILITATOR_COMMANDS, "export", "invite", "roles")
 
@@ -23,6 +35,11 @@ ORGANISER_COMMANDS = (*FACILITATOR_COMMANDS, "export", "invite", "roles")
 def staff_commands(role: Role) -> tuple[str, ...]:
     """The commands a role adds to the member's ones."""
     return ORGANISER_COMMANDS if role == ORGANISER else FACILITATOR_COMMANDS
+
+
+def member_commands(language: str) -> list[BotCommand]:
+    """The member command menu in a language."""
+    return [BotCommand(c, t(language, f"command.{c}")) for c in MEMBER_COMMANDS]
 
 
 def command_list(role: Role, language: str) -> str:
@@ -40,14 +57,11 @@ async def menu_language(store: Store, user_id: int) -> str:
 
 
 async def show_staff_menu(bot: Bot, chat_id: int, role: Role, language: str) -> None:
-    """Sets one chat's command menu to the member commands and the role's staff commands.
-
-    The member commands are read back from Telegram as bot/app.py published them for the
-    language, so that this module keeps no copy of that list.
-    """
-    published = await bot.get_my_commands(language_code=language) or await bot.get_my_commands()
+    """Sets one chat's command menu to the member commands and the role's staff commands."""
     staff = [BotCommand(c, t(language, f"command.{c}")) for c in staff_commands(role)]
-    await bot.set_my_commands([*published, *staff], scope=BotCommandScopeChat(chat_id))
+    await bot.set_my_commands(
+        [*member_commands(language), *staff], scope=BotCommandScopeChat(chat_id)
+    )
 
 
 async def show_member_menu(bot: Bot, chat_id: int) -> None:

@@ -13,7 +13,7 @@ from telegram.error import TelegramError
 
 from bot.catalogue import LANGUAGES
 from conversations.choices import Option
-from conversations.commands import show_staff_menu
+from conversations.commands import member_commands, show_staff_menu
 from conversations.context import CocreateContext
 from conversations.pending import PendingQuestion
 from conversations.replies import chat_of, current_member, say, send_menu
@@ -33,8 +33,7 @@ async def show_commands(update: Update, context: CocreateContext, language: str)
         if role is not None:
             await show_staff_menu(bot, chat_id, role, language)
             return
-        published = await bot.get_my_commands(language_code=language) or await bot.get_my_commands()
-        await bot.set_my_commands(published, scope=BotCommandScopeChat(chat_id))
+        await bot.set_my_commands(member_commands(language), scope=BotCommandScopeChat(chat_id))
     except TelegramError as exc:  # the menu is a convenience: the language is stored anyway
         logger.warning("Could not set a chat's command menu: %s", exc)
 
