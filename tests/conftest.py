@@ -45,9 +45,11 @@ def make_settings(tmp_path: Path, emulator: Emulator, **overrides: Any) -> Setti
         "media_dir": tmp_path / "media",
         "about_extra_question": "Do you look after someone?",
         "about_extra_options": ["Yes", "No"],
-        # Conversations run at machine speed here: no pacing (tests/test_delivery*.py test it).
+        # Conversations run at machine speed here: no pacing (tests/test_delivery*.py test it),
+        # nor a second's wait before a broadcast or report reaches a chat just written to.
         "broadcast_rate": 10_000,
         "chat_burst": 10_000,
+        "chat_interval": 0.001,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
