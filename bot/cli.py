@@ -34,7 +34,6 @@ from bot.export_args import check_format, check_out, could_not_write, export_fil
 from bot.logs import configure
 from bot.settings import MissingToken, MissingWebhookSecret, Settings
 from bot.startup import TokenRejected, reach_telegram
-from bot.trying import try_bot
 from storage.export_rows import BadExport
 from storage.models import AuditEntry
 from storage.store import Store
@@ -126,6 +125,9 @@ def try_(
     ] = True,
 ) -> None:
     """Try the whole bot in your browser: no token, no Telegram account."""
+    # Imported here: the emulator (and aiohttp) would slow every other command's start.
+    from bot.trying import try_bot
+
     raise typer.Exit(try_bot(load_settings(), port=port, db=db, open_browser=open_browser))
 
 
