@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -26,15 +27,28 @@ TOKEN = "123456:TEST-TOKEN-not-a-real-one"
 
 
 @pytest.fixture(autouse=True, scope="session")
-def compiled_once(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Where PYTHONDONTWRITEBYTECODE is set, every `python -m bot` subprocess would compile the
-    project and its libraries anew (a third of its start): they share a throw-away cache."""
-    if not os.environ.get("PYTHONDONTWRITEBYTECODE"):
-        yield
-        return
+def quick_clients_and_starts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Takes two costs of this machine's environment, not of cocreate, out of the tests.
+
+    Every httpx client (two for each bot a test starts) parses a whole CA bundle, SSL_CERT_FILE
+    or certifi's, though no test speaks TLS: they trust the system's CA folder instead, which
+    is read only when a certificate is checked. And where PYTHONDONTWRITEBYTECODE is set, each
+    `python -m bot` subprocess would compile the project and its libraries anew: they share a
+    throw-away bytecode cache (one for all xdist workers).
+    """
     with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("PYTHONDONTWRITEBYTECODE")
-        patch.setenv("PYTHONPYCACHEPREFIX", str(tmp_path_factory.mktemp("pycache")))
+        ca_folder = ssl.get_default_verify_paths().capath
+        if ca_folder and Path(ca_folder).is_dir():
+            patch.delenv("SSL_CERT_FILE", raising=False)
+            patch.setenv("SSL_CERT_DIR", ca_folder)
+        if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+            base = tmp_path_factory.getbasetemp()
+            if os.environ.get("PYTEST_XDIST_WORKER"):
+                base = base.parent
+            cache = base / "pycache"
+            cache.mkdir(exist_ok=True)
+            patch.delenv("PYTHONDONTWRITEBYTECODE")
+            patch.setenv("PYTHONPYCACHEPREFIX", str(cache))
         yield
 
 
