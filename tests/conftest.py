@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import datetime
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -93,8 +97,23 @@ def settings(tmp_path: Path, emulator: Emulator, settings_overrides: dict[str, A
     return make_settings(tmp_path, emulator, **settings_overrides)
 
 
+@pytest.fixture(scope="session")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database with every migration applied, made once a session (in a thread of its own,
+    away from the tests' event loops): each test's database starts as a copy of it."""
+    path = tmp_path_factory.mktemp("migrated") / "cocreate.db"
+
+    async def make() -> None:
+        await (await Store.open(path, partial(datetime.now, UTC))).close()
+
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, make()).result()
+    return path
+
+
 @pytest.fixture
-async def store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Store]:
+async def store(tmp_path: Path, clock: FakeClock, migrated: Path) -> AsyncIterator[Store]:
+    shutil.copyfile(migrated, tmp_path / "cocreate.db")  # Store.open makes it private (0600)
     store = await Store.open(tmp_path / "cocreate.db", clock.now)
     yield store
     await store.close()
