@@ -74,7 +74,7 @@ async def test_a_row_is_marked_sending_only_as_its_request_leaves(
 
 
 @pytest.mark.parametrize("settings_overrides", [{"chat_interval": 0.25}])
-async def test_a_broadcast_reaches_a_chat_chat_interval_after_its_last_message(
+async def test_a_broadcast_waits_chat_interval_after_a_chats_last_message(
     bot: CocreateApplication, emulator: Emulator
 ) -> None:
     budget = bot.bot.rate_limiter
