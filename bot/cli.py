@@ -24,8 +24,6 @@ from typing import Annotated, TypeVar
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
-from rich.progress import Progress
 from telegram.error import InvalidToken
 
 from bot.app import build_application, running
@@ -178,6 +176,10 @@ def progress_bar() -> Iterator[Callable[[int, int], None] | None]:
     if not sys.stderr.isatty():
         yield None
         return
+    # Imported here: rich would slow every other command's start.
+    from rich.console import Console
+    from rich.progress import Progress
+
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("Exporting", total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total or None)
