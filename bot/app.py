@@ -47,6 +47,13 @@ INBOX_MEMORY = timedelta(days=2)
 CONCURRENT_UPDATES = 64
 
 
+def budget(settings: Settings) -> Budget:
+    """The one budget every call passes (bot/budget.py), paced as the settings say."""
+    return Budget(
+        settings.broadcast_rate, burst=settings.chat_burst, per_chat=settings.chat_interval
+    )
+
+
 def build_application(settings: Settings, store: Store, clock: Clock) -> CocreateApplication:
     """Builds the bot with every handler; resources come in, nothing is opened here."""
     resources = Resources(settings=settings, store=store, clock=clock)
@@ -61,7 +68,7 @@ def build_application(settings: Settings, store: Store, clock: Clock) -> Cocreat
         defaults=Defaults(tzinfo=settings.tz),
         # One budget for every call, behind a commit of the update's work (see CommitFirst);
         # no retries: a 429 reaches bot/delivery.py, which pauses.
-        rate_limiter=CommitFirst(Budget(settings.broadcast_rate, burst=settings.chat_burst)),
+        rate_limiter=CommitFirst(budget(settings)),
     )
     application = (
         ApplicationBuilder()

@@ -24,8 +24,6 @@ from typing import Annotated, TypeVar
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
-from rich.progress import Progress
 from telegram.error import InvalidToken
 
 from bot.app import build_application, running
@@ -34,7 +32,6 @@ from bot.export_args import check_format, check_out, could_not_write, export_fil
 from bot.logs import configure
 from bot.settings import MissingToken, MissingWebhookSecret, Settings
 from bot.startup import TokenRejected, reach_telegram
-from bot.trying import try_bot
 from storage.export_rows import BadExport
 from storage.models import AuditEntry
 from storage.store import Store
@@ -126,6 +123,9 @@ def try_(
     ] = True,
 ) -> None:
     """Try the whole bot in your browser: no token, no Telegram account."""
+    # Imported here: the emulator (and aiohttp) would slow every other command's start.
+    from bot.trying import try_bot
+
     raise typer.Exit(try_bot(load_settings(), port=port, db=db, open_browser=open_browser))
 
 
@@ -176,6 +176,10 @@ def progress_bar() -> Iterator[Callable[[int, int], None] | None]:
     if not sys.stderr.isatty():
         yield None
         return
+    # Imported here: rich would slow every other command's start.
+    from rich.console import Console
+    from rich.progress import Progress
+
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("Exporting", total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total or None)

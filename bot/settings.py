@@ -68,9 +68,11 @@ class Settings(BaseSettings):
     retention_days: int | None = Field(default=None, ge=1)
     # Bot API calls a second, every call counted and evenly paced (bot/budget.py); above 30
     # needs Telegram's paid broadcasts. One chat may get `chat_burst` new messages at once,
-    # then about one a second.
+    # then one every `chat_interval` seconds (Telegram allows about one a second); a broadcast
+    # reaches a chat no sooner than `chat_interval` after the chat's last message.
     broadcast_rate: int = Field(default=30, ge=1)
     chat_burst: int = Field(default=20, ge=1)
+    chat_interval: float = Field(default=1.0, gt=0, le=60)
 
     @field_validator("organiser_ids", mode="before")
     @classmethod

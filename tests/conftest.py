@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+import shutil
+import ssl
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +28,32 @@ from storage.store import Store
 from tests.transcript import Person
 
 TOKEN = "123456:TEST-TOKEN-not-a-real-one"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def quick_clients_and_starts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Takes two costs of this machine's environment, not of cocreate, out of the tests.
+
+    Every httpx client (two for each bot a test starts) parses a whole CA bundle, SSL_CERT_FILE
+    or certifi's, though no test speaks TLS: they trust the system's CA folder instead, which
+    is read only when a certificate is checked. And where PYTHONDONTWRITEBYTECODE is set, each
+    `python -m bot` subprocess would compile the project and its libraries anew: they share a
+    throw-away bytecode cache (one for all xdist workers).
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        ca_folder = ssl.get_default_verify_paths().capath
+        if ca_folder and Path(ca_folder).is_dir():
+            patch.delenv("SSL_CERT_FILE", raising=False)
+            patch.setenv("SSL_CERT_DIR", ca_folder)
+        if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+            base = tmp_path_factory.getbasetemp()
+            if os.environ.get("PYTEST_XDIST_WORKER"):
+                base = base.parent
+            cache = base / "pycache"
+            cache.mkdir(exist_ok=True)
+            patch.delenv("PYTHONDONTWRITEBYTECODE")
+            patch.setenv("PYTHONPYCACHEPREFIX", str(cache))
+        yield
 
 
 @pytest.fixture
@@ -45,9 +76,11 @@ def make_settings(tmp_path: Path, emulator: Emulator, **overrides: Any) -> Setti
         "media_dir": tmp_path / "media",
         "about_extra_question": "Do you look after someone?",
         "about_extra_options": ["Yes", "No"],
-        # Conversations run at machine speed here: no pacing (tests/test_delivery*.py test it).
+        # Conversations run at machine speed here: no pacing (tests/test_delivery*.py test it),
+        # nor a second's wait before a broadcast or report reaches a chat just written to.
         "broadcast_rate": 10_000,
         "chat_burst": 10_000,
+        "chat_interval": 0.001,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
@@ -64,8 +97,23 @@ def settings(tmp_path: Path, emulator: Emulator, settings_overrides: dict[str, A
     return make_settings(tmp_path, emulator, **settings_overrides)
 
 
+@pytest.fixture(scope="session")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database with every migration applied, made once a session (in a thread of its own,
+    away from the tests' event loops): each test's database starts as a copy of it."""
+    path = tmp_path_factory.mktemp("migrated") / "cocreate.db"
+
+    async def make() -> None:
+        await (await Store.open(path, partial(datetime.now, UTC))).close()
+
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, make()).result()
+    return path
+
+
 @pytest.fixture
-async def store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Store]:
+async def store(tmp_path: Path, clock: FakeClock, migrated: Path) -> AsyncIterator[Store]:
+    shutil.copyfile(migrated, tmp_path / "cocreate.db")  # Store.open makes it private (0600)
     store = await Store.open(tmp_path / "cocreate.db", clock.now)
     yield store
     await store.close()

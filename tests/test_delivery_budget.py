@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bot.budget import Budget
 from bot.receiving import CocreateApplication
 from emulator import Emulator
 from storage.outbox import Outgoing
@@ -20,8 +21,8 @@ TEXT = "The youth club is open on Saturday."
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
-    """The bot as it runs: BROADCAST_RATE and CHAT_BURST at their defaults."""
-    return {"broadcast_rate": 30, "chat_burst": 20}
+    """The bot as it runs: BROADCAST_RATE, CHAT_BURST and CHAT_INTERVAL at their defaults."""
+    return {"broadcast_rate": 30, "chat_burst": 20, "chat_interval": 1.0}
 
 
 async def test_a_row_is_marked_sending_only_as_its_request_leaves(
@@ -70,3 +71,17 @@ async def test_a_row_is_marked_sending_only_as_its_request_leaves(
     # At most the one whose request is leaving as we look (claimed, not yet read by Telegram).
     assert len(worst) <= 1, worst
     assert [emulator.sent_to(u) for u in BROADCAST] == [1] * len(BROADCAST)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"chat_interval": 0.25}])
+async def test_a_broadcast_waits_chat_interval_after_a_chats_last_message(
+    bot: CocreateApplication, emulator: Emulator
+) -> None:
+    budget = bot.bot.rate_limiter
+    budget = getattr(budget, "inner", budget)  # behind CommitFirst
+    assert isinstance(budget, Budget)
+    emulator.open_chat(8201)
+    before = budget.monotonic()
+    await bot.bot.send_message(8201, "Thank you.")
+    after = budget.monotonic()
+    assert before + 0.25 <= budget.bulk_free_at(8201) <= after + 0.25

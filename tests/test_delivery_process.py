@@ -1,9 +1,11 @@
 """Whole process: a broadcast survives a SIGKILL part-way; nobody gets it twice, and only the
 calls truly in flight at the kill are left unconfirmed (and named in the report).
 
-`cocreate run` (python -m bot run) sends from the outbox at 30 messages a second, evenly, a row
-marked 'sending' only as its request leaves; the tests kill it part-way, start it again, and
-compare the emulator's copies with the outbox rows.
+`cocreate run` (python -m bot run) sends from the outbox at BROADCAST_RATE messages a second,
+evenly, a row marked 'sending' only as its request leaves; the tests kill it part-way, start it
+again, and compare the emulator's copies with the outbox rows. They run it at 100 a second
+(more calls in flight at once than at the default 30, and quicker); tests/test_delivery_budget.py
+checks the pacing at the defaults.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tests.test_process import BotProcess, wait_until
 
 pytestmark = pytest.mark.process
 
+RATE = "100"  # BROADCAST_RATE
 MEMBERS = 300
 FIRST_ID = 5001
 AUTHOR = 4999  # the facilitator who sent it, and gets the report
@@ -33,7 +36,7 @@ TEXT = "The library opens late on Thursdays now."
 async def test_a_broadcast_to_300_members_survives_sigkill_without_a_second_copy(
     tmp_path: Path, emulator: Emulator
 ) -> None:
-    process = BotProcess(tmp_path, emulator, QUIET_HOURS="", LOG_LEVEL="INFO")
+    process = BotProcess(tmp_path, emulator, QUIET_HOURS="", LOG_LEVEL="INFO", BROADCAST_RATE=RATE)
     ids = range(FIRST_ID, FIRST_ID + MEMBERS)
     # They joined before: members in the database, with chats open in Telegram.
     store = await Store.open(process.db, SystemClock("Europe/London").now)
@@ -127,7 +130,7 @@ QUESTION = "What should the youth club do in the holidays?"
 async def test_a_sigkill_mid_broadcast_leaves_unconfirmed_only_the_calls_in_flight(
     tmp_path: Path, emulator: Emulator
 ) -> None:
-    process = BotProcess(tmp_path, emulator, QUIET_HOURS="", LOG_LEVEL="INFO")
+    process = BotProcess(tmp_path, emulator, QUIET_HOURS="", LOG_LEVEL="INFO", BROADCAST_RATE=RATE)
     ids = range(KILL_FIRST, KILL_FIRST + KILL_MEMBERS)
     store = await Store.open(process.db, SystemClock("Europe/London").now)
     try:

@@ -61,7 +61,7 @@ async def test_old_responses_and_their_files_are_deleted(
     await bo.user.wait_messages(1, timeout=10)
     await bo.does(lambda u: u.send_voice(voice(3), duration=6))
 
-    # Bulk waits for a second's quiet in each chat (bot/budget.py): let the round finish.
+    # Bulk waits for CHAT_INTERVAL's quiet in each chat (bot/budget.py): let the round finish.
     async def round_done() -> bool:
         busy = await count(store, "outbox WHERE status IN ('queued', 'sending')")
         return not busy and bool(await count(store, "delivery_batches WHERE reported_at > ''"))

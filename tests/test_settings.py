@@ -60,6 +60,7 @@ def test_environment_beats_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         ("WEBHOOK_LISTEN", "everywhere"),
         ("WEBHOOK_SECRET", "has spaces and / slashes"),
         ("WEBHOOK_SECRET", "x" * 257),
+        ("CHAT_INTERVAL", "0"),
     ],
 )
 def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
