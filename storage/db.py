@@ -116,6 +116,9 @@ class Database:
         self._conn = conn
         self._lock = asyncio.Lock()
         self.path = path
+        # Writes left for later that must reach the file before a checkpoint empties the WAL
+        # (the inbox's done-marks, which clear what members wrote).
+        self.before_checkpoint: list[Callable[[], Awaitable[object]]] = []
 
     def _owned(self) -> Unit | None:
         """The current unit, if it is on this database and holds its open transaction."""
@@ -179,10 +182,10 @@ class Database:
                         self._lock.release()
                 raise
             await self._commit(unit, final=True)
-            for action in unit.after:
-                await action()
         finally:
             _UNIT.reset(token)
+        for action in unit.after:  # outside the unit: their writes are their own
+            await action()
 
     @classmethod
     async def open(cls, path: Path) -> Database:
@@ -225,6 +228,8 @@ class Database:
         return await self._checkpoint_now()
 
     async def _checkpoint_now(self) -> bool:
+        for write in self.before_checkpoint:
+            await write()
         async with self._lock:
             await self._conn.execute("PRAGMA busy_timeout = 0")
             try:

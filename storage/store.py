@@ -33,6 +33,7 @@ class Store:
         self.consent = Consent(db, now)
         self.about = AboutYou(db, now)
         self.inbox = Inbox(db, now)
+        db.before_checkpoint.append(self.inbox.flush)  # done-marks clear members' words
         self.audit = AuditLog(db, now)
         self.outbox = Outbox(db, now)
         self.sessions = Sessions(db, now)
