@@ -305,10 +305,12 @@ class Outbox:
                 batch_id = cur.lastrowid
             assert batch_id is not None
             async with conn.execute(
-                f"WITH texts (language, text, markup) AS (VALUES {languages}),"
-                f" recipients AS ({sql})"
-                " INSERT INTO outbox (batch_id, member_id, chat_id, text, reply_markup,"
+                # INSERT first: Python's sqlite3 counts the rows only of a statement that
+                # starts with INSERT (not WITH).
+                "INSERT INTO outbox (batch_id, member_id, chat_id, text, reply_markup,"
                 " not_before, created_at)"
+                f" WITH texts (language, text, markup) AS (VALUES {languages}),"
+                f" recipients AS ({sql})"
                 " SELECT ?, r.id, r.chat_id, COALESCE(t.text, d.text),"
                 " CASE WHEN t.language IS NULL THEN d.markup ELSE t.markup END, ?, ?"
                 " FROM recipients r LEFT JOIN texts t ON t.language = r.language"
