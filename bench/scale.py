@@ -161,10 +161,12 @@ async def build(path: Path, members: int, responses: int, rounds: int) -> dict[s
         ((FIRST_USER + i, when(start, i * 300)) for i in ids),
     )
 
-    # Questions: SENT_ROUNDS sent in the past (answers are spread over them), then `rounds`
-    # scheduled in the future, one question each (daily, weekly or once).
+    # Rounds: SENT_ROUNDS sent in the past (answers are spread over them), then `rounds`
+    # scheduled in the future, one question each (daily, weekly or once). The questions sent
+    # are the newest (the highest ids): /stats counts the latest ten.
     for q in range(1, SENT_ROUNDS + rounds + 1):
         past = q <= SENT_ROUNDS
+        question = q + rounds if past else q - SENT_ROUNDS
         due = when(now, (q - SENT_ROUNDS - 1) * 86_400 / 2 if past else (q - SENT_ROUNDS) * 3600)
         kind = ("open", "choice", "scale", "yesno")[q % 4]
         options = json.dumps(["Mon", "Wed", "Sat"] if kind == "choice" else [])
@@ -174,10 +176,10 @@ async def build(path: Path, members: int, responses: int, rounds: int) -> dict[s
             " audience, repeat, starts_at, status, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, 'everyone', ?, ?, ?, ?)",
             (
-                q,
+                question,
                 STAFF,
                 STAFF,
-                f"Question {q}: how was it?",
+                f"Question {question}: how was it?",
                 kind,
                 options,
                 repeat,
@@ -191,7 +193,7 @@ async def build(path: Path, members: int, responses: int, rounds: int) -> dict[s
             " VALUES (?, ?, ?, ?, ?, ?)",
             (
                 q,
-                q,
+                question,
                 due,
                 "sent" if past else "due",
                 due if past else None,
