@@ -343,25 +343,6 @@ class Questions:
         )
         return int(row["n"]) if row else 0
 
-    async def recipients(self, round_id: int) -> list[int]:
-        """Member ids a round reached (or may have reached)."""
-        rows = await self._db.fetch_all(
-            "SELECT o.member_id FROM outbox o JOIN question_rounds r ON r.batch_id = o.batch_id"
-            " WHERE r.id = ? AND o.member_id IS NOT NULL AND o.status IN ('sent', 'unconfirmed')",
-            (round_id,),
-        )
-        return [int(r["member_id"]) for r in rows]
-
-    async def unanswered(self, round_id: int) -> list[int]:
-        """Members a round reached who have not answered it."""
-        answered = {
-            int(r["member_id"])
-            for r in await self._db.fetch_all(
-                "SELECT member_id FROM answers WHERE round_id = ?", (round_id,)
-            )
-        }
-        return [m for m in await self.recipients(round_id) if m not in answered]
-
     # ---- rounds sent to a member
 
     async def open_rounds_for(self, member_id: int, now: datetime) -> list[tuple[Round, Question]]:

@@ -18,14 +18,18 @@ ABOUT_FIELDS = ("age_band", "area", "extra")
 
 
 def _took_part(member_id: str) -> str:
-    """SQL: whether the member took part: shared a story or an idea, or answered a question.
+    """SQL: 1 if the member took part (answered a question, or shared a story or an idea),
+    else 0.
 
-    Asked member by member through indexes (submissions_member, answers_member): never a
-    list of everyone who took part, which with a million responses is a sort of them all."""
+    Asked member by member through indexes (answers_member, submissions_member): never a
+    list of everyone who took part, which with a million responses is a sort of them all.
+    CASE, not OR: SQLite evaluates both sides of an OR of subqueries, but stops at the first
+    CASE that holds (answers first: a question goes to everyone, so most who took part
+    answered one)."""
     return (
-        f"(EXISTS (SELECT 1 FROM submissions s WHERE s.member_id = {member_id}"
-        " AND s.status = 'submitted')"
-        f" OR EXISTS (SELECT 1 FROM answers a WHERE a.member_id = {member_id}))"
+        f"CASE WHEN EXISTS (SELECT 1 FROM answers a WHERE a.member_id = {member_id}) THEN 1"
+        f" WHEN EXISTS (SELECT 1 FROM submissions s WHERE s.member_id = {member_id}"
+        " AND s.status = 'submitted') THEN 1 ELSE 0 END"
     )
 
 
@@ -117,6 +121,7 @@ class Stats:
                 groups.append(Group(answer=None, joined=silent, took_part=took_part))
             breakdowns[field] = groups
         return Overview(membership, breakdowns)
+
 
 # Names of the counts on the /stats page, for `hidden_in_stats`. A group's counts are named
 # (field, its place in the breakdown, what is counted). NOT_TOOK_PART is never shown, but
