@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 from telegram import InlineKeyboardMarkup
 from telegram.ext import ContextTypes
 
-from bot.catalogue import t
+from bot.catalogue import DEFAULT_LANGUAGE, LANGUAGES, t
 from storage.broadcasts import Broadcast
 from storage.db import commit_point
 from storage.outbox import Outgoing
-from storage.questions import Question, Round
+from storage.questions import Question, Round, audience_query, reminder_query
 
 if TYPE_CHECKING:
     from bot.receiving import CocreateApplication
@@ -131,15 +131,16 @@ class Scheduler:
             )
             await self.store.audit.add("scheduler", "question_missed", question=question.id)
             return
-        members = await self.store.questions.audience(question.audience)
-        messages = []
-        for member in members:
-            text, markup = self.render(question, round_.id, member.language)
-            messages.append(Outgoing(member.id, member.chat_id, text, markup.to_dict()))
-        batch_id = await self.store.outbox.enqueue_batch(
+        texts = {}
+        for language in LANGUAGES:
+            text, markup = self.render(question, round_.id, language)
+            texts[language] = (text, markup.to_dict())
+        batch_id, queued = await self.store.outbox.enqueue_query(
             "question",
             round_.id,
-            messages,
+            audience_query(question.audience),
+            texts,
+            DEFAULT_LANGUAGE,
             author_chat_id=await self.store.roles.staff_chat(question.author_id),
             author_language=question.author_language,
         )
@@ -156,25 +157,25 @@ class Scheduler:
             next_due_at=upcoming,
         )
         await self.store.audit.add(
-            "scheduler", "question_sent", question=question.id, round=round_.id, to=len(messages)
+            "scheduler", "question_sent", question=question.id, round=round_.id, to=queued
         )
-        logger.info(
-            "Question %s round %s queued for %s members", question.id, round_.id, len(messages)
-        )
+        logger.info("Question %s round %s queued for %s members", question.id, round_.id, queued)
 
     async def _reminder(self, round_: Round, question: Question, now: datetime) -> None:
-        waiting = set(await self.store.questions.unanswered(round_.id))
-        messages = []
-        for member in await self.store.questions.audience(question.audience):
-            if member.id not in waiting:
-                continue
-            text, markup = self.render(question, round_.id, member.language)
-            text = f"{t(member.language, 'questions.reminder')}\n\n{text}"
-            messages.append(Outgoing(member.id, member.chat_id, text, markup.to_dict()))
-        if messages:
-            await self.store.outbox.enqueue_batch("reminder", round_.id, messages)
+        texts = {}
+        for language in LANGUAGES:
+            text, markup = self.render(question, round_.id, language)
+            texts[language] = (f"{t(language, 'questions.reminder')}\n\n{text}", markup.to_dict())
+        _, queued = await self.store.outbox.enqueue_query(
+            "reminder",
+            round_.id,
+            reminder_query(round_.id, question.audience),
+            texts,
+            DEFAULT_LANGUAGE,
+            keep_empty=False,
+        )
         await self.store.questions.mark_reminder_sent(round_.id, now)
-        logger.info("Reminder for round %s queued for %s members", round_.id, len(messages))
+        logger.info("Reminder for round %s queued for %s members", round_.id, queued)
 
     async def _broadcast(self, broadcast: Broadcast, now: datetime) -> None:
         send_at = broadcast.send_at
@@ -186,25 +187,22 @@ class Scheduler:
                 t(broadcast.author_language, "staff.missed_broadcast", when=when),
             )
             return
-        messages = [
-            Outgoing(
-                m.id,
-                m.chat_id,
-                f"{t(m.language, 'broadcast.header')}\n\n{broadcast.text}",
-            )
-            for m in await self.store.questions.audience(broadcast.audience)
-        ]
-        batch_id = await self.store.outbox.enqueue_batch(
+        # One row per member, written by the database (one INSERT … SELECT), not by a loop.
+        texts = {
+            language: (f"{t(language, 'broadcast.header')}\n\n{broadcast.text}", None)
+            for language in LANGUAGES
+        }
+        batch_id, queued = await self.store.outbox.enqueue_query(
             "broadcast",
             broadcast.id,
-            messages,
+            audience_query(broadcast.audience),
+            texts,
+            DEFAULT_LANGUAGE,
             author_chat_id=await self.store.roles.staff_chat(broadcast.author_id),
             author_language=broadcast.author_language,
         )
         await self.store.broadcasts.mark(broadcast.id, "sent", batch_id)
-        await self.store.audit.add(
-            "scheduler", "broadcast_sent", broadcast=broadcast.id, to=len(messages)
-        )
+        await self.store.audit.add("scheduler", "broadcast_sent", broadcast=broadcast.id, to=queued)
 
     async def _tell_author(self, author_id: int, text: str) -> None:
         chat_id = await self.store.roles.staff_chat(author_id)  # None: no longer on the team

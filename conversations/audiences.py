@@ -46,5 +46,4 @@ async def describe(context: CocreateContext, audience: str, lang: str) -> str:
 async def size(context: CocreateContext, audience: str) -> int:
     """How many members the audience names who can get a message now: not those who
     stopped messages or cannot be reached (the sender would skip them)."""
-    members = await context.store.questions.audience(audience)
-    return sum(1 for m in members if not m.stopped and m.unreachable_at is None)
+    return await context.store.questions.reachable(audience)

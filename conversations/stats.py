@@ -100,10 +100,11 @@ async def show(update: Update, context: CocreateContext) -> None:
     assert user is not None
     lang = await language_of(update, context)
     store = context.store
-    members = await store.stats.membership()
     extra = context.settings.about_extra_question
     fields = [field for field in ABOUT_FIELDS if field != "extra" or extra]
-    breakdowns = {field: top_groups(await store.stats.by_answer(field), lang) for field in fields}
+    overview = await store.stats.overview(fields)
+    members = overview.membership
+    breakdowns = {field: top_groups(overview.breakdowns[field], lang) for field in fields}
     hidden = hidden_in_stats(members, breakdowns)
     lines = [t(lang, "stats.title")]
     for key, name in MEMBERSHIP_LINES:

@@ -354,6 +354,17 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE submissions_new RENAME TO submissions;
     CREATE INDEX submissions_member ON submissions (member_id, status);
     """,
+    # Indexes for a large membership (bench/scale.py: 100,000 members, a million
+    # responses). /stats asks of each member whether they answered a question: without
+    # answers_member that is a scan of every answer (or a sort of them all), and so is each
+    # member's erasure (ON DELETE CASCADE). about_you_field holds each "about you" question's
+    # answers in order without case, with the member: /stats groups them without a sort and
+    # without reading the table (EXPLAIN QUERY PLAN: "SEARCH ay USING COVERING INDEX
+    # about_you_field (field=?)", and no "USE TEMP B-TREE FOR GROUP BY").
+    """
+    CREATE INDEX answers_member ON answers (member_id);
+    CREATE INDEX about_you_field ON about_you (field, lower(answer), member_id, answer);
+    """,
 )
 
 

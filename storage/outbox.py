@@ -263,6 +263,66 @@ class Outbox:
             )
         return batch_id
 
+    async def enqueue_query(
+        self,
+        kind: str,
+        ref_id: int | None,
+        recipients: tuple[str, Sequence[object]],
+        texts: Mapping[str, tuple[str, Mapping[str, Any] | None]],
+        default_language: str,
+        *,
+        author_chat_id: int | None = None,
+        author_language: str = "en",
+        keep_empty: bool = True,
+    ) -> tuple[int | None, int]:
+        """Queues one message to each member a query selects, as one batch, in one
+        transaction and one INSERT … SELECT: no member is read into memory, so a broadcast
+        to 100,000 takes seconds and no memory. Returns the batch's id and its rows.
+
+        `recipients` is SQL selecting members (id, chat_id and language columns) in the
+        order they should be sent, with its parameters (storage/questions.py makes them).
+        `texts` holds the message (text, reply markup) in each language; a member whose
+        language is not there gets `default_language`'s. Without `keep_empty`, a batch that
+        would have no rows is not made (its id is None).
+        """
+        if default_language not in texts:
+            raise ValueError(f"no text in the default language {default_language!r}")
+        sql, params = recipients
+        now = to_db(self._now())
+        languages = ", ".join("(?, ?, ?)" for _ in texts)
+        values = [
+            value
+            for language, (text, markup) in texts.items()
+            for value in (language, text, json.dumps(dict(markup)) if markup is not None else None)
+        ]
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "INSERT INTO delivery_batches"
+                " (kind, ref_id, author_chat_id, author_language, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (kind, ref_id, author_chat_id, author_language, now),
+            ) as cur:
+                batch_id = cur.lastrowid
+            assert batch_id is not None
+            async with conn.execute(
+                # INSERT first: Python's sqlite3 counts the rows only of a statement that
+                # starts with INSERT (not WITH).
+                "INSERT INTO outbox (batch_id, member_id, chat_id, text, reply_markup,"
+                " not_before, created_at)"
+                f" WITH texts (language, text, markup) AS (VALUES {languages}),"
+                f" recipients AS ({sql})"
+                " SELECT ?, r.id, r.chat_id, COALESCE(t.text, d.text),"
+                " CASE WHEN t.language IS NULL THEN d.markup ELSE t.markup END, ?, ?"
+                " FROM recipients r LEFT JOIN texts t ON t.language = r.language"
+                " JOIN texts d ON d.language = ? ORDER BY r.id",
+                (*values, *params, batch_id, now, now, default_language),
+            ) as cur:
+                rows = cur.rowcount
+            if not rows and not keep_empty:
+                await conn.execute("DELETE FROM delivery_batches WHERE id = ?", (batch_id,))
+                return None, 0
+        return batch_id, rows
+
     # ---- reading, for the sender
 
     async def due(self, now: datetime, limit: int = 100) -> list[OutboxRow]:

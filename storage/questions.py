@@ -87,6 +87,50 @@ def _round(r: sqlite3.Row) -> Round:
     )
 
 
+def audience_query(audience: str) -> tuple[str, tuple[object, ...]]:
+    """SQL selecting the members (every column, in id order) an audience names: everyone,
+    project:<code>, tag:<word> (one of the member's "about you" answers, any case) or
+    answered:<question id>; with its parameters. Only members who reached the menu."""
+    kind, _, value = audience.partition(":")
+    base = "SELECT m.* FROM members m WHERE m.onboarded_at IS NOT NULL"
+    if kind == "everyone":
+        return base + " ORDER BY m.id", ()
+    if kind == "project":
+        return (
+            base + " AND m.id IN (SELECT mp.member_id FROM member_projects mp"
+            " JOIN projects p ON p.id = mp.project_id WHERE p.code = ?) ORDER BY m.id",
+            (value,),
+        )
+    if kind == "tag":
+        return (
+            base + " AND m.id IN (SELECT member_id FROM about_you"
+            " WHERE lower(answer) = lower(?)) ORDER BY m.id",
+            (value.strip(),),
+        )
+    if kind == "answered":
+        return (
+            base + " AND m.id IN (SELECT a.member_id FROM answers a JOIN question_rounds r"
+            " ON r.id = a.round_id WHERE r.question_id = ?) ORDER BY m.id",
+            (int(value or 0),),
+        )
+    raise ValueError(f"unknown audience {audience!r}")
+
+
+def reminder_query(round_id: int, audience: str) -> tuple[str, tuple[object, ...]]:
+    """SQL selecting the members a round's reminder goes to, in id order: in its audience,
+    sent the round (or maybe sent it), and not answered yet; with its parameters."""
+    sql, params = audience_query(audience)
+    return (
+        f"SELECT * FROM ({sql}) a"
+        " WHERE a.id IN (SELECT o.member_id FROM outbox o"
+        "  JOIN question_rounds r ON r.batch_id = o.batch_id"
+        "  WHERE r.id = ? AND o.status IN ('sent', 'unconfirmed'))"
+        " AND a.id NOT IN (SELECT member_id FROM answers WHERE round_id = ?)"
+        " ORDER BY a.id",
+        (*params, round_id, round_id),
+    )
+
+
 class Questions:
     """Questions, their rounds, and whom a round is for."""
 
@@ -283,51 +327,21 @@ class Questions:
 
         A tag is a word one of the member's "about you" answers equals (e.g. an area).
         Members who stopped or cannot be reached are included: the sender skips and counts them.
+        Everyone, in memory: for a few; a round or a broadcast queues with `audience_query`.
         """
-        kind, _, value = audience.partition(":")
-        base = "SELECT m.* FROM members m WHERE m.onboarded_at IS NOT NULL"
-        if kind == "everyone":
-            rows = await self._db.fetch_all(base + " ORDER BY m.id")
-        elif kind == "project":
-            rows = await self._db.fetch_all(
-                base + " AND m.id IN (SELECT mp.member_id FROM member_projects mp"
-                " JOIN projects p ON p.id = mp.project_id WHERE p.code = ?) ORDER BY m.id",
-                (value,),
-            )
-        elif kind == "tag":
-            rows = await self._db.fetch_all(
-                base + " AND m.id IN (SELECT member_id FROM about_you"
-                " WHERE lower(answer) = lower(?)) ORDER BY m.id",
-                (value.strip(),),
-            )
-        elif kind == "answered":
-            rows = await self._db.fetch_all(
-                base + " AND m.id IN (SELECT a.member_id FROM answers a JOIN question_rounds r"
-                " ON r.id = a.round_id WHERE r.question_id = ?) ORDER BY m.id",
-                (int(value or 0),),
-            )
-        else:
-            raise ValueError(f"unknown audience {audience!r}")
-        return [member_from_row(r) for r in rows]
+        sql, params = audience_query(audience)
+        return [member_from_row(r) for r in await self._db.fetch_all(sql, params)]
 
-    async def recipients(self, round_id: int) -> list[int]:
-        """Member ids a round reached (or may have reached)."""
-        rows = await self._db.fetch_all(
-            "SELECT o.member_id FROM outbox o JOIN question_rounds r ON r.batch_id = o.batch_id"
-            " WHERE r.id = ? AND o.member_id IS NOT NULL AND o.status IN ('sent', 'unconfirmed')",
-            (round_id,),
+    async def reachable(self, audience: str) -> int:
+        """How many members of an audience can get a message now: not those who stopped
+        messages or cannot be reached (the sender would skip them). Counted in SQL."""
+        sql, params = audience_query(audience)
+        row = await self._db.fetch_one(
+            f"SELECT COUNT(*) AS n FROM ({sql})"
+            " WHERE stopped_at IS NULL AND unreachable_at IS NULL",
+            params,
         )
-        return [int(r["member_id"]) for r in rows]
-
-    async def unanswered(self, round_id: int) -> list[int]:
-        """Members a round reached who have not answered it."""
-        answered = {
-            int(r["member_id"])
-            for r in await self._db.fetch_all(
-                "SELECT member_id FROM answers WHERE round_id = ?", (round_id,)
-            )
-        }
-        return [m for m in await self.recipients(round_id) if m not in answered]
+        return int(row["n"]) if row else 0
 
     # ---- rounds sent to a member
 

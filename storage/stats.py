@@ -15,11 +15,22 @@ from storage.db import Database
 from storage.suppression import hidden_counts
 
 ABOUT_FIELDS = ("age_band", "area", "extra")
-# A member took part once they shared a story or an idea, or answered a question.
-_TOOK_PART = (
-    "SELECT member_id FROM submissions WHERE status = 'submitted'"
-    " UNION SELECT member_id FROM answers"
-)
+
+
+def _took_part(member_id: str) -> str:
+    """SQL: 1 if the member took part (answered a question, or shared a story or an idea),
+    else 0.
+
+    Asked member by member through indexes (answers_member, submissions_member): never a
+    list of everyone who took part, which with a million responses is a sort of them all.
+    CASE, not OR: SQLite evaluates both sides of an OR of subqueries, but stops at the first
+    CASE that holds (answers first: a question goes to everyone, so most who took part
+    answered one)."""
+    return (
+        f"CASE WHEN EXISTS (SELECT 1 FROM answers a WHERE a.member_id = {member_id}) THEN 1"
+        f" WHEN EXISTS (SELECT 1 FROM submissions s WHERE s.member_id = {member_id}"
+        " AND s.status = 'submitted') THEN 1 ELSE 0 END"
+    )
 
 
 @dataclass(frozen=True)
@@ -43,52 +54,73 @@ class Group:
     took_part: int
 
 
+@dataclass(frozen=True)
+class Overview:
+    """Everything /stats counts, read at one moment."""
+
+    membership: Membership
+    # By "about you" question: everyone who joined, grouped by their answer (typed answers
+    # that differ only in case are one group); the largest groups first, and those who gave
+    # no answer last.
+    breakdowns: dict[str, list[Group]]
+
+
 class Stats:
     """Counts of members and of who took part."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def membership(self) -> Membership:
-        """How many joined, and where they are now."""
-        row = await self._db.fetch_one(
-            "SELECT COUNT(*) AS joined,"
-            " COALESCE(SUM(stopped_at IS NULL AND unreachable_at IS NULL"
-            "  AND onboarded_at IS NOT NULL), 0) AS active,"
-            " COALESCE(SUM(stopped_at IS NOT NULL), 0) AS stopped,"
-            " COALESCE(SUM(stopped_at IS NULL AND unreachable_at IS NOT NULL), 0) AS unreachable,"
-            " COALESCE(SUM(stopped_at IS NULL AND unreachable_at IS NULL"
-            "  AND onboarded_at IS NULL), 0) AS joining,"
-            f" (SELECT COUNT(*) FROM ({_TOOK_PART})) AS took_part"
-            " FROM members"
-        )
-        assert row is not None
-        return Membership(
-            joined=int(row["joined"]),
-            active=int(row["active"]),
-            stopped=int(row["stopped"]),
-            unreachable=int(row["unreachable"]),
-            joining=int(row["joining"]),
-            took_part=int(row["took_part"]),
-        )
+    async def overview(self, fields: Sequence[str] = ABOUT_FIELDS) -> Overview:
+        """How many joined, where they are now and who took part; and the same by each
+        "about you" question in `fields`.
 
-    async def by_answer(self, field: str) -> list[Group]:
-        """Everyone who joined, grouped by their answer to one "about you" question (typed
-        answers that differ only in case are one group); the largest groups first, and those
-        who gave no answer last."""
+        One statement, so every count is of the same moment: a row for everyone, then one
+        per group of answers, read from about_you in the order of its index (field, then
+        the answer without case), so grouping them needs no sort. Those who gave no answer
+        are everyone less those who gave one (a member has at most one answer a field)."""
+        marks = ", ".join("?" for _ in fields) or "NULL"
         rows = await self._db.fetch_all(
-            "SELECT MIN(ay.answer) AS answer, COUNT(*) AS joined, COUNT(tp.member_id) AS took_part"
+            "SELECT NULL AS field, NULL AS answer, COUNT(*) AS joined,"
+            " SUM(stopped_at IS NULL AND unreachable_at IS NULL AND onboarded_at IS NOT NULL)"
+            "  AS active,"
+            " SUM(stopped_at IS NOT NULL) AS stopped,"
+            " SUM(stopped_at IS NULL AND unreachable_at IS NOT NULL) AS unreachable,"
+            " SUM(stopped_at IS NULL AND unreachable_at IS NULL AND onboarded_at IS NULL)"
+            "  AS joining,"
+            f" SUM({_took_part('m.id')}) AS took_part"
             " FROM members m"
-            " LEFT JOIN about_you ay ON ay.member_id = m.id AND ay.field = ?"
-            f" LEFT JOIN ({_TOOK_PART}) tp ON tp.member_id = m.id"
-            " GROUP BY lower(ay.answer)"
-            " ORDER BY MIN(ay.answer) IS NULL, COUNT(*) DESC, MIN(ay.answer)",
-            (field,),
+            " UNION ALL"
+            " SELECT ay.field, MIN(ay.answer), COUNT(*), NULL, NULL, NULL, NULL,"
+            f" SUM({_took_part('ay.member_id')})"
+            f" FROM about_you ay WHERE ay.field IN ({marks})"
+            " GROUP BY ay.field, lower(ay.answer)",
+            tuple(fields),
         )
-        return [
-            Group(answer=r["answer"], joined=int(r["joined"]), took_part=int(r["took_part"]))
-            for r in rows
-        ]
+        everyone = next(r for r in rows if r["field"] is None)
+        answered = [r for r in rows if r["field"] is not None]
+        membership = Membership(
+            joined=int(everyone["joined"]),
+            active=int(everyone["active"] or 0),
+            stopped=int(everyone["stopped"] or 0),
+            unreachable=int(everyone["unreachable"] or 0),
+            joining=int(everyone["joining"] or 0),
+            took_part=int(everyone["took_part"] or 0),
+        )
+        breakdowns: dict[str, list[Group]] = {}
+        for field in fields:
+            groups = [
+                Group(answer=r["answer"], joined=int(r["joined"]), took_part=int(r["took_part"]))
+                for r in answered
+                if r["field"] == field
+            ]
+            groups.sort(key=lambda g: (-g.joined, g.answer or ""))
+            silent = membership.joined - sum(g.joined for g in groups)
+            if silent:
+                took_part = membership.took_part - sum(g.took_part for g in groups)
+                groups.append(Group(answer=None, joined=silent, took_part=took_part))
+            breakdowns[field] = groups
+        return Overview(membership, breakdowns)
 
 
 # Names of the counts on the /stats page, for `hidden_in_stats`. A group's counts are named
