@@ -26,6 +26,7 @@ from bot.delivery import DeliveryWorker
 from bot.receiving import CocreateApplication, CommitFirst, DurableUpdateQueue
 from bot.scheduler import Scheduler
 from bot.settings import Settings
+from bot.transport import AiohttpRequest
 from conversations import prompts
 from conversations.commands import register_staff_menus
 from conversations.context import CocreateContext, Resources
@@ -65,6 +66,9 @@ def build_application(settings: Settings, store: Store, clock: Clock) -> Cocreat
         # One budget for every call, behind a commit of the update's work (see CommitFirst);
         # no retries: a 429 reaches bot/delivery.py, which pauses.
         .rate_limiter(CommitFirst(Budget(settings.broadcast_rate, burst=settings.chat_burst)))
+        # HTTP over aiohttp, not ptb's httpx: a third of the CPU a call (bot/transport.py).
+        .request(AiohttpRequest())
+        .get_updates_request(AiohttpRequest(connection_pool_size=1))
         .build()
     )
     assert isinstance(application, CocreateApplication)

@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, Literal
 
+import aiohttp
 import httpx
 from telegram import (
     ForceReply,
@@ -69,6 +70,7 @@ from bot.budget import Budget, Bulk, NotSent
 from bot.catalogue import t
 from bot.clock import Clock
 from bot.settings import QuietHours, Settings
+from bot.transport import PoolTimeout
 from conversations.unconfirmed import send_again_button
 from storage.outbox import (
     BatchCounts,
@@ -94,6 +96,12 @@ NAMES_SHOWN = 50  # a report names at most this many unconfirmed members
 DEFAULT_CONCURRENCY = 16  # rows handed to the budget at once (waiting for their turn or in flight)
 
 
+def concurrency_for(rate: int) -> int:
+    """Rows handed to the budget at once at BROADCAST_RATE `rate`: 16, or at a paid rate
+    enough for 50 ms of calls (a round trip to Telegram) to be in flight together."""
+    return max(DEFAULT_CONCURRENCY, rate // 20)
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What a failed call means for its row: an action, a short code for the log and the
@@ -115,18 +123,19 @@ def judge(exc: Exception) -> Verdict:
         return Verdict("failed", "bad_request")
     cause = exc.__cause__
     if isinstance(exc, TimedOut):
-        # ptb raises TimedOut for every httpx timeout; only some of them mean "never sent".
-        if isinstance(cause, httpx.ConnectTimeout):
-            return Verdict("retry", "connect_timeout")
-        if isinstance(cause, httpx.PoolTimeout):
+        # TimedOut stands for every timeout of the transport (httpx, or aiohttp in
+        # bot/transport.py); only some of them mean "never sent".
+        if isinstance(cause, httpx.ConnectTimeout | aiohttp.ConnectionTimeoutError):
+            return Verdict("retry", "connect_timeout")  # aiohttp's includes the pool's
+        if isinstance(cause, httpx.PoolTimeout | PoolTimeout):
             return Verdict("retry", "pool_timeout")
         if isinstance(cause, httpx.WriteTimeout):
             return Verdict("unconfirmed", "write_timeout")
-        if isinstance(cause, httpx.ReadTimeout):
+        if isinstance(cause, httpx.ReadTimeout | aiohttp.SocketTimeoutError):
             return Verdict("unconfirmed", "read_timeout")
         return Verdict("unconfirmed", "timeout")
     if isinstance(exc, NetworkError):
-        if isinstance(cause, httpx.ConnectError):
+        if isinstance(cause, httpx.ConnectError | aiohttp.ClientConnectorError):
             return Verdict("retry", "connect_error")
         if cause is None or isinstance(cause, TelegramError):
             # Telegram answered, with a status ptb has no better name for (5xx): not sent.
@@ -199,7 +208,7 @@ class DeliveryWorker:
         settings: Settings,
         clock: Clock,
         *,
-        concurrency: int = DEFAULT_CONCURRENCY,
+        concurrency: int | None = None,
         poll_interval: float = 1.0,
         max_attempts: int = 10,
         max_backoff: float = 600.0,
@@ -209,6 +218,8 @@ class DeliveryWorker:
         budget = getattr(budget, "inner", budget)  # behind CommitFirst (bot/receiving.py)
         if not isinstance(budget, Budget):
             raise TypeError("the bot must pass every call through a Budget (bot/budget.py)")
+        if concurrency is None:
+            concurrency = concurrency_for(settings.broadcast_rate)
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._bot = bot
@@ -216,6 +227,8 @@ class DeliveryWorker:
         self._outbox = store.outbox
         self._pseudonyms = store.pseudonyms
         self._quiet = settings.quiet
+        # Above Telegram's free 30 a second, each message is a paid broadcast (README).
+        self._paid: bool | None = True if settings.paid_broadcasts else None
         self._tz = settings.tz
         self._clock = clock
         self._concurrency = concurrency
@@ -412,6 +425,7 @@ class DeliveryWorker:
                 chat_id=row.chat_id,
                 text=row.text,
                 reply_markup=markup,
+                allow_paid_broadcast=self._paid,
                 rate_limit_args=Bulk(functools.partial(self._turn_came, row)),
             )
         except NotSent:

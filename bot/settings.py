@@ -16,6 +16,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 QuietHours = tuple[time, time]
+FREE_RATE = 30  # new messages a second Telegram takes from a bot for free, across all chats
+PAID_RATE = 1000  # the most with allow_paid_broadcast (Telegram's paid broadcasts)
 # What Telegram accepts as a webhook's secret_token.
 SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
@@ -66,10 +68,11 @@ class Settings(BaseSettings):
     # Retention: stories, ideas and answers (and their files) older than this many days are
     # deleted by a daily job. None (empty): kept until a member deletes them.
     retention_days: int | None = Field(default=None, ge=1)
-    # Bot API calls a second, every call counted and evenly paced (bot/budget.py); above 30
-    # needs Telegram's paid broadcasts. One chat may get `chat_burst` new messages at once,
-    # then about one a second.
-    broadcast_rate: int = Field(default=30, ge=1)
+    # Bot API calls a second, every call counted and evenly paced (bot/budget.py). Above
+    # FREE_RATE (30, Telegram's free limit), up to PAID_RATE, the outbox's messages go as
+    # Telegram's paid broadcasts (allow_paid_broadcast, charged in Stars: README). One chat
+    # may get `chat_burst` new messages at once, then about one a second.
+    broadcast_rate: int = Field(default=FREE_RATE, ge=1, le=PAID_RATE)
     chat_burst: int = Field(default=20, ge=1)
 
     @field_validator("organiser_ids", mode="before")
@@ -139,6 +142,11 @@ class Settings(BaseSettings):
     @property
     def quiet(self) -> QuietHours | None:
         return parse_quiet_hours(self.quiet_hours)
+
+    @property
+    def paid_broadcasts(self) -> bool:
+        """Whether the outbox sends with allow_paid_broadcast (BROADCAST_RATE above 30)."""
+        return self.broadcast_rate > FREE_RATE
 
     @property
     def webhook_mode(self) -> bool:

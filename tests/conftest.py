@@ -46,7 +46,7 @@ def make_settings(tmp_path: Path, emulator: Emulator, **overrides: Any) -> Setti
         "about_extra_question": "Do you look after someone?",
         "about_extra_options": ["Yes", "No"],
         # Conversations run at machine speed here: no pacing (tests/test_delivery*.py test it).
-        "broadcast_rate": 10_000,
+        "broadcast_rate": 1000,
         "chat_burst": 10_000,
     }
     values.update(overrides)
