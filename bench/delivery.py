@@ -59,7 +59,7 @@ from telegram.request import HTTPXRequest
 
 from bot.budget import Budget
 from bot.clock import SystemClock
-from bot.delivery import DeliveryWorker, concurrency_for
+from bot.delivery import DeliveryWorker, concurrency_for, pass_size_for
 from bot.settings import PAID_RATE, Settings
 from bot.transport import AiohttpRequest
 from emulator import Emulator
@@ -210,7 +210,7 @@ async def prepare(folder: Path, n: int) -> Store:
 class Options:
     folder: Path
     concurrency: int | None  # None: the worker's default for the rate
-    pass_size: int
+    pass_size: int | None  # None: the worker's default for the rate
 
 
 async def run(
@@ -268,9 +268,10 @@ async def run(
 
 async def limiter_off(options: Options, n: int) -> None:
     concurrency = options.concurrency or concurrency_for(PAID_RATE)
+    pass_size = options.pass_size or pass_size_for(PAID_RATE)
     print(
         f"(a) limiter off: {n} messages, the worker as for BROADCAST_RATE={PAID_RATE}"
-        f" (concurrency {concurrency}, pass_size {options.pass_size}),"
+        f" (concurrency {concurrency}, pass_size {pass_size}),"
         " the emulator in a second process"
     )
     # ptb's pool keeps only httpx's default 20 connections alive: keep them all.
@@ -393,7 +394,9 @@ async def main() -> None:
     parser.add_argument(
         "--concurrency", type=int, default=None, help="rows at once (the worker's default)"
     )
-    parser.add_argument("--pass-size", type=int, default=100, help="rows per pass")
+    parser.add_argument(
+        "--pass-size", type=int, default=None, help="rows per pass (the worker's default)"
+    )
     parser.add_argument("--db-dir", type=Path, default=None, help="where the SQLite files go")
     parser.add_argument("--serve-emulator", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--emulator-latency", type=float, default=0.0, help=argparse.SUPPRESS)

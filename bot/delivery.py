@@ -102,6 +102,13 @@ def concurrency_for(rate: int) -> int:
     return max(DEFAULT_CONCURRENCY, rate // 20)
 
 
+def pass_size_for(rate: int) -> int:
+    """Rows one pass reads at BROADCAST_RATE `rate`: about 10 seconds' worth. A pass ends by
+    waiting for its last answers, a round trip in which nothing new leaves; in 10 seconds
+    that costs under 1% of the rate."""
+    return max(100, 10 * rate)
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What a failed call means for its row: an action, a short code for the log and the
@@ -212,7 +219,7 @@ class DeliveryWorker:
         poll_interval: float = 1.0,
         max_attempts: int = 10,
         max_backoff: float = 600.0,
-        pass_size: int = 100,
+        pass_size: int | None = None,
     ) -> None:
         budget = getattr(bot, "rate_limiter", None)
         budget = getattr(budget, "inner", budget)  # behind CommitFirst (bot/receiving.py)
@@ -238,7 +245,7 @@ class DeliveryWorker:
         self._poll = poll_interval
         self._max_attempts = max_attempts
         self._max_backoff = max_backoff
-        self._pass_size = pass_size
+        self._pass_size = pass_size or pass_size_for(settings.broadcast_rate)
         self._unrecorded: list[Outcome] = []  # answers not yet in the database
         self._claiming: list[int] = []  # rows whose turn came, for the next claim
         self._claimed: asyncio.Future[dict[int, Claim]] | None = None  # that claim's verdicts

@@ -14,10 +14,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from telegram.constants import FloodLimit
 
 QuietHours = tuple[time, time]
-FREE_RATE = 30  # new messages a second Telegram takes from a bot for free, across all chats
-PAID_RATE = 1000  # the most with allow_paid_broadcast (Telegram's paid broadcasts)
+# New messages a second Telegram takes from a bot across all chats: free, and the most with
+# allow_paid_broadcast (Telegram's paid broadcasts).
+FREE_RATE = int(FloodLimit.MESSAGES_PER_SECOND)  # 30
+PAID_RATE = int(FloodLimit.PAID_MESSAGES_PER_SECOND)  # 1,000
 # What Telegram accepts as a webhook's secret_token.
 SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
