@@ -51,7 +51,7 @@ WINDOW_SLACK = 0.01
 FORGET_ABOVE = 4096  # chats the budget remembers before it forgets idle ones
 # A call that leaves at most this much after its slot (a busy event loop) keeps the schedule:
 # the next calls catch up, so the rate is kept; a later one starts the schedule again.
-CATCH_UP = 0.02
+CATCH_UP = 0.1
 # The most a bulk call is chosen before its slot, for its `leaving` (the outbox's commit).
 MOST_EARLY = 0.025
 MOST_TOGETHER = 100  # bulk calls chosen at once (see _dispatch)
