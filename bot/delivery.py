@@ -13,7 +13,8 @@ One pass (`run_once`), at the clock's "now":
 - inside quiet hours, rows to members that come due are moved to the end of the window;
 - the due rows (at most one per chat per pass, oldest first; a chat that had a message less
   than a second ago waits for a later pass) are handed to the budget as bulk calls, up to
-  `concurrency` at once, and wait there for their turn, still 'queued';
+  `concurrency` at once, and wait there for their turn, still 'queued'; above BROADCAST_RATE
+  30 each goes as a paid broadcast (allow_paid_broadcast: README, "Paid broadcasts");
 - a row is marked 'sending' only when its turn has come, just before its request leaves
   (`Bulk.leaving`), in one committed transaction with the calls that turned at the same
   moment, which also records the outcomes of the calls answered since ('sent' with

@@ -29,14 +29,13 @@ import logging
 from typing import Any
 
 import aiohttp
-from telegram._utils.defaultvalue import DefaultValue
-from telegram._utils.types import ODVInput
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
 logger = logging.getLogger(__name__)
 
 CONNECTIONS = 256  # as ptb's default pool for the bot's calls
+Unset = type(BaseRequest.DEFAULT_NONE)  # ptb's DefaultValue: a timeout the call did not set
 
 
 class PoolTimeout(TimeoutError):
@@ -93,22 +92,20 @@ class AiohttpRequest(BaseRequest):
         url: str,
         method: str,
         request_data: RequestData | None = None,
-        read_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
-        write_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
-        connect_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
-        pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        read_timeout: Any = BaseRequest.DEFAULT_NONE,  # float | None, or unset
+        write_timeout: Any = BaseRequest.DEFAULT_NONE,  # float | None, or unset
+        connect_timeout: Any = BaseRequest.DEFAULT_NONE,  # float | None, or unset
+        pool_timeout: Any = BaseRequest.DEFAULT_NONE,  # float | None, or unset
     ) -> tuple[int, bytes]:
         """Makes the request; returns Telegram's HTTP status and body (ptb reads them)."""
         session = self._session
         if session is None or session.closed:
             raise RuntimeError("This AiohttpRequest is not initialized!")
         files = request_data is not None and request_data.contains_files
-        read = self._read_timeout if isinstance(read_timeout, DefaultValue) else read_timeout
-        connect = (
-            self._connect_timeout if isinstance(connect_timeout, DefaultValue) else connect_timeout
-        )
-        pool = self._pool_timeout if isinstance(pool_timeout, DefaultValue) else pool_timeout
-        if isinstance(write_timeout, DefaultValue):
+        read = self._read_timeout if isinstance(read_timeout, Unset) else read_timeout
+        connect = self._connect_timeout if isinstance(connect_timeout, Unset) else connect_timeout
+        pool = self._pool_timeout if isinstance(pool_timeout, Unset) else pool_timeout
+        if isinstance(write_timeout, Unset):
             write = self._media_write_timeout if files else self._write_timeout
         else:
             write = write_timeout
