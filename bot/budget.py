@@ -267,12 +267,13 @@ class Budget(BaseRateLimiter[Bulk]):
         (self._bulk if ticket.bulk else self._replies).take(ticket.chat)
         if ticket.turn.done():  # cancelled while waiting
             return None
-        slot = self._turn_at()
-        ticket.at = max(now, slot)
+        slot = self._slot
+        ticket.at = max(now, self._turn_at())
         self._charge(ticket.chat, ticket.at)
         if self._interval:
             self._recent.append(ticket)
-            # Chosen a little late (a busy event loop): the next slot keeps the schedule.
+            # A little late (a busy event loop, or the 1-second window held it back): the
+            # next slot keeps the schedule, so the rate is kept.
             on_time = ticket.at - slot <= self._catch_up
             self._slot = (slot if on_time else ticket.at) + self._interval
         ticket.turn.set_result(None)
