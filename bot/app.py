@@ -66,7 +66,7 @@ def build_application(settings: Settings, store: Store, clock: Clock) -> Cocreat
         # One budget for every call, behind a commit of the update's work (see CommitFirst);
         # no retries: a 429 reaches bot/delivery.py, which pauses.
         .rate_limiter(CommitFirst(Budget(settings.broadcast_rate, burst=settings.chat_burst)))
-        # HTTP over aiohttp, not ptb's httpx: a third of the CPU a call (bot/transport.py).
+        # HTTP over aiohttp, not ptb's httpx: a sixth of the CPU a call (bot/transport.py).
         .request(AiohttpRequest())
         .get_updates_request(AiohttpRequest(connection_pool_size=1))
         .build()
