@@ -5,10 +5,10 @@ the handlers' replies, the outbox's sender (bot/delivery.py) and every other cal
 (ptb never limits getUpdates):
 
 - overall: calls leave one at a time on an even schedule, `rate` a second (BROADCAST_RATE)
-  less a small margin for the network, never in a burst; a call the event loop let leave a
-  little late is caught up by the next ones; and never more than `rate` in any 1-second
-  window (a sliding window over when calls really left). At a high rate, the bulk calls whose
-  slots come within the outbox's commit are chosen together (see `_dispatch`);
+  less a small margin for the network; a delay of up to `CATCH_UP` (a busy machine) is caught
+  up by the next calls, which then leave closer together; and never more than `rate` in any
+  1-second window (a sliding window over when calls really left). At a high rate, the bulk
+  calls whose slots come within the outbox's commit are chosen together (see `_dispatch`);
 - per chat: about one a second sustained, with a short burst (`burst` at once, then one a
   second), so a reply and the next question go together. Bulk messages (the outbox's, marked
   with `Bulk`) only take a chat's sustained second: two broadcasts never arrive together;

@@ -134,7 +134,7 @@ def judge(exc: Exception) -> Verdict:
         # TimedOut stands for every timeout of the transport (httpx, or aiohttp in
         # bot/transport.py); only some of them mean "never sent".
         if isinstance(cause, httpx.ConnectTimeout | aiohttp.ConnectionTimeoutError):
-            return Verdict("retry", "connect_timeout")  # aiohttp's includes the pool's
+            return Verdict("retry", "connect_timeout")
         if isinstance(cause, httpx.PoolTimeout | PoolTimeout):
             return Verdict("retry", "pool_timeout")
         if isinstance(cause, httpx.WriteTimeout):
