@@ -240,9 +240,11 @@ class DeliveryWorker:
         self._tz = settings.tz
         self._clock = clock
         self._concurrency = concurrency
-        # Hand rows to the budget in groups of at least this many (when that many wait): their
-        # turns then come together, unpaced, and one transaction claims them all.
-        self._group = max(1, concurrency // 2)
+        # Without an overall rate, hand rows to the budget in groups of at least this many
+        # (when that many wait): their turns then come together, unpaced, and one transaction
+        # claims them all. With a rate, the budget itself chooses together the rows whose
+        # slots come close (bot/budget.py): each row goes as soon as there is room.
+        self._group = max(1, concurrency // 2) if budget.rate is None else 1
         self._poll = poll_interval
         self._max_attempts = max_attempts
         self._max_backoff = max_backoff
