@@ -99,8 +99,9 @@ DEFAULT_CONCURRENCY = 16  # rows handed to the budget at once (waiting for their
 
 def concurrency_for(rate: int) -> int:
     """Rows handed to the budget at once at BROADCAST_RATE `rate`: 16, or at a paid rate
-    enough for 50 ms of calls (a round trip to Telegram) to be in flight together."""
-    return max(DEFAULT_CONCURRENCY, rate // 20)
+    enough for 100 ms of calls (the claim's commit, and a round trip to Telegram) to be in
+    flight together."""
+    return max(DEFAULT_CONCURRENCY, rate // 10)
 
 
 def pass_size_for(rate: int) -> int:
