@@ -2,7 +2,7 @@
 
 ptb's default transport (httpx) made the outbox's sender cost about 4 ms of CPU a message,
 which capped it at about 250 messages a second; over aiohttp it costs about 0.65 ms, and
-reaches about 1,450 (bench/delivery.py, README "Performance").
+reaches 1,100 to 1,450 (bench/delivery.py, README "Performance").
 
 It behaves as ptb's HTTPXRequest does, so bot/delivery.py's `judge` and every retry rule work
 unchanged: ptb's BaseRequest turns the HTTP status into its errors (429 RetryAfter,
