@@ -4,9 +4,11 @@ It is ptb's rate limiter (bot/app.py: `ApplicationBuilder().rate_limiter(Budget(
 the handlers' replies, the outbox's sender (bot/delivery.py) and every other call share it
 (ptb never limits getUpdates):
 
-- overall: calls leave one at a time on an even schedule, `rate` a second (BROADCAST_RATE),
-  never in a burst; and never more than `rate` in any 1-second window (a sliding window over
-  when calls really left, with a small margin for the network);
+- overall: calls leave one at a time on an even schedule, `rate` a second (BROADCAST_RATE)
+  less a small margin for the network; a delay of up to `CATCH_UP` (a busy machine) is caught
+  up by the next calls, which then leave closer together; and never more than `rate` in any
+  1-second window (a sliding window over when calls really left). At a high rate, the bulk
+  calls whose slots come within the outbox's commit are chosen together (see `_dispatch`);
 - per chat: about one a second sustained, with a short burst (`burst` at once, then one a
   second), so a reply and the next question go together. Bulk messages (the outbox's, marked
   with `Bulk`) only take a chat's sustained second: two broadcasts never arrive together;
@@ -42,9 +44,17 @@ EPSILON = 1e-6  # seconds: waits shorter than this are no wait
 # New messages one chat may get at once (replies; then about one a second): a reply and the
 # next question, or a page of answers, are not slowed; a flood is.
 BURST = 20
-# Seconds added to the 1-second window: a request reaches the network (and Telegram) a few
-# milliseconds after it leaves the budget, and not always the same few.
+# Seconds the even schedule leaves spare in each second (`rate` slots span 1 s and this): a
+# request reaches the network (and Telegram) a few milliseconds after it leaves the budget,
+# and not always the same few; and a call that leaves that much late does not delay the next.
 WINDOW_SLACK = 0.01
+FORGET_ABOVE = 4096  # chats the budget remembers before it forgets idle ones
+# A call that leaves at most this much after its slot (a busy event loop) keeps the schedule:
+# the next calls catch up, so the rate is kept; a later one starts the schedule again.
+CATCH_UP = 0.1
+# The most a bulk call is chosen before its slot, for its `leaving` (the outbox's commit).
+MOST_EARLY = 0.025
+MOST_TOGETHER = 100  # bulk calls chosen at once (see _dispatch)
 
 
 def _is_new_message(endpoint: str) -> bool:
@@ -75,6 +85,7 @@ class _Ticket:
     bulk: Bulk | None
     turn: asyncio.Future[None]  # done when the budget has chosen this call
     gone: asyncio.Future[float | None]  # when it left (monotonic), or None: it never did
+    at: float = 0.0  # its slot, once chosen: when it may leave; once it left, when it did
 
 
 @dataclass
@@ -128,23 +139,25 @@ class Budget(BaseRateLimiter[Bulk]):
         if burst < 1:
             raise ValueError("burst must be at least 1")
         self.rate = rate or None
-        # A hair over 1/rate, so that `rate` turns always span a full second, rounding or not.
-        self._interval = (1.0 + EPSILON) / rate if rate else 0.0
+        # `rate` turns span the 1-second window and its slack (and a hair, for rounding).
+        self._interval = (1.0 + window_slack + EPSILON) / rate if rate else 0.0
+        self._catch_up = max(self._interval / 4, CATCH_UP)
         self._burst = burst
         self._per_chat = per_chat
-        self._slack = window_slack
         self.monotonic = monotonic
         self._sleep = sleep
         self._replies = _Queues()
         self._bulk = _Queues()
         self._chats: dict[Chat, _ChatUse] = {}
+        self._forget_above = FORGET_ABOVE  # chats remembered before idle ones are forgotten
         # When the next call may leave: its slot on an even schedule (kept through small
         # delays, so the rate is reached), and never sooner than a second after the call
-        # `rate` calls back (so that no 1-second window ever holds more than `rate`).
+        # `rate` calls back really left (so that no 1-second window ever holds more than
+        # `rate`, even when calls left late and the next ones catch up).
         self._slot = float("-inf")
-        self._recent: deque[float] = deque(maxlen=int(rate) if rate and rate >= 1 else 1)
+        self._recent: deque[_Ticket] = deque(maxlen=int(rate) if rate and rate >= 1 else 1)
         # How long a bulk call's `leaving` takes (the outbox's commit): a bulk call is chosen
-        # that much before its turn, so that it still leaves on time.
+        # that much before its slot, so that it still leaves on time.
         self._lead = 0.0
         self._wake = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
@@ -196,7 +209,7 @@ class Budget(BaseRateLimiter[Bulk]):
                 if not going:
                     raise NotSent
             # Chosen a little early (see _lead): leave on time, not before.
-            wait = self._turn_at() - self.monotonic()
+            wait = ticket.at - self.monotonic()
             if wait > EPSILON:
                 await self._sleep(wait)
             ticket.gone.set_result(self.monotonic())
@@ -233,31 +246,55 @@ class Budget(BaseRateLimiter[Bulk]):
             if wait > EPSILON:
                 await self._sleep(wait)  # then choose again: a reply may have come meanwhile
                 continue
-            (self._bulk if ticket.bulk else self._replies).take(ticket.chat)
-            if ticket.turn.done():  # cancelled while waiting
-                continue
-            self._charge(ticket.chat, max(now, self._turn_at()))
-            ticket.turn.set_result(None)
+            chosen = [self._give_turn(ticket, now)]
+            # The outbox claims the rows whose turn came at the same moment in one commit. At
+            # a high rate that commit takes longer than a slot: then the bulk calls whose
+            # slots come before it is done are chosen together (each leaves at its own slot).
+            while ticket.bulk is not None and self._interval and len(chosen) < MOST_TOGETHER:
+                ticket, _ = self._choose(now)
+                if ticket is None or ticket.bulk is None or self._turn_at() - lead > now:
+                    break
+                chosen.append(self._give_turn(ticket, now))
             if self._interval:
-                # One call at a time: the next one's turn is counted from when this one left.
-                left = await ticket.gone
-                if left is not None:
-                    self._left(left)
+                # The next turns are counted from when these calls left.
+                for given in chosen:
+                    if given is not None:
+                        self._left(given, await given.gone)
             self._forget_idle_chats(now)
+
+    def _give_turn(self, ticket: _Ticket, now: float) -> _Ticket | None:
+        """Gives `ticket` the next slot (None if it was cancelled while waiting)."""
+        (self._bulk if ticket.bulk else self._replies).take(ticket.chat)
+        if ticket.turn.done():  # cancelled while waiting
+            return None
+        slot = self._slot
+        ticket.at = max(now, self._turn_at())
+        self._charge(ticket.chat, ticket.at)
+        if self._interval:
+            self._recent.append(ticket)
+            # A little late (a busy event loop, or the 1-second window held it back): the
+            # next slot keeps the schedule, so the rate is kept.
+            on_time = ticket.at - slot <= self._catch_up
+            self._slot = (slot if on_time else ticket.at) + self._interval
+        ticket.turn.set_result(None)
+        return ticket
 
     def _turn_at(self) -> float:
         recent = self._recent
         if self._interval and recent.maxlen and len(recent) == recent.maxlen:
-            return max(self._slot, recent[0] + 1.0 + self._slack)
+            return max(self._slot, recent[0].at + 1.0)
         return self._slot
 
-    def _left(self, at: float) -> None:
-        """A call left at `at`: the next slot is one interval after this one's slot if it left
-        about on time (within a quarter interval: the schedule keeps the rate through small
-        delays), else one interval after it left (after a pause)."""
-        self._recent.append(at)
-        on_time = at - self._slot <= self._interval / 4
-        self._slot = (self._slot if on_time else at) + self._interval
+    def _left(self, ticket: _Ticket, left: float | None) -> None:
+        """The call left at `left` (None: it never did). The schedule keeps its slots if it
+        left about on time (within `CATCH_UP`: the next calls catch up, so the rate is kept
+        through small delays); after a longer delay (a pause) it starts again from then."""
+        if left is None:
+            return
+        late = left - ticket.at
+        ticket.at = left  # the 1-second window counts when calls really left
+        if late > self._catch_up:
+            self._slot = max(self._slot, left + self._interval)
 
     def _choose(self, now: float) -> tuple[_Ticket | None, float | None]:
         """The next call that may go (replies first, round-robin), or how long until one may."""
@@ -303,11 +340,16 @@ class Budget(BaseRateLimiter[Bulk]):
             await asyncio.gather(woken, slept, return_exceptions=True)
 
     def _learn_lead(self, took: float) -> None:
-        # A running average, at most half a turn: a row marked 'sending' waits no longer.
-        self._lead = min(0.8 * self._lead + 0.2 * max(took, 0.0), self._interval / 2)
+        # A running average, at most half a turn or MOST_EARLY: a row marked 'sending' waits
+        # no longer.
+        most = max(self._interval / 2, MOST_EARLY) if self._interval else 0.0
+        self._lead = min(0.8 * self._lead + 0.2 * max(took, 0.0), most)
 
     def _forget_idle_chats(self, now: float) -> None:
-        """Forgets chats whose burst is whole again, so the map stays small."""
-        if len(self._chats) > 4096:
+        """Forgets chats whose burst is whole again, so the map stays small: each time it has
+        doubled since the last look (a look per call made a broadcast's cost grow with the
+        square of its size)."""
+        if len(self._chats) > self._forget_above:
             idle = self._burst * self._per_chat
             self._chats = {c: u for c, u in self._chats.items() if now - u.last < idle}
+            self._forget_above = max(FORGET_ABOVE, 2 * len(self._chats))

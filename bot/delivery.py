@@ -13,7 +13,8 @@ One pass (`run_once`), at the clock's "now":
 - inside quiet hours, rows to members that come due are moved to the end of the window;
 - the due rows (at most one per chat per pass, oldest first; a chat that had a message less
   than a second ago waits for a later pass) are handed to the budget as bulk calls, up to
-  `concurrency` at once, and wait there for their turn, still 'queued';
+  `concurrency` at once, and wait there for their turn, still 'queued'; above BROADCAST_RATE
+  30 each goes as a paid broadcast (allow_paid_broadcast: README, "Paid broadcasts");
 - a row is marked 'sending' only when its turn has come, just before its request leaves
   (`Bulk.leaving`), in one committed transaction with the calls that turned at the same
   moment, which also records the outcomes of the calls answered since ('sent' with
@@ -55,6 +56,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, Literal
 
+import aiohttp
 import httpx
 from telegram import (
     ForceReply,
@@ -69,6 +71,7 @@ from bot.budget import Budget, Bulk, NotSent
 from bot.catalogue import t
 from bot.clock import Clock
 from bot.settings import QuietHours, Settings
+from bot.transport import PoolTimeout
 from conversations.unconfirmed import send_again_button
 from storage.outbox import (
     BatchCounts,
@@ -94,6 +97,20 @@ NAMES_SHOWN = 50  # a report names at most this many unconfirmed members
 DEFAULT_CONCURRENCY = 16  # rows handed to the budget at once (waiting for their turn or in flight)
 
 
+def concurrency_for(rate: int) -> int:
+    """Rows handed to the budget at once at BROADCAST_RATE `rate`: 16, or at a paid rate
+    enough for 100 ms of calls (the claim's commit, and a round trip to Telegram) to be in
+    flight together."""
+    return max(DEFAULT_CONCURRENCY, rate // 10)
+
+
+def pass_size_for(rate: int) -> int:
+    """Rows one pass reads at BROADCAST_RATE `rate`: about 10 seconds' worth. A pass ends by
+    waiting for its last answers, a round trip in which nothing new leaves; in 10 seconds
+    that costs under 1% of the rate."""
+    return max(100, 10 * rate)
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What a failed call means for its row: an action, a short code for the log and the
@@ -115,18 +132,19 @@ def judge(exc: Exception) -> Verdict:
         return Verdict("failed", "bad_request")
     cause = exc.__cause__
     if isinstance(exc, TimedOut):
-        # ptb raises TimedOut for every httpx timeout; only some of them mean "never sent".
-        if isinstance(cause, httpx.ConnectTimeout):
+        # TimedOut stands for every timeout of the transport (httpx, or aiohttp in
+        # bot/transport.py); only some of them mean "never sent".
+        if isinstance(cause, httpx.ConnectTimeout | aiohttp.ConnectionTimeoutError):
             return Verdict("retry", "connect_timeout")
-        if isinstance(cause, httpx.PoolTimeout):
+        if isinstance(cause, httpx.PoolTimeout | PoolTimeout):
             return Verdict("retry", "pool_timeout")
         if isinstance(cause, httpx.WriteTimeout):
             return Verdict("unconfirmed", "write_timeout")
-        if isinstance(cause, httpx.ReadTimeout):
+        if isinstance(cause, httpx.ReadTimeout | aiohttp.SocketTimeoutError):
             return Verdict("unconfirmed", "read_timeout")
         return Verdict("unconfirmed", "timeout")
     if isinstance(exc, NetworkError):
-        if isinstance(cause, httpx.ConnectError):
+        if isinstance(cause, httpx.ConnectError | aiohttp.ClientConnectorError):
             return Verdict("retry", "connect_error")
         if cause is None or isinstance(cause, TelegramError):
             # Telegram answered, with a status ptb has no better name for (5xx): not sent.
@@ -199,16 +217,18 @@ class DeliveryWorker:
         settings: Settings,
         clock: Clock,
         *,
-        concurrency: int = DEFAULT_CONCURRENCY,
+        concurrency: int | None = None,
         poll_interval: float = 1.0,
         max_attempts: int = 10,
         max_backoff: float = 600.0,
-        pass_size: int = 100,
+        pass_size: int | None = None,
     ) -> None:
         budget = getattr(bot, "rate_limiter", None)
         budget = getattr(budget, "inner", budget)  # behind CommitFirst (bot/receiving.py)
         if not isinstance(budget, Budget):
             raise TypeError("the bot must pass every call through a Budget (bot/budget.py)")
+        if concurrency is None:
+            concurrency = concurrency_for(settings.broadcast_rate)
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._bot = bot
@@ -216,16 +236,20 @@ class DeliveryWorker:
         self._outbox = store.outbox
         self._pseudonyms = store.pseudonyms
         self._quiet = settings.quiet
+        # Above Telegram's free 30 a second, each message is a paid broadcast (README).
+        self._paid: bool | None = True if settings.paid_broadcasts else None
         self._tz = settings.tz
         self._clock = clock
         self._concurrency = concurrency
-        # Hand rows to the budget in groups of at least this many (when that many wait): their
-        # turns then come together, unpaced, and one transaction claims them all.
-        self._group = max(1, concurrency // 2)
+        # Without an overall rate, hand rows to the budget in groups of at least this many
+        # (when that many wait): their turns then come together, unpaced, and one transaction
+        # claims them all. With a rate, the budget itself chooses together the rows whose
+        # slots come close (bot/budget.py): each row goes as soon as there is room.
+        self._group = max(1, concurrency // 2) if budget.rate is None else 1
         self._poll = poll_interval
         self._max_attempts = max_attempts
         self._max_backoff = max_backoff
-        self._pass_size = pass_size
+        self._pass_size = pass_size or pass_size_for(settings.broadcast_rate)
         self._unrecorded: list[Outcome] = []  # answers not yet in the database
         self._claiming: list[int] = []  # rows whose turn came, for the next claim
         self._claimed: asyncio.Future[dict[int, Claim]] | None = None  # that claim's verdicts
@@ -412,6 +436,7 @@ class DeliveryWorker:
                 chat_id=row.chat_id,
                 text=row.text,
                 reply_markup=markup,
+                allow_paid_broadcast=self._paid,
                 rate_limit_args=Bulk(functools.partial(self._turn_came, row)),
             )
         except NotSent:

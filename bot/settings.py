@@ -14,8 +14,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from telegram.constants import FloodLimit
 
 QuietHours = tuple[time, time]
+# New messages a second Telegram takes from a bot across all chats: free, and the most with
+# allow_paid_broadcast (Telegram's paid broadcasts).
+FREE_RATE = int(FloodLimit.MESSAGES_PER_SECOND)  # 30
+PAID_RATE = int(FloodLimit.PAID_MESSAGES_PER_SECOND)  # 1,000
 # What Telegram accepts as a webhook's secret_token.
 SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
@@ -66,11 +71,13 @@ class Settings(BaseSettings):
     # Retention: stories, ideas and answers (and their files) older than this many days are
     # deleted by a daily job. None (empty): kept until a member deletes them.
     retention_days: int | None = Field(default=None, ge=1)
-    # Bot API calls a second, every call counted and evenly paced (bot/budget.py); above 30
-    # needs Telegram's paid broadcasts. One chat may get `chat_burst` new messages at once,
-    # then one every `chat_interval` seconds (Telegram allows about one a second); a broadcast
-    # reaches a chat no sooner than `chat_interval` after the chat's last message.
-    broadcast_rate: int = Field(default=30, ge=1)
+    # Bot API calls a second, every call counted and evenly paced (bot/budget.py). Above
+    # FREE_RATE (30, Telegram's free limit), up to PAID_RATE, the outbox's messages go as
+    # Telegram's paid broadcasts (allow_paid_broadcast, charged in Stars: README). One chat
+    # may get `chat_burst` new messages at once, then one every `chat_interval` seconds
+    # (Telegram allows about one a second); a broadcast reaches a chat no sooner than
+    # `chat_interval` after the chat's last message.
+    broadcast_rate: int = Field(default=FREE_RATE, ge=1, le=PAID_RATE)
     chat_burst: int = Field(default=20, ge=1)
     chat_interval: float = Field(default=1.0, gt=0, le=60)
 
@@ -141,6 +148,11 @@ class Settings(BaseSettings):
     @property
     def quiet(self) -> QuietHours | None:
         return parse_quiet_hours(self.quiet_hours)
+
+    @property
+    def paid_broadcasts(self) -> bool:
+        """Whether the outbox sends with allow_paid_broadcast (BROADCAST_RATE above 30)."""
+        return self.broadcast_rate > FREE_RATE
 
     @property
     def webhook_mode(self) -> bool:

@@ -19,6 +19,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8081, help="port on 127.0.0.1 (0 = any)")
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="the only bot token accepted")
     parser.add_argument("--username", default="cocreate_test_bot", help="the bot's username")
+    parser.add_argument(
+        "--rate-limit",
+        action="store_true",
+        help="answer 429 past ~30 new messages a second (1,000 with allow_paid_broadcast)",
+    )
     return parser.parse_args(argv)
 
 
@@ -27,7 +32,9 @@ async def _serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-    async with Emulator(args.token, bot_username=args.username, port=args.port) as emu:
+    async with Emulator(
+        args.token, bot_username=args.username, port=args.port, rate_limit=args.rate_limit
+    ) as emu:
         print(f"Bot API emulator: base_url {emu.base_url}", flush=True)
         print(f"  file base_url {emu.file_base_url}", flush=True)
         print(f"  member API {emu.url}/_emu/   token {emu.token}", flush=True)

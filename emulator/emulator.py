@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from emulator.control import ControlRoutes
-from emulator.faults import Faults
+from emulator.faults import Faults, FloodLimit
 from emulator.member import SimUser
 from emulator.methods import BotApi
 from emulator.server import BotApiRoutes
@@ -44,6 +44,7 @@ class Emulator:
         port: int = 0,
         clock: Callable[[], float] = time.time,
         first_id: int = 1,
+        rate_limit: bool = False,
     ) -> None:
         if not re.fullmatch(r"\d+:[A-Za-z0-9_-]+", token):
             raise ValueError("a bot token looks like 123456:ABC-def")
@@ -51,6 +52,8 @@ class Emulator:
         self.state = TelegramState(
             token, bot_username=bot_username, bot_first_name=bot_first_name, clock=clock
         )
+        if rate_limit:  # Telegram's ~30 new messages a second (1,000 when paid), else 429
+            self.state.flood = FloodLimit()
         self._api = BotApi(self.state)
         self._users: dict[int, SimUser] = {}
         self._requested_port = port

@@ -1,5 +1,6 @@
 """Bot API errors and fault injection: 429 with retry_after, 5xx, 403, slow answers, slow
-file downloads (method "file": a download by the file_path getFile handed out).
+file downloads (method "file": a download by the file_path getFile handed out); and
+Telegram's overall flood limit (`FloodLimit`), when switched on.
 
 Errors carry the real HTTP status because ptb maps them by status (400 → BadRequest,
 403 → Forbidden, 409 → Conflict, 429 with retry_after → RetryAfter, anything else →
@@ -9,11 +10,20 @@ NetworkError), not by the JSON body.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
-__all__ = ["ApiError", "Fault", "Faults", "default_description"]
+__all__ = [
+    "ApiError",
+    "Fault",
+    "Faults",
+    "FloodLimit",
+    "default_description",
+    "is_new_message",
+]
 
 BLOCKED = "Forbidden: bot was blocked by the user"
 
@@ -157,3 +167,46 @@ class Faults:
 
     def __len__(self) -> int:
         return len(self._faults)
+
+
+FREE_RATE = 30  # new messages a second Telegram takes from a bot, across all chats
+PAID_RATE = 1000  # the same with allow_paid_broadcast (paid in Telegram Stars)
+
+
+class FloodLimit:
+    """Telegram's overall limit on new messages, when switched on (`Emulator(rate_limit=True)`):
+    about `free` a second, or `paid` a second for those sent with allow_paid_broadcast. Each
+    is a bucket of a second's worth that refills evenly; a message that finds its bucket empty
+    gets 429 "retry after 1"."""
+
+    def __init__(
+        self,
+        free: float = FREE_RATE,
+        paid: float = PAID_RATE,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._rates = {False: float(free), True: float(paid)}
+        self._tokens = dict(self._rates)
+        self._at = {False: monotonic(), True: monotonic()}
+        self._monotonic = monotonic
+        self.refused = 0  # how many 429s it has answered
+
+    def take(self, paid: bool) -> ApiError | None:
+        """Counts one new message; the 429 to answer if it is over the limit."""
+        now = self._monotonic()
+        rate = self._rates[paid]
+        tokens = min(rate, self._tokens[paid] + (now - self._at[paid]) * rate)
+        self._at[paid] = now
+        if tokens < 1:
+            self._tokens[paid] = tokens
+            self.refused += 1
+            return ApiError(429, default_description(429, 1), retry_after=1)
+        self._tokens[paid] = tokens - 1
+        return None
+
+
+def is_new_message(method: str) -> bool:
+    """Whether a (lowercase) Bot API method sends a new message, which the limit counts."""
+    if method in ("copymessage", "copymessages", "forwardmessage", "forwardmessages"):
+        return True
+    return method.startswith("send") and method != "sendchataction"

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from emulator.faults import ApiError
+from emulator.faults import ApiError, is_new_message
 from emulator.methods import BotApi, Params, UploadedFile, normalize
 from emulator.state import TelegramState
 
@@ -110,6 +110,10 @@ class BotApiRoutes:
                 return error_response(injected)
         if state.closing.is_set():
             return error_response(ApiError(503, "Service Unavailable"))
+        if state.flood is not None and is_new_message(method):
+            refused = state.flood.take(params.values.get("allow_paid_broadcast") is True)
+            if refused is not None:
+                return error_response(refused)
         try:
             result = await self._api.call(method, params)
         except ApiError as error:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from emulator.faults import Faults
+from emulator.faults import Faults, FloodLimit
 
 __all__ = [
     "BotMessage",
@@ -523,6 +523,7 @@ class TelegramState:
         self.files = FileStore()
         self.updates = UpdateQueue()
         self.faults = Faults()
+        self.flood: FloodLimit | None = None  # Telegram's overall limit, when switched on
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.commands: dict[str, list[dict[str, str]]] = {}
         self.sent: Counter[int] = Counter()

@@ -78,7 +78,7 @@ def make_settings(tmp_path: Path, emulator: Emulator, **overrides: Any) -> Setti
         "about_extra_options": ["Yes", "No"],
         # Conversations run at machine speed here: no pacing (tests/test_delivery*.py test it),
         # nor a second's wait before a broadcast or report reaches a chat just written to.
-        "broadcast_rate": 10_000,
+        "broadcast_rate": 1000,
         "chat_burst": 10_000,
         "chat_interval": 0.001,
     }
