@@ -290,20 +290,19 @@ class Database:
             return cursor.rowcount
 
     async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        """Returns the first row of a query, or None."""
-        if self._owned() is not None:  # reads the unit's own uncommitted writes
-            async with self._conn.execute(sql, tuple(params)) as cursor:
-                return await cursor.fetchone()
-        async with self._lock, self._conn.execute(sql, tuple(params)) as cursor:
-            return await cursor.fetchone()
+        """Returns the first row of a query (meant for queries of one row, or a few), or None.
+
+        One trip to the database's thread (`execute_fetchall`), not three (execute, fetch,
+        close): reads are most of what an update does."""
+        rows = await self.fetch_all(sql, params)
+        return rows[0] if rows else None
 
     async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         """Returns every row of a query."""
-        if self._owned() is not None:
-            async with self._conn.execute(sql, tuple(params)) as cursor:
-                return list(await cursor.fetchall())
-        async with self._lock, self._conn.execute(sql, tuple(params)) as cursor:
-            return list(await cursor.fetchall())
+        if self._owned() is not None:  # reads the unit's own uncommitted writes
+            return list(await self._conn.execute_fetchall(sql, tuple(params)))
+        async with self._lock:
+            return list(await self._conn.execute_fetchall(sql, tuple(params)))
 
     async def table_names(self) -> list[str]:
         """Lists the tables, for checks that scan every table."""
