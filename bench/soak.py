@@ -1,7 +1,8 @@
 """Bench: the long soak (tests/soak_driver.py, whose one-minute version is tests/test_soak.py).
 
     .venv/bin/python bench/soak.py [--members 300] [--minutes 10] [--kill-every 120]
-                                   [--seed N] [--keep DIR] [--transcript USER_ID]
+                                   [--seed N] [--rate N] [--reply-timeout S] [--keep DIR]
+                                   [--transcript USER_ID]
 
 300 simulated members do random things for ten minutes (commands, typed words, current and
 old buttons, stickers, voice notes, photos, very long and odd-unicode text) while a
@@ -26,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 
-from tests.soak_driver import Outcome, Settings, check, figures, soak
+from tests.soak_driver import Outcome, SoakSettings, check, figures, soak
 
 
 def transcript(outcome: Outcome, user_id: int) -> str:
@@ -45,11 +46,13 @@ def transcript(outcome: Outcome, user_id: int) -> str:
 
 
 async def main(args: argparse.Namespace) -> int:
-    settings = Settings(
+    settings = SoakSettings(
         members=args.members,
         duration=args.minutes * 60,
         kill_every=args.kill_every,
         seed=args.seed,
+        reply_timeout=args.reply_timeout,
+        env={"BROADCAST_RATE": str(args.rate)} if args.rate else {},
     )
     print(f"soak seed {settings.seed}", flush=True)
     folder = args.keep or Path(tempfile.mkdtemp(prefix="soak-"))
@@ -71,6 +74,8 @@ if __name__ == "__main__":
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--kill-every", type=float, default=120.0, help="seconds")
     parser.add_argument("--seed", type=int, default=random.randrange(1_000_000))
+    parser.add_argument("--rate", type=int, help="BROADCAST_RATE for the bot (default: its own)")
+    parser.add_argument("--reply-timeout", type=float, default=90.0, help="seconds")
     parser.add_argument("--keep", type=Path, help="folder for the bot's database and log")
     parser.add_argument("--transcript", type=int, help="print this member's transcript")
     sys.exit(asyncio.run(main(parser.parse_args())))

@@ -81,7 +81,7 @@ ODD = (
 
 
 @dataclass
-class Settings:
+class SoakSettings:
     """What one soak does."""
 
     members: int = 300
@@ -124,7 +124,7 @@ class Life:
 class Outcome:
     """What a soak did, for `check` and the figures."""
 
-    settings: Settings
+    settings: SoakSettings
     actions: list[Action]
     staff_flows: int
     lives: list[Life]
@@ -182,8 +182,11 @@ class Member:
         last = self.user.last_message
         if last is not None and is_bulk(last.text) and self.rng.random() < self.keen:
             return "text"  # a question from the facilitator: answer it in words
-        if self.current_keyboard() is not None and self.rng.random() < self.keen:
-            return "button"
+        keyboard = self.current_keyboard()
+        if keyboard is not None and self.rng.random() < self.keen:
+            # A step that takes words offers Skip: people mostly type there.
+            skippable = any(("Skip" in label or "Hepgor" in label) for label in keyboard[1])
+            return "text" if skippable and self.rng.random() < 0.6 else "button"
         if (last is None or "/start" in (last.text or "")) and self.rng.random() < self.keen:
             return "start"  # as the bot says to
         kinds = (
@@ -260,12 +263,12 @@ class Member:
         action.label = self.label
         self.soak.actions.append(action)
         chat = self.soak.emulator.state.chat(user.id)
-        questions = asks_for_questions(said)
 
         def answered() -> bool:
             if len(chat.callback_answers) > answers:
                 return True
-            return any(questions or not is_bulk(m.text) for m in chat.bot_messages[messages:])
+            texts = [m.text for m in chat.bot_messages]
+            return any(is_reply(texts[i], texts[:i], action) for i in range(messages, len(texts)))
 
         if await wait_for_chat(
             self.soak.emulator, user.id, answered, self.soak.settings.reply_timeout
@@ -273,19 +276,27 @@ class Member:
             action.answered_in = time.monotonic() - action.at
 
 
-def asks_for_questions(said: str | None) -> bool:
-    """Whether the member asked for their questions (the reply quotes the facilitator)."""
-    if said is None:
-        return False
-    lowered = said.strip().lower()
-    return lowered in ("/questions", "questions") or lowered in {
-        t(lang, "menu.questions").lower() for lang in LANGUAGES
-    }
+def asks_for_questions(action: Action) -> bool:
+    """Whether the member asked for their questions (the answer may be their first showing)."""
+    said = (action.label or action.said or "").strip().lower().partition(". ")
+    words = said[2] or said[0]
+    return words in ("/questions", "questions") or any(
+        words == t(lang, "menu.questions").lower() for lang in LANGUAGES
+    )
 
 
 def is_bulk(text: str | None) -> bool:
     """A question or broadcast from the facilitator (not an answer to the member)."""
     return text is not None and STAFF_MARKER.search(text) is not None
+
+
+def is_reply(text: str | None, before: list[str | None], action: Action) -> bool:
+    """Whether a bot message answers the member: anything but the first delivery of a
+    question or broadcast (/questions, or the menu's choice of it, sends a question again)."""
+    if not is_bulk(text) or asks_for_questions(action):
+        return True
+    assert text is not None
+    return text.split("\n\n✓")[0] in {(b or "").split("\n\n✓")[0] for b in before}
 
 
 async def wait_for_chat(
@@ -328,8 +339,9 @@ class Staff:
             self.flows += 1
             words = f"S{self.flows}T " + " ".join(self.rng.choice(VOCAB) for _ in range(8))
             await self.step("/cancel")
-            if self.rng.random() < 0.6:
-                kind = self.rng.choice(("1", "4"))  # in their own words; yes or no
+            if self.flows == 1 or self.rng.random() < 0.6:
+                # In their own words (always first: members answer in words), or yes or no.
+                kind = "1" if self.flows == 1 else self.rng.choice(("1", "4"))
                 steps = ["/ask", words + "?", kind, "1", "1", "1", "1"]
             else:
                 steps = ["/broadcast", words + ".", "1", "1", "1"]
@@ -340,7 +352,7 @@ class Staff:
 class Soak:
     """Runs the soak against one emulator and one bot process in `folder`."""
 
-    def __init__(self, folder: Path, emulator: Emulator, settings: Settings) -> None:
+    def __init__(self, folder: Path, emulator: Emulator, settings: SoakSettings) -> None:
         self.folder = folder
         self.emulator = emulator
         self.settings = settings
@@ -520,7 +532,7 @@ def check(outcome: Outcome) -> Findings:
     findings = Findings()
     check_log(outcome, findings)
     rows = windows(outcome)
-    check_answered(rows, findings)
+    check_answered(outcome, rows, findings)
     check_private(outcome, findings)
     check_language(rows, findings)
     check_records(outcome, rows, findings)
@@ -542,14 +554,18 @@ def check_log(outcome: Outcome, findings: Findings) -> None:
 
 
 def check_answered(
-    rows: dict[int, list[tuple[Action, list[str], int]]], findings: Findings
+    outcome: Outcome, rows: dict[int, list[tuple[Action, list[str], int]]], findings: Findings
 ) -> None:
+    all_texts = {uid: [m.text for m in user.messages] for uid, user in outcome.chats.items()}
     unanswered = []
     times = []
     for actions in rows.values():
         for action, texts, answers in actions:
-            questions = asks_for_questions(action.said)
-            if answers or any(questions or not is_bulk(text) for text in texts):
+            shown = all_texts[action.user_id]
+            start = action.messages_before
+            if answers or any(
+                is_reply(text, shown[: start + i], action) for i, text in enumerate(texts)
+            ):
                 if action.answered_in is not None:
                     times.append(action.answered_in)
                 continue
@@ -641,9 +657,9 @@ def check_records(
             if any(said_by(k, x) for x in texts for k in ("delete.done", "consent.declined")):
                 expect_answers[user_id] = []
                 expect_shared[user_id] = set()
-            marker = MARKER.search(action.said or "")
-            if marker and any(said_by("questions.saved", x) for x in texts):
-                expect_answers.setdefault(user_id, []).append(marker.group(0))
+            mark = MARKER.search(action.said or "")
+            if mark and any(said_by("questions.saved", x) for x in texts):
+                expect_answers.setdefault(user_id, []).append(mark.group(0))
             saved = ("story.saved", "idea.saved", "idea.saved_volunteer")
             if any(said_by(k, x) for x in texts for k in saved):
                 review = last_review(history)
@@ -678,7 +694,7 @@ def check_records(
         f"{marker} kept for member {owner}"
         for marker, found in where.items()
         for _, owner, _ in found
-        if MARKER.fullmatch(marker) and int(MARKER.fullmatch(marker).group(1)) != owner  # type: ignore[union-attr]
+        if int(marker[1:].split("N")[0]) != owner
     ]
     findings.problem("words kept for the wrong member", wrong_owner)
     lost = []
@@ -688,8 +704,8 @@ def check_records(
             later_kept = any(m in kept for m in markers[i + 1 :])
             if marker not in kept and not later_kept:  # not replaced by a later answer
                 lost.append(f"member {user_id}'s answer {marker}")
-    for user_id, markers in expect_shared.items():
-        for marker in sorted(markers):
+    for user_id, parts_saved in expect_shared.items():
+        for marker in sorted(parts_saved):
             if not any(k == "part" and s == "submitted" for k, _, s in where.get(marker, [])):
                 lost.append(f"member {user_id}'s saved story or idea {marker}")
     findings.problem("answers or saved stories lost", lost)
@@ -741,7 +757,7 @@ def check_memory(outcome: Outcome, findings: Findings, limit: float = 0.15) -> N
     findings.problem(f"RSS grew more than {limit:.0%} over the second half of a run", grew)
 
 
-async def soak(folder: Path, settings: Settings) -> Outcome:
+async def soak(folder: Path, settings: SoakSettings) -> Outcome:
     """One soak on a fresh emulator, the bot's files in `folder`."""
     async with Emulator(token=TOKEN) as emulator:
         return await Soak(folder, emulator, settings).run()

@@ -41,7 +41,7 @@ async def test_a_reply_lost_in_a_crash_is_made_good_outside_any_flow(
         ann.send(said)
         await ann.wait_messages(1, timeout=30)
         await wait_until(lambda: bot_process.unfinished() == 0)
-    await wait_until(lambda: (ann.last_message.text or "").startswith(t("en", "menu.title")))
+    await wait_until(lambda: (ann.messages[-1].text or "").startswith(t("en", "menu.title")))
     ann.unread()
 
     # The reply to HELP is on its way (Telegram has not got it yet) when the process dies.
