@@ -27,22 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 
-from tests.soak_driver import Outcome, SoakSettings, check, figures, soak
-
-
-def transcript(outcome: Outcome, user_id: int) -> str:
-    """What one member did and what the bot sent back, in order (to look into a problem)."""
-    user = outcome.chats[user_id]
-    messages = user.messages
-    lines = []
-    actions = [a for a in outcome.actions if a.user_id == user_id]
-    for i, action in enumerate(actions):
-        end = actions[i + 1].messages_before if i + 1 < len(actions) else len(messages)
-        lines.append(f"> {action.kind} {action.label or (action.said or '')[:60]!r}")
-        for message in messages[action.messages_before : end]:
-            buttons = f" {message.buttons}" if message.buttons else ""
-            lines.append(f"  < {(message.text or '')[:70]!r}{buttons}")
-    return "\n".join(lines)
+from tests.soak_driver import SoakSettings, check, figures, soak, transcript, transcripts
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -64,6 +49,9 @@ async def main(args: argparse.Namespace) -> int:
     print(figures(outcome, findings))
     for problem in findings.problems:
         print(f"PROBLEM {problem}")
+    if findings.problems:
+        (folder / "transcripts.txt").write_text(transcripts(outcome, findings, most=20))
+        print(f"transcripts of the members named: {folder / 'transcripts.txt'}")
     print(f"bot's files (database, log): {folder}")
     return 1 if findings.problems else 0
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from bot.catalogue import LANGUAGES, catalogue, t
 from emulator import Emulator, SimUser
+from emulator.state import wait_until as wait_for_signal
 from tests.conftest import TOKEN
 from tests.media_samples import png, voice
 from tests.test_process import BotProcess, wait_until
@@ -303,10 +304,8 @@ async def wait_for_chat(
     emulator: Emulator, user_id: int, predicate: Callable[[], bool], timeout: float
 ) -> bool:
     """Waits until something in the chat makes `predicate` true; False on timeout."""
-    from emulator.state import wait_until as wait_signal
-
     chat = emulator.state.chat(user_id)
-    return await wait_signal(chat.changed, predicate, timeout)
+    return await wait_for_signal(chat.changed, predicate, timeout)
 
 
 class Staff:
@@ -694,15 +693,23 @@ def check_records(
         f"{marker} kept for member {owner}"
         for marker, found in where.items()
         for _, owner, _ in found
-        if int(marker[1:].split("N")[0]) != owner
+        if owner_of(marker) != owner
     ]
     findings.problem("words kept for the wrong member", wrong_owner)
     lost = []
+    answered = {  # member → the sequence numbers of their words kept as answers
+        owner: {
+            sequence(m)
+            for m, found in where.items()
+            if owner_of(m) == owner and any(k == "answer" for k, _, _ in found)
+        }
+        for owner in expect_answers
+    }
     for user_id, markers in expect_answers.items():
-        kept = [m for m in markers if any(k == "answer" for k, _, _ in where.get(m, []))]
-        for i, marker in enumerate(markers):
-            later_kept = any(m in kept for m in markers[i + 1 :])
-            if marker not in kept and not later_kept:  # not replaced by a later answer
+        for marker in markers:
+            kept = any(k == "answer" for k, _, _ in where.get(marker, []))
+            replaced = any(n > sequence(marker) for n in answered[user_id])  # changed later
+            if not kept and not replaced:
                 lost.append(f"member {user_id}'s answer {marker}")
     for user_id, parts_saved in expect_shared.items():
         for marker in sorted(parts_saved):
@@ -713,6 +720,20 @@ def check_records(
     findings.figures["stories and ideas saved (marked parts)"] = sum(
         len(m) for m in expect_shared.values()
     )
+
+
+def owner_of(marker: str) -> int:
+    """The member whose words carry this marker."""
+    found = MARKER.fullmatch(marker)
+    assert found is not None
+    return int(found.group(1))
+
+
+def sequence(marker: str) -> int:
+    """The place of the marked words among everything the member typed."""
+    found = MARKER.fullmatch(marker)
+    assert found is not None
+    return int(found.group(2))
 
 
 def last_review(history: list[str]) -> list[str]:
@@ -778,3 +799,28 @@ def figures(outcome: Outcome, findings: Findings) -> str:
         *(f"{name}: {value}" for name, value in findings.figures.items()),
     ]
     return "\n".join(lines)
+
+
+def transcript(outcome: Outcome, user_id: int) -> str:
+    """What one member did and what the bot sent back, in order (to look into a problem)."""
+    messages = outcome.chats[user_id].messages
+    actions = [a for a in outcome.actions if a.user_id == user_id]
+    lines = [f"member {user_id}:"]
+    for i, action in enumerate(actions):
+        end = actions[i + 1].messages_before if i + 1 < len(actions) else len(messages)
+        lines.append(f"> {action.update_id} {action.kind} {action.label or action.said!r:.70}")
+        for message in messages[action.messages_before : end]:
+            buttons = f" {message.buttons}" if message.buttons else ""
+            lines.append(f"  < {(message.text or '')!r:.90}{buttons}")
+    return "\n".join(lines)
+
+
+def transcripts(outcome: Outcome, findings: Findings, most: int = 3) -> str:
+    """The transcripts of the first few members named in the problems."""
+    named = []
+    for problem in findings.problems:
+        for found in re.finditer(r"member (\d+)", problem):
+            user_id = int(found.group(1))
+            if user_id in outcome.chats and user_id not in named:
+                named.append(user_id)
+    return "\n\n".join(transcript(outcome, user_id) for user_id in named[:most])

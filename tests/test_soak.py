@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.soak_driver import SoakSettings, check, figures, soak
+from tests.soak_driver import SoakSettings, check, figures, soak, transcripts
 
 pytestmark = pytest.mark.process
 
@@ -33,4 +33,6 @@ async def test_a_minute_of_random_members_with_kills_leaves_nothing_wrong(tmp_pa
     outcome = await soak(tmp_path, settings)
     findings = check(outcome)
     print(figures(outcome, findings))
+    if findings.problems:
+        print(transcripts(outcome, findings))
     assert not findings.problems, f"seed {seed}:\n" + "\n".join(findings.problems)
