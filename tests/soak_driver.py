@@ -331,21 +331,20 @@ class Staff:
         await asyncio.sleep(0.2)  # the rest of a reply of several messages
 
     async def live(self, until: float) -> None:
+        # The first once a quarter of the time has gone, when some members have joined.
+        await asyncio.sleep(self.soak.settings.duration / 4)
         while time.monotonic() < until:
-            await asyncio.sleep(self.rng.uniform(0.5, 1.5) * self.soak.settings.staff_every)
-            if time.monotonic() >= until:
-                return
             self.flows += 1
             words = f"S{self.flows}T " + " ".join(self.rng.choice(VOCAB) for _ in range(8))
             await self.step("/cancel")
-            if self.flows == 1 or self.rng.random() < 0.6:
-                # In their own words (always first: members answer in words), or yes or no.
-                kind = "1" if self.flows == 1 else self.rng.choice(("1", "4"))
-                steps = ["/ask", words + "?", kind, "1", "1", "1", "1"]
-            else:
+            kind = self.rng.choices(("open", "yesno", "broadcast"), (5, 2, 3))[0]
+            if kind == "broadcast":
                 steps = ["/broadcast", words + ".", "1", "1", "1"]
+            else:  # to everyone, now, no reminder, send
+                steps = ["/ask", words + "?", "1" if kind == "open" else "4", "1", "1", "1", "1"]
             for said in steps:
                 await self.step(said)
+            await asyncio.sleep(self.rng.uniform(0.5, 1.5) * self.soak.settings.staff_every)
 
 
 class Soak:
