@@ -296,8 +296,9 @@ def is_reply(text: str | None, before: list[str | None], action: Action) -> bool
     question or broadcast (/questions, or the menu's choice of it, sends a question again)."""
     if not is_bulk(text) or asks_for_questions(action):
         return True
-    assert text is not None
-    return text.split("\n\n✓")[0] in {(b or "").split("\n\n✓")[0] for b in before}
+    found = STAFF_MARKER.search(text or "")
+    assert found is not None
+    return any(found.group(0) in (earlier or "") for earlier in before)
 
 
 async def wait_for_chat(

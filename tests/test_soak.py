@@ -34,5 +34,6 @@ async def test_a_minute_of_random_members_with_kills_leaves_nothing_wrong(tmp_pa
     findings = check(outcome)
     print(figures(outcome, findings))
     if findings.problems:
+        print("\n".join(findings.problems))
         print(transcripts(outcome, findings))
     assert not findings.problems, f"seed {seed}:\n" + "\n".join(findings.problems)
