@@ -640,6 +640,8 @@ def check_language(
                 or said.startswith(("/start", "/delete"))
                 or said in LANGUAGE_WORDS
             )
+            if may_change:
+                lang = None  # until a reply shows which (some show none: a custom question)
             for text in texts:
                 if is_bulk(text):
                     continue
@@ -647,7 +649,7 @@ def check_language(
                 if len(found) != 1:
                     continue
                 (in_text,) = found
-                if lang is None or may_change:
+                if lang is None:
                     lang = in_text
                 elif in_text != lang:
                     wrong.append(
