@@ -144,7 +144,14 @@ async def settle_button(update: Update, text: str | None = None, *, chosen: bool
     query = update.callback_query
     if query is None:
         return
-    await query.answer(text)
+    try:
+        await query.answer(text)
+    except BadRequest as exc:
+        # Telegram takes an answer only once, and only soon after the press: a press handled
+        # late (queued across a restart) is still handled, without one.
+        if "query is too old" not in exc.message.lower():
+            raise
+        logger.info("A button press was handled too late to answer it")
     message = query.message
     if not isinstance(message, Message) or not message.reply_markup:
         return

@@ -35,7 +35,14 @@ from conversations import (
     unconfirmed,
 )
 from conversations.context import CocreateContext
-from conversations.replies import SHARING, active_draft, answer_unknown_button, current_member
+from conversations.replies import (
+    SHARING,
+    active_draft,
+    answer_unknown_button,
+    current_member,
+    menu_button,
+    say,
+)
 from storage import kinds
 
 Handler = BaseHandler[Update, CocreateContext, Any]
@@ -102,8 +109,17 @@ STEPS: dict[str, tuple[AskStep, type[Enum]]] = {
 
 async def reask(update: Update, context: CocreateContext) -> bool:
     """Asks again where the person is, after a restart replayed an update already applied:
-    its effects are kept (not applied twice), but its reply may never have reached them."""
+    its effects are kept (not applied twice), but its reply may never have reached them.
+    In no flow, a word that changes nothing, so that nobody is left with silence."""
     session = context.session
+    if session.flow is None:
+        member = await current_member(update, context)
+        if member is None:
+            await say(update, context, "bad.not_started")
+        else:
+            lang = member.language
+            await say(update, context, "restart.back", reply_markup=menu_button(lang))
+        return True
     if session.flow in STEPS and session.state is not None:
         ask, states = STEPS[session.flow]
         if session.state in states.__members__:

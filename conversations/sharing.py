@@ -132,9 +132,8 @@ def describe(language: str, part: Part | None) -> str:
     return " ".join(pieces) or t(language, "sharing.skipped")
 
 
-async def review_text(context: CocreateContext, flow: Flow, draft: Submission) -> str:
-    """The whole draft, shown back before saving."""
-    lang = draft.language
+async def review_text(context: CocreateContext, flow: Flow, draft: Submission, lang: str) -> str:
+    """The whole draft, shown back before saving, in the member's language."""
     parts = await context.store.sharing.parts(draft.id)
     lines = [
         f"{t(lang, f'{flow.noun}.label.{p}')}: {describe(lang, parts.get(p))}" for p in flow.parts
@@ -154,13 +153,14 @@ async def ask(update: Update, context: CocreateContext, draft: Submission) -> No
     flow = flow_of(draft.kind)
     step = draft.step or REVIEW
     name = step.partition(">")[0]
-    lang = draft.language
+    member = await current_member(update, context)  # the language they chose since, if any
+    lang = member.language if member is not None else draft.language
     if name in flow.parts:
         text = t(lang, f"{flow.noun}.{name}")
     elif name == VOLUNTEER:
         text = t(lang, "idea.volunteer")
     elif name == REVIEW:
-        text = await review_text(context, flow, draft)
+        text = await review_text(context, flow, draft, lang)
     elif name == CHANGE:
         text = t(lang, "sharing.change_which")
     else:
