@@ -74,9 +74,10 @@ def _current_unit() -> Unit | None:
 
 
 async def commit_point() -> None:
-    """Commits the current unit's writes, if any (call before telling anyone about them)."""
+    """Commits the current unit's writes and its hooks' (the person's session, saying this
+    update was applied), if any: call before telling anyone about them."""
     unit = _current_unit()
-    if unit is not None and unit.open:
+    if unit is not None:
         await unit.db._commit(unit, final=False)
 
 
@@ -139,11 +140,12 @@ class Database:
     async def _commit(self, unit: Unit, *, final: bool) -> None:
         """Runs the unit's hooks and commits what they and the unit wrote, if anything.
 
-        A hook writes only what changed, so a final commit after the last commit point often
-        writes nothing and costs nothing (see storage/inbox.py, `mark_done_soon`).
+        A hook writes only what changed, so a commit point with nothing new, or a final commit
+        after the last commit point, often writes nothing and costs nothing (see
+        storage/inbox.py, `mark_done_soon`). The first commit point of an update that wrote
+        nothing still saves the person's session, saying the update was applied: a replay
+        after a crash does not run it again.
         """
-        if not unit.open and not final:
-            return
         try:
             for hook in unit.hooks:
                 await hook(final)
