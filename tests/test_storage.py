@@ -205,11 +205,13 @@ async def test_a_unit_commits_its_hooks_with_its_writes_and_rolls_back_on_failur
                 await store.projects.add("c", "C")
                 raise RuntimeError("boom")
         assert [p.code for p in await store.projects.all()] == ["a", "b"]
-        # A unit that wrote nothing still commits its hooks once, at the end.
+        # A unit that wrote nothing still runs its hooks at a commit point (before a message
+        # leaves: the session says the update was applied) and at the end.
         seen.clear()
         async with store.db.unit([hook]):
             await commit_point()
-        assert seen == [True]
+            assert seen == [False]
+        assert seen == [False, True]
     finally:
         await store.close()
 
