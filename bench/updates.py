@@ -90,9 +90,10 @@ class Emulator:
     control: str
 
 
-def start_emulator() -> Emulator:
+def start_emulator(*, rate_limit: bool = False) -> Emulator:
+    flood = ["--rate-limit"] if rate_limit else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "--port", "0", "--token", TOKEN],
+        [sys.executable, "-m", "emulator", "--port", "0", "--token", TOKEN, *flood],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

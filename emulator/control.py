@@ -438,6 +438,8 @@ class ControlRoutes:
                 "users": sorted(emu.state.chats),
                 "blocked": sorted(c.id for c in emu.state.chats.values() if c.blocked),
                 "faults": len(emu.faults),
+                # 429s answered by Telegram's overall flood limit (None: the limit is off).
+                "flood_refused": emu.state.flood.refused if emu.state.flood else None,
             }
         )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import ValidationError
 from telegram import Bot
@@ -104,6 +105,8 @@ async def test_the_emulator_refuses_new_messages_past_its_limit_unless_paid(
         await tg.send_message(1001, "paid again", allow_paid_broadcast=True)
     assert emulator.state.flood.refused == 2
     assert emulator.sent_to(1001) == 10
+    async with httpx.AsyncClient(base_url=emulator.url) as http:  # as bench/fairness.py reads it
+        assert (await http.get("/_emu/state")).json()["flood_refused"] == 2
 
 
 def test_broadcast_rate_goes_up_to_telegrams_paid_ceiling() -> None:
