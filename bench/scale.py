@@ -8,7 +8,7 @@ fills it fast with direct SQL (executemany, one transaction): --members members 
 consent receipts, a project each, "about you" answers and a session row), --responses
 responses (stories and ideas with their parts, over the kinds in storage/kinds.py, and
 answers spread over sent question rounds), --rounds question rounds scheduled in the future,
-the outbox rows of the latest sent rounds, and old handled inbox rows (pruned at start).
+the outbox rows of the latest sent rounds, and old handled inbox rows (for the daily prune).
 
 Then `python -m bot run` starts in its own process (the emulator stays in this one, as in
 tests/test_process.py) and this measures, each against its goal (issue 11, "Scale"):
@@ -281,7 +281,7 @@ async def build(path: Path, members: int, responses: int, rounds: int) -> dict[s
         " VALUES (?, ?, ?, ?, ?, ?)",
         answer_rows(),
     )
-    # Handled updates from days ago (Telegram forgets them after 24 hours): pruned at start.
+    # Handled updates from days ago (Telegram forgets them after 24 hours): the daily prune.
     counts["old_inbox"] = insert(
         conn,
         "INSERT INTO inbox (update_id, payload, received_at, done_at) VALUES (?, NULL, ?, ?)",

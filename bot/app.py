@@ -42,7 +42,10 @@ from storage.store import Store
 
 logger = logging.getLogger(__name__)
 
+# Telegram redelivers an unconfirmed update for 24 hours at most: handled updates older than
+# this are forgotten, once a day from a minute after start.
 INBOX_MEMORY = timedelta(days=2)
+PRUNE_JOB, PRUNE_EVERY, PRUNE_FIRST = "inbox:prune", timedelta(days=1), timedelta(minutes=1)
 # Updates handled at once (from different people).
 CONCURRENT_UPDATES = 64
 
@@ -86,6 +89,14 @@ def build_application(settings: Settings, store: Store, clock: Clock) -> Cocreat
     application.add_handlers(build_routes())
     application.add_error_handler(on_error)
     return application
+
+
+async def prune_inbox(context: CocreateContext) -> int:
+    """Forgets handled updates older than INBOX_MEMORY (the daily job); returns how many."""
+    pruned = await context.store.inbox.prune(before=context.clock.now() - INBOX_MEMORY)
+    if pruned:
+        logger.info("Forgot %s handled updates", pruned)
+    return pruned
 
 
 async def on_error(update: object, context: CocreateContext) -> None:
@@ -147,8 +158,12 @@ async def running(
             replayed = await application.replay_unfinished()
             if replayed:
                 logger.info("Re-queued %s unfinished updates", replayed)
-            # Telegram redelivers an unconfirmed update for 24 hours at most.
-            await resources.store.inbox.prune(before=resources.clock.now() - INBOX_MEMORY)
+            # Handled updates are forgotten once a day (not at start: a long-running bot's
+            # inbox could make the start slow).
+            if application.job_queue is not None:
+                application.job_queue.run_repeating(
+                    prune_inbox, interval=PRUNE_EVERY, first=PRUNE_FIRST, name=PRUNE_JOB
+                )
             assert application.updater is not None
             if settings.webhook_mode:
                 await application.updater.start_webhook(

@@ -18,6 +18,8 @@ logger = logging.getLogger(__name__)
 
 # How soon done-marks left for later are written, together (`mark_done_soon`).
 DONE_MARKS_EVERY = 0.05
+# Handled updates forgotten per transaction by `prune`.
+PRUNE_BATCH = 5000
 
 
 class Inbox:
@@ -98,8 +100,17 @@ class Inbox:
         )
         return [(int(r["update_id"]), str(r["payload"])) for r in rows]
 
-    async def prune(self, before: datetime) -> int:
-        """Forgets handled updates older than `before` (Telegram redelivers for 24 h at most)."""
-        return await self._db.execute(
-            "DELETE FROM inbox WHERE done_at IS NOT NULL AND done_at < ?", (to_db(before),)
-        )
+    async def prune(self, before: datetime, batch: int = PRUNE_BATCH) -> int:
+        """Forgets handled updates older than `before` (Telegram redelivers for 24 h at most),
+        `batch` rows a transaction, so that updates are handled in between; returns how many.
+        """
+        cutoff, total = to_db(before), 0
+        while True:
+            deleted = await self._db.execute(
+                "DELETE FROM inbox WHERE update_id IN (SELECT update_id FROM inbox"
+                " WHERE done_at IS NOT NULL AND done_at < ? ORDER BY update_id LIMIT ?)",
+                (cutoff, batch),
+            )
+            total += deleted
+            if deleted < batch:
+                return total

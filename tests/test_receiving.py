@@ -5,19 +5,21 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from telegram import Update
 
-from bot.app import build_application, running
+from bot.app import INBOX_MEMORY, PRUNE_JOB, build_application, running
 from bot.catalogue import t
 from bot.clock import FakeClock
 from bot.receiving import CocreateApplication, DurableUpdateQueue
 from bot.settings import MissingWebhookSecret
 from emulator import Emulator
 from storage.store import Store
+from storage.times import to_db
 from tests.conftest import make_settings
 from tests.transcript import Person, choose_language, hello
 
@@ -185,3 +187,37 @@ async def test_webhook_mode_without_a_secret_does_not_start(
     async with httpx.AsyncClient() as client:
         with pytest.raises(httpx.ConnectError):
             await client.post(f"http://127.0.0.1:{webhook_port}/telegram-hook", json={})
+
+
+async def test_handled_updates_are_forgotten_once_a_day_in_batches(
+    bot: CocreateApplication, store: Store, clock: FakeClock
+) -> None:
+    assert bot.job_queue is not None
+    [job] = bot.job_queue.get_jobs_by_name(PRUNE_JOB)
+    old = to_db(clock.now() - INBOX_MEMORY - timedelta(hours=1))
+    recent = to_db(clock.now() - timedelta(hours=1))
+    rows: list[tuple[int, str | None, str, str | None]] = [
+        (n, None, old, old) for n in range(1, 13)
+    ]
+    rows += [(13, "{}", old, None), (14, None, recent, recent)]  # unfinished; handled lately
+    async with store.db.transaction() as conn:
+        await conn.executemany(
+            "INSERT INTO inbox (update_id, payload, received_at, done_at) VALUES (?, ?, ?, ?)",
+            rows,
+        )
+    await job.run(bot)  # what the daily job does
+    left = await store.db.fetch_all("SELECT update_id FROM inbox WHERE update_id < 15")
+    assert [r["update_id"] for r in left] == [13, 14]
+    # In batches: the lock is let go between them, so updates are handled meanwhile.
+    async with store.db.transaction() as conn:
+        await conn.executemany(
+            "INSERT INTO inbox (update_id, payload, received_at, done_at) VALUES (?, ?, ?, ?)",
+            [(n, None, old, old) for n in range(100, 112)],
+        )
+    statements: list[str] = []
+    await store.db._conn.set_trace_callback(statements.append)
+    try:
+        assert await store.inbox.prune(before=clock.now() - INBOX_MEMORY, batch=5) == 12
+    finally:
+        await store.db._conn.set_trace_callback(lambda _: None)
+    assert sum(s.startswith("DELETE") for s in statements) == 3  # 5, 5, then 2
