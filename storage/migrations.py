@@ -365,6 +365,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX answers_member ON answers (member_id);
     CREATE INDEX about_you_field ON about_you (field, lower(answer), member_id, answer);
     """,
+    # A member's consent receipts and files, found without reading every row: /mydata, a
+    # consent check, and erasure (which unlinks the receipts, ON DELETE SET NULL, and
+    # deletes the files' rows) each look them up by member.
+    """
+    CREATE INDEX consent_receipts_member ON consent_receipts (member_id);
+    CREATE INDEX media_member ON media (member_id);
+    """,
 )
 
 

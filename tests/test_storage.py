@@ -248,3 +248,24 @@ async def test_inbox_batches_records_and_done_marks(tmp_path: Path, clock: FakeC
     finally:
         await store.db._conn.set_trace_callback(lambda _: None)
         await store.close()
+
+
+async def test_a_members_receipts_and_files_are_found_by_index(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    # Erasure unlinks a member's receipts and deletes their files' rows; /mydata and the
+    # consent check read them: none of these may read every row of the table.
+    store = await Store.open(tmp_path / "c.db", clock.now)
+    try:
+        for sql in (
+            "SELECT * FROM consent_receipts WHERE member_id = 1 AND withdrawn_at IS NULL",
+            "UPDATE consent_receipts SET member_id = NULL WHERE member_id = 1",
+            "SELECT file_name FROM media WHERE member_id = 1",
+            "DELETE FROM media WHERE member_id = 1",
+        ):
+            plan = " ".join(
+                str(r["detail"]) for r in await store.db.fetch_all(f"EXPLAIN QUERY PLAN {sql}")
+            )
+            assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, (sql, plan)
+    finally:
+        await store.close()
