@@ -18,6 +18,7 @@ from telegram import Bot
 from telegram.error import InvalidToken, RetryAfter, TelegramError
 
 from bot.settings import Settings
+from bot.transport import AiohttpRequest
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ async def reach_telegram(
         settings.token(),
         base_url=settings.telegram_api_base_url,
         base_file_url=settings.telegram_file_base_url,
+        request=AiohttpRequest(connection_pool_size=1),  # as the bot's own calls go
     )
     where = urlsplit(settings.telegram_api_base_url).netloc
     failed = False
