@@ -22,6 +22,9 @@ next. All members at once. The streams:
 For each stream it prints updates a second for both bots, their ratio (cocreate / bare;
 the goal is at least 0.8 on every stream), and each bot's CPU time per update (user+system
 of the bot's process only: the emulator and this driver are other processes).
+
+BENCH_PROFILE=/tmp/prof.raw records py-spy's samples of cocreate's process while it runs
+(`pip install py-spy` first; it is not a dependency), to find where its time goes.
 """
 
 from __future__ import annotations
