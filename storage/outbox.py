@@ -211,6 +211,25 @@ def _batch(row: sqlite3.Row) -> Batch:
     )
 
 
+async def _new_batch(
+    conn: aiosqlite.Connection,
+    kind: str,
+    ref_id: int | None,
+    author_chat_id: int | None,
+    author_language: str,
+    now: str,
+) -> int:
+    """Starts a delivery batch (inside the caller's transaction); returns its id."""
+    async with conn.execute(
+        "INSERT INTO delivery_batches (kind, ref_id, author_chat_id, author_language, created_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (kind, ref_id, author_chat_id, author_language, now),
+    ) as cur:
+        batch_id = cur.lastrowid
+    assert batch_id is not None
+    return batch_id
+
+
 class Outbox:
     """Rows waiting to be sent, and what became of each one."""
 
@@ -236,14 +255,7 @@ class Outbox:
         now = to_db(self._now())
         due = to_db(ceil_second(not_before)) if not_before is not None else now
         async with self._db.transaction() as conn:
-            async with conn.execute(
-                "INSERT INTO delivery_batches"
-                " (kind, ref_id, author_chat_id, author_language, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (kind, ref_id, author_chat_id, author_language, now),
-            ) as cur:
-                batch_id = cur.lastrowid
-            assert batch_id is not None
+            batch_id = await _new_batch(conn, kind, ref_id, author_chat_id, author_language, now)
             await conn.executemany(
                 "INSERT INTO outbox (batch_id, member_id, chat_id, text, reply_markup,"
                 " not_before, created_at, words_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -296,14 +308,7 @@ class Outbox:
             for value in (language, text, json.dumps(dict(markup)) if markup is not None else None)
         ]
         async with self._db.transaction() as conn:
-            async with conn.execute(
-                "INSERT INTO delivery_batches"
-                " (kind, ref_id, author_chat_id, author_language, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (kind, ref_id, author_chat_id, author_language, now),
-            ) as cur:
-                batch_id = cur.lastrowid
-            assert batch_id is not None
+            batch_id = await _new_batch(conn, kind, ref_id, author_chat_id, author_language, now)
             async with conn.execute(
                 # INSERT first: Python's sqlite3 counts the rows only of a statement that
                 # starts with INSERT (not WITH).
