@@ -27,6 +27,7 @@ from conversations.replies import (
     menu_button,
     remember_prompt,
     say,
+    send,
     settle_button,
     split_text,
     typed_command,
@@ -216,8 +217,8 @@ async def list_open(update: Update, context: CocreateContext) -> None:
             pieces = split_text(f"{text}\n\n{before}", given, suffix=after)
         *first, last = pieces
         for piece in first:
-            await context.bot.send_message(chat_id, piece)
-        await context.bot.send_message(chat_id, last, reply_markup=markup)
+            await send(update, context, piece)
+        await send(update, context, last, markup)
     context.data[ANSWERING] = rounds[0][0].id
 
 

@@ -14,7 +14,7 @@ from typing import Any, Final
 from telegram import Update
 
 from bot.catalogue import t, tn
-from conversations import audiences, steps
+from conversations import audiences, replies, steps
 from conversations.choices import Option, number
 from conversations.context import CocreateContext
 from conversations.prompts import render
@@ -102,8 +102,8 @@ async def preview(update: Update, context: CocreateContext, lang: str) -> None:
     """Shows the question exactly as members will see it, then Send / Change / Cancel."""
     d = draft(context)
     text, markup = render(as_question(update, d, lang, context.clock.now()), 0, lang)
-    await steps.send(update, context, t(lang, "staff.ask.preview_intro"))
-    await steps.send(update, context, text, markup)
+    await replies.send(update, context, t(lang, "staff.ask.preview_intro"))
+    await replies.send(update, context, text, markup)
     reminder = (
         tn(lang, "staff.reminder.after.hours", int(d["reminder"]), hours=d["reminder"])
         if d.get("reminder")
@@ -134,7 +134,7 @@ async def on_options(update: Update, context: CocreateContext, got: steps.Answer
     lines = list(dict.fromkeys(x.strip() for x in (got.text or "").splitlines() if x.strip()))
     if not 2 <= len(lines) <= 8 or any(len(x) > MAX_OPTION for x in lines):
         bad = tn(lang, "staff.ask.options_bad.letters", MAX_OPTION, max=MAX_OPTION)
-        await steps.send(update, context, bad)
+        await replies.send(update, context, bad)
         return State.OPTIONS
     draft(context)["options"] = lines
     return await FLOW.after(update, context, State.AUDIENCE)

@@ -13,7 +13,7 @@ from typing import Final
 from telegram import Update
 
 from bot.catalogue import t
-from conversations import audiences, steps
+from conversations import audiences, replies, steps
 from conversations.choices import Option
 from conversations.context import CocreateContext
 
@@ -50,8 +50,8 @@ async def preview(update: Update, context: CocreateContext, lang: str) -> None:
     """Shows the message as members will see it, then Send / Cancel (or, when nobody could
     get it, Choose who gets it / Cancel)."""
     text = str(draft(context).get("text", ""))
-    await steps.send(update, context, t(lang, "staff.ask.preview_intro"))
-    await steps.send(update, context, f"{t(lang, 'broadcast.header')}\n\n{text}")
+    await replies.send(update, context, t(lang, "staff.ask.preview_intro"))
+    await replies.send(update, context, f"{t(lang, 'broadcast.header')}\n\n{text}")
     if await nobody(context):
         audience = str(draft(context).get("audience", "everyone"))
         described = await audiences.describe(context, audience, lang)

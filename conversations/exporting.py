@@ -24,7 +24,7 @@ from typing import Final
 from telegram import Update
 
 from bot.catalogue import t, tn
-from conversations import audiences, steps
+from conversations import audiences, replies, steps
 from conversations.choices import Option
 from conversations.context import CocreateContext
 from conversations.machine import END
@@ -157,7 +157,7 @@ async def deliver(
             tn(lang, "export.parts", parts, parts=parts),
             tn(lang, "export.parts.rows", result.rows, rows=result.rows),
         ]
-        await steps.send(update, context, " ".join(told))
+        await replies.send(update, context, " ".join(told))
         for number, path in enumerate(files, start=1):
             await send(context, chat_id, path, t(lang, "export.part", part=number, parts=parts))
 

@@ -23,12 +23,12 @@ from conversations.choices import Option, from_callback, keyboard, match
 from conversations.context import CocreateContext
 from conversations.machine import END, FlowHandler
 from conversations.replies import (
-    chat_of,
     current_member,
     guess_language,
     language_of,
     menu_button,
     say,
+    send,
     send_menu,
     settle_button,
     typed_command,
@@ -138,9 +138,7 @@ async def ask(update: Update, context: CocreateContext, state: State) -> int:
     go(context, state)
     lang = await language_of(update, context)
     markup = keyboard(options_for(state, context), lang, prefix(state))
-    chat_id = chat_of(update)
-    assert chat_id is not None
-    await context.bot.send_message(chat_id, prompt(state, context, lang), reply_markup=markup)
+    await send(update, context, prompt(state, context, lang), markup)
     return state
 
 

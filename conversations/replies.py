@@ -76,7 +76,7 @@ async def say(
 ) -> Message | None:
     """Sends one catalogue text to the person behind the update."""
     chat_id = chat_of(update)
-    if chat_id is None or QUIET.get() or (key in NOT_UNDERSTOOD and RISK_NOTED.get() is not None):
+    if chat_id is None or (key in NOT_UNDERSTOOD and RISK_NOTED.get() is not None):
         return None
     user = update.effective_user
     if (
@@ -87,9 +87,21 @@ async def say(
     ):
         key = "staff.not_a_member"  # staff who never joined are never sent into sign-up
     language = language or await language_of(update, context)
-    return await context.bot.send_message(
-        chat_id, t(language, key, **values), reply_markup=reply_markup
-    )
+    return await send(update, context, t(language, key, **values), reply_markup)
+
+
+async def send(
+    update: Update,
+    context: CocreateContext,
+    text: str,
+    markup: InlineKeyboardMarkup | None = None,
+) -> Message | None:
+    """Sends a message to the person behind the update; nothing while they flood (the door
+    answers their last message instead)."""
+    chat_id = chat_of(update)
+    if chat_id is None or QUIET.get():
+        return None
+    return await context.bot.send_message(chat_id, text, reply_markup=markup)
 
 
 async def person_language(update: Update, resources: Resources) -> str:

@@ -21,7 +21,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot.catalogue import t, tn
-from conversations import steps
+from conversations import replies, steps
 from conversations.choices import Option
 from conversations.context import CocreateContext
 from conversations.prompts import choice_label, options_of
@@ -97,7 +97,7 @@ async def on_page(update: Update, context: CocreateContext) -> None:
         for option in options_of(question):
             lines.append(f"{option.text(lang)}: {per_choice.get(option.key, 0)}")
         for piece in split_text("", "\n".join(lines)):
-            await steps.send(update, context, piece)
+            await replies.send(update, context, piece)
     answers = await context.store.answers.to_question(question.id, start, PAGE + 1)
     if not answers and start == 0:
         await steps.ask(update, context, lang, "staff.responses.no_answers")
@@ -116,8 +116,8 @@ async def on_page(update: Update, context: CocreateContext) -> None:
         # A long answer takes several messages; its button goes on the last.
         *first, last = split_text(f"{pseudonym}: ", " ".join(parts))
         for piece in first:
-            await steps.send(update, context, piece)
-        await steps.send(update, context, last, markup)
+            await replies.send(update, context, piece)
+        await replies.send(update, context, last, markup)
     if len(answers) > PAGE:
         more = Option(f"{question.id}:{start + PAGE}", "staff.responses.more")
         await steps.ask(update, context, lang, "staff.responses.more_intro", [more], "resp:q")
@@ -152,7 +152,7 @@ async def take_reply(update: Update, context: CocreateContext, answer_id: int, t
         await steps.ask(update, context, lang, "staff.responses.gone")
         return True
     if len(text) > MAX_REPLY:
-        await steps.send(
+        await replies.send(
             update,
             context,
             tn(lang, "staff.ask.text_bad.letters", MAX_REPLY, max=MAX_REPLY),

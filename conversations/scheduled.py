@@ -13,7 +13,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot.catalogue import long_datetime, t
-from conversations import audiences, steps
+from conversations import audiences, replies, steps
 from conversations.choices import number
 from conversations.context import CocreateContext
 from conversations.replies import language_of, settle_button
@@ -44,7 +44,7 @@ async def list_upcoming(update: Update, context: CocreateContext) -> None:
             audience=await audiences.describe(context, question.audience, lang),
         )
         button = InlineKeyboardButton(cancel, callback_data=f"sched:q:{question.id}")
-        await steps.send(update, context, text, InlineKeyboardMarkup([[button]]))
+        await replies.send(update, context, text, InlineKeyboardMarkup([[button]]))
     for broadcast in broadcasts:
         text = t(
             lang,
@@ -54,7 +54,7 @@ async def list_upcoming(update: Update, context: CocreateContext) -> None:
             audience=await audiences.describe(context, broadcast.audience, lang),
         )
         button = InlineKeyboardButton(cancel, callback_data=f"sched:b:{broadcast.id}")
-        await steps.send(update, context, text, InlineKeyboardMarkup([[button]]))
+        await replies.send(update, context, text, InlineKeyboardMarkup([[button]]))
 
 
 async def on_cancel(update: Update, context: CocreateContext) -> None:
@@ -77,7 +77,7 @@ async def on_cancel(update: Update, context: CocreateContext) -> None:
             )
             for a in ("yes", "no")
         ]
-        await steps.send(
+        await replies.send(
             update, context, t(lang, "staff.scheduled.cancel_ask"), InlineKeyboardMarkup([buttons])
         )
         return

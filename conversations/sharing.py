@@ -19,24 +19,24 @@ from dataclasses import replace
 from functools import cache
 from typing import Any
 
-from telegram import InlineKeyboardMarkup, Message, Update
+from telegram import Message, Update
 from telegram.error import TelegramError
 
 from bot.catalogue import t, tn
 from conversations import media
 from conversations.choices import Option, keyboard, match
-from conversations.context import QUIET, CocreateContext
+from conversations.context import CocreateContext
 from conversations.flow import CANCEL, CHANGE, REVIEW, VOLUNTEER, Flow
 from conversations.pending import PendingQuestion
 from conversations.replies import (
     active_draft,
     at_step,
     await_answer,
-    chat_of,
     current_member,
     menu_button,
     pause_draft,
     say,
+    send,
     send_menu,
     settle_button,
     typed_command,
@@ -166,16 +166,7 @@ async def ask(update: Update, context: CocreateContext, draft: Submission) -> No
     else:
         text = t(lang, f"{flow.noun}.cancel_ask")
     markup = keyboard(options_for(flow, step), lang, f"{PREFIX}:{draft.id}:{name}")
-    await _send(update, context, text, markup)
-
-
-async def _send(
-    update: Update, context: CocreateContext, text: str, markup: InlineKeyboardMarkup | None
-) -> None:
-    chat_id = chat_of(update)
-    assert chat_id is not None
-    if not QUIET.get():  # someone flooding hears once, then about their last message
-        await context.bot.send_message(chat_id, text, reply_markup=markup)
+    await send(update, context, text, markup)
 
 
 async def start(update: Update, context: CocreateContext, kind: str) -> None:

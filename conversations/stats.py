@@ -15,7 +15,7 @@ from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, filters
 
 from bot.catalogue import t
-from conversations import steps
+from conversations import replies
 from conversations.context import CocreateContext
 from conversations.replies import language_of
 from conversations.staff import staff_only
@@ -110,7 +110,7 @@ async def show(update: Update, context: CocreateContext) -> None:
     for key, name in MEMBERSHIP_LINES:
         lines.append(t(lang, key, count=shown(getattr(members, name), name in hidden, lang)))
     lines += ["", t(lang, "stats.took_part_note")]
-    await steps.send(update, context, "\n".join(lines))
+    await replies.send(update, context, "\n".join(lines))
 
     questions = await store.questions.recent(LATEST_QUESTIONS)
     lines = [t(lang, "stats.questions")] if questions else [t(lang, "stats.no_questions")]
@@ -129,11 +129,11 @@ async def show(update: Update, context: CocreateContext) -> None:
             lines.append(t(lang, "stats.question.no_rate", **counts))
         else:
             lines.append(t(lang, "stats.question", rate=round(100 * answered / sent), **counts))
-    await steps.send(update, context, "\n".join(lines))
+    await replies.send(update, context, "\n".join(lines))
 
     for field, groups in breakdowns.items():
-        await steps.send(update, context, breakdown(field, groups, hidden, lang, short(extra)))
-    await steps.send(update, context, t(lang, "stats.small_note"))
+        await replies.send(update, context, breakdown(field, groups, hidden, lang, short(extra)))
+    await replies.send(update, context, t(lang, "stats.small_note"))
     await store.audit.add(f"telegram:{user.id}", "stats_viewed")
 
 

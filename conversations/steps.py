@@ -26,7 +26,7 @@ from datetime import datetime
 from enum import IntEnum
 from typing import Any, Generic, Literal, TypedDict, TypeVar
 
-from telegram import InlineKeyboardMarkup, Update
+from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.catalogue import long_datetime, t, tn
@@ -34,7 +34,7 @@ from conversations import audiences
 from conversations.choices import Option, from_callback, keyboard, match
 from conversations.context import CocreateContext
 from conversations.machine import END, FlowHandler
-from conversations.replies import chat_of, language_of, settle_button
+from conversations.replies import language_of, send, settle_button
 from conversations.staff import staff_only
 from conversations.when import (
     next_daily,
@@ -425,18 +425,6 @@ class StaffFlow(Generic[S]):
             return await step.take(update, context, got, lang)
 
         return handle
-
-
-async def send(
-    update: Update,
-    context: CocreateContext,
-    text: str,
-    markup: InlineKeyboardMarkup | None = None,
-) -> None:
-    """Sends a message to the person behind the update."""
-    chat_id = chat_of(update)
-    assert chat_id is not None
-    await context.bot.send_message(chat_id, text, reply_markup=markup)
 
 
 async def ask(
