@@ -15,11 +15,14 @@ from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler
 
 from conversations import (
+    agreement,
     answering,
+    approving,
     asking,
     broadcasting,
     everyday,
     exporting,
+    idea_desk,
     language,
     menu,
     my_data,
@@ -32,7 +35,9 @@ from conversations import (
     scheduled,
     sharing,
     stats,
+    tracking,
     unconfirmed,
+    voting,
 )
 from conversations.context import CocreateContext
 from conversations.replies import (
@@ -81,9 +86,14 @@ def build_routes() -> list[Handler]:
         *unconfirmed.build_handlers(),
         *roles.build_handlers(),
         *stats.build_handlers(),
+        *idea_desk.build_handlers(),
+        *approving.build_handlers(),
+        *agreement.build_handlers(),
+        *tracking.build_handlers(),
         # 3. Everyday commands and the menu's buttons.
         *everyday.build_handlers(),
         *menu.build_handlers(words.actions),
+        *voting.build_handlers(),
         # 4. Buttons inside a story or idea, and on a facilitator's question.
         CallbackQueryHandler(sharing.on_button, pattern=rf"^{sharing.PREFIX}:"),
         CallbackQueryHandler(answering.on_button, pattern=rf"^{prompts.PREFIX}:"),

@@ -372,6 +372,79 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX consent_receipts_member ON consent_receipts (member_id);
     CREATE INDEX media_member ON media (member_id);
     """,
+    # Ideas members weigh, and what became of ideas and question rounds (issue 12).
+    # statements: what other members may be shown and vote on. A member's idea has one only
+    # if its author chose to share it (anonymous, or with their first name); it is shown only
+    # once a facilitator approved it, perhaps edited (text). A voice idea's statement is a
+    # facilitator's summary, shown once its author approved it (state 'summary' until then).
+    # A facilitator's own statement has no submission. votes counts agree, disagree and not
+    # sure (not skips), kept by the triggers below, so "fewest votes first" reads one index.
+    # votes: one per member per statement; 'skip' marks it seen without a view.
+    # status_changes: every change of what became of an idea (a submission of kind idea, or a
+    # facilitator's statement) or of a question round, oldest first: the latest is its
+    # status. reason is public (required for 'not_possible', checked in code).
+    """
+    CREATE TABLE statements (
+        id             INTEGER PRIMARY KEY,
+        project_id     INTEGER REFERENCES projects(id) ON DELETE CASCADE,
+        submission_id  INTEGER UNIQUE REFERENCES submissions(id) ON DELETE CASCADE,
+        visibility     TEXT NOT NULL CHECK (visibility IN ('anonymous', 'named', 'team')),
+        state          TEXT NOT NULL DEFAULT 'waiting'
+                       CHECK (state IN ('waiting', 'summary', 'approved', 'declined')),
+        text           TEXT,
+        edited         INTEGER NOT NULL DEFAULT 0,
+        decided_by     INTEGER,            -- the facilitator's Telegram id
+        decided_at     TEXT,
+        created_by     INTEGER,            -- a facilitator's statement: their Telegram id
+        created_at     TEXT NOT NULL,
+        votes          INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX statements_next ON statements (project_id, state, votes, id);
+    CREATE INDEX statements_state ON statements (state, id);
+    CREATE TABLE votes (
+        member_id     INTEGER NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+        statement_id  INTEGER NOT NULL REFERENCES statements(id) ON DELETE CASCADE,
+        choice        TEXT NOT NULL CHECK (choice IN ('agree', 'disagree', 'unsure', 'skip')),
+        voted_at      TEXT NOT NULL,
+        changed_at    TEXT,
+        PRIMARY KEY (member_id, statement_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX votes_statement ON votes (statement_id, choice, member_id);
+    CREATE TRIGGER votes_counted AFTER INSERT ON votes WHEN NEW.choice != 'skip'
+    BEGIN
+        UPDATE statements SET votes = votes + 1 WHERE id = NEW.statement_id;
+    END;
+    CREATE TRIGGER votes_uncounted AFTER DELETE ON votes WHEN OLD.choice != 'skip'
+    BEGIN
+        UPDATE statements SET votes = votes - 1 WHERE id = OLD.statement_id;
+    END;
+    CREATE TRIGGER votes_recounted AFTER UPDATE OF choice ON votes
+        WHEN (OLD.choice = 'skip') != (NEW.choice = 'skip')
+    BEGIN
+        UPDATE statements SET votes = votes + (CASE WHEN NEW.choice = 'skip' THEN -1 ELSE 1 END)
+        WHERE id = NEW.statement_id;
+    END;
+    CREATE TABLE status_changes (
+        id             INTEGER PRIMARY KEY,
+        submission_id  INTEGER REFERENCES submissions(id) ON DELETE CASCADE,
+        statement_id   INTEGER REFERENCES statements(id) ON DELETE CASCADE,
+        round_id       INTEGER REFERENCES question_rounds(id) ON DELETE CASCADE,
+        status         TEXT NOT NULL
+                       CHECK (status IN ('new', 'looking', 'going_ahead', 'done', 'not_possible')),
+        reason         TEXT,
+        changed_by     INTEGER NOT NULL,   -- the facilitator's Telegram id
+        changed_at     TEXT NOT NULL,
+        CHECK ((submission_id IS NOT NULL) + (statement_id IS NOT NULL)
+               + (round_id IS NOT NULL) = 1)
+    );
+    CREATE INDEX status_changes_submission ON status_changes (submission_id, id)
+        WHERE submission_id IS NOT NULL;
+    CREATE INDEX status_changes_statement ON status_changes (statement_id, id)
+        WHERE statement_id IS NOT NULL;
+    CREATE INDEX status_changes_round ON status_changes (round_id, id)
+        WHERE round_id IS NOT NULL;
+    CREATE INDEX status_changes_at ON status_changes (changed_at);
+    """,
 )
 
 
