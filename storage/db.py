@@ -18,12 +18,14 @@ import contextlib
 import itertools
 import logging
 import os
+import re
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -48,6 +50,13 @@ def path_from_url(url: str) -> Path:
 # Runs inside each commit of a unit, before COMMIT; `final` is True for the unit's last one.
 CommitHook = Callable[[bool], Awaitable[None]]
 _savepoints = itertools.count(1)
+T = TypeVar("T")
+Statement = tuple[str, Iterable[Any]]
+# The table one writing statement names (INSERT OR REPLACE, which deletes, is not matched).
+_WRITES = re.compile(
+    r"\s*(?:INSERT(?: OR (?:IGNORE|ABORT|FAIL|ROLLBACK))? INTO|UPDATE|DELETE FROM)\s+(\w+)",
+    re.I,
+)
 
 
 @dataclass(eq=False)
@@ -63,6 +72,9 @@ class Unit:
     # Done once the unit has committed for the last time (e.g. a WAL checkpoint after an
     # erasure, which cannot run inside a transaction).
     after: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
+    # What the update has read, by query, until it writes anything (Database.fetch_all):
+    # handling one update reads the person's member row, role and draft several times.
+    reads: dict[tuple[str, tuple[Any, ...]], list[aiosqlite.Row]] = field(default_factory=dict)
 
 
 _UNIT: ContextVar[Unit | None] = ContextVar("cocreate_unit", default=None)
@@ -113,10 +125,20 @@ def private_files(path: Path) -> None:
 class Database:
     """One aiosqlite connection shared by the repositories."""
 
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        path: Path,
+        triggered: Iterable[str] = (),
+        parents: Iterable[str] = (),
+    ) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()
         self.path = path
+        # Tables whose writes may change other tables: they fire triggers; or, for a DELETE,
+        # other tables' rows point at theirs with ON DELETE CASCADE or SET NULL.
+        self._triggered = frozenset(name.lower() for name in triggered)
+        self._parents = frozenset(name.lower() for name in parents)
         # Writes left for later that must reach the file before a checkpoint empties the WAL
         # (the inbox's done-marks, which clear what members wrote).
         self.before_checkpoint: list[Callable[[], Awaitable[object]]] = []
@@ -126,16 +148,55 @@ class Database:
         unit = _current_unit()
         return unit if unit is not None and unit.db is self and unit.open else None
 
-    async def _begin(self, unit: Unit) -> None:
-        if unit.open:
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Runs `work` on the connection's thread: one trip, however many statements."""
+        # aiosqlite's own helpers (execute_fetchall, execute_insert) are built on _execute.
+        run: Callable[..., Awaitable[T]] = self._conn._execute  # untyped in aiosqlite
+        return await run(work, self._conn._conn)
+
+    def _forget(self, unit: Unit, sql: str | None) -> None:
+        """Forgets what the update read that a write may have changed: the reads that name
+        the table it writes, or everything if that write may change other tables too (or
+        the statement is not known)."""
+        found = _WRITES.match(sql) if sql is not None else None
+        table = found.group(1).lower() if found is not None else None
+        deletes = found is not None and found.group(0).lstrip()[:6].upper() == "DELETE"
+        if table is None or table in self._triggered or (deletes and table in self._parents):
+            unit.reads.clear()
             return
+        named = re.compile(rf"\b{re.escape(table)}\b", re.I)
+        for key in [key for key in unit.reads if named.search(key[0])]:
+            del unit.reads[key]
+
+    async def _in_unit(self, unit: Unit, work: Callable[[sqlite3.Connection], T], *sql: str) -> T:
+        """Runs `work` inside the unit's transaction, beginning it in the same trip if it is
+        not open yet. What the update read that `work`'s statements (`sql`; unknown if
+        none) may have changed is read again next time."""
+        for each in sql or (None,):
+            self._forget(unit, each)
+        if unit.open:
+            return await self._run(work)
         await self._lock.acquire()
         try:
-            await self._conn.execute("BEGIN IMMEDIATE")
+
+            def begin_then(conn: sqlite3.Connection) -> T:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    return work(conn)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+
+            result = await self._run(begin_then)
         except BaseException:
             self._lock.release()
             raise
         unit.open = True
+        return result
+
+    async def _begin(self, unit: Unit) -> None:
+        if not unit.open:
+            await self._in_unit(unit, lambda conn: None)
 
     async def _commit(self, unit: Unit, *, final: bool) -> None:
         """Runs the unit's hooks and commits what they and the unit wrote, if anything.
@@ -210,11 +271,19 @@ class Database:
             await conn.execute("PRAGMA foreign_keys = ON")
             await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             version = await migrate(conn)
+            triggered = await conn.execute_fetchall(
+                "SELECT tbl_name FROM sqlite_master WHERE type = 'trigger'"
+            )
+            parents = await conn.execute_fetchall(
+                'SELECT fk."table" FROM sqlite_master AS t, pragma_foreign_key_list(t.name) AS fk'
+                " WHERE t.type = 'table' AND fk.on_delete IN ('CASCADE', 'SET NULL')"
+            )
         except BaseException:
             await conn.close()
             raise
         logger.info("Database ready at schema version %s", version)
-        return cls(conn, path)
+        names = [[str(row[0]) for row in rows] for rows in (triggered, parents)]
+        return cls(conn, path, *names)
 
     async def checkpoint(self) -> bool:
         """Copies the WAL file into the database and empties it, so what was just deleted
@@ -259,6 +328,7 @@ class Database:
         unit = _current_unit()
         if unit is not None and unit.db is self:
             await self._begin(unit)
+            self._forget(unit, None)
             name = f"sp{next(_savepoints)}"
             await self._conn.execute(f"SAVEPOINT {name}")
             try:
@@ -283,13 +353,73 @@ class Database:
 
         Inside an update's unit it joins the unit's transaction; one statement is atomic on
         its own, so it needs no savepoint."""
+        args = tuple(params)
+
+        def write(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(sql, args)
+            try:
+                return cursor.rowcount
+            finally:
+                cursor.close()
+
         unit = _current_unit()
         if unit is not None and unit.db is self:
-            await self._begin(unit)
-            async with self._conn.execute(sql, tuple(params)) as cursor:
-                return cursor.rowcount
-        async with self.transaction() as conn, conn.execute(sql, tuple(params)) as cursor:
-            return cursor.rowcount
+            return await self._in_unit(unit, write, sql)
+        async with self._lock:
+            return await self._run(_alone(write))
+
+    async def execute_returning(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        """Runs one writing statement with a RETURNING clause, as `execute` does; returns
+        its rows."""
+        args = tuple(params)
+
+        def write(conn: sqlite3.Connection) -> list[aiosqlite.Row]:
+            cursor = conn.execute(sql, args)
+            try:
+                return cursor.fetchall()
+            finally:
+                cursor.close()
+
+        unit = _current_unit()
+        if unit is not None and unit.db is self:
+            return await self._in_unit(unit, write, sql)
+        async with self._lock:
+            return await self._run(_alone(write))
+
+    async def execute_all(self, statements: Iterable[Statement]) -> list[list[aiosqlite.Row]]:
+        """Runs several writing statements together or not at all, in one trip to the
+        database's thread; returns each one's rows (from RETURNING; else none). Inside an
+        update's unit they join its transaction."""
+        batch = [(sql, tuple(params)) for sql, params in statements]
+
+        def write(conn: sqlite3.Connection) -> list[list[aiosqlite.Row]]:
+            results = []
+            for sql, args in batch:
+                cursor = conn.execute(sql, args)
+                try:
+                    results.append(cursor.fetchall())
+                finally:
+                    cursor.close()
+            return results
+
+        unit = _current_unit()
+        if unit is None or unit.db is not self:
+            async with self._lock:
+                return await self._run(_alone(write))
+
+        def together(conn: sqlite3.Connection) -> list[list[aiosqlite.Row]]:
+            name = f"sp{next(_savepoints)}"
+            conn.execute(f"SAVEPOINT {name}")
+            try:
+                results = write(conn)
+            except BaseException:
+                conn.execute(f"ROLLBACK TO {name}")
+                conn.execute(f"RELEASE {name}")
+                raise
+            conn.execute(f"RELEASE {name}")
+            return results
+
+        return await self._in_unit(unit, together, *(sql for sql, _ in batch))
 
     async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
         """Returns the first row of a query (meant for queries of one row, or a few), or None.
@@ -300,11 +430,26 @@ class Database:
         return rows[0] if rows else None
 
     async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        """Returns every row of a query."""
-        if self._owned() is not None:  # reads the unit's own uncommitted writes
-            return list(await self._conn.execute_fetchall(sql, tuple(params)))
-        async with self._lock:
-            return list(await self._conn.execute_fetchall(sql, tuple(params)))
+        """Returns every row of a query.
+
+        Within an update's unit the same query is read once until the update writes
+        something: the update sees one snapshot, as if it had read it all at its start."""
+        args = tuple(params)
+        unit = _current_unit()
+        if unit is None or unit.db is not self:
+            async with self._lock:
+                return list(await self._conn.execute_fetchall(sql, args))
+        key = (sql, args)
+        cached = unit.reads.get(key)
+        if cached is not None:
+            return list(cached)
+        if unit.open:  # reads the unit's own uncommitted writes
+            rows = list(await self._conn.execute_fetchall(sql, args))
+        else:
+            async with self._lock:
+                rows = list(await self._conn.execute_fetchall(sql, args))
+        unit.reads[key] = rows
+        return list(rows)
 
     async def table_names(self) -> list[str]:
         """Lists the tables, for checks that scan every table."""
@@ -312,3 +457,19 @@ class Database:
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
         )
         return [str(r["name"]) for r in rows]
+
+
+def _alone(work: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+    """`work` in a transaction of its own, begun and committed in the same trip."""
+
+    def alone(conn: sqlite3.Connection) -> T:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    return alone

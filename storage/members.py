@@ -189,11 +189,9 @@ class Members:
     async def mark_reachable(self, telegram_user_id: int) -> bool:
         """A member wrote to the bot, so they have unblocked it; True if they were unreachable."""
         # Read first: most members are reachable, and a read starts no write transaction.
-        marked = await self._db.fetch_one(
-            "SELECT 1 FROM members WHERE telegram_user_id = ? AND unreachable_at IS NOT NULL",
-            (telegram_user_id,),
-        )
-        if marked is None:
+        # It is the read every update's flows make (by_telegram_id), made once per update.
+        member = await self.by_telegram_id(telegram_user_id)
+        if member is None or member.unreachable_at is None:
             return False
         changed = await self._db.execute(
             "UPDATE members SET unreachable_at = NULL"

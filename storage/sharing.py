@@ -199,26 +199,27 @@ class Sharing:
         Returns the file names of media this answer replaced, for the caller to delete.
         """
         now = to_db(self._now())
-        async with self._db.transaction() as conn:
-            async with conn.execute(
-                "SELECT file_name FROM media WHERE submission_id = ? AND part = ?",
-                (submission_id, part),
-            ) as cur:
-                replaced = [str(r["file_name"]) for r in await cur.fetchall()]
-            await conn.execute(
-                "DELETE FROM media WHERE submission_id = ? AND part = ?", (submission_id, part)
-            )
-            await conn.execute(
-                "INSERT INTO submission_parts (submission_id, part, text, skipped, updated_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (submission_id, part) DO UPDATE"
-                " SET text = excluded.text, skipped = excluded.skipped,"
-                " updated_at = excluded.updated_at",
-                (submission_id, part, text, int(text is None and media is None), now),
-            )
-            if media is not None:
+        forget = (
+            "DELETE FROM media WHERE submission_id = ? AND part = ? RETURNING file_name",
+            (submission_id, part),
+        )
+        keep = (
+            "INSERT INTO submission_parts (submission_id, part, text, skipped, updated_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (submission_id, part) DO UPDATE"
+            " SET text = excluded.text, skipped = excluded.skipped,"
+            " updated_at = excluded.updated_at",
+            (submission_id, part, text, int(text is None and media is None), now),
+        )
+        if media is None:  # the usual case: words, saved in one trip
+            gone, _ = await self._db.execute_all([forget, keep])
+        else:
+            async with self._db.transaction() as conn:
+                gone = list(await conn.execute_fetchall(*forget))
+                await conn.execute_fetchall(*keep)
                 await insert_media(
                     conn, member_id, media, now, submission_id=submission_id, part=part
                 )
+        replaced = [str(r["file_name"]) for r in gone]
         return replaced
 
     async def set_volunteer(self, submission_id: int, answer: str) -> None:

@@ -146,3 +146,22 @@ async def fetch_by_hand(emulator: Emulator, bot: CocreateApplication, store: Sto
     for update in again:
         await queue.put(update)
     assert queue.highest < ids[0]  # none was accepted
+
+
+async def test_a_story_part_reads_the_member_once(
+    bot: CocreateApplication, person: MakePerson, store: Store
+) -> None:
+    """The hot path: every flow asks who the person is, but one update reads their member row
+    from the database once, unless it wrote something in between; and it touches the
+    database no more than a handful of times."""
+    ann = person()
+    await join(ann)
+    assert await ann.says("story") == [t("en", "story.what_happened")]
+    statements: list[str] = []
+    await store.db._conn.set_trace_callback(statements.append)
+    try:
+        await ann.says("The bus did not come.")
+    finally:
+        await store.db._conn.set_trace_callback(lambda _: None)
+    reads = [s for s in statements if s.startswith("SELECT * FROM members WHERE telegram")]
+    assert len(reads) == 1

@@ -269,3 +269,60 @@ async def test_a_members_receipts_and_files_are_found_by_index(
             assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, (sql, plan)
     finally:
         await store.close()
+
+
+async def test_an_update_reads_a_query_once_until_it_writes(store: Store) -> None:
+    """Within one update's unit a repeated read is made once; a write makes it read again
+    (and it sees the write). BEGIN goes with the first write, in one trip."""
+    db = store.db
+    await db.execute("INSERT INTO projects (code, name, created_at) VALUES ('p', 'One', 'x')")
+    query = "SELECT name FROM projects WHERE code = ?"
+    statements: list[str] = []
+    await db._conn.set_trace_callback(statements.append)
+    try:
+        async with db.unit():
+            first = await db.fetch_one(query, ("p",))
+            again = await db.fetch_one(query, ("p",))
+            await db.execute("UPDATE projects SET name = 'Two' WHERE code = 'p'")
+            after = await db.fetch_one(query, ("p",))
+        outside = [await db.fetch_one(query, ("p",)) for _ in range(2)]
+    finally:
+        await db._conn.set_trace_callback(lambda _: None)
+    assert first is not None and again is not None and after is not None
+    assert (first["name"], again["name"], after["name"]) == ("One", "One", "Two")
+    assert [row["name"] for row in outside if row is not None] == ["Two", "Two"]
+    reads = [s for s in statements if s.startswith("SELECT name FROM projects")]
+    assert len(reads) == 4  # once before the write, once after, and twice outside any unit
+    assert statements[statements.index("BEGIN IMMEDIATE") + 1].startswith("UPDATE projects")
+
+
+async def test_a_write_forgets_only_the_reads_it_may_change(store: Store) -> None:
+    """A write to another table keeps what the update read; a DELETE that may cascade, and a
+    write that fires triggers, make it read everything again."""
+    db = store.db
+    await db.execute("INSERT INTO projects (code, name, created_at) VALUES ('p', 'One', 'x')")
+    query = "SELECT name FROM projects WHERE code = ?"
+    statements: list[str] = []
+    await db._conn.set_trace_callback(statements.append)
+
+    def reads() -> int:
+        return sum(s.startswith("SELECT name FROM projects") for s in statements)
+
+    try:
+        async with db.unit():
+            await db.fetch_one(query, ("p",))
+            await db.execute("INSERT INTO app_secrets (name, value) VALUES ('a', 'b')")
+            await db.execute("DELETE FROM app_secrets WHERE name = 'a'")
+            await db.fetch_one(query, ("p",))
+            assert reads() == 1
+            await db.execute("DELETE FROM members WHERE id = 0")  # members' rows cascade
+            await db.fetch_one(query, ("p",))
+            assert reads() == 2
+            await db.execute("UPDATE votes SET choice = 'agree' WHERE member_id = 0")  # triggers
+            await db.fetch_one(query, ("p",))
+            assert reads() == 3
+            await db.execute_all([("UPDATE projects SET name = 'Two' WHERE code = 'p'", ())])
+            row = await db.fetch_one(query, ("p",))
+            assert reads() == 4 and row is not None and row["name"] == "Two"
+    finally:
+        await db._conn.set_trace_callback(lambda _: None)
