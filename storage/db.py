@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import sqlite3
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -65,7 +66,8 @@ class Unit:
 
     db: Database
     hooks: list[CommitHook] = field(default_factory=list)
-    open: bool = False  # a transaction is open and this unit holds the connection's lock
+    open: bool = False  # its segment is open: it holds the connection's lock
+    savepoint: str = ""  # its segment's savepoint, while open
     # Only the task handling the update works in the unit: a task it starts (a long export)
     # copies the context but works on its own, like any other task.
     task: asyncio.Task[Any] | None = field(default_factory=asyncio.current_task)
@@ -78,6 +80,7 @@ class Unit:
 
 
 _UNIT: ContextVar[Unit | None] = ContextVar("cocreate_unit", default=None)
+_DATABASES: weakref.WeakSet[Database] = weakref.WeakSet()  # open ones, for commit_point
 
 
 def _current_unit() -> Unit | None:
@@ -87,10 +90,14 @@ def _current_unit() -> Unit | None:
 
 async def commit_point() -> None:
     """Commits the current unit's writes and its hooks' (the person's session, saying this
-    update was applied), if any: call before telling anyone about them."""
+    update was applied), if any: call before telling anyone about them. Outside a unit, it
+    waits until whatever anyone wrote (and so whatever may have been read) is on disk."""
     unit = _current_unit()
     if unit is not None:
         await unit.db._commit(unit, final=False)
+        return
+    for db in list(_DATABASES):
+        await db.durable()
 
 
 def sidecars(path: Path) -> tuple[Path, Path]:
@@ -142,6 +149,11 @@ class Database:
         # Writes left for later that must reach the file before a checkpoint empties the WAL
         # (the inbox's done-marks, which clear what members wrote).
         self.before_checkpoint: list[Callable[[], Awaitable[object]]] = []
+        # Group commit: who waits for the next COMMIT, and the task that makes it.
+        self._waiting: list[asyncio.Future[None]] = []
+        self._leader: asyncio.Task[None] | None = None
+        self._savepoint = ""  # the name of the last segment begun
+        _DATABASES.add(self)
 
     def _owned(self) -> Unit | None:
         """The current unit, if it is on this database and holds its open transaction."""
@@ -168,30 +180,113 @@ class Database:
         for key in [key for key in unit.reads if named.search(key[0])]:
             del unit.reads[key]
 
+    async def _segment(self, work: Callable[[sqlite3.Connection], T], *, alone: bool) -> T:
+        """Runs `work` as a segment of the shared transaction, holding the lock (the caller
+        took it): in one trip, BEGIN if no transaction is open, a savepoint, and `work`. If
+        `work` fails, what it wrote is rolled back to the savepoint, and the error raised.
+
+        `alone`: the segment is all of `work`, released in the same trip; otherwise it stays
+        open (a unit's, named unit.savepoint) until `_settle`."""
+        name = f"s{next(_savepoints)}"
+
+        def segment(conn: sqlite3.Connection) -> T:
+            if not conn.in_transaction:
+                conn.execute("BEGIN IMMEDIATE")
+            conn.execute(f"SAVEPOINT {name}")
+            try:
+                result = work(conn)
+            except BaseException:
+                conn.execute(f"ROLLBACK TO {name}")
+                conn.execute(f"RELEASE {name}")
+                raise
+            if alone:
+                conn.execute(f"RELEASE {name}")
+            return result
+
+        result = await self._run(segment)
+        self._savepoint = name
+        return result
+
+    async def _settle(self, name: str | None) -> None:
+        """Ends a segment (releasing its savepoint, if still open) and the lock, then waits
+        until what it wrote is on disk: the next group commit."""
+        try:
+            if name is not None:
+                await self._run(lambda conn: conn.execute(f"RELEASE {name}"))
+            waiting = self._enlist()
+        finally:
+            self._lock.release()
+        await waiting
+
+    async def _undo(self, name: str) -> None:
+        """Rolls a segment back (its savepoint) and releases the lock."""
+        try:
+
+            def undo(conn: sqlite3.Connection) -> None:
+                conn.execute(f"ROLLBACK TO {name}")
+                conn.execute(f"RELEASE {name}")
+
+            await self._run(undo)
+        finally:
+            self._lock.release()
+
+    def _enlist(self) -> asyncio.Future[None]:
+        """A future done once everything written so far is committed (or failed to be)."""
+        waiting: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiting)
+        if self._leader is None or self._leader.done():
+            self._leader = asyncio.create_task(self._lead(), name="group commit")
+        return waiting
+
+    async def durable(self) -> None:
+        """Waits until everything written so far, by anyone, is on disk (at once if so)."""
+        if self._conn.in_transaction or self._waiting:
+            await self._enlist()
+
+    async def _lead(self) -> None:
+        """Group commit: one COMMIT (one fsync) for every segment that ended while the last
+        one was being written, as many as there are, then the next, until none waits."""
+        while self._waiting:
+            async with self._lock:  # no segment is half-way
+                await self._commit_waiting()
+
+    async def _commit_waiting(self) -> None:
+        """Commits the shared transaction (the lock is held) and tells everyone waiting."""
+        batch, self._waiting = self._waiting, []
+        error: BaseException | None = None
+        try:
+            if self._conn.in_transaction:
+                await self._run(lambda conn: conn.execute("COMMIT"))
+        except BaseException as exc:
+            error = exc
+            if self._conn.in_transaction:
+                with contextlib.suppress(Exception):
+                    await self._run(lambda conn: conn.execute("ROLLBACK"))
+        for waiting in batch:
+            if waiting.done():
+                continue
+            if error is None:
+                waiting.set_result(None)
+            else:
+                waiting.set_exception(error)
+        if isinstance(error, asyncio.CancelledError):
+            raise error
+
     async def _in_unit(self, unit: Unit, work: Callable[[sqlite3.Connection], T], *sql: str) -> T:
-        """Runs `work` inside the unit's transaction, beginning it in the same trip if it is
-        not open yet. What the update read that `work`'s statements (`sql`; unknown if
-        none) may have changed is read again next time."""
+        """Runs `work` in the unit's segment of the shared transaction, beginning it in the
+        same trip if it is not open yet. What the update read that `work`'s statements
+        (`sql`; unknown if none) may have changed is read again next time."""
         for each in sql or (None,):
             self._forget(unit, each)
         if unit.open:
             return await self._run(work)
         await self._lock.acquire()
         try:
-
-            def begin_then(conn: sqlite3.Connection) -> T:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    return work(conn)
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-
-            result = await self._run(begin_then)
+            result = await self._segment(work, alone=False)
         except BaseException:
             self._lock.release()
             raise
-        unit.open = True
+        unit.open, unit.savepoint = True, self._savepoint
         return result
 
     async def _begin(self, unit: Unit) -> None:
@@ -199,27 +294,29 @@ class Database:
             await self._in_unit(unit, lambda conn: None)
 
     async def _commit(self, unit: Unit, *, final: bool) -> None:
-        """Runs the unit's hooks and commits what they and the unit wrote, if anything.
+        """Runs the unit's hooks, ends its segment and waits until what it wrote is on disk.
 
         A hook writes only what changed, so a commit point with nothing new, or a final commit
         after the last commit point, often writes nothing and costs nothing (see
         storage/inbox.py, `mark_done_soon`). The first commit point of an update that wrote
         nothing still saves the person's session, saying the update was applied: a replay
-        after a crash does not run it again.
+        after a crash does not run it again. An update that wrote nothing may have read
+        what others wrote that is not on disk yet: it waits for that too, before it tells
+        anyone anything.
         """
         try:
             for hook in unit.hooks:
                 await hook(final)
-            if unit.open:
-                await self._conn.execute("COMMIT")
         except BaseException:
             if unit.open:
-                await self._conn.execute("ROLLBACK")
-            raise
-        finally:
-            if unit.open:
                 unit.open = False
-                self._lock.release()
+                await self._undo(unit.savepoint)
+            raise
+        if unit.open:
+            unit.open = False
+            await self._settle(unit.savepoint)
+        else:
+            await self.durable()
 
     def in_transaction(self) -> bool:
         """Whether the current update's unit has uncommitted writes (they commit next)."""
@@ -239,10 +336,7 @@ class Database:
             except BaseException:
                 if unit.open:
                     unit.open = False
-                    try:
-                        await self._conn.execute("ROLLBACK")
-                    finally:
-                        self._lock.release()
+                    await self._undo(unit.savepoint)
                 raise
             await self._commit(unit, final=True)
         finally:
@@ -302,6 +396,7 @@ class Database:
         for write in self.before_checkpoint:
             await write()
         async with self._lock:
+            await self._commit_waiting()  # no checkpoint inside a transaction
             await self._conn.execute("PRAGMA busy_timeout = 0")
             try:
                 async with self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
@@ -314,16 +409,19 @@ class Database:
         return done
 
     async def close(self) -> None:
-        """Closes the connection."""
+        """Commits what is waiting and closes the connection."""
         async with self._lock:
+            await self._commit_waiting()
             await self._conn.close()
+        _DATABASES.discard(self)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """One unit of work: everything inside commits together or not at all.
 
         Inside an update's `Unit` it joins the unit's transaction (as a savepoint), which
-        commits at the unit's next commit point.
+        commits at the unit's next commit point. Elsewhere it is a segment of its own, and
+        returns once it is on disk (see `_lead`).
         """
         unit = _current_unit()
         if unit is not None and unit.db is self:
@@ -339,14 +437,19 @@ class Database:
                 raise
             await self._conn.execute(f"RELEASE {name}")
             return
-        async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                await self._conn.execute("ROLLBACK")
-                raise
-            await self._conn.execute("COMMIT")
+        await self._lock.acquire()
+        try:
+            await self._segment(lambda conn: None, alone=False)
+        except BaseException:
+            self._lock.release()
+            raise
+        name = self._savepoint
+        try:
+            yield self._conn
+        except BaseException:
+            await self._undo(name)
+            raise
+        await self._settle(name)
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
         """Runs one writing statement in its own transaction; returns the rows changed.
@@ -365,8 +468,7 @@ class Database:
         unit = _current_unit()
         if unit is not None and unit.db is self:
             return await self._in_unit(unit, write, sql)
-        async with self._lock:
-            return await self._run(_alone(write))
+        return await self._alone(write)
 
     async def execute_returning(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         """Runs one writing statement with a RETURNING clause, as `execute` does; returns
@@ -383,8 +485,7 @@ class Database:
         unit = _current_unit()
         if unit is not None and unit.db is self:
             return await self._in_unit(unit, write, sql)
-        async with self._lock:
-            return await self._run(_alone(write))
+        return await self._alone(write)
 
     async def execute_all(self, statements: Iterable[Statement]) -> list[list[aiosqlite.Row]]:
         """Runs several writing statements together or not at all, in one trip to the
@@ -404,8 +505,7 @@ class Database:
 
         unit = _current_unit()
         if unit is None or unit.db is not self:
-            async with self._lock:
-                return await self._run(_alone(write))
+            return await self._alone(write)
 
         def together(conn: sqlite3.Connection) -> list[list[aiosqlite.Row]]:
             name = f"sp{next(_savepoints)}"
@@ -420,6 +520,17 @@ class Database:
             return results
 
         return await self._in_unit(unit, together, *(sql for sql, _ in batch))
+
+    async def _alone(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work` as a segment of its own, in one trip; returns once it is on disk."""
+        await self._lock.acquire()
+        try:
+            result = await self._segment(work, alone=True)
+        except BaseException:
+            self._lock.release()
+            raise
+        await self._settle(None)
+        return result
 
     async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
         """Returns the first row of a query (meant for queries of one row, or a few), or None.
@@ -457,19 +568,3 @@ class Database:
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
         )
         return [str(r["name"]) for r in rows]
-
-
-def _alone(work: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
-    """`work` in a transaction of its own, begun and committed in the same trip."""
-
-    def alone(conn: sqlite3.Connection) -> T:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = work(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
-
-    return alone

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiosqlite
 import pytest
 
 from bot.budget import Budget
@@ -55,15 +56,19 @@ async def test_a_row_is_marked_sending_only_as_its_request_leaves(
     def reached() -> set[int]:
         return {int(p["chat_id"]) for p in emulator.calls_to("sendMessage") if p["text"] == TEXT}
 
-    # Watch the rows while they go: a row 'sending' whose request has not reached Telegram
-    # would be left unconfirmed, and never sent, by a crash at that moment.
+    # Watch the rows while they go: a row 'sending' on disk whose request has not reached
+    # Telegram would be left unconfirmed, and never sent, by a crash at that moment. What a
+    # crash leaves is what is committed: read it as another process would, through a
+    # connection of its own (the bot's own sees its writes before their group commit).
     worst: list[Any] = []
-    async with asyncio.timeout(20):
+    uri = store.db.path.resolve().as_uri() + "?mode=ro"
+    async with aiosqlite.connect(uri, uri=True) as disk, asyncio.timeout(20):
         while len(reached()) < len(BROADCAST):
-            sending = {
-                r.chat_id for r in await store.outbox.rows_of(batch_id) if r.status == "sending"
-            }
-            not_left = sending - reached()
+            rows = await disk.execute_fetchall(
+                "SELECT chat_id FROM outbox WHERE batch_id = ? AND status = 'sending'",
+                (batch_id,),
+            )
+            not_left = {int(row[0]) for row in rows} - reached()
             if len(not_left) > len(worst):
                 worst = sorted(not_left)
             await asyncio.sleep(0.005)

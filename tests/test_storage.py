@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -273,7 +274,7 @@ async def test_a_members_receipts_and_files_are_found_by_index(
 
 async def test_an_update_reads_a_query_once_until_it_writes(store: Store) -> None:
     """Within one update's unit a repeated read is made once; a write makes it read again
-    (and it sees the write). BEGIN goes with the first write, in one trip."""
+    (and it sees the write)."""
     db = store.db
     await db.execute("INSERT INTO projects (code, name, created_at) VALUES ('p', 'One', 'x')")
     query = "SELECT name FROM projects WHERE code = ?"
@@ -293,7 +294,9 @@ async def test_an_update_reads_a_query_once_until_it_writes(store: Store) -> Non
     assert [row["name"] for row in outside if row is not None] == ["Two", "Two"]
     reads = [s for s in statements if s.startswith("SELECT name FROM projects")]
     assert len(reads) == 4  # once before the write, once after, and twice outside any unit
-    assert statements[statements.index("BEGIN IMMEDIATE") + 1].startswith("UPDATE projects")
+    begun = statements.index("BEGIN IMMEDIATE")
+    assert statements[begun + 1].startswith("SAVEPOINT")  # the update's segment
+    assert statements[begun + 2].startswith("UPDATE projects")
 
 
 async def test_a_write_forgets_only_the_reads_it_may_change(store: Store) -> None:
@@ -326,3 +329,32 @@ async def test_a_write_forgets_only_the_reads_it_may_change(store: Store) -> Non
             assert reads() == 4 and row is not None and row["name"] == "Two"
     finally:
         await db._conn.set_trace_callback(lambda _: None)
+
+
+async def test_writers_at_once_share_one_commit(store: Store) -> None:
+    """Group commit: twenty updates writing at once wait for the same few COMMITs (one fsync
+    each), not twenty; each returns only once its write is committed; one that fails is
+    rolled back alone."""
+    db = store.db
+    statements: list[str] = []
+    await db._conn.set_trace_callback(statements.append)
+
+    async def one_update(n: int) -> None:
+        async with db.unit():
+            await db.execute(
+                "INSERT INTO projects (code, name, created_at) VALUES (?, 'P', '2026-01-01T00:00:00+00:00')",
+                (f"p{n}",),
+            )
+            if n == 7:
+                raise RuntimeError("this update fails")
+
+    try:
+        results = await asyncio.gather(*(one_update(n) for n in range(20)), return_exceptions=True)
+    finally:
+        await db._conn.set_trace_callback(lambda _: None)
+    assert [n for n, r in enumerate(results) if isinstance(r, RuntimeError)] == [7]
+    assert not db._conn.in_transaction  # every one that returned is committed
+    codes = {p.code for p in await store.projects.all()}
+    assert codes == {f"p{n}" for n in range(20) if n != 7}
+    commits = statements.count("COMMIT")
+    assert 1 <= commits <= 3, commits
