@@ -40,6 +40,7 @@ from conversations.replies import (
     say,
     settle_button,
     split_text,
+    typed_command,
 )
 from conversations.staff import acting_staff, staff_only
 from storage import kinds
@@ -193,6 +194,8 @@ async def take_choice(
     if waiting is None:
         return False
     option = match(text, options_for(waiting), lang)
+    if option is None and typed_command(text, lang) is not None:
+        return False  # MENU, HELP … still work
     if option is None:
         await replies.send(update, context, t(lang, "staff.not_understood"))
         await show(update, context, waiting, lang)
