@@ -35,6 +35,7 @@ from conversations.replies import (
     chat_of,
     current_member,
     language_of,
+    leave_question,
     menu_button,
     quoted,
     say,
@@ -104,6 +105,7 @@ async def show_next(update: Update, context: CocreateContext, after: int) -> Non
     lang = await language_of(update, context)
     waiting = await context.store.statements.next_waiting(after)
     if waiting is None:
+        leave_question(context)
         await replies.send(update, context, t(lang, "approving.none"))
         return
     await show(update, context, waiting, lang)
@@ -121,7 +123,7 @@ async def show(update: Update, context: CocreateContext, waiting: Waiting, lang:
         lines.append(t(lang, "approving.how.named", name=name))
     else:
         lines.append(t(lang, "approving.how.anonymous"))
-    if waiting.needs_summary:
+    if waiting.needs_summary and "voice" in waiting.media_kinds:
         lines.append(tn(lang, "approving.voice", waiting.seconds, seconds=waiting.seconds))
     words = waiting.idea or ""
     if waiting.who_it_helps:

@@ -3,6 +3,7 @@ through the real bot and the emulator, read as transcripts."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 from collections.abc import Callable
@@ -457,3 +458,29 @@ async def test_a_replayed_update_makes_no_second_statement(
     again = await store.statements.share(row["submission_id"], "anonymous")
     assert again is not None and again.id == row["id"]
     assert len(await statements(store)) == 1
+
+
+async def test_an_author_who_used_stop_is_not_told(person: MakePerson, store: Store) -> None:
+    olu = person(STAFF, "Olu")
+    hal = await member(person, 3020, "Hal")
+    await share_idea(hal, "Buses on Sundays.")
+    await hal.says("2")
+    assert await hal.says("/stop") == [t("en", "stop.done")]
+    hal.user.unread()
+    await olu.says("/ideas")
+    await olu.taps("Waiting for your OK")
+    assert await olu.taps("Approve") == [t("en", "approving.approved"), t("en", "approving.none")]
+    [row] = await statements(store)
+    assert row["state"] == "approved"
+
+    async def settled() -> dict[str, Any]:
+        while True:  # the delivery worker settles it at once: no clock is involved
+            found = await store.db.fetch_one("SELECT status, skip_reason FROM outbox")
+            if found is not None and found["status"] not in ("queued", "sending"):
+                return dict(found)
+            await asyncio.sleep(0.02)
+
+    async with asyncio.timeout(10):
+        outcome = await settled()
+    assert outcome == {"status": "skipped", "skip_reason": "stopped"}
+    assert hal.user.unread() == []
