@@ -107,6 +107,8 @@ class SessionData(TypedDict, total=False):
     answer: int  # the answer a facilitator is writing back to (reply relay)
     reply: int  # the reply a member is answering back to (reply relay)
     draft: int  # the story or idea being told (sharing)
+    shared: int  # the idea whose author is choosing who may see it (sharing)
+    statement: int  # the idea a facilitator is editing or summarising; 0: a new statement
     ask: dict[str, Any]  # the question a facilitator is writing (/ask)
     broadcast: dict[str, Any]  # the update a facilitator is writing (/broadcast)
     export: dict[str, Any]  # the export an organiser is choosing (/export)

@@ -16,7 +16,7 @@ from typing import Literal
 from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, MessageHandler, filters
 
-from conversations import answering, menu, sharing
+from conversations import answering, approving, menu, sharing
 from conversations.context import CocreateContext
 from conversations.pending import PendingQuestion
 from conversations.replies import (
@@ -45,7 +45,7 @@ class Routing:
     pending: Sequence[PendingQuestion]  # one-step questions answered by a choice
     # One-step questions answered by any words (a facilitator's reply, a member's answer
     # back): the taker, and the session data key holding what it answers.
-    takes_text: Mapping[str, tuple[TakeText, Literal["answer", "reply"]]]
+    takes_text: Mapping[str, tuple[TakeText, Literal["answer", "reply", "statement"]]]
 
 
 async def on_message(update: Update, context: CocreateContext, routing: Routing) -> None:
@@ -77,6 +77,8 @@ async def on_message(update: Update, context: CocreateContext, routing: Routing)
             await sharing.on_input(update, context, member, draft)
             return
         if await answering.take_typed(update, context, member):
+            return
+        if await approving.take_typed(update, context, member):  # Yes or No to a summary
             return
     if text is None:
         if member is None:

@@ -66,6 +66,10 @@ def routing() -> router.Routing:
         takes_text={
             reviewing.REPLY: (reviewing.take_reply, "answer"),
             reviewing.ANSWER_BACK: (reviewing.take_answer_back, "reply"),
+            approving.CHOOSE: (approving.take_choice, "statement"),
+            approving.EDIT: (approving.take_edit, "statement"),
+            approving.SUMMARY: (approving.take_summary, "statement"),
+            approving.STATEMENT: (approving.take_statement, "statement"),
         },
     )
 

@@ -41,7 +41,7 @@ from conversations.replies import (
     settle_button,
     typed_command,
 )
-from storage import kinds
+from storage import kinds, statements
 from storage.models import Member
 from storage.sharing import NewMedia, Part, Submission
 
@@ -367,13 +367,73 @@ async def review_choice(
         return
     await context.store.sharing.submit(draft.id)
     leave(context)
-    # Waiting for "Share one more?" before anything is sent: the door commits at each send.
-    await_answer(context, after(flow).name)
+    # An idea's author then chooses who may see it; else "Share one more?". Waiting for that
+    # answer before anything is sent: the door commits at each send.
+    who = who_may_see(member) if await may_share(context, flow, draft) else None
+    await_answer(context, (who or after(flow)).name)
+    if who is not None:
+        context.data["shared"] = draft.id
     logger.info("A %s was saved (submission %s)", flow.kind, draft.id)
     await say(update, context, f"{flow.noun}.saved", language=member.language)
     if flow.asks_volunteer and draft.volunteer in {"yes", "maybe"}:
         await say(update, context, "idea.saved_volunteer", language=member.language)
-    await after(flow).ask(update, context, "sharing.next", member.language)
+    if who is not None:
+        await who.ask(update, context, "approving.share.ask", member.language)
+    else:
+        await after(flow).ask(update, context, "sharing.next", member.language)
+
+
+# Who may see an idea, asked once it is saved. "Only the team" is the default, and what a
+# skip, a stop or leaving the question means: then no statement is made. Sharing makes a
+# statement waiting for a facilitator (storage/statements.py): nobody else sees it before.
+TEAM = Option("team", "approving.share.team")
+ANONYMOUS = Option("anonymous", "approving.share.anonymous")
+NAMED = Option("named", "approving.share.named")  # only for a member who joined named
+
+
+async def may_share(context: CocreateContext, flow: Flow, draft: Submission) -> bool:
+    """Whether a saved submission is an idea with something in it to show others."""
+    if flow.key != kinds.IDEA.key:
+        return False
+    part = (await context.store.sharing.parts(draft.id)).get(statements.IDEA_PART)
+    return part is not None and bool((part.text or "").strip() or part.media)
+
+
+async def after_choosing_who(update: Update, context: CocreateContext, option: Option) -> None:
+    """Keeps the idea to the team, or lets others see it once a facilitator approved it;
+    then "Share one more?"."""
+    submission_id = context.data.pop("shared", None)
+    member = await current_member(update, context)
+    if member is None:
+        await say(update, context, "bad.not_started")
+        return
+    lang = member.language
+    visibility = SHARING_CHOICES.get(option.key)
+    if option.key == NAMED.key and member.display_name is None:
+        visibility = None  # never with a name the member did not give
+    made = None
+    if visibility is not None and isinstance(submission_id, int):
+        submission = await context.store.sharing.get(submission_id)
+        if submission is not None and submission.member_id == member.id:
+            made = await context.store.statements.share(submission_id, visibility)
+    if made is not None:
+        logger.info("Submission %s is shared (%s), waiting for approval", submission_id, visibility)
+        await say(update, context, f"approving.share.{made.visibility}_ok", language=lang)
+    else:
+        await say(update, context, "approving.share.team_ok", language=lang)
+    await after(kinds.IDEA).ask(update, context, "sharing.next", lang)
+
+
+SHARING_CHOICES: dict[str, statements.Visibility] = {"anonymous": "anonymous", "named": "named"}
+WHO_MAY_SEE = PendingQuestion("share_with", [TEAM, ANONYMOUS], after_choosing_who)
+WHO_MAY_SEE_NAMED = PendingQuestion(
+    "share_with_named", [TEAM, ANONYMOUS, NAMED], after_choosing_who
+)
+
+
+def who_may_see(member: Member) -> PendingQuestion:
+    """ "Who may see your idea?", with "with my first name" only if the member gave one."""
+    return WHO_MAY_SEE if member.display_name is None else WHO_MAY_SEE_NAMED
 
 
 async def after_saving(update: Update, context: CocreateContext, option: Option) -> None:
@@ -408,5 +468,5 @@ def after(flow: Flow) -> PendingQuestion:
 
 
 def after_questions() -> list[PendingQuestion]:
-    """ "Share one more?" of every kind in storage/kinds.py."""
-    return [after(flow) for flow in kinds.all_kinds()]
+    """ "Who may see your idea?" and "Share one more?" of every kind in storage/kinds.py."""
+    return [WHO_MAY_SEE, WHO_MAY_SEE_NAMED, *(after(flow) for flow in kinds.all_kinds())]

@@ -20,6 +20,7 @@ from storage.retention import Retention
 from storage.roles import Roles
 from storage.sessions import Sessions
 from storage.sharing import Pseudonyms, Sharing
+from storage.statements import Statements
 from storage.stats import Stats
 
 
@@ -38,6 +39,7 @@ class Store:
         self.outbox = Outbox(db, now)
         self.sessions = Sessions(db, now)
         self.sharing = Sharing(db, now)
+        self.statements = Statements(db, now)
         self.questions = Questions(db, now)
         self.answers = Answers(db, now)
         self.broadcasts = Broadcasts(db, now)

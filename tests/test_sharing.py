@@ -168,6 +168,11 @@ async def test_an_idea_with_a_volunteer(person: MakePerson, store: Store) -> Non
     assert await eve.taps("Save") == [
         t("en", "idea.saved"),
         t("en", "idea.saved_volunteer"),
+        t("en", "approving.share.ask"),
+    ]
+    # Who may see it (tests/test_approving.py): only the team.
+    assert await eve.taps("Only the team") == [
+        t("en", "approving.share.team_ok"),
         t("en", "sharing.next"),
     ]
     member_row = await store.members.by_telegram_id(2005)
