@@ -21,6 +21,7 @@ from storage.roles import Roles
 from storage.sessions import Sessions
 from storage.sharing import Pseudonyms, Sharing
 from storage.stats import Stats
+from storage.tracker import Tracker
 
 
 class Store:
@@ -47,6 +48,7 @@ class Store:
         self.responses = Responses(db, self.pseudonyms, self.audit)
         self.stats = Stats(db)
         self.retention = Retention(db, self.outbox)
+        self.tracker = Tracker(db, now)
 
     @classmethod
     async def open(cls, path: Path, now: Callable[[], datetime]) -> Store:
