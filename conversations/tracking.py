@@ -60,6 +60,7 @@ PAGE = 8  # ideas and rounds a page, for staff
 NEWS_PAGE = 5  # changes a page of /updates
 SHORT = 40  # letters of an idea shown on a button
 MAX_SAID = 300  # letters of what someone said, quoted back to them
+MAX_ABOUT = 150  # letters of what a change in /updates is about (five fit in one message)
 NEWS_PREFIX = "upd"
 MARKS = {"idea": "💡", "statement": "📣", "round": "❓"}
 
@@ -138,7 +139,7 @@ async def on_item(update: Update, context: CocreateContext, got: Option, lang: s
 async def ask_status(update: Update, context: CocreateContext, lang: str) -> None:
     """Says what was chosen and its status now, and asks the new one."""
     tracked = await chosen(context)
-    words = (tracked.text if tracked else None) or t(lang, "tracking.voice")
+    words = _short((tracked.text if tracked else None) or t(lang, "tracking.voice"), MAX_SAID)
     status = _status(lang, tracked.status if tracked else "new")
     prefix = FLOW.prefix(State.STATUS)
     await steps.ask(
@@ -324,7 +325,7 @@ def told(
 
 def news_text(news: News, lang: str, tz: Any) -> str:
     """One change as a member reads it: when, what about, what we did and why."""
-    words = _short(news.text, MAX_SAID) if news.text else t(lang, "tracking.your_voice")
+    words = _short(news.text, MAX_ABOUT) if news.text else t(lang, "tracking.your_voice")
     if news.about == "round":
         about = t(lang, "tracking.updates.round", text=words)
     elif news.own:

@@ -39,7 +39,7 @@ STATUSES: tuple[Status, ...] = get_args(Status)
 # What a facilitator can set ('new' is only where everything starts).
 SETTABLE: tuple[Status, ...] = ("looking", "going_ahead", "done", "not_possible")
 NEEDS_REASON: frozenset[Status] = frozenset({"not_possible"})
-MAX_REASON = 500
+MAX_REASON = 300  # a short reason: "You said … We did …" stays one message
 ItemKind = Literal["idea", "statement", "round"]
 # Why someone is told of a change: it is their idea, they agreed with it, they answered it.
 Told = Literal["author", "supporter", "answered"]
@@ -375,8 +375,8 @@ class Tracker:
             " st.project_id AS statement_project"
             " FROM status_changes c"
             " LEFT JOIN submissions s ON s.id = c.submission_id"
-            " LEFT JOIN statements st ON st.id = c.statement_id"
-            "  OR (c.submission_id IS NOT NULL AND st.submission_id = c.submission_id)"
+            " LEFT JOIN statements st ON st.id = COALESCE(c.statement_id,"
+            "  (SELECT x.id FROM statements x WHERE x.submission_id = c.submission_id))"
             " LEFT JOIN question_rounds r ON r.id = c.round_id"
             " LEFT JOIN questions q ON q.id = r.question_id"
             " WHERE s.member_id = ?1"

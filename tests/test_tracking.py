@@ -9,24 +9,30 @@ write them with SQL, as the migration's columns say.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from telegram import Update
 
 from bot.catalogue import t, tn
+from bot.clock import FakeClock
 from bot.receiving import CocreateApplication
 from emulator import SimUser
+from storage.outbox import Outgoing
 from storage.store import Store
-from storage.tracker import Item, ReasonNeeded
+from storage.tracker import SETTABLE, Item, ReasonNeeded
 from tests.transcript import Person, join
 
 MakePerson = Callable[..., Person]
 STAFF = 9300
 REASON = "The council said yes. Buses start in May."
 NOW = "2026-11-30T10:00:00+00:00"
+LONDON = ZoneInfo("Europe/London")
 
 
 @pytest.fixture
@@ -339,3 +345,143 @@ async def test_updates_with_nothing_yet_and_from_the_menu(person: MakePerson) ->
     assert await ann.says("/updates") == [t("en", "tracking.updates.none")]
     await ann.says("/menu")
     assert await ann.taps(t("en", "menu.updates")) == [t("en", "tracking.updates.none")]
+
+
+async def test_staff_page_through_ideas_newest_first_and_members_page_through_news(
+    person: MakePerson, store: Store, clock: FakeClock
+) -> None:
+    staff = person(STAFF, "Fran")
+    ann = person(9370, "Ann")
+    await join(ann)
+    submissions = []
+    for n in range(1, 10):
+        clock.advance(timedelta(minutes=1))
+        submissions.append(await idea(store, ann, f"Idea number {n}"))
+    await staff.says("/ideas")
+    await staff.taps(t("en", "ideas.desk.status"))
+    assert staff.buttons == [
+        *(f"💡 Idea number {n} · {t('en', 'tracking.status.new')}" for n in range(9, 1, -1)),
+        t("en", "tracking.more"),
+    ]
+    await staff.taps(t("en", "tracking.more"))
+    assert staff.buttons == [f"💡 Idea number 1 · {t('en', 'tracking.status.new')}"]
+    await staff.taps(f"💡 Idea number 1 · {t('en', 'tracking.status.new')}")
+    assert staff.buttons == [t("en", f"tracking.status.{s}") for s in SETTABLE]
+
+    # Six changes: /updates shows five, newest first, then the sixth.
+    for n, submission in enumerate(submissions[:6], start=1):
+        clock.advance(timedelta(minutes=1))
+        await store.tracker.change(
+            Item("idea", submission), "looking", f"Reason {n}", changed_by=STAFF, tell=lambda r: []
+        )
+    [first] = await ann.says("/updates")
+    assert [n for n in range(1, 7) if f"Reason {n}" in first] == [2, 3, 4, 5, 6]
+    assert first.index("Reason 6") < first.index("Reason 2")
+    assert ann.buttons == [t("en", "tracking.updates.more"), t("en", "menu.button")]
+    [second] = await ann.taps(t("en", "tracking.updates.more"))
+    assert "Reason 1" in second and "Reason 2" not in second
+    assert ann.buttons == [t("en", "menu.button")]
+
+
+async def test_quiet_hours_hold_the_news_and_unreachable_members_are_skipped(
+    person: MakePerson, store: Store, clock: FakeClock, bot: CocreateApplication
+) -> None:
+    staff = person(STAFF, "Fran")
+    ann, bo = person(9380, "Ann"), person(9381, "Bo")
+    await join(ann)
+    await join(bo)
+    submission = await idea(store, ann, "A crossing by the school.")
+    shared = await statement(store, "A crossing by the school.", submission=submission)
+    await vote(store, bo, shared, "agree")
+    await store.db.execute(  # Telegram said Bo blocked the bot
+        "UPDATE members SET unreachable_at = ? WHERE id = ?", (NOW, await member_id(store, bo))
+    )
+    clock.set(datetime(2026, 11, 30, 22, 0, tzinfo=LONDON))
+    await choose(staff, "looking")
+    preview = await staff.taps("Skip")
+    assert preview[-1] == tn("en", "tracking.summary", 1, count=1)  # not Bo
+    await staff.taps("Send")
+
+    async def held() -> bool:
+        row = await store.db.fetch_one(
+            "SELECT held_for_quiet_hours FROM outbox WHERE member_id = ?",
+            (await member_id(store, ann),),
+        )
+        return row is not None and bool(row["held_for_quiet_hours"])
+
+    async with asyncio.timeout(10):
+        while not await held():
+            bot.delivery.wake()
+            await asyncio.sleep(0.05)
+    assert ann.user.unread() == []
+
+    clock.set(datetime(2026, 12, 1, 8, 0, 1, tzinfo=LONDON))
+    bot.delivery.wake()
+    [message] = await ann.user.wait_messages(1, timeout=10)
+    assert t("en", "tracking.did.looking") in (message.text or "")
+    await staff.user.wait_messages(1, timeout=10)  # the report: every row is final
+    rows = await store.db.fetch_all(
+        "SELECT member_id, status, skip_reason FROM outbox WHERE member_id = ?",
+        (await member_id(store, bo),),
+    )
+    assert [(r["status"], r["skip_reason"]) for r in rows] == [("skipped", "unreachable")]
+    assert bo.user.unread() == []
+
+
+async def new_member(store: Store, telegram_id: int, language: str = "en") -> int:
+    member = await store.members.join(
+        telegram_user_id=telegram_id,
+        chat_id=telegram_id,
+        language=language,
+        consent_version="test",
+        agreed_to=["test"],
+    )
+    await store.members.mark_onboarded(member.id)
+    return member.id
+
+
+async def test_only_approved_words_go_to_others_and_each_member_once(store: Store) -> None:
+    author, fan, other = [await new_member(store, 9400 + i) for i in range(3)]
+    draft = await store.sharing.start(member_id=author, kind="idea", project_id=None, language="en")
+    await store.sharing.answer(draft.id, author, "idea", None)  # a voice note: no words
+    await store.sharing.submit(draft.id)
+    item = Item("idea", draft.id)
+    # The facilitator's summary waits for the author's OK: nobody else sees it yet.
+    await store.db.execute(
+        "INSERT INTO statements (submission_id, visibility, state, text, created_at)"
+        " VALUES (?, 'anonymous', 'summary', 'A summary not approved yet', ?)",
+        (draft.id, NOW),
+    )
+    row = await store.db.fetch_one("SELECT id FROM statements")
+    assert row is not None
+    for member, choice in ((author, "agree"), (fan, "agree"), (other, "disagree")):
+        await store.db.execute(
+            "INSERT INTO votes (member_id, statement_id, choice, voted_at) VALUES (?, ?, ?, ?)",
+            (member, row["id"], choice, NOW),
+        )
+    [only] = await store.tracker.recipients(item)
+    assert (only.member_id, only.role, only.text) == (author, "author", None)
+    # Approved by its author: the summary is what the author and the supporter are shown.
+    await store.db.execute("UPDATE statements SET state = 'approved' WHERE id = ?", (row["id"],))
+    found = await store.tracker.recipients(item)
+    assert [(r.member_id, r.role, r.text, r.words_of) for r in found] == [
+        (author, "author", "A summary not approved yet", None),
+        (fan, "supporter", "A summary not approved yet", author),
+    ]
+    made = await store.tracker.change(
+        item,
+        "done",
+        None,
+        changed_by=STAFF,
+        tell=lambda rs: [Outgoing(r.member_id, r.chat_id, "news", words_of=r.words_of) for r in rs],
+    )
+    assert made is not None and made.told == 2 and made.batch_id is not None
+    # A status that cannot be set, and an item that cannot have one, are refused.
+    with pytest.raises(ValueError, match="cannot set"):
+        await store.tracker.change(item, "new", None, changed_by=STAFF, tell=lambda r: [])
+    with pytest.raises(ValueError, match="cannot have a status"):
+        await store.tracker.change(
+            Item("round", 999), "done", None, changed_by=STAFF, tell=lambda r: []
+        )
+    assert [n.text for n in await store.tracker.news_for(other)] == ["A summary not approved yet"]
+    assert [n.own for n in await store.tracker.news_for(author)] == [True]
