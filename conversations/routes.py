@@ -86,7 +86,14 @@ def build_routes() -> list[Handler]:
         *unconfirmed.build_handlers(),
         *roles.build_handlers(),
         *stats.build_handlers(),
-        *idea_desk.build_handlers(),
+        *idea_desk.build_handlers(
+            {
+                "wait": approving.show_waiting,
+                "add": approving.start_statement,
+                "agree": agreement.show,
+                "status": tracking.show,
+            }
+        ),
         *approving.build_handlers(),
         *agreement.build_handlers(),
         *tracking.build_handlers(),
