@@ -22,6 +22,7 @@ MEMBER_COMMANDS = (
     "help",
     "language",
     "questions",
+    "updates",
     "mydata",
     "stop",
     "resume",

@@ -112,6 +112,7 @@ class SessionData(TypedDict, total=False):
     ask: dict[str, Any]  # the question a facilitator is writing (/ask)
     broadcast: dict[str, Any]  # the update a facilitator is writing (/broadcast)
     export: dict[str, Any]  # the export an organiser is choosing (/export)
+    track: dict[str, Any]  # the status a facilitator is setting (/ideas, conversations/tracking)
 
 
 class CocreateContext(CallbackContext[ExtBot[None], Data, Data, Data]):

@@ -10,30 +10,33 @@ It shows four buttons, each handed to the module that does it:
 - "What happened": set what became of an idea or a question round, with a public reason,
   told to its author and supporters (conversations/tracking.py).
 
-Buttons: `ideas:wait`, `ideas:add`, `ideas:agree`, `ideas:status`.
+Buttons: `ideas:wait`, `ideas:add`, `ideas:agree`, `ideas:status`. What each one opens is
+handed in by conversations/routes.py (`build_handlers`), which knows every flow: the desk
+imports none of them, so the flows it opens may stand on the staff-flow machinery
+(conversations/steps.py) and the desk stays a floor below them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot.catalogue import t
-from conversations import agreement, approving, replies, tracking
+from conversations import replies
 from conversations.context import CocreateContext
 from conversations.replies import language_of, settle_button
 from conversations.staff import staff_only
 
 PREFIX = "ideas"
 Section = Callable[[Update, CocreateContext], Awaitable[object]]
-# Each button: its key (callback data `ideas:<key>`), its label, what it does.
-SECTIONS: tuple[tuple[str, str, Section], ...] = (
-    ("wait", "ideas.desk.wait", approving.show_waiting),
-    ("add", "ideas.desk.add", approving.start_statement),
-    ("agree", "ideas.desk.agree", agreement.show),
-    ("status", "ideas.desk.status", tracking.show),
+# Each button: its key (callback data `ideas:<key>`) and its label. What it does is handed in.
+SECTIONS: tuple[tuple[str, str], ...] = (
+    ("wait", "ideas.desk.wait"),
+    ("add", "ideas.desk.add"),
+    ("agree", "ideas.desk.agree"),
+    ("status", "ideas.desk.status"),
 )
 
 
@@ -42,27 +45,27 @@ async def show_desk(update: Update, context: CocreateContext) -> None:
     lang = await language_of(update, context)
     buttons = [
         [InlineKeyboardButton(t(lang, label), callback_data=f"{PREFIX}:{key}")]
-        for key, label, _ in SECTIONS
+        for key, label in SECTIONS
     ]
     await replies.send(update, context, t(lang, "ideas.desk"), InlineKeyboardMarkup(buttons))
 
 
-async def on_button(update: Update, context: CocreateContext) -> None:
-    """Opens the section a desk button names."""
-    query = update.callback_query
-    assert query is not None
-    await settle_button(update)
-    key = (query.data or "").partition(":")[2]
-    for name, _, section in SECTIONS:
-        if name == key:
-            await section(update, context)
-            return
-    await show_desk(update, context)
+def build_handlers(
+    opens: Mapping[str, Section],
+) -> list[BaseHandler[Update, CocreateContext, object]]:
+    """/ideas and the desk's buttons, for facilitators and organisers; `opens` says what each
+    button's key opens."""
+    assert set(opens) == {key for key, _ in SECTIONS}, "every desk button opens something"
 
+    async def on_button(update: Update, context: CocreateContext) -> None:
+        """Opens the section a desk button names."""
+        query = update.callback_query
+        assert query is not None
+        await settle_button(update)
+        section = opens.get((query.data or "").partition(":")[2])
+        await (section or show_desk)(update, context)
 
-def build_handlers() -> list[BaseHandler[Update, CocreateContext, object]]:
-    """/ideas and the desk's buttons, for facilitators and organisers."""
-    keys = "|".join(key for key, _, _ in SECTIONS)
+    keys = "|".join(key for key, _ in SECTIONS)
     return [
         CommandHandler("ideas", staff_only(show_desk), filters=filters.UpdateType.MESSAGE),
         CallbackQueryHandler(staff_only(on_button), pattern=rf"^{PREFIX}:({keys})$"),

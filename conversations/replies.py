@@ -238,6 +238,7 @@ def menu_options(member: Member) -> list[Option]:
     return [
         *(Option(kind.noun, f"menu.{kind.noun}") for kind in kinds.all_kinds()),
         Option("questions", "menu.questions"),
+        Option("updates", "menu.updates"),
         Option("mydata", "menu.mydata"),
         Option("language", "menu.language"),
         Option("help", "menu.help"),

@@ -59,7 +59,7 @@ def routing() -> router.Routing:
     starts = {kind.noun: sharing.starter(kind.key) for kind in kinds.KINDS}
     return router.Routing(
         # Everyday words, and the menu's choices (a kind of sharing is chosen by its noun).
-        actions={**everyday.ACTIONS, **starts},
+        actions={**everyday.ACTIONS, **starts, "updates": tracking.show_updates},
         # One-step questions answered by a choice (their buttons are handled by each one).
         pending=(language.QUESTION, my_data.QUESTION, *sharing.after_questions()),
         # One-step questions answered by any words.
@@ -90,7 +90,14 @@ def build_routes() -> list[Handler]:
         *unconfirmed.build_handlers(),
         *roles.build_handlers(),
         *stats.build_handlers(),
-        *idea_desk.build_handlers(),
+        *idea_desk.build_handlers(
+            {
+                "wait": approving.show_waiting,
+                "add": approving.start_statement,
+                "agree": agreement.show,
+                "status": tracking.show,
+            }
+        ),
         *approving.build_handlers(),
         *agreement.build_handlers(),
         *tracking.build_handlers(),
@@ -118,6 +125,7 @@ STEPS: dict[str, tuple[AskStep, type[Enum]]] = {
     "ask": (asking.ask, asking.State),
     "broadcast": (broadcasting.ask, broadcasting.State),
     "export": (exporting.ask, exporting.State),
+    "track": (tracking.ask, tracking.State),
 }
 
 

@@ -50,7 +50,7 @@ from storage.times import from_db, to_db
 Step = Callable[[Update, CocreateContext], Coroutine[Any, Any, int]]
 # The staff flows: each one's command, its name in the session, and where its draft is kept
 # (context.data[name]). A session left in one ends with the role (storage/roles.STAFF_FLOWS).
-FlowName = Literal["ask", "broadcast", "export"]
+FlowName = Literal["ask", "broadcast", "export", "track"]
 S = TypeVar("S", bound=IntEnum)
 
 

@@ -230,6 +230,39 @@ async def _new_batch(
     return batch_id
 
 
+async def insert_batch(
+    conn: aiosqlite.Connection,
+    kind: str,
+    ref_id: int | None,
+    messages: Sequence[Outgoing],
+    now: str,
+    due: str,
+    author_chat_id: int | None = None,
+    author_language: str = "en",
+) -> int:
+    """Queues messages as one batch inside the caller's transaction (`Outbox.enqueue_batch`,
+    or a repository that must queue them with its own change: storage/tracker.py)."""
+    batch_id = await _new_batch(conn, kind, ref_id, author_chat_id, author_language, now)
+    await conn.executemany(
+        "INSERT INTO outbox (batch_id, member_id, chat_id, text, reply_markup,"
+        " not_before, created_at, words_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                batch_id,
+                m.member_id,
+                m.chat_id,
+                m.text,
+                json.dumps(dict(m.reply_markup)) if m.reply_markup is not None else None,
+                due,
+                now,
+                m.words_of,
+            )
+            for m in messages
+        ],
+    )
+    return batch_id
+
+
 class Outbox:
     """Rows waiting to be sent, and what became of each one."""
 
@@ -255,25 +288,9 @@ class Outbox:
         now = to_db(self._now())
         due = to_db(ceil_second(not_before)) if not_before is not None else now
         async with self._db.transaction() as conn:
-            batch_id = await _new_batch(conn, kind, ref_id, author_chat_id, author_language, now)
-            await conn.executemany(
-                "INSERT INTO outbox (batch_id, member_id, chat_id, text, reply_markup,"
-                " not_before, created_at, words_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        batch_id,
-                        m.member_id,
-                        m.chat_id,
-                        m.text,
-                        json.dumps(dict(m.reply_markup)) if m.reply_markup is not None else None,
-                        due,
-                        now,
-                        m.words_of,
-                    )
-                    for m in messages
-                ],
+            return await insert_batch(
+                conn, kind, ref_id, messages, now, due, author_chat_id, author_language
             )
-        return batch_id
 
     async def enqueue_query(
         self,

@@ -124,7 +124,7 @@ async def _audit(conn: aiosqlite.Connection, at: str, who: str, action: str, **d
 
 # The flows only staff can be in (conversations/asking.py, broadcasting.py, exporting.py,
 # reviewing.py's reply): a session left in one of them ends with the role.
-STAFF_FLOWS = ("ask", "broadcast", "export", "reply")
+STAFF_FLOWS = ("ask", "broadcast", "export", "reply", "track")
 
 
 async def _fetch_role(conn: aiosqlite.Connection, user_id: int) -> StaffRole | None:

@@ -22,6 +22,7 @@ from storage.sessions import Sessions
 from storage.sharing import Pseudonyms, Sharing
 from storage.statements import Statements
 from storage.stats import Stats
+from storage.tracker import Tracker
 
 
 class Store:
@@ -49,6 +50,7 @@ class Store:
         self.responses = Responses(db, self.pseudonyms, self.audit)
         self.stats = Stats(db)
         self.retention = Retention(db, self.outbox)
+        self.tracker = Tracker(db, now)
 
     @classmethod
     async def open(cls, path: Path, now: Callable[[], datetime]) -> Store:

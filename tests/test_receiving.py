@@ -92,6 +92,7 @@ async def test_the_command_menu_is_registered_in_both_languages(
         "help",
         "language",
         "questions",
+        "updates",
         "mydata",
         "stop",
         "resume",
