@@ -152,18 +152,19 @@ async def _sharing(store: Store, member_id: int) -> dict[int, dict[str, Any]]:
                 # waiting (for a facilitator's OK), summary (a voice idea's summary, waiting
                 # for your OK), approved or declined
                 "state": st["state"],
-                "edited": bool(st["edited"]),
-                "text_shown_to_others": st["text"],
+                "edited": bool(st["edited"]),  # a facilitator changed the words
+                # what others are shown once approved (perhaps edited, or the summary)
+                "text_for_others": st["text"],
                 "decided_at": st["decided_at"],
             },
-            "what_happened": [],
+            "status_history": [],
         }
     for c in changes:
         entry = found.setdefault(
             int(c["submission_id"]),
-            {"who_may_see": WHO_MAY_SEE[None], "approval": None, "what_happened": []},
+            {"who_may_see": WHO_MAY_SEE[None], "approval": None, "status_history": []},
         )
-        entry["what_happened"].append(
+        entry["status_history"].append(
             {"status": c["status"], "reason": c["reason"], "changed_at": c["changed_at"]}
         )
     return found
@@ -182,7 +183,7 @@ async def export_member(store: Store, member_id: int) -> dict[str, Any]:
         shared: dict[str, Any] = {}
         if s.kind == "idea" or s.id in sharing:
             none: dict[str, Any] = {"who_may_see": WHO_MAY_SEE[None], "approval": None}
-            shared = sharing.get(s.id, {**none, "what_happened": []})
+            shared = sharing.get(s.id, {**none, "status_history": []})
         parts = await store.sharing.parts(s.id)
         submissions.append(
             {

@@ -254,10 +254,10 @@ async def test_mydata_shows_votes_and_how_each_idea_is_shared(
     assert shared["approval"] == {
         "state": "approved",
         "edited": True,
-        "text_shown_to_others": EDITED,
+        "text_for_others": EDITED,
         "decided_at": when,
     }
-    assert shared["what_happened"] == [
+    assert shared["status_history"] == [
         {"status": "looking", "reason": None, "changed_at": when},
         {
             "status": "going_ahead",
@@ -266,7 +266,7 @@ async def test_mydata_shows_votes_and_how_each_idea_is_shared(
         },
     ]
     assert private["who_may_see"] == "only_the_team" and private["approval"] is None
-    assert private["what_happened"] == []
+    assert private["status_history"] == []
     # Nothing of who approved it, nor how anyone else voted on Ann's idea.
     assert str(STAFF).encode() not in raw and b"disagree" not in raw
 
