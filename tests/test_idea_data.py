@@ -13,8 +13,9 @@ import asyncio
 import csv
 import io
 import json
+import os
 import zipfile
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,8 +30,9 @@ from bot.cli import cli
 from bot.clock import FakeClock
 from bot.retention import run_retention
 from bot.settings import Settings
+from storage import export_files
 from storage.export_ideas import STATEMENT_COLUMNS, STATUS_COLUMNS, VOTE_COLUMNS
-from storage.export_rows import COLUMNS, ExportFilter
+from storage.export_rows import COLUMNS, ExportFilter, Row
 from storage.store import Store
 from storage.times import to_db
 from tests.transcript import Person, join
@@ -556,3 +558,41 @@ async def documents(someone: Person, since: int) -> list[Any]:
             someone.user.unread()
             return found
         await someone.user.next_message(timeout=15)
+
+
+async def test_an_export_that_fails_in_a_table_leaves_no_file(
+    person: MakePerson,
+    store: Store,
+    clock: FakeClock,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await build(person, store, clock)
+    real = export_files.write_table
+    written: list[str] = []
+
+    async def broken(
+        chunks: AsyncGenerator[list[Row], None], fmt: str, path: Path, names: tuple[str, ...]
+    ) -> int:
+        if written:  # the votes are written; the disk fills up during the statements
+            await real(chunks, fmt, path, names)
+            raise OSError("disk full")
+        written.append(path.name)
+        return await real(chunks, fmt, path, names)
+
+    monkeypatch.setattr("storage.export.write_table", broken)
+    out = tmp_path / "out"
+    out.mkdir()
+    for fmt in ("csv", "json"):
+        written.clear()
+        with pytest.raises(OSError, match="disk full"):
+            await store.responses.export(fmt, out / "x.out", ExportFilter(), settings.tz, actor="t")
+        assert os.listdir(out) == []
+        written.clear()
+        with pytest.raises(OSError, match="disk full"):
+            await store.responses.export_parts(
+                fmt, out, "x", ExportFilter(), settings.tz, actor="t", max_bytes=1000
+            )
+        assert os.listdir(out) == []
+    assert [e for e in await store.audit.entries() if e.action == "export"] == []
