@@ -1,7 +1,9 @@
 """Rows into files: CSV, Excel (xlsx) or JSON Lines, one row per response under a header of
 COLUMNS, and the media files the rows name into a zip. `write_rows` streams rows into one
 file, or several of about a given size; storage/export_rows.py reads the rows and
-storage/export.py puts the two together.
+storage/export.py puts the two together. The tables beside the responses (votes, statements,
+status history: storage/export_ideas.py) go into a workbook's sheets (`XlsxSink.start_table`)
+or a CSV or JSON Lines file each (`write_table`), their cells made safe the same way.
 
 Cells are written so that a spreadsheet shows them as text: never run as a formula (CSV gets
 a leading quote, Excel gets strings), which is what an answer like `=HYPERLINK(…)` would
