@@ -33,6 +33,7 @@ from bot.export_args import check_format, check_out, could_not_write, export_fil
 from bot.logs import configure
 from bot.settings import MissingToken, MissingWebhookSecret, Settings
 from bot.startup import TokenRejected, reach_telegram
+from storage.export import ExportResult
 from storage.export_rows import BadExport
 from storage.models import AuditEntry
 from storage.store import Store
@@ -239,7 +240,20 @@ def export_responses(
         missing = f", {result.media_missing} missing" if result.media_missing else ""
         files = "file" if result.media_added == 1 else "files"
         summary += f" {result.media_added} media {files} in {result.media_zip}{missing}."
+    summary += tables_written(result)
     typer.echo(summary)
+
+
+TABLE_WORDS = {"votes": "votes", "statements": "statements", "status": "status changes"}
+
+
+def tables_written(result: ExportResult) -> str:
+    """The votes, statements and status changes written beside the responses, if any."""
+    if not result.tables:
+        return ""
+    counts = [f"{n:,} {TABLE_WORDS.get(name, name)}" for name, n in result.tables.items()]
+    where = ", ".join(str(path) for path in result.table_files) or "sheets of the same file"
+    return f" Also {', '.join(counts)} in {where}."
 
 
 def audit_table(entries: list[AuditEntry], tz: tzinfo) -> list[str]:

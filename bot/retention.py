@@ -1,5 +1,6 @@
 """Retention: with RETENTION_DAYS set, responses older than that many days (submitted stories
-and ideas, answers) are deleted once a day, with their files in MEDIA_DIR, the text of sent
+and ideas, answers) are deleted once a day, with their files in MEDIA_DIR, and so are votes
+and facilitators' statements that old (storage/retention.py says which), the text of sent
 messages that old is emptied, and the audit log says how many (counts only).
 
 The database says what is old at the clock's "now" (storage/retention.py, `Retention`);
@@ -59,14 +60,20 @@ async def run_retention(store: Store, settings: Settings, clock: Clock) -> Delet
         await store.retention.checkpoint()
     shared = ", ".join(f"{n} {plural}" for plural, n in total.shared.items())
     logger.info(
-        "Retention (%s days): deleted %s, %s answers, %s files; emptied %s sent messages",
+        "Retention (%s days): deleted %s, %s answers, %s files, %s votes, %s statements;"
+        " emptied %s sent messages",
         days,
         shared or "no stories or ideas",
         total.answers,
         len(total.files),
+        total.votes,
+        total.statements,
         total.messages,
     )
-    if total.responses or total.messages:
+    if total.responses or total.messages or total.votes or total.statements:
+        # Votes and facilitators' statements only when there were some: the entry of a day
+        # without them stays as it was.
+        ideas = {"votes": total.votes, "statements": total.statements}
         await store.audit.add(
             "retention",
             "responses_deleted",
@@ -75,6 +82,7 @@ async def run_retention(store: Store, settings: Settings, clock: Clock) -> Delet
             answers=total.answers,
             files=len(total.files),
             messages=total.messages,
+            **{name: n for name, n in ideas.items() if n},
         )
     return total
 

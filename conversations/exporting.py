@@ -6,8 +6,10 @@ A staff flow ("export", conversations/steps.py); the kind of file chosen waits i
 session's data["export"]. Buttons carry `exp:<state>:<choice>`. storage/export.py writes the
 file into a temporary folder (deleted once sent) and puts the export in the audit log.
 Telegram takes uploads of 50 MB at most, so a bigger export is cut into parts of about 45 MB:
-zipped together when that fits, else sent one by one. The file is made and sent as a task of
-its own, so a large export does not hold up the bot's answers to everyone else.
+zipped together when that fits, else sent one by one. A CSV or JSON export with votes,
+statements or status changes has a file for each of them too, so it comes zipped. The file
+is made and sent as a task of its own, so a large export does not hold up the bot's answers
+to everyone else.
 """
 
 from __future__ import annotations
@@ -138,7 +140,7 @@ async def deliver(
             fmt, folder, stem, flt, tz, actor=f"telegram:{user.id}", max_bytes=PART_BYTES
         )
         logger.info("Organiser %s exported %s rows as %s", user.id, result.rows, fmt)
-        files = list(result.files)
+        files = list(result.files) + list(result.table_files)
         if len(files) == 1:
             await send(
                 context, chat_id, files[0], tn(lang, "export.ready", result.rows, rows=result.rows)
@@ -147,9 +149,14 @@ async def deliver(
         bundle = folder / f"{stem}.zip"
         await asyncio.to_thread(zip_together, files, bundle)
         if bundle.stat().st_size <= UPLOAD_LIMIT:
-            await send(
-                context, chat_id, bundle, tn(lang, "export.zipped", result.rows, rows=result.rows)
+            # Whole, but with votes, statements or status changes in files of their own.
+            n = result.rows
+            caption = (
+                tn(lang, "export.zipped", n, rows=n)
+                if len(result.files) > 1
+                else tn(lang, "export.ready.tables", n, rows=n)
             )
+            await send(context, chat_id, bundle, caption)
             return
         bundle.unlink()
         parts = len(files)

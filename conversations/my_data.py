@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from telegram import Update
 
@@ -39,7 +40,8 @@ async def send_my_data(update: Update, context: CocreateContext) -> None:
         shared="".join(
             t(lang, f"{kind.noun}.mydata", count=len(data[kind.plural])) + "\n"
             for kind in kinds.all_kinds()
-        ),
+        )
+        + weighed(data, lang),
         answers=len(data["answers"]),
         agreed=agreed,
     )
@@ -52,6 +54,23 @@ async def send_my_data(update: Update, context: CocreateContext) -> None:
         caption=t(lang, "mydata.file_caption"),
         reply_markup=menu_button(lang),
     )
+
+
+def weighed(data: dict[str, Any], lang: str) -> str:
+    """The summary's lines on ideas members weigh: the member's ideas others may see (once
+    a facilitator says OK), and their votes on others' ideas. None when there are none."""
+    ideas = [
+        s
+        for kind in kinds.all_kinds()
+        for s in data[kind.plural]
+        if s.get("who_may_see", "only_the_team") != "only_the_team"
+    ]
+    lines = []
+    if ideas:
+        lines.append(t(lang, "mydata.ideas_shown", count=len(ideas)) + "\n")
+    if data["votes"]:
+        lines.append(t(lang, "mydata.votes", count=len(data["votes"])) + "\n")
+    return "".join(lines)
 
 
 async def decide(update: Update, context: CocreateContext, option: Option) -> None:

@@ -1,7 +1,9 @@
 """Rows into files: CSV, Excel (xlsx) or JSON Lines, one row per response under a header of
 COLUMNS, and the media files the rows name into a zip. `write_rows` streams rows into one
 file, or several of about a given size; storage/export_rows.py reads the rows and
-storage/export.py puts the two together.
+storage/export.py puts the two together. The tables beside the responses (votes, statements,
+status history: storage/export_ideas.py) go into a workbook's sheets (`XlsxSink.start_table`)
+or a CSV or JSON Lines file each (`write_table`), their cells made safe the same way.
 
 Cells are written so that a spreadsheet shows them as text: never run as a formula (CSV gets
 a leading quote, Excel gets strings), which is what an answer like `=HYPERLINK(…)` would
@@ -14,7 +16,7 @@ import csv
 import io
 import json
 import zipfile
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from contextlib import aclosing
 from datetime import datetime
 from pathlib import Path
@@ -157,6 +159,7 @@ class XlsxSink:
     """
 
     def __init__(self, path: Path) -> None:
+        self._title, self._names = "Responses", columns()
         self._book = xlsxwriter.Workbook(
             str(path),
             {
@@ -174,16 +177,24 @@ class XlsxSink:
 
     def _new_sheet(self) -> None:
         self._sheets += 1
-        name = "Responses" if self._sheets == 1 else f"Responses {self._sheets}"
-        sheet = self._book.add_worksheet(name)
+        title = self._title
+        sheet = self._book.add_worksheet(title if self._sheets == 1 else f"{title} {self._sheets}")
         sheet.freeze_panes(1, 0)
-        names = columns()
+        names = self._names
         sheet.set_column(0, len(names) - 1, 16)
-        sheet.set_column(WHEN_COLUMN, WHEN_COLUMN, 20)
+        for column, name in enumerate(names):
+            if name.endswith("_at"):
+                sheet.set_column(column, column, 20)
         for column, title in enumerate(names):
             sheet.write_string(0, column, title, self._bold)
         self._sheet = sheet
         self._row = 1
+
+    def start_table(self, title: str, names: tuple[str, ...]) -> None:
+        """Rows written from now on go to a new sheet of this title, under these columns
+        (a table beside the responses, storage/export_ideas.py)."""
+        self._title, self._names, self._sheets = title, names, 0
+        self._new_sheet()
 
     def write(self, row: Row) -> None:
         if self._row >= XLSX_MAX_ROWS:
@@ -256,12 +267,14 @@ async def write_rows(
     media: MediaZip | None = None,
     progress: Progress | None = None,
     total: int = 0,
+    finish: Callable[[Sink], Awaitable[None]] | None = None,
 ) -> int:
     """Streams rows into files of a format (one of FORMATS) taken from `paths` (listed in
     `made` as they are opened), a new one whenever `max_bytes` is reached; returns how many
     rows it wrote. With no rows at all it writes one file, the header alone.
 
-    Adds the files each row names to `media`; calls `progress(done, total)` after each chunk.
+    Adds the files each row names to `media`; calls `progress(done, total)` after each chunk;
+    calls `finish` with the last file before it is closed (to add sheets to a workbook).
     """
     opened = SINKS[fmt]
     written = 0
@@ -284,7 +297,49 @@ async def write_rows(
         if sink is None:  # nothing matched: a file with the header only
             made.append(next(paths))
             sink = opened(made[-1])
+        if finish is not None:
+            await finish(sink)
     finally:
         if sink is not None:
             sink.close()
+    return written
+
+
+# ---- tables beside the responses (storage/export_ideas.py), each a file of its own
+
+
+def table_cell(value: Any) -> Any:
+    """A cell of a table's CSV: text safe from formulas, a time in ISO 8601, yes or no."""
+    if isinstance(value, str):
+        return neutralise(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return value  # a number, or None (an empty cell)
+
+
+async def write_table(
+    chunks: AsyncGenerator[list[Row], None], fmt: str, path: Path, names: tuple[str, ...]
+) -> int:
+    """Writes a table's rows to one CSV or JSON Lines file under `names`; returns how many."""
+    out = _Utf8File(path, bom=fmt == "csv")
+    written = 0
+    try:
+        if fmt == "csv":
+            writer = csv.writer(out.buffer)
+            writer.writerow(names)
+        dumps = json.JSONEncoder(ensure_ascii=False).encode
+        async with aclosing(chunks):
+            async for chunk in chunks:
+                for row in chunk:
+                    if fmt == "csv":
+                        writer.writerow([table_cell(v) for v in row])
+                    else:
+                        record = dict(zip(names, map(_json_value, row), strict=True))
+                        out.buffer.write(dumps(record) + "\n")
+                    out.written()
+                written += len(chunk)
+    finally:
+        out.close()
     return written

@@ -300,6 +300,11 @@ class Snapshot:
     def __init__(self, conn: aiosqlite.Connection, pseudonyms: Pseudonyms) -> None:
         self._conn, self._pseudonyms = conn, pseudonyms
 
+    @property
+    def connection(self) -> aiosqlite.Connection:
+        """The snapshot's read-only connection (for the tables beside the responses)."""
+        return self._conn
+
     async def count(self, flt: ExportFilter) -> int:
         """How many responses match."""
         total = 0
@@ -323,7 +328,7 @@ class Snapshot:
             where, params = submissions
             select = _SUBMISSIONS_SELECT.format(parts=_parts_sql(parts))
             async with conn.execute(select + where + " ORDER BY s.id", params) as cur:
-                async with aclosing(_prefetched(cur)) as batches:
+                async with aclosing(prefetched(cur)) as batches:
                     async for batch in batches:
                         await facts.load({r[1] for r in batch})
                         yield [
@@ -331,7 +336,7 @@ class Snapshot:
                         ]
         where, params = _answers_where(flt)
         async with conn.execute(_ANSWERS_SELECT + where + " ORDER BY a.id", params) as cur:
-            async with aclosing(_prefetched(cur)) as batches:
+            async with aclosing(prefetched(cur)) as batches:
                 async for batch in batches:
                     await facts.load({r[1] for r in batch}, {r[5] for r in batch})
                     people, questions = facts.members, facts.questions
@@ -342,7 +347,7 @@ def _local(stored: str, tz: tzinfo) -> datetime:
     return from_db(stored).astimezone(tz)
 
 
-async def _prefetched(cursor: aiosqlite.Cursor) -> AsyncGenerator[list[Any], None]:
+async def prefetched(cursor: aiosqlite.Cursor) -> AsyncGenerator[list[Any], None]:
     """A cursor's rows a chunk at a time, fetching the next chunk while the caller works on
     this one: SQLite runs in aiosqlite's thread, so the two overlap on a second core."""
     pending = asyncio.ensure_future(cursor.fetchmany(CHUNK))

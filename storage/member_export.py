@@ -3,7 +3,10 @@
 Reads every table that holds a member's data: members, member_projects, about_you,
 consent_receipts, submissions, submission_parts, media, answers (with their questions),
 replies (a facilitator's replies and the member's answers back), safeguarding_flags,
-pseudonyms. Never a facilitator's Telegram id or name.
+pseudonyms; and, for ideas members weigh (issue 12), votes (each with the idea's text as
+shown), statements (whether each of their ideas may be shown to others, and whether a
+facilitator approved it, perhaps edited) and status_changes (what became of their ideas).
+Never a facilitator's Telegram id or name, and never another member's vote.
 """
 
 from __future__ import annotations
@@ -99,6 +102,74 @@ async def _flags(store: Store, member_id: int) -> list[dict[str, Any]]:
     ]
 
 
+# Who may see an idea: no statement is "only the team" (the default).
+WHO_MAY_SEE = {
+    None: "only_the_team",
+    "team": "only_the_team",
+    "anonymous": "other_members_without_your_name",
+    "named": "other_members_with_your_first_name",
+}
+
+
+async def _votes(store: Store, member_id: int) -> list[dict[str, Any]]:
+    """The member's votes, oldest first, each with the idea as members are shown it."""
+    rows = await store.db.fetch_all(
+        "SELECT v.statement_id, v.choice, v.voted_at, v.changed_at, st.text"
+        " FROM votes v JOIN statements st ON st.id = v.statement_id"
+        " WHERE v.member_id = ? ORDER BY v.voted_at, v.statement_id",
+        (member_id,),
+    )
+    return [
+        {
+            "idea_id": v["statement_id"],
+            "idea": v["text"],
+            "your_choice": v["choice"],  # agree, disagree, unsure, or skip (seen, no view)
+            "voted_at": v["voted_at"],
+            "changed_at": v["changed_at"],
+        }
+        for v in rows
+    ]
+
+
+async def _sharing(store: Store, member_id: int) -> dict[int, dict[str, Any]]:
+    """For each of the member's submissions: who may see it, whether a facilitator approved
+    it (and the text others are shown, edited or not), and what became of it."""
+    statements = await store.db.fetch_all(
+        "SELECT st.* FROM statements st JOIN submissions s ON s.id = st.submission_id"
+        " WHERE s.member_id = ?",
+        (member_id,),
+    )
+    changes = await store.db.fetch_all(
+        "SELECT c.submission_id, c.status, c.reason, c.changed_at FROM status_changes c"
+        " JOIN submissions s ON s.id = c.submission_id WHERE s.member_id = ? ORDER BY c.id",
+        (member_id,),
+    )
+    found: dict[int, dict[str, Any]] = {}
+    for st in statements:
+        found[int(st["submission_id"])] = {
+            "who_may_see": WHO_MAY_SEE.get(st["visibility"], st["visibility"]),
+            "approval": {
+                # waiting (for a facilitator's OK), summary (a voice idea's summary, waiting
+                # for your OK), approved or declined
+                "state": st["state"],
+                "edited": bool(st["edited"]),  # a facilitator changed the words
+                # what others are shown once approved (perhaps edited, or the summary)
+                "text_for_others": st["text"],
+                "decided_at": st["decided_at"],
+            },
+            "status_history": [],
+        }
+    for c in changes:
+        entry = found.setdefault(
+            int(c["submission_id"]),
+            {"who_may_see": WHO_MAY_SEE[None], "approval": None, "status_history": []},
+        )
+        entry["status_history"].append(
+            {"status": c["status"], "reason": c["reason"], "changed_at": c["changed_at"]}
+        )
+    return found
+
+
 async def export_member(store: Store, member_id: int) -> dict[str, Any]:
     """The member's profile, consent receipts, every story, idea and answer with its media,
     the replies they had and the member's answers back, and safeguarding flags."""
@@ -106,8 +177,13 @@ async def export_member(store: Store, member_id: int) -> dict[str, Any]:
     if member is None:
         return {}
     receipts = [r for r in await store.consent.all() if r.member_id == member_id]
+    sharing = await _sharing(store, member_id)
     submissions = []
     for s in await store.sharing.of_member(member_id):
+        shared: dict[str, Any] = {}
+        if s.kind == "idea" or s.id in sharing:
+            none: dict[str, Any] = {"who_may_see": WHO_MAY_SEE[None], "approval": None}
+            shared = sharing.get(s.id, {**none, "status_history": []})
         parts = await store.sharing.parts(s.id)
         submissions.append(
             {
@@ -137,6 +213,7 @@ async def export_member(store: Store, member_id: int) -> dict[str, Any]:
                     }
                     for name, part in parts.items()
                 },
+                **shared,
             }
         )
     return {
@@ -163,6 +240,7 @@ async def export_member(store: Store, member_id: int) -> dict[str, Any]:
         ],
         **_by_kind(submissions),
         "answers": await _answers(store, member_id),
+        "votes": await _votes(store, member_id),
         "safeguarding_flags": await _flags(store, member_id),
     }
 

@@ -6,6 +6,14 @@ oldest first; their parts, media rows, flags and replies go with them (ON DELETE
 It also empties the text of outbox rows that reached a final status: a sent message may
 carry a member's words (an answer back) or words about them. Tables: submissions, answers,
 outbox (and, by cascade, submission_parts, media, safeguarding_flags, replies).
+
+Ideas members weigh (issue 12): votes go by voted_at (the triggers keep each statement's
+count right). A member's idea takes its statement, that statement's votes and the idea's
+status history with it (ON DELETE CASCADE from submissions). A facilitator's own statement
+goes by created_at the same way, with its votes and status history: every idea, and all
+that was said about it, lives as long as a member's idea would. The status history of
+question rounds stays, like the questions (it holds no member's words).
+Tables: votes, statements, status_changes.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ class Deleted:
     answers: int = 0
     files: tuple[str, ...] = ()
     messages: int = 0
+    votes: int = 0  # old enough by voted_at (not those that went with their statement)
+    statements: int = 0  # facilitators' own statements (a member's goes with their idea)
 
     def count(self, plural: str) -> int:
         """How many of one kind were deleted ("stories")."""
@@ -42,7 +52,7 @@ class Deleted:
 
     @property
     def anything(self) -> bool:
-        return bool(self.responses or self.messages or self.files)
+        return bool(self.responses or self.messages or self.files or self.votes or self.statements)
 
     def __add__(self, other: Deleted) -> Deleted:
         return Deleted(
@@ -50,6 +60,8 @@ class Deleted:
             answers=self.answers + other.answers,
             files=self.files + other.files,
             messages=self.messages + other.messages,
+            votes=self.votes + other.votes,
+            statements=self.statements + other.statements,
         )
 
 
@@ -103,12 +115,26 @@ class Retention:
             await conn.execute(
                 "DELETE FROM answers WHERE id IN (SELECT value FROM json_each(?))", (answer_ids,)
             )
+            async with conn.execute(
+                "DELETE FROM votes WHERE (member_id, statement_id) IN"
+                " (SELECT member_id, statement_id FROM votes WHERE voted_at < ? LIMIT ?)",
+                (before, limit),
+            ) as cur:
+                votes = cur.rowcount
+            async with conn.execute(
+                "DELETE FROM statements WHERE id IN (SELECT id FROM statements"
+                " WHERE submission_id IS NULL AND created_at < ? ORDER BY id LIMIT ?)",
+                (before, limit),
+            ) as cur:
+                statements = cur.rowcount
         messages = await self._outbox.wipe_text_before(cutoff, limit)
         return Deleted(
             shared=shared_counts(kind for _, kind in submissions),
             answers=len(answers),
             files=files,
             messages=messages,
+            votes=votes,
+            statements=statements,
         )
 
     async def checkpoint(self) -> None:
