@@ -342,7 +342,8 @@ async def test_writers_at_once_share_one_commit(store: Store) -> None:
     async def one_update(n: int) -> None:
         async with db.unit():
             await db.execute(
-                "INSERT INTO projects (code, name, created_at) VALUES (?, 'P', '2026-01-01T00:00:00+00:00')",
+                "INSERT INTO projects (code, name, created_at)"
+                " VALUES (?, 'P', '2026-01-01T00:00:00+00:00')",
                 (f"p{n}",),
             )
             if n == 7:
