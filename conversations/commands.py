@@ -23,6 +23,7 @@ MEMBER_COMMANDS = (
     "language",
     "questions",
     "mydata",
+    "myvotes",
     "stop",
     "resume",
     "delete",

@@ -110,6 +110,8 @@ class SessionData(TypedDict, total=False):
     ask: dict[str, Any]  # the question a facilitator is writing (/ask)
     broadcast: dict[str, Any]  # the update a facilitator is writing (/broadcast)
     export: dict[str, Any]  # the export an organiser is choosing (/export)
+    vote: int  # the idea being weighed, or whose vote is being changed (voting)
+    myvotes: int  # where the page of /myvotes starts (voting)
 
 
 class CocreateContext(CallbackContext[ExtBot[None], Data, Data, Data]):

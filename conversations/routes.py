@@ -61,7 +61,12 @@ def routing() -> router.Routing:
         # Everyday words, and the menu's choices (a kind of sharing is chosen by its noun).
         actions={**everyday.ACTIONS, **starts},
         # One-step questions answered by a choice (their buttons are handled by each one).
-        pending=(language.QUESTION, my_data.QUESTION, *sharing.after_questions()),
+        pending=(
+            language.QUESTION,
+            my_data.QUESTION,
+            *sharing.after_questions(),
+            *voting.QUESTIONS,
+        ),
         # One-step questions answered by any words.
         takes_text={
             reviewing.REPLY: (reviewing.take_reply, "answer"),

@@ -21,6 +21,7 @@ from storage.roles import Roles
 from storage.sessions import Sessions
 from storage.sharing import Pseudonyms, Sharing
 from storage.stats import Stats
+from storage.votes import Votes
 
 
 class Store:
@@ -46,6 +47,7 @@ class Store:
         self.roles = Roles(db, now)
         self.responses = Responses(db, self.pseudonyms, self.audit)
         self.stats = Stats(db)
+        self.votes = Votes(db, now)
         self.retention = Retention(db, self.outbox)
 
     @classmethod
