@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import partial
 
 from telegram import Update
 
 from bot.catalogue import t
 from bot.receiving import CocreateApplication
+from emulator import SimUser
 from storage.store import Store
 from storage.votes import Choice, Tally
 from tests.transcript import Person, join
@@ -365,7 +367,7 @@ async def test_forged_and_stale_buttons_change_nothing(person: MakePerson, store
         f"myvotes:{waiting}",
         f"myvotes:{elsewhere}",
     ):
-        replies = await gus.does(lambda u, data=forged: u.press_callback(data))
+        replies = await gus.does(partial(SimUser.press_callback, data=forged))
         assert replies == unknown, forged
     gid = await member_id(store, gus)
     assert await store.db.fetch_all("SELECT * FROM votes WHERE member_id = ?", (gid,)) == []
