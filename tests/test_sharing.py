@@ -231,7 +231,7 @@ async def test_menu_mid_story_keeps_it_for_later(person: MakePerson, store: Stor
         t("en", "sharing.paused.experience"),
         t("en", "menu.title"),
     ]
-    assert await hal.says("6") == [t("en", "help.text")]  # the menu works: 6 is Help
+    assert await hal.says("7") == [t("en", "help.text")]  # the menu works: 7 is Help
     assert await hal.taps("Share your story") == [
         t("en", "story.resume"),
         "How did it affect you?",
