@@ -19,7 +19,7 @@ from bot.catalogue import t
 from conversations import replies
 from conversations.context import CocreateContext
 from conversations.replies import language_of
-from conversations.stats import MOST_GROUPS, group_name, short
+from conversations.stats import group_name, short
 from storage.stats import ABOUT_FIELDS
 from storage.votes import (
     ALL,
@@ -32,6 +32,8 @@ from storage.votes import (
     common_ground,
     hidden_in_result,
 )
+
+MOST_GROUPS = 10  # groups shown per "about you" question, for each idea: the rest together
 
 
 def top_groups(groups: list[GroupTally], lang: str) -> list[GroupTally]:
