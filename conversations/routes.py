@@ -127,6 +127,8 @@ async def reask(update: Update, context: CocreateContext) -> bool:
     its effects are kept (not applied twice), but its reply may never have reached them.
     In no flow, a word that changes nothing, so that nobody is left with silence."""
     session = context.session
+    if await voting.reask(update, context):
+        return True
     if session.flow is None:
         member = await current_member(update, context)
         if member is None:

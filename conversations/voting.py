@@ -32,6 +32,7 @@ from conversations.pending import PendingQuestion
 from conversations.replies import (
     answer_unknown_button,
     await_answer,
+    awaited,
     current_member,
     leave_question,
     menu_button,
@@ -434,6 +435,34 @@ class MineQuestion(PendingQuestion):
 
 
 MINE_QUESTION = MineQuestion()
+
+
+async def reask(update: Update, context: CocreateContext) -> bool:
+    """After a restart replayed an update already applied: asks again what the member was
+    asked here (the idea, the change of a vote, the page of /myvotes, the offer after 5
+    votes); False if they were asked nothing here."""
+    question = awaited(context)
+    member = await current_member(update, context)
+    if member is None or question not in {q.name for q in QUESTIONS}:
+        return False
+    statement_id = context.data.get("vote")
+    statement = None
+    if question in (VOTE, REVOTE) and isinstance(statement_id, int):
+        statement = await context.store.votes.open_to(member.id, statement_id)
+    if question == MINE:
+        await show_mine(update, context, context.data.get("myvotes", 0))
+    elif question == REVOTE and statement is not None:
+        await ask_change(update, context, member, statement)
+    elif question == VOTE and statement is not None:
+        await show_idea(update, context, member, statement)
+    elif question == MORE.name:
+        await_answer(context, MORE.name)
+        markup = keyboard(MORE.options, member.language, MORE.name)
+        given = await context.store.votes.counted(member.id)
+        await say(update, context, "voting.five", reply_markup=markup, count=given)
+    else:
+        await show_next(update, context)
+    return True
 
 
 # One-step questions of this flow, for the router (typed answers) and their buttons.

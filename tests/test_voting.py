@@ -391,6 +391,7 @@ async def test_a_replayed_vote_is_applied_once(
     shown = hal.user.messages[-1]
     update_id = hal.user.press(f"1. {t('en', 'voting.agree')}", message_id=shown.message_id)
     await bot.wait_handled(update_id)
+    assert [m.text for m in hal.user.unread()][-1] == idea("Next idea", "voting.idea.team")
     payload = {  # the same update again, as Telegram sent it
         "update_id": update_id,
         "callback_query": {
@@ -407,6 +408,9 @@ async def test_a_replayed_vote_is_applied_once(
         },
     }
     await bot.process_update(Update.de_json(payload, bot.bot))
+    # Applied once; the member is asked again what they were asked last (the reply may have
+    # been lost with the process), not left with silence.
+    assert [m.text for m in hal.user.unread()] == [idea("Next idea", "voting.idea.team")]
     assert await counts(store, first) == (1, Tally(agree=1))
     rows = await store.db.fetch_all("SELECT * FROM votes WHERE statement_id = ?", (first,))
     assert len(rows) == 1 and rows[0]["changed_at"] is None
