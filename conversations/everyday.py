@@ -1,7 +1,6 @@
 """The everyday commands a member can use anywhere: /help, /stop, /resume, /cancel, /language,
-/mydata, /delete, /questions, /myvotes (and the same as typed words: HELP, STOP …), seeing
-others' ideas, and starting a story or an idea. Each is one action; conversations/menu.py
-offers them as buttons too.
+/mydata, /delete, /questions (and the same as typed words: HELP, STOP …), and starting a story
+or an idea. Each is one action; conversations/menu.py offers them as buttons too.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, filters
 
-from conversations import answering, language, my_data, sharing, voting
+from conversations import answering, language, my_data, sharing
 from conversations.context import CocreateContext
 from conversations.replies import (
     SHARING,
@@ -103,21 +102,8 @@ ACTIONS: dict[str, Action] = {
     "delete": my_data.ask,
     "mydata": my_data.send_my_data,
     "questions": answering.list_open,
-    "vote": voting.show_next,
-    "myvotes": voting.show_mine,
 }
-COMMANDS = (
-    "menu",
-    "help",
-    "stop",
-    "resume",
-    "cancel",
-    "language",
-    "mydata",
-    "questions",
-    "delete",
-    "myvotes",
-)
+COMMANDS = ("menu", "help", "stop", "resume", "cancel", "language", "mydata", "questions", "delete")
 
 
 def build_handlers() -> list[BaseHandler[Update, CocreateContext, None]]:

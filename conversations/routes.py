@@ -58,8 +58,9 @@ def routing() -> router.Routing:
     kinds of sharing in storage/kinds.py as they are now."""
     starts = {kind.noun: sharing.starter(kind.key) for kind in kinds.KINDS}
     return router.Routing(
-        # Everyday words, and the menu's choices (a kind of sharing is chosen by its noun).
-        actions={**everyday.ACTIONS, **starts},
+        # Everyday words, and the menu's choices (a kind of sharing is chosen by its noun;
+        # "See others' ideas" is voting's).
+        actions={**everyday.ACTIONS, **starts, **voting.ACTIONS},
         # One-step questions answered by a choice (their buttons are handled by each one).
         pending=(
             language.QUESTION,

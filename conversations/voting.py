@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import BaseHandler, CallbackQueryHandler
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot.catalogue import t
 from conversations import replies, sharing
@@ -469,8 +470,15 @@ async def reask(update: Update, context: CocreateContext) -> bool:
 QUESTIONS: tuple[PendingQuestion, ...] = (QUESTION, CHANGE, MINE_QUESTION, MORE)
 
 
+# What the menu's "See others' ideas" does (its typed words and number too), and /myvotes.
+ACTIONS: dict[str, Callable[[Update, CocreateContext], Coroutine[Any, Any, None]]] = {
+    "vote": show_next,
+    "myvotes": show_mine,
+}
+
+
 def build_handlers() -> list[BaseHandler[Update, CocreateContext, object]]:
-    """Voting's own handlers: none. Its questions' buttons are registered with the other
-    one-step questions (QUESTIONS, in conversations/routes.py's routing), which also read
-    their typed answers; "See others' ideas" and /myvotes are everyday actions."""
-    return []
+    """/myvotes. (The buttons of voting's questions are registered with the other one-step
+    questions, QUESTIONS, by conversations/routes.py's routing, which also reads their typed
+    answers.)"""
+    return [CommandHandler("myvotes", show_mine, filters=filters.UpdateType.MESSAGE)]

@@ -93,6 +93,7 @@ async def test_the_command_menu_is_registered_in_both_languages(
         "language",
         "questions",
         "mydata",
+        "myvotes",
         "stop",
         "resume",
         "delete",
