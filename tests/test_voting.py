@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from functools import partial
 
 from telegram import Update
 
 from bot.catalogue import t
+from bot.clock import FakeClock
 from bot.receiving import CocreateApplication
 from emulator import SimUser
 from storage.store import Store
@@ -419,3 +421,41 @@ async def test_a_replayed_vote_is_applied_once(
     assert await store.votes.record(hid, first, "agree") == "same"
     assert await store.votes.record(hid, first, "unsure") == "changed"
     assert await counts(store, first) == (1, Tally(unsure=1))
+
+
+# ---- storage
+
+
+async def test_the_next_idea_merges_every_project_of_the_member_fewest_votes_first(
+    store: Store, clock: FakeClock
+) -> None:
+    parks = await store.projects.add("parks", "Parks")
+    buses = await store.projects.add("buses", "Buses")
+    halls = await store.projects.add("halls", "Halls")
+    [ann, *others] = await voters(store, 7800, 4)
+    await store.members.join_project(ann, parks.id)
+    await store.members.join_project(ann, buses.id)
+    everyone = await statement(store, "For everyone")
+    park = await statement(store, "Parks", project_id=parks.id)
+    bus = await statement(store, "Buses", project_id=buses.id)
+    await statement(store, "Halls", project_id=halls.id)
+    for n, member in enumerate(others):  # everyone's has 3 votes, the park's 2, the bus's 1
+        for statement_id in (everyone, park, bus)[: 3 - n]:
+            await store.votes.record(member, statement_id, "agree")
+    order = []
+    while (found := await store.votes.next_for(ann)) is not None:
+        order.append(found.id)
+        await store.votes.record(ann, found.id, "skip")
+        clock.advance(timedelta(minutes=1))
+    assert order == [bus, park, everyone]
+    # Skips are not counted; a skip turned into a vote is, and back again.
+    assert await counts(store, bus) == (1, Tally(agree=1))
+    assert await store.votes.record(ann, bus, "disagree") == "changed"
+    assert await counts(store, bus) == (2, Tally(agree=1, disagree=1))
+    assert await store.votes.record(ann, bus, "skip") == "changed"
+    assert await counts(store, bus) == (1, Tally(agree=1))
+    # Newest first (a changed vote keeps its place), a page at a time.
+    mine, total = await store.votes.mine(ann, 0, 2)
+    assert total == 3 and [v.statement_id for v in mine] == [everyone, park]
+    mine, total = await store.votes.mine(ann, 2, 2)
+    assert total == 3 and [v.statement_id for v in mine] == [bus]
