@@ -287,7 +287,8 @@ class Votes:
 
         Three reads: the statements; each one's votes by choice (the index votes_statement);
         and the votes by the voters' "about you" answers (typed answers that differ only in
-        case are one group). Those who gave no answer are all less those who gave one."""
+        case are one group). Those who gave no answer are all less those who gave one.
+        (bench/votes.py: 10,000 members, 200 ideas, 100,000 votes.)"""
         statements = await self._db.fetch_all(
             f"{_SHOWN} WHERE s.state = 'approved' AND s.text IS NOT NULL"
         )
@@ -296,14 +297,24 @@ class Votes:
             " GROUP BY statement_id, choice"
         )
         marks = ", ".join("?" for _ in fields) or "NULL"
+        # gk: each group (field, answer without case) numbered; mg: each member's groups by
+        # number. Then the votes, member by member (their primary key), are counted by
+        # statement and group number: a short key, so the one sort (for GROUP BY) is cheap.
         grouped = await self._db.fetch_all(
-            "SELECT v.statement_id, ay.field, MIN(ay.answer) AS answer,"
-            " SUM(v.choice = 'agree') AS agree, SUM(v.choice = 'disagree') AS disagree,"
-            " SUM(v.choice = 'unsure') AS unsure"
-            " FROM votes v JOIN about_you ay ON ay.member_id = v.member_id"
-            f" WHERE v.choice != 'skip' AND ay.field IN ({marks})"
-            " GROUP BY v.statement_id, ay.field, lower(ay.answer)",
-            tuple(fields),
+            "WITH gk AS MATERIALIZED (SELECT field, lower(answer) AS k, MIN(answer) AS answer,"
+            "  ROW_NUMBER() OVER (ORDER BY field, lower(answer)) AS g"
+            f"  FROM about_you WHERE field IN ({marks}) GROUP BY field, lower(answer)),"
+            " mg AS MATERIALIZED (SELECT ay.member_id AS member_id, gk.g AS g FROM about_you ay"
+            "  JOIN gk ON gk.field = ay.field AND gk.k = lower(ay.answer)"
+            f"  WHERE ay.field IN ({marks})),"
+            " c AS MATERIALIZED (SELECT v.statement_id AS statement_id, mg.g AS g,"
+            "  SUM(v.choice = 'agree') AS agree, SUM(v.choice = 'disagree') AS disagree,"
+            "  SUM(v.choice = 'unsure') AS unsure"
+            "  FROM mg JOIN votes v ON v.member_id = mg.member_id WHERE v.choice != 'skip'"
+            "  GROUP BY v.statement_id, mg.g)"
+            " SELECT c.statement_id, gk.field, gk.answer, c.agree, c.disagree, c.unsure"
+            " FROM c JOIN gk ON gk.g = c.g",
+            (*fields, *fields),
         )
         counts: dict[int, dict[str, int]] = {}
         for r in totals:
