@@ -24,6 +24,7 @@ MEMBER_COMMANDS = (
     "questions",
     "updates",
     "mydata",
+    "myvotes",
     "stop",
     "resume",
     "delete",

@@ -113,6 +113,8 @@ class SessionData(TypedDict, total=False):
     broadcast: dict[str, Any]  # the update a facilitator is writing (/broadcast)
     export: dict[str, Any]  # the export an organiser is choosing (/export)
     track: dict[str, Any]  # the status a facilitator is setting (/ideas, conversations/tracking)
+    vote: int  # the idea being weighed, or whose vote is being changed (voting)
+    myvotes: int  # where the page of /myvotes starts (voting)
 
 
 class CocreateContext(CallbackContext[ExtBot[None], Data, Data, Data]):

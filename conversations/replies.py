@@ -237,6 +237,7 @@ def menu_options(member: Member) -> list[Option]:
     """What a member can do from the menu, in order (the numbers they can type)."""
     return [
         *(Option(kind.noun, f"menu.{kind.noun}") for kind in kinds.all_kinds()),
+        Option("vote", "menu.vote"),
         Option("questions", "menu.questions"),
         Option("updates", "menu.updates"),
         Option("mydata", "menu.mydata"),

@@ -58,10 +58,16 @@ def routing() -> router.Routing:
     kinds of sharing in storage/kinds.py as they are now."""
     starts = {kind.noun: sharing.starter(kind.key) for kind in kinds.KINDS}
     return router.Routing(
-        # Everyday words, and the menu's choices (a kind of sharing is chosen by its noun).
-        actions={**everyday.ACTIONS, **starts, "updates": tracking.show_updates},
+        # Everyday words, and the menu's choices (a kind of sharing is chosen by its noun;
+        # "See others' ideas" is voting's).
+        actions={**everyday.ACTIONS, **starts, **voting.ACTIONS, "updates": tracking.show_updates},
         # One-step questions answered by a choice (their buttons are handled by each one).
-        pending=(language.QUESTION, my_data.QUESTION, *sharing.after_questions()),
+        pending=(
+            language.QUESTION,
+            my_data.QUESTION,
+            *sharing.after_questions(),
+            *voting.QUESTIONS,
+        ),
         # One-step questions answered by any words.
         takes_text={
             reviewing.REPLY: (reviewing.take_reply, "answer"),
@@ -134,6 +140,8 @@ async def reask(update: Update, context: CocreateContext) -> bool:
     its effects are kept (not applied twice), but its reply may never have reached them.
     In no flow, a word that changes nothing, so that nobody is left with silence."""
     session = context.session
+    if await voting.reask(update, context):
+        return True
     if session.flow is None:
         member = await current_member(update, context)
         if member is None:

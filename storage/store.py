@@ -23,6 +23,7 @@ from storage.sharing import Pseudonyms, Sharing
 from storage.statements import Statements
 from storage.stats import Stats
 from storage.tracker import Tracker
+from storage.votes import Votes
 
 
 class Store:
@@ -49,6 +50,7 @@ class Store:
         self.roles = Roles(db, now)
         self.responses = Responses(db, self.pseudonyms, self.audit)
         self.stats = Stats(db)
+        self.votes = Votes(db, now)
         self.retention = Retention(db, self.outbox)
         self.tracker = Tracker(db, now)
 

@@ -60,6 +60,7 @@ async def test_onboarding_in_english(person: MakePerson, store: Store) -> None:
     assert ann.buttons == [
         "Share your story",
         "Share an idea",
+        "See others' ideas",
         "Questions for you",
         "News about ideas",
         "See my data",
@@ -133,7 +134,7 @@ async def test_typed_answers_work_like_buttons(person: MakePerson, store: Store)
     assert member is not None and member.onboarded
     assert await store.about.of(member.id) == {"age_band": "18_24", "extra": "No"}
     # The menu's numbers and words work too.
-    assert await dee.says("7") == [t("en", "help.text")]
+    assert await dee.says("8") == [t("en", "help.text")]
     assert await dee.says("Help") == [t("en", "help.text")]
 
 
@@ -323,7 +324,7 @@ async def test_bad_input_at_the_menu(person: MakePerson, store: Store) -> None:
     assert await pat.does(lambda u: u.send_location(51.5, -3.2)) == [t("en", "bad.idle_media")]
     assert await pat.says("y" * 10_000) == [t("en", "bad.idle")]
     assert await pat.says("/frobnicate") == [t("en", "bad.unknown_command")]
-    assert await pat.says("10") == [t("en", "bad.idle")]
+    assert await pat.says("11") == [t("en", "bad.idle")]
     # A button from joining, pressed after joining, is answered as old.
     assert await pat.does(lambda u: u.press_callback("onb:4:25_34")) == [
         t("en", "bad.old_button"),

@@ -94,6 +94,7 @@ async def test_the_command_menu_is_registered_in_both_languages(
         "questions",
         "updates",
         "mydata",
+        "myvotes",
         "stop",
         "resume",
         "delete",

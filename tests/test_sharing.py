@@ -236,7 +236,7 @@ async def test_menu_mid_story_keeps_it_for_later(person: MakePerson, store: Stor
         t("en", "sharing.paused.experience"),
         t("en", "menu.title"),
     ]
-    assert await hal.says("7") == [t("en", "help.text")]  # the menu works: 7 is Help
+    assert await hal.says("8") == [t("en", "help.text")]  # the menu works: 8 is Help
     assert await hal.taps("Share your story") == [
         t("en", "story.resume"),
         "How did it affect you?",
