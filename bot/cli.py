@@ -33,6 +33,7 @@ from bot.export_args import check_format, check_out, could_not_write, export_fil
 from bot.logs import configure
 from bot.settings import MissingToken, MissingWebhookSecret, Settings
 from bot.startup import TokenRejected, reach_telegram
+from bot.web.server import serving
 from storage.export_rows import BadExport
 from storage.models import AuditEntry
 from storage.store import Store
@@ -105,7 +106,8 @@ async def serve(settings: Settings) -> None:
     settings.media_dir.mkdir(parents=True, exist_ok=True)
     try:
         application = build_application(settings, store, clock)
-        async with running(application):
+        # The staff workbench beside the bot, in the same loop (bot/web/server.py).
+        async with running(application), serving(application.resources):
             await stop.wait()
             logger.info("Stopping: finishing what is in hand")
     finally:

@@ -38,6 +38,7 @@ from conversations import (
     tracking,
     unconfirmed,
     voting,
+    workbench,
 )
 from conversations.context import CocreateContext
 from conversations.replies import (
@@ -86,6 +87,7 @@ def build_routes() -> list[Handler]:
         *unconfirmed.build_handlers(),
         *roles.build_handlers(),
         *stats.build_handlers(),
+        *workbench.build_handlers(),
         *idea_desk.build_handlers(),
         *approving.build_handlers(),
         *agreement.build_handlers(),

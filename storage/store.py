@@ -21,6 +21,8 @@ from storage.roles import Roles
 from storage.sessions import Sessions
 from storage.sharing import Pseudonyms, Sharing
 from storage.stats import Stats
+from storage.web_sessions import WebSessions
+from storage.workbench import WorkbenchCounts
 
 
 class Store:
@@ -47,6 +49,9 @@ class Store:
         self.responses = Responses(db, self.pseudonyms, self.audit)
         self.stats = Stats(db)
         self.retention = Retention(db, self.outbox)
+        # The staff workbench (bot/web/): its sign-ins and its overview's counters.
+        self.web_sessions = WebSessions(db, now)
+        self.workbench = WorkbenchCounts(db)
 
     @classmethod
     async def open(cls, path: Path, now: Callable[[], datetime]) -> Store:

@@ -1,0 +1,91 @@
+"""Live figures for every open overview, read once for all of them.
+
+How the page learns of a change: one task asks the database every POLL_EVERY (0.5 s) how many
+rows its connection has written (storage/workbench.py `changes`, SQLite's total_changes(): no
+table is read). Only when that number moved are the figures read again, and only when they
+differ are they sent, by server-sent events, to every open overview. So a member's message
+shows within POLL_EVERY plus one reading; a quiet bot costs one trivial query a half second,
+and only while somebody is watching. (Several processes on PostgreSQL will need
+LISTEN/NOTIFY instead: one process's connection does not see another's writes.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Generic, TypeVar
+
+logger = logging.getLogger(__name__)
+
+POLL_EVERY = 0.5  # seconds
+T = TypeVar("T")
+
+
+class Live(Generic[T]):
+    """The newest reading of something, shared by every watcher; polled while anyone watches."""
+
+    def __init__(
+        self,
+        read: Callable[[], Awaitable[T]],
+        changes: Callable[[], Awaitable[int]],
+        every: float = POLL_EVERY,
+    ) -> None:
+        self._read, self._changes, self._every = read, changes, every
+        self._value: T | None = None
+        self._version = 0
+        self._changed = asyncio.Condition()
+        self._watchers = 0
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def watch(self) -> AsyncIterator[T]:
+        """The current reading at once, then each new one, until `close`."""
+        self._watchers += 1
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._poll(), name="workbench-live")
+        try:
+            seen = 0
+
+            def news() -> bool:
+                return self._version != seen or self._closed
+
+            while not self._closed:
+                async with self._changed:
+                    await self._changed.wait_for(news)
+                if self._closed:
+                    return
+                seen = self._version
+                assert self._value is not None
+                yield self._value
+        finally:
+            self._watchers -= 1
+
+    async def _poll(self) -> None:
+        last: int | None = None
+        while not self._closed and self._watchers > 0:
+            try:
+                count = await self._changes()
+                if count != last:
+                    value = await self._read()
+                    last = count
+                    if value != self._value or self._version == 0:
+                        self._value = value
+                        self._version += 1
+                        async with self._changed:
+                            self._changed.notify_all()
+            except Exception:  # the next poll tries again; an open page keeps its figures
+                logger.exception("Could not read the live figures")
+            await asyncio.sleep(self._every)
+        self._task = None
+
+    async def close(self) -> None:
+        """Ends every watch (the server is stopping)."""
+        self._closed = True
+        async with self._changed:
+            self._changed.notify_all()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
