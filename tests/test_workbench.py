@@ -10,11 +10,15 @@ within a second without a reload, and axe-core finds no serious or critical viol
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
+import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,7 +32,9 @@ from bot.receiving import CocreateApplication
 from bot.settings import Settings
 from bot.web.access import GUESS_LIMIT, SESSION_COOKIE
 from bot.web.server import serving
+from emulator import Emulator
 from storage.store import Store
+from tests.test_process import BotProcess, texts
 from tests.test_try import CHROMIUM_FLAGS, chromium, free_port
 from tests.transcript import Person, join
 
@@ -323,6 +329,54 @@ async def test_the_overview_counts_with_the_same_suppression_as_stats(
         ("Grangetown", "12", "12"),
         ("Did not say", "*", "25"),  # the organiser's question
     ]
+
+
+@pytest.mark.process
+async def test_cocreate_run_serves_the_workbench(tmp_path: Path, emulator: Emulator) -> None:
+    port = free_port()
+    process = BotProcess(tmp_path, emulator, WEB_PORT=str(port), ORGANISER_IDS=str(ORGANISER))
+    try:
+        await process.start()
+        olu = emulator.user(ORGANISER, first_name="Olu")
+        olu.send("/workbench")
+        [reply] = await texts(olu, 1)
+        found = re.search(rf"http://127\.0\.0\.1:{port}/signin/\S+", reply)
+        assert found is not None, reply
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(found[0])).status_code == 200
+            assert (await http.get(f"http://127.0.0.1:{port}/")).status_code == 401
+        assert await process.terminate() == 0
+        assert found[0].rsplit("/", 1)[1] not in process.log.read_text()
+    finally:
+        if process.proc is not None and process.proc.returncode is None:
+            await process.kill()
+
+
+@pytest.mark.process
+async def test_a_taken_workbench_port_stops_the_start_with_one_sentence(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = BotProcess(tmp_path, emulator, WEB_PORT=str(port))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            cwd=tmp_path,
+            env=process.env,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(30):
+            _, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert err.decode().strip().splitlines()[-1] == (
+        f"cocreate: cannot serve the workbench on 127.0.0.1 port {port} (Address already in "
+        "use): set WEB_PORT to a free port, or stop what is using it"
+    )
 
 
 async def test_the_overview_is_live_in_a_browser_and_passes_axe(

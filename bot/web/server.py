@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 from collections.abc import AsyncIterator, Generator
 from contextlib import asynccontextmanager
 
 import uvicorn
 
+from bot.web import WorkbenchUnavailable
 from bot.web.app import Workbench
 from conversations.context import Resources
 
@@ -46,9 +48,17 @@ class _Server(uvicorn.Server):
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """A listening socket (bound here, so a taken port fails at once, with its reason)."""
+    """A listening socket (bound here, before the bot starts, so a taken port stops the
+    start at once, with its reason)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family, backlog=128)
+    try:
+        return socket.create_server((host, port), family=family, backlog=128)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise WorkbenchUnavailable(
+            f"cannot serve the workbench on {host} port {port} ({reason}): "
+            "set WEB_PORT to a free port, or stop what is using it"
+        ) from None
 
 
 @asynccontextmanager
