@@ -331,6 +331,51 @@ async def test_the_overview_counts_with_the_same_suppression_as_stats(
     ]
 
 
+async def test_live_figures_stream_and_end_with_the_role_and_the_server(
+    person: MakePerson, store: Store, bot: CocreateApplication
+) -> None:
+    fay = await facilitator(person, store)
+    ann = person(1001, "Ann")
+    async with serving(bot.resources) as workbench:
+        url = bot.resources.settings.workbench_url
+        async with httpx.AsyncClient(base_url=url) as http:
+            await sign_in(http, await link_for(fay))
+            async with http.stream("GET", "/live") as stream:
+                assert stream.headers["content-type"].startswith("text/event-stream")
+                events = figures_events(stream.aiter_lines())
+                first = await anext(events)
+                assert '<dd id="count-members">0</dd>' in first
+                await join(ann)  # one member: a count from 1 to 9
+                assert '<dd id="count-members">*</dd>' in await anext(events)
+                # Removed from the team (a change like any other): the stream ends at once.
+                await store.roles.remove(FACILITATOR, by=ORGANISER)
+                with pytest.raises(StopAsyncIteration):
+                    await anext(events)
+            await sign_in(http, await link_for(person(ORGANISER, "Olu")))
+            async with http.stream("GET", "/live") as stream:
+                events = figures_events(stream.aiter_lines())
+                await anext(events)
+                stopped = time.monotonic()
+                await workbench.close()  # as when the bot stops: open streams end
+                with pytest.raises(StopAsyncIteration):
+                    await anext(events)
+                assert time.monotonic() - stopped < 1
+
+
+async def figures_events(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The figures each server-sent event carries."""
+    event, data = "", []
+    async for line in lines:
+        if line.startswith("event: "):
+            event = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            data.append(line.removeprefix("data: "))
+        elif not line and data:
+            if event == "figures":
+                yield "\n".join(data)
+            event, data = "", []
+
+
 @pytest.mark.process
 async def test_cocreate_run_serves_the_workbench(tmp_path: Path, emulator: Emulator) -> None:
     port = free_port()

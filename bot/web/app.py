@@ -168,13 +168,17 @@ class Workbench:
             return Response(status_code=401 if refusal.reason == "signed_out" else 403)
 
         async def events() -> AsyncIterator[dict[str, str]]:
+            sent = None
             async for html in self.live.watch():
-                # Each update checks the session and the role again, as a request would.
+                # After every change the session and the role are checked again, as a
+                # request would be: someone removed from the team loses the stream at once.
                 try:
                     await current_staff(request, self.resources.store)
                 except Refused:
                     return
-                yield {"event": "figures", "data": html}
+                if html != sent:
+                    sent = html
+                    yield {"event": "figures", "data": html}
 
         return EventSourceResponse(events(), ping=15, send_timeout=10)
 

@@ -2,10 +2,12 @@
 
 How the page learns of a change: one task asks the database every POLL_EVERY (0.5 s) how many
 rows its connection has written (storage/workbench.py `changes`, SQLite's total_changes(): no
-table is read). Only when that number moved are the figures read again, and only when they
-differ are they sent, by server-sent events, to every open overview. So a member's message
-shows within POLL_EVERY plus one reading; a quiet bot costs one trivial query a half second,
-and only while somebody is watching. (Several processes on PostgreSQL will need
+table is read). Only when that number moved are the figures read again (once for all open
+overviews); each overview's stream checks its session and role again then, and sends the
+figures, by server-sent events, if they differ from what it last sent. So a member's message
+shows within POLL_EVERY plus one reading, and someone removed from the team loses the
+stream as soon. A quiet bot costs one trivial query a half second, and only while somebody
+is watching. (Several processes on PostgreSQL will need
 LISTEN/NOTIFY instead: one process's connection does not see another's writes.)
 """
 
@@ -41,7 +43,8 @@ class Live(Generic[T]):
         self._closed = False
 
     async def watch(self) -> AsyncIterator[T]:
-        """The current reading at once, then each new one, until `close`."""
+        """The current reading at once, then a new one after each write to the database
+        (often the same as the last: the watcher decides what to do with it), until `close`."""
         self._watchers += 1
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._poll(), name="workbench-live")
@@ -68,13 +71,11 @@ class Live(Generic[T]):
             try:
                 count = await self._changes()
                 if count != last:
-                    value = await self._read()
+                    self._value = await self._read()
                     last = count
-                    if value != self._value or self._version == 0:
-                        self._value = value
-                        self._version += 1
-                        async with self._changed:
-                            self._changed.notify_all()
+                    self._version += 1
+                    async with self._changed:
+                        self._changed.notify_all()
             except Exception:  # the next poll tries again; an open page keeps its figures
                 logger.exception("Could not read the live figures")
             await asyncio.sleep(self._every)
