@@ -34,11 +34,13 @@ from bot.web.access import GUESS_LIMIT, SESSION_COOKIE
 from bot.web.server import serving
 from emulator import Emulator
 from storage.store import Store
+from tests import test_try
 from tests.test_process import BotProcess, texts
-from tests.test_try import CHROMIUM_FLAGS, chromium, free_port
+from tests.test_try import CHROMIUM_FLAGS, TryProcess, chromium, free_port
 from tests.transcript import Person, join
 
 MakePerson = Callable[..., Person]
+trying = test_try.trying  # `cocreate try` as a subprocess (a fixture)
 ORGANISER = 9001
 FACILITATOR = 9002
 
@@ -422,6 +424,24 @@ async def test_a_taken_workbench_port_stops_the_start_with_one_sentence(
         f"cocreate: cannot serve the workbench on 127.0.0.1 port {port} (Address already in "
         "use): set WEB_PORT to a free port, or stop what is using it"
     )
+
+
+@pytest.mark.process
+async def test_cocreate_try_serves_the_workbench_to_olu_and_fran(trying: TryProcess) -> None:
+    [announced] = [line for line in trying.output if "workbench is at" in line]
+    found = re.search(r"workbench is at (http://127\.0\.0\.1:\d+)", announced)
+    assert found is not None, announced
+    workbench = found[1]
+    async with httpx.AsyncClient(base_url=trying.url, timeout=20) as emulator:
+        for staff in (3001, 2001):  # Olu, Fran
+            await emulator.post(f"/_emu/users/{staff}/send", json={"text": "/workbench"})
+            [message] = (await emulator.get(f"/_emu/chats/{staff}/wait")).json()
+            link = re.search(r"http\S+/signin/\S+", message["text"])
+            assert link is not None and link[0].startswith(f"{workbench}/signin/")
+            async with httpx.AsyncClient(base_url=workbench) as http:
+                assert (await sign_in(http, link[0])).status_code == 303
+                overview = await http.get("/")
+                assert overview.status_code == 200 and "<h1>Overview</h1>" in overview.text
 
 
 async def test_the_overview_is_live_in_a_browser_and_passes_axe(

@@ -62,8 +62,11 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 @asynccontextmanager
-async def serving(resources: Resources) -> AsyncIterator[Workbench]:
-    """Serves the workbench until the block exits."""
+async def serving(
+    resources: Resources, sock: socket.socket | None = None
+) -> AsyncIterator[Workbench]:
+    """Serves the workbench until the block exits, on WEB_LISTEN:WEB_PORT (or on a socket
+    already listening, which it then closes)."""
     settings = resources.settings
     workbench = Workbench(resources)
     config = uvicorn.Config(
@@ -77,7 +80,7 @@ async def serving(resources: Resources) -> AsyncIterator[Workbench]:
         proxy_headers=True,
     )
     server = _Server(config)
-    sock = listen(settings.web_listen, settings.web_port)
+    sock = sock or listen(settings.web_listen, settings.web_port)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="workbench")
     ready = asyncio.create_task(server.ready.wait())
     await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
