@@ -22,7 +22,6 @@ from storage.sessions import Sessions
 from storage.sharing import Pseudonyms, Sharing
 from storage.stats import Stats
 from storage.web_sessions import WebSessions
-from storage.workbench import WorkbenchCounts
 
 
 class Store:
@@ -49,9 +48,7 @@ class Store:
         self.responses = Responses(db, self.pseudonyms, self.audit)
         self.stats = Stats(db)
         self.retention = Retention(db, self.outbox)
-        # The staff workbench (bot/web/): its sign-ins and its overview's counters.
-        self.web_sessions = WebSessions(db, now)
-        self.workbench = WorkbenchCounts(db)
+        self.web_sessions = WebSessions(db, now)  # signing in to the workbench (bot/web/)
 
     @classmethod
     async def open(cls, path: Path, now: Callable[[], datetime]) -> Store:

@@ -48,6 +48,7 @@ from bot.web.access import (
 from bot.web.live import Live
 from conversations.context import Resources
 from storage.web_sessions import LinkState
+from storage.workbench import Reader
 
 logger = logging.getLogger(__name__)
 
@@ -100,14 +101,15 @@ class Headers:
 
 
 class Workbench:
-    """The app and what it holds: the bot's resources, the live figures, the guess limit."""
+    """The app and what it holds: the bot's resources, a reading connection, the live
+    figures, the guess limit."""
 
-    def __init__(self, resources: Resources) -> None:
+    def __init__(self, resources: Resources, reader: Reader) -> None:
         self.resources = resources
-        store = resources.store
+        self.reader = reader  # the figures are read on a connection of their own
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.guesses = Guesses(resources.clock.now)
-        self.live: Live[str] = Live(self._figures_html, store.workbench.changes)
+        self.live: Live[str] = Live(self._figures_html, reader.changes)
         self.app = Starlette(
             routes=[
                 Route("/", self.overview),
@@ -145,7 +147,7 @@ class Workbench:
         return response
 
     async def _figures_html(self) -> str:
-        figures = await overview.figures(self.resources)
+        figures = await overview.figures(self.resources, self.reader)
         template = self.templates.get_template(f"{FIGURES}.html")
         return template.render(figures=figures)
 
@@ -157,7 +159,7 @@ class Workbench:
             staff = await current_staff(request, self.resources.store)
         except Refused as refusal:
             return self.refused(request, refusal)
-        figures = await overview.figures(self.resources)
+        figures = await overview.figures(self.resources, self.reader)
         return self.page(request, "overview", staff=staff, figures=figures)
 
     async def live_figures(self, request: Request) -> Response:

@@ -1,14 +1,15 @@
 """Live figures for every open overview, read once for all of them.
 
-How the page learns of a change: one task asks the database every POLL_EVERY (0.5 s) how many
-rows its connection has written (storage/workbench.py `changes`, SQLite's total_changes(): no
-table is read). Only when that number moved are the figures read again (once for all open
-overviews); each overview's stream checks its session and role again then, and sends the
-figures, by server-sent events, if they differ from what it last sent. So a member's message
-shows within POLL_EVERY plus one reading, and someone removed from the team loses the
-stream as soon. A quiet bot costs one trivial query a half second, and only while somebody
-is watching. (Several processes on PostgreSQL will need
-LISTEN/NOTIFY instead: one process's connection does not see another's writes.)
+How the page learns of a change: one task asks the database every POLL_EVERY (0.5 s) whether
+anything was committed since (storage/workbench.py `changes`: SQLite's data_version on the
+workbench's own connection; no table is read). Only then are the figures read again, once
+for all open overviews (and the next reading waits at least as long as this one took, so
+reading takes at most half the time, however big the database). Each overview's stream then
+checks its session and role again, and sends the figures, by server-sent events, if they
+differ from what it last sent. So a member's message shows within POLL_EVERY plus one
+reading, and someone removed from the team loses the stream as soon. A quiet bot costs one
+trivial query a half second, and only while somebody is watching. (data_version sees the
+commits of every process on the SQLite file; PostgreSQL will need LISTEN/NOTIFY instead.)
 """
 
 from __future__ import annotations
@@ -67,18 +68,23 @@ class Live(Generic[T]):
 
     async def _poll(self) -> None:
         last: int | None = None
+        loop = asyncio.get_running_loop()
         while not self._closed and self._watchers > 0:
+            took = 0.0
             try:
                 count = await self._changes()
                 if count != last:
+                    started = loop.time()
                     self._value = await self._read()
+                    took = loop.time() - started
                     last = count
                     self._version += 1
                     async with self._changed:
                         self._changed.notify_all()
             except Exception:  # the next poll tries again; an open page keeps its figures
                 logger.exception("Could not read the live figures")
-            await asyncio.sleep(self._every)
+            # Reading takes at most half the time, however big the database.
+            await asyncio.sleep(max(self._every, took))
         self._task = None
 
     async def close(self) -> None:

@@ -17,6 +17,7 @@ from conversations.context import Resources
 from conversations.stats import group_name, shown, top_groups
 from storage.stats import ABOUT_FIELDS, JOINED, TOOK_PART, hidden_in_stats
 from storage.suppression import hidden_counts
+from storage.workbench import Reader
 
 LANGUAGE = "en"  # the workbench's pages are in English (so far)
 RECENT = timedelta(days=7)
@@ -53,13 +54,13 @@ class Figures:
     breakdowns: tuple[Breakdown, ...]
 
 
-async def figures(resources: Resources) -> Figures:
-    """Reads and suppresses the overview's figures."""
-    store, settings, lang = resources.store, resources.settings, LANGUAGE
-    counts = await store.workbench.counters(since=resources.clock.now() - RECENT)
+async def figures(resources: Resources, reader: Reader) -> Figures:
+    """Reads (on the workbench's own connection) and suppresses the overview's figures."""
+    settings, lang = resources.settings, LANGUAGE
+    counts = await reader.counters(since=resources.clock.now() - RECENT)
     extra = settings.about_extra_question
     fields = [field for field in ABOUT_FIELDS if field != "extra" or extra]
-    overview = await store.stats.overview(fields)
+    overview = await reader.stats.overview(fields)
     members = overview.membership
     breakdowns = {field: top_groups(overview.breakdowns[field], lang) for field in fields}
     hidden = hidden_in_stats(members, breakdowns)

@@ -24,6 +24,7 @@ import uvicorn
 from bot.web import WorkbenchUnavailable
 from bot.web.app import Workbench
 from conversations.context import Resources
+from storage.workbench import Reader
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,22 @@ async def serving(
     """Serves the workbench until the block exits, on WEB_LISTEN:WEB_PORT (or on a socket
     already listening, which it then closes)."""
     settings = resources.settings
-    workbench = Workbench(resources)
+    sock = sock or listen(settings.web_listen, settings.web_port)
+    try:
+        reader = await Reader.open(resources.store.db.path)
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        async with _served(Workbench(resources, reader), sock) as workbench:
+            yield workbench
+    finally:
+        await reader.close()
+
+
+@asynccontextmanager
+async def _served(workbench: Workbench, sock: socket.socket) -> AsyncIterator[Workbench]:
+    settings = workbench.resources.settings
     config = uvicorn.Config(
         workbench.asgi,
         log_config=None,  # cocreate's logging (bot/logs.py), not uvicorn's
@@ -80,7 +96,6 @@ async def serving(
         proxy_headers=True,
     )
     server = _Server(config)
-    sock = sock or listen(settings.web_listen, settings.web_port)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="workbench")
     ready = asyncio.create_task(server.ready.wait())
     await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
