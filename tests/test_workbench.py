@@ -36,11 +36,12 @@ from emulator import Emulator
 from storage.store import Store
 from tests import test_try
 from tests.test_process import BotProcess, texts
-from tests.test_try import CHROMIUM_FLAGS, TryProcess, chromium, free_port
+from tests.test_try import ARTIFACTS, CHROMIUM_FLAGS, ZOOMED, TryProcess, chromium, free_port
 from tests.transcript import Person, join
 
 MakePerson = Callable[..., Person]
 trying = test_try.trying  # `cocreate try` as a subprocess (a fixture)
+SIDEWAYS = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
 ORGANISER = 9001
 FACILITATOR = 9002
 
@@ -465,6 +466,15 @@ async def test_the_overview_is_live_in_a_browser_and_passes_axe(
                 "These figures update by themselves."
             )
             await no_serious_violations(axe, page)
+            # At 200 % zoom (a 640 × 760 window), nothing scrolls sideways.
+            await page.set_viewport_size(ZOOMED)
+            assert await page.evaluate(SIDEWAYS) <= 0, "the overview scrolls sideways at 200 %"
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=ARTIFACTS / "workbench-overview-200.png", full_page=True)
+            await page.set_viewport_size({"width": 1024, "height": 768})
+            # With the keyboard alone: the first Tab reaches "Skip to content".
+            await page.keyboard.press("Tab")
+            await expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
             await page.evaluate("window.sameDocument = true")
             stories = page.locator("#count-stories")
             await expect(stories).to_have_text("0")
