@@ -13,7 +13,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from telegram.constants import FloodLimit
 
@@ -147,6 +147,16 @@ class Settings(BaseSettings):
     def _check_quiet(cls, value: str) -> str:
         parse_quiet_hours(value)
         return value
+
+    @model_validator(mode="after")
+    def _check_ports(self) -> Settings:
+        webhook_port = self.port or 8443
+        if self.webhook_mode and webhook_port == self.web_port:
+            raise ValueError(
+                f"PORT and WEB_PORT must differ: the webhook and the workbench each listen on "
+                f"their own port ({webhook_port} is given for both)"
+            )
+        return self
 
     @field_validator("log_level")
     @classmethod

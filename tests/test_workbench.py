@@ -25,6 +25,7 @@ import httpx
 import pytest
 from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Page, async_playwright, expect
+from pydantic import ValidationError
 
 from bot.catalogue import t
 from bot.clock import FakeClock
@@ -114,11 +115,17 @@ async def test_a_link_signs_in_once_and_only_its_hash_is_kept(
     assert signed_in.status_code == 303 and signed_in.headers["location"] == "/"
     overview = await http.get("/")
     assert overview.status_code == 200 and "<h1>Overview</h1>" in overview.text
+    # Every script, style and link is the workbench's own: no CDN, nothing from elsewhere.
+    addresses = re.findall(r'(?:src|href|action)="([^"]*)"', overview.text)
+    assert addresses and all(a.startswith(("/", "#")) for a in addresses), addresses
+    for asset in ("/static/workbench.css", "/static/live.js"):
+        assert asset in addresses and (await http.get(asset)).status_code == 200
     # The same link again, in another browser: refused.
     async with httpx.AsyncClient(base_url=workbench) as other:
         again = await other.get(link)
         assert again.status_code == 400 and "used already" in again.text
-        assert (await other.get("/")).status_code == 401
+        never = await other.get("/")
+        assert never.status_code == 401 and "You are signed out" not in never.text
     # Only the sha256 of the link's token is stored, and the session's token not at all.
     rows = await store.db.fetch_all("SELECT token_hash, used_at FROM web_links")
     assert [r["token_hash"] for r in rows] == [hashlib.sha256(token.encode()).hexdigest()]
@@ -134,6 +141,19 @@ async def test_a_link_signs_in_once_and_only_its_hash_is_kept(
         "workbench_signed_in",
         "workbench_sign_in_refused",
     ]
+
+
+def test_the_webhook_and_the_workbench_need_ports_of_their_own() -> None:
+    hook: dict[str, Any] = {
+        "webhook_url": "https://bot.example.org/hook",
+        "webhook_secret": "s3cret",
+    }
+    with pytest.raises(ValidationError, match="PORT and WEB_PORT must differ"):
+        Settings(_env_file=None, **hook, port=8080)
+    with pytest.raises(ValidationError, match="PORT and WEB_PORT must differ"):
+        Settings(_env_file=None, **hook, web_port=8443)
+    assert Settings(_env_file=None, **hook, port=8443).web_port == 8080
+    assert Settings(_env_file=None, port=8080).port == 8080  # polling: PORT is not used
 
 
 async def test_members_get_the_unknown_command_answer(person: MakePerson, workbench: str) -> None:

@@ -141,8 +141,9 @@ class Workbench:
         """A request without a live session, or from someone no longer staff."""
         if refusal.reason == "not_staff":
             response = self.page(request, "refused", 403)
-        else:
-            response = self.page(request, "signin", 401, signed_out=True)
+        else:  # "You are signed out" only to someone who was signed in
+            ended = SESSION_COOKIE in request.cookies
+            response = self.page(request, "signin", 401, signed_out=ended)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
 
