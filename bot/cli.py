@@ -33,6 +33,7 @@ from bot.export_args import check_format, check_out, could_not_write, export_fil
 from bot.logs import configure
 from bot.settings import MissingToken, MissingWebhookSecret, Settings
 from bot.startup import TokenRejected, reach_telegram
+from bot.web import WorkbenchUnavailable
 from storage.export import ExportResult
 from storage.export_rows import BadExport
 from storage.models import AuditEntry
@@ -89,6 +90,9 @@ def run() -> None:
     except (TokenRejected, InvalidToken):  # ptb's InvalidToken message holds the token
         typer.echo(f"cocreate: {TokenRejected()}", err=True)
         raise typer.Exit(2) from None
+    except WorkbenchUnavailable as exc:
+        typer.echo(f"cocreate: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 async def serve(settings: Settings) -> None:
@@ -101,12 +105,17 @@ async def serve(settings: Settings) -> None:
     if not await reach_telegram(settings, stop):
         logger.info("Stopped before Telegram answered")
         return
+    # Imported here: the web libraries would slow every other command's start.
+    from bot.web.server import serving
+
     clock = SystemClock(settings.tz)
     store = await Store.open_url(settings.database_url, clock.now)
     settings.media_dir.mkdir(parents=True, exist_ok=True)
     try:
         application = build_application(settings, store, clock)
-        async with running(application):
+        # The staff workbench beside the bot, in the same loop (bot/web/server.py); it is
+        # listening before the bot starts, and stops after it.
+        async with serving(application.resources), running(application):
             await stop.wait()
             logger.info("Stopping: finishing what is in hand")
     finally:

@@ -10,9 +10,10 @@ from datetime import time
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from telegram.constants import FloodLimit
 
@@ -52,6 +53,11 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     webhook_listen: str = "127.0.0.1"
     port: int | None = None
+    # The staff workbench (bot/web/): served on WEB_LISTEN:WEB_PORT; WEB_URL is the address
+    # sign-in links point at (a reverse proxy's public https one), by default the local one.
+    web_port: int = Field(default=8080, ge=1, le=65535)
+    web_listen: str = "127.0.0.1"
+    web_url: str = ""
     log_level: str = "INFO"
     # "About you": the area choices (empty: members type their area) and one question the
     # organiser defines (empty: not asked), with its choices (empty: a typed answer).
@@ -108,15 +114,24 @@ class Settings(BaseSettings):
             raise ValueError("WEBHOOK_SECRET must be 1 to 256 letters, digits, _ or -")
         return value
 
-    @field_validator("webhook_listen")
+    @field_validator("webhook_listen", "web_listen")
     @classmethod
-    def _check_listen(cls, value: str) -> str:
+    def _check_listen(cls, value: str, info: ValidationInfo) -> str:
         try:
             return str(ip_address(value.strip()))
         except ValueError as exc:
+            name = str(info.field_name).upper()
             raise ValueError(
-                f"WEBHOOK_LISTEN must be an IP address such as 127.0.0.1, got {value!r}"
+                f"{name} must be an IP address such as 127.0.0.1, got {value!r}"
             ) from exc
+
+    @field_validator("web_url")
+    @classmethod
+    def _check_web_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError(f"WEB_URL must start with https:// or http://, got {value!r}")
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -132,6 +147,16 @@ class Settings(BaseSettings):
     def _check_quiet(cls, value: str) -> str:
         parse_quiet_hours(value)
         return value
+
+    @model_validator(mode="after")
+    def _check_ports(self) -> Settings:
+        webhook_port = self.port or 8443
+        if self.webhook_mode and webhook_port == self.web_port:
+            raise ValueError(
+                f"PORT and WEB_PORT must differ: the webhook and the workbench each listen on "
+                f"their own port ({webhook_port} is given for both)"
+            )
+        return self
 
     @field_validator("log_level")
     @classmethod
@@ -153,6 +178,16 @@ class Settings(BaseSettings):
     def paid_broadcasts(self) -> bool:
         """Whether the outbox sends with allow_paid_broadcast (BROADCAST_RATE above 30)."""
         return self.broadcast_rate > FREE_RATE
+
+    @property
+    def workbench_url(self) -> str:
+        """Where sign-in links point: WEB_URL, or the workbench on this computer."""
+        return self.web_url or f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def workbench_https(self) -> bool:
+        """Whether staff reach the workbench over https (its cookie is then Secure)."""
+        return self.workbench_url.startswith("https://")
 
     @property
     def webhook_mode(self) -> bool:

@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -31,12 +32,15 @@ from bot.app import build_application, running
 from bot.clock import SystemClock
 from bot.logs import configure
 from bot.settings import Settings
+from bot.web import WorkbenchUnavailable
+from bot.web.server import listen, serving
 from emulator import Emulator
 from storage.store import Store
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8080
+WORKBENCH_PORT = 8081  # the staff workbench's, unless WEB_PORT says (else any free one)
 TOKEN = "100000:TRY-cocreate-on-this-computer"  # the emulator's, not a real bot's
 POLL_TIMEOUT = 10  # seconds; a short long-poll lets Ctrl-C stop the bot quickly
 
@@ -82,7 +86,7 @@ PEOPLE = (
         "Fran",
         "facilitator",
         "Type /ask to ask the members a question, then switch to a member to answer it. "
-        "Also /broadcast, /responses and /scheduled.",
+        "Also /broadcast, /responses, /scheduled, and /workbench for the web workbench.",
         STAFF_INTRO.format(a_role="a facilitator"),
         (_command("ask", "Ask the members a question"), _command("responses", "Read the answers")),
     ),
@@ -91,7 +95,7 @@ PEOPLE = (
         "Olu",
         "organiser",
         "Type /export to download what people said, /invite to invite a facilitator, "
-        "/roles to see the team.",
+        "/roles to see the team, /workbench to sign in to the web workbench.",
         STAFF_INTRO.format(a_role="an organiser"),
         (
             _command("export", "Download what people said"),
@@ -162,7 +166,9 @@ async def _try(settings: Settings, data: TryData, *, port: int | None, open_brow
             else:  # staff have opened the bot before, so alerts and reports can reach them
                 emulator.open_chat(person.id, first_name=person.name)
 
-        settings = _settings_for(settings, emulator, data)
+        web = workbench_socket(settings)
+        stack.callback(web.close)
+        settings = _settings_for(settings, emulator, data, web_port=web.getsockname()[1])
         clock = SystemClock(settings.tz)
         store = await Store.open_url(settings.database_url, clock.now)
         stack.push_async_callback(store.close)
@@ -170,9 +176,11 @@ async def _try(settings: Settings, data: TryData, *, port: int | None, open_brow
             FACILITATOR.id, FACILITATOR.name, granted_by=ORGANISER.id
         )
         application = build_application(settings, store, clock)
+        # The staff workbench, as `cocreate run` serves it: /workbench sends a sign-in link.
+        await stack.enter_async_context(serving(application.resources, web))
         await stack.enter_async_context(running(application, poll_timeout=POLL_TIMEOUT))
 
-        _announce(emulator.url, data)
+        _announce(emulator.url, settings.workbench_url, data)
         if open_browser and _has_display():
             if not await asyncio.to_thread(webbrowser.open, emulator.url):
                 logger.warning("Could not open a browser; open %s yourself", emulator.url)
@@ -180,7 +188,7 @@ async def _try(settings: Settings, data: TryData, *, port: int | None, open_brow
         print("Stopping…", flush=True)
 
 
-def _announce(url: str, data: TryData) -> None:
+def _announce(url: str, workbench: str, data: TryData) -> None:
     """Tells the person at the terminal where to go."""
     members = ", ".join(p.name for p in PEOPLE if p.role == "member")
     where = (
@@ -193,6 +201,8 @@ def _announce(url: str, data: TryData) -> None:
         f"  Open {url} in your browser.\n"
         f"  Be {members} (members), {FACILITATOR.name} (facilitator) or "
         f"{ORGANISER.name} (organiser).\n"
+        f"  The staff workbench is at {workbench}: as {ORGANISER.name} or "
+        f"{FACILITATOR.name}, send /workbench for a link that signs you in.\n"
         f"  Data: {where}\n"
         "  Press Ctrl-C to stop.",
         flush=True,
@@ -222,7 +232,23 @@ async def start_emulator(port: int | None, first_id: int) -> Emulator:
     raise AssertionError("unreachable: port 0 always binds or raises")
 
 
-def _settings_for(settings: Settings, emulator: Emulator, data: TryData) -> Settings:
+def workbench_socket(settings: Settings) -> socket.socket:
+    """The workbench's listening socket: on WEB_PORT if it was set, else on WORKBENCH_PORT,
+    else on any free port (on this computer only)."""
+    if "web_port" in settings.model_fields_set:
+        try:
+            return listen("127.0.0.1", settings.web_port)
+        except WorkbenchUnavailable as exc:
+            raise PortUnavailable(str(exc)) from None
+    try:
+        return listen("127.0.0.1", WORKBENCH_PORT)
+    except WorkbenchUnavailable:
+        return listen("127.0.0.1", 0)
+
+
+def _settings_for(
+    settings: Settings, emulator: Emulator, data: TryData, *, web_port: int
+) -> Settings:
     """The settings `cocreate run` would read, pointed at the emulator and the try's data."""
     return settings.model_copy(
         update={
@@ -236,6 +262,9 @@ def _settings_for(settings: Settings, emulator: Emulator, data: TryData) -> Sett
             "webhook_url": "",
             "webhook_secret": None,
             "port": None,
+            "web_port": web_port,
+            "web_listen": "127.0.0.1",
+            "web_url": "",
         }
     )
 

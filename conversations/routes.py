@@ -38,6 +38,7 @@ from conversations import (
     tracking,
     unconfirmed,
     voting,
+    workbench,
 )
 from conversations.context import CocreateContext
 from conversations.replies import (
@@ -96,6 +97,7 @@ def build_routes() -> list[Handler]:
         *unconfirmed.build_handlers(),
         *roles.build_handlers(),
         *stats.build_handlers(),
+        *workbench.build_handlers(),
         *idea_desk.build_handlers(
             {
                 "wait": approving.show_waiting,

@@ -153,6 +153,7 @@ class Database:
         self._waiting: list[asyncio.Future[None]] = []
         self._leader: asyncio.Task[None] | None = None
         self._savepoint = ""  # the name of the last segment begun
+        self._closed = False
         _DATABASES.add(self)
 
     def _owned(self) -> Unit | None:
@@ -240,7 +241,7 @@ class Database:
 
     async def durable(self) -> None:
         """Waits until everything written so far, by anyone, is on disk (at once if so)."""
-        if self._conn.in_transaction or self._waiting:
+        if not self._closed and (self._conn.in_transaction or self._waiting):
             await self._enlist()
 
     async def _lead(self) -> None:
@@ -248,18 +249,21 @@ class Database:
         one was being written, as many as there are, then the next, until none waits."""
         while self._waiting:
             async with self._lock:  # no segment is half-way
-                await self._commit_waiting()
+                if self._waiting:  # (close() may have committed them meanwhile)
+                    await self._commit_waiting()
 
     async def _commit_waiting(self) -> None:
         """Commits the shared transaction (the lock is held) and tells everyone waiting."""
         batch, self._waiting = self._waiting, []
         error: BaseException | None = None
+        if self._closed:
+            error = ConnectionError("the database was closed before this write was committed")
         try:
-            if self._conn.in_transaction:
+            if error is None and self._conn.in_transaction:
                 await self._run(lambda conn: conn.execute("COMMIT"))
         except BaseException as exc:
             error = exc
-            if self._conn.in_transaction:
+            if not self._closed and self._conn.in_transaction:
                 with contextlib.suppress(Exception):
                     await self._run(lambda conn: conn.execute("ROLLBACK"))
         for waiting in batch:
@@ -412,6 +416,7 @@ class Database:
         """Commits what is waiting and closes the connection."""
         async with self._lock:
             await self._commit_waiting()
+            self._closed = True
             await self._conn.close()
         _DATABASES.discard(self)
 

@@ -445,6 +445,28 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE round_id IS NOT NULL;
     CREATE INDEX status_changes_at ON status_changes (changed_at);
     """,
+    # The staff workbench (storage/workbench_access.py): one-time sign-in links sent by
+    # /workbench, and the browser sessions they open. Only hashes of their tokens are kept.
+    """
+    CREATE TABLE web_links (
+        id                INTEGER PRIMARY KEY,
+        token_hash        TEXT NOT NULL UNIQUE,
+        telegram_user_id  INTEGER NOT NULL,
+        created_at        TEXT NOT NULL,
+        expires_at        TEXT NOT NULL,
+        used_at           TEXT
+    );
+    CREATE TABLE web_sessions (
+        id                INTEGER PRIMARY KEY,
+        token_hash        TEXT NOT NULL UNIQUE,
+        telegram_user_id  INTEGER NOT NULL,
+        link_id           INTEGER REFERENCES web_links(id) ON DELETE SET NULL,
+        started_at        TEXT NOT NULL,
+        seen_at           TEXT NOT NULL,
+        ended_at          TEXT
+    );
+    CREATE INDEX web_sessions_user ON web_sessions (telegram_user_id) WHERE ended_at IS NULL;
+    """,
 )
 
 

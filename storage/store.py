@@ -24,6 +24,7 @@ from storage.statements import Statements
 from storage.stats import Stats
 from storage.tracker import Tracker
 from storage.votes import Votes
+from storage.web_sessions import WebSessions
 
 
 class Store:
@@ -53,6 +54,7 @@ class Store:
         self.votes = Votes(db, now)
         self.retention = Retention(db, self.outbox)
         self.tracker = Tracker(db, now)
+        self.web_sessions = WebSessions(db, now)  # signing in to the workbench (bot/web/)
 
     @classmethod
     async def open(cls, path: Path, now: Callable[[], datetime]) -> Store:

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("bot", "conversations", "storage", "emulator")
 
 
-def imports_of(path: Path) -> set[str]:
+@functools.cache
+def imports_of(path: Path) -> frozenset[str]:
     """Every module a file imports, wherever the import statement is."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text("utf-8"))):
@@ -21,7 +22,7 @@ def imports_of(path: Path) -> set[str]:
             found |= {f"{node.module}.{alias.name}" for alias in node.names}
         elif isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
-    return found
+    return frozenset(found)
 
 
 def graph() -> dict[str, set[str]]:
@@ -35,6 +36,12 @@ def graph() -> dict[str, set[str]]:
         name: {m for m in imports_of(path) if m in modules and m != name}
         for name, path in modules.items()
     }
+
+
+# Every file is parsed once, as the tests are collected, before any test starts a thread:
+# CPython 3.11's parser can fail with "AST constructor recursion depth mismatch" while other
+# threads run (python/cpython#106905), as the database's thread of an earlier test may.
+graph()
 
 
 def cycle(edges: dict[str, set[str]]) -> list[str] | None:

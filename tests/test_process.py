@@ -15,6 +15,7 @@ import pytest
 from bot.catalogue import t
 from emulator import Emulator, SimUser
 from tests.conftest import TOKEN
+from tests.test_try import free_port
 
 pytestmark = pytest.mark.process
 
@@ -44,6 +45,7 @@ class BotProcess:
             "MEDIA_DIR": str(tmp_path / "media"),
             "ABOUT_EXTRA_QUESTION": "Do you look after someone?",
             "ABOUT_EXTRA_OPTIONS": "Yes,No",
+            "WEB_PORT": str(free_port()),  # the workbench: never 8080, which may be taken
             **env,
         }
         self.proc: asyncio.subprocess.Process | None = None

@@ -359,3 +359,24 @@ async def test_writers_at_once_share_one_commit(store: Store) -> None:
     assert codes == {f"p{n}" for n in range(20) if n != 7}
     commits = statements.count("COMMIT")
     assert 1 <= commits <= 3, commits
+
+
+async def test_closing_commits_what_waits_for_the_group_commit(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Something waiting for the group commit when the store closes is committed by the
+    close; the task that would have committed it, queued behind the close, ends quietly."""
+    store = await Store.open(tmp_path / "c.db", clock.now)
+    db = store.db
+    await db._lock.acquire()  # a segment is half-way
+    closing = asyncio.create_task(store.close())
+    await asyncio.sleep(0)  # the close waits for the lock
+    waiting = db._enlist()  # a segment ended: its group commit waits behind the close
+    leader = db._leader
+    assert leader is not None
+    await asyncio.sleep(0)
+    db._lock.release()
+    await closing
+    await waiting
+    await leader
+    assert leader.exception() is None
