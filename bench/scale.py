@@ -32,6 +32,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import sqlite3
 import sys
 import tempfile
@@ -62,6 +63,13 @@ OUTBOX_ROUNDS = 10  # the latest sent rounds keep their outbox rows (for /stats)
 OUTBOX_PER_ROUND = 30_000
 OLD_INBOX = 50_000
 GOALS = {"ready": 3.0, "rss": 200.0, "broadcast": 10.0, "stats": 1.0}
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def when(base: datetime, seconds: float) -> str:
@@ -462,6 +470,7 @@ async def measure(folder: Path, db: Path, members: int, starts: int, repeats: in
         "ABOUT_EXTRA_OPTIONS": "Yes,No",
         "QUIET_HOURS": "",
         "LOG_LEVEL": "INFO",
+        "WEB_PORT": str(free_port()),  # the workbench, on a port nobody uses
     }
     async with Emulator(token=TOKEN) as emu:
         env["TELEGRAM_API_BASE_URL"] = emu.base_url

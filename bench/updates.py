@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -64,6 +65,13 @@ ASK = ["/ask", "What would make the bus better?", "open", "All members", "Now", 
 
 
 # ---- the bare bot (run as `bench/updates.py --bare-bot URL`)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def bare_bot(base_url: str) -> None:
@@ -124,6 +132,7 @@ def start_cocreate(
         BROADCAST_RATE=str(rate),
         CHAT_BURST=str(burst),
         LOG_LEVEL="WARNING",
+        WEB_PORT=str(free_port()),  # the workbench, on a port nobody uses
     )
     bot = subprocess.Popen(
         [sys.executable, "-m", "bot", "run"], cwd=folder, env=env, stderr=open(folder / "log", "a")
