@@ -72,30 +72,27 @@ class Answers:
     ) -> tuple[Answer, list[str]]:
         """Stores or changes an answer; returns it and the files it replaced."""
         now = to_db(self._now())
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO answers (round_id, member_id, choice, text, answered_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (round_id, member_id) DO UPDATE"
-                " SET choice = excluded.choice, text = excluded.text,"
-                " updated_at = excluded.updated_at",
-                (round_id, member_id, choice, text, now, now),
-            )
-            async with conn.execute(
-                "SELECT id FROM answers WHERE round_id = ? AND member_id = ?",
-                (round_id, member_id),
-            ) as cur:
-                row = await cur.fetchone()
-            assert row is not None
-            answer_id = int(row["id"])
-            async with conn.execute(
-                "SELECT file_name FROM media WHERE answer_id = ?", (answer_id,)
-            ) as cur:
-                replaced = [str(r["file_name"]) for r in await cur.fetchall()]
-            await conn.execute("DELETE FROM media WHERE answer_id = ?", (answer_id,))
-            if media is not None:
-                await insert_media(conn, member_id, media, now, answer_id=answer_id)
-        answer = await self.get(answer_id)
-        assert answer is not None
+        keep = (
+            "INSERT INTO answers (round_id, member_id, choice, text, answered_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (round_id, member_id) DO UPDATE"
+            " SET choice = excluded.choice, text = excluded.text,"
+            " updated_at = excluded.updated_at RETURNING *",
+            (round_id, member_id, choice, text, now, now),
+        )
+        forget = (
+            "DELETE FROM media WHERE answer_id ="
+            " (SELECT id FROM answers WHERE round_id = ? AND member_id = ?) RETURNING file_name",
+            (round_id, member_id),
+        )
+        if media is None:  # the usual case: words or a choice, saved in one trip
+            kept, gone = await self._db.execute_all([keep, forget])
+        else:
+            async with self._db.transaction() as conn:
+                kept = list(await conn.execute_fetchall(*keep))
+                gone = list(await conn.execute_fetchall(*forget))
+                await insert_media(conn, member_id, media, now, answer_id=int(kept[0]["id"]))
+        answer = _answer(kept[0])
+        replaced = [str(r["file_name"]) for r in gone]
         return answer, replaced
 
     async def to_question(self, question_id: int, offset: int, limit: int) -> list[Answer]:
