@@ -74,14 +74,19 @@ class Door:
             async with store.db.unit([self._done(update)]):
                 await dispatch(update)
             return
-        session = await store.sessions.get(user.id)
-        applied = update.update_id <= session.last_update_id
-        session_token = CURRENT_SESSION.set(session)
         risk_token = RISK_NOTED.set(None)
         quiet_token = QUIET.set(False)
+        session_token = None
         try:
-            async with store.db.unit([self._keep(session, update), self._done(update)]):
-                if applied:
+            async with store.db.unit() as unit:
+                # Where the person is, and who they are (every flow asks), in one trip.
+                await store.db.prefetch(
+                    [store.sessions.reading(user.id), store.members.reading(user.id)]
+                )
+                session = await store.sessions.get(user.id)
+                session_token = CURRENT_SESSION.set(session)
+                unit.hooks += [self._keep(session, update), self._done(update)]
+                if update.update_id <= session.last_update_id:
                     logger.info("Update %s was applied before a restart", update.update_id)
                     try:
                         await reask(update)
@@ -96,7 +101,8 @@ class Door:
         finally:
             QUIET.reset(quiet_token)
             RISK_NOTED.reset(risk_token)
-            CURRENT_SESSION.reset(session_token)
+            if session_token is not None:
+                CURRENT_SESSION.reset(session_token)
 
     async def _for_everyone(self, update: Update, user_id: int) -> None:
         """What applies to every message, whatever flow the person is in."""

@@ -153,6 +153,7 @@ class Database:
         self._waiting: list[asyncio.Future[None]] = []
         self._leader: asyncio.Task[None] | None = None
         self._savepoint = ""  # the name of the last segment begun
+        self._ended: list[str] = []  # segments ended whose savepoints are still to release
         self._closed = False
         _DATABASES.add(self)
 
@@ -189,8 +190,11 @@ class Database:
         `alone`: the segment is all of `work`, released in the same trip; otherwise it stays
         open (a unit's, named unit.savepoint) until `_settle`."""
         name = f"s{next(_savepoints)}"
+        ended, self._ended = self._ended, []
 
         def segment(conn: sqlite3.Connection) -> T:
+            for old in ended:  # segments that ended before: kept, in the same trip
+                conn.execute(f"RELEASE {old}")
             if not conn.in_transaction:
                 conn.execute("BEGIN IMMEDIATE")
             conn.execute(f"SAVEPOINT {name}")
@@ -209,14 +213,14 @@ class Database:
         return result
 
     async def _settle(self, name: str | None) -> None:
-        """Ends a segment (releasing its savepoint, if still open) and the lock, then waits
-        until what it wrote is on disk: the next group commit."""
-        try:
-            if name is not None:
-                await self._run(lambda conn: conn.execute(f"RELEASE {name}"))
-            waiting = self._enlist()
-        finally:
-            self._lock.release()
+        """Ends a segment and releases the lock, then waits until what it wrote is on disk:
+        the next group commit. Its savepoint, if still open, is released by the next trip
+        that writes (the next segment's, or the COMMIT, which keeps everything): no trip of
+        its own."""
+        if name is not None:
+            self._ended.append(name)
+        waiting = self._enlist()
+        self._lock.release()
         await waiting
 
     async def _undo(self, name: str) -> None:
@@ -255,6 +259,7 @@ class Database:
     async def _commit_waiting(self) -> None:
         """Commits the shared transaction (the lock is held) and tells everyone waiting."""
         batch, self._waiting = self._waiting, []
+        self._ended = []  # COMMIT keeps what their savepoints hold
         error: BaseException | None = None
         if self._closed:
             error = ConnectionError("the database was closed before this write was committed")
@@ -536,6 +541,31 @@ class Database:
             raise
         await self._settle(None)
         return result
+
+    async def prefetch(self, queries: Iterable[Statement]) -> None:
+        """Reads several queries in one trip, for the current update's later reads of them
+        (see `fetch_all`); outside an update, does nothing."""
+        unit = _current_unit()
+        if unit is None or unit.db is not self:
+            return
+        batch = [(sql, tuple(params)) for sql, params in queries]
+
+        def read(conn: sqlite3.Connection) -> list[list[aiosqlite.Row]]:
+            results = []
+            for sql, args in batch:
+                cursor = conn.execute(sql, args)
+                try:
+                    results.append(cursor.fetchall())
+                finally:
+                    cursor.close()
+            return results
+
+        if unit.open:
+            found = await self._run(read)
+        else:
+            async with self._lock:
+                found = await self._run(read)
+        unit.reads.update(zip(batch, found, strict=True))
 
     async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
         """Returns the first row of a query (meant for queries of one row, or a few), or None.

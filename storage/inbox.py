@@ -46,15 +46,12 @@ class Inbox:
         received = to_db(self._now())
         rows = ", ".join("(?, ?, ?)" for _ in updates)
         params = [value for id_, payload in updates for value in (id_, payload, received)]
-        async with (
-            self._db.transaction() as conn,
-            conn.execute(
-                f"INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES {rows}"
-                " RETURNING update_id",
-                params,
-            ) as cursor,
-        ):
-            return {int(row[0]) for row in await cursor.fetchall()}
+        found = await self._db.execute_returning(
+            f"INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES {rows}"
+            " RETURNING update_id",
+            params,
+        )
+        return {int(row[0]) for row in found}
 
     async def mark_done(self, update_id: int) -> None:
         """Marks an update handled and forgets its content."""

@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from storage.db import Database
+from storage.db import Database, Statement
 from storage.models import ConsentReceipt, Member, Project
 from storage.outbox import Outbox
 from storage.times import from_db, to_db
@@ -86,11 +86,14 @@ class Members:
     def __init__(self, db: Database, now: Now) -> None:
         self._db, self._now = db, now
 
+    @staticmethod
+    def reading(telegram_user_id: int) -> Statement:
+        """The query `by_telegram_id` makes (for Database.prefetch)."""
+        return ("SELECT * FROM members WHERE telegram_user_id = ?", (telegram_user_id,))
+
     async def by_telegram_id(self, telegram_user_id: int) -> Member | None:
         """Finds a member by their Telegram user id."""
-        row = await self._db.fetch_one(
-            "SELECT * FROM members WHERE telegram_user_id = ?", (telegram_user_id,)
-        )
+        row = await self._db.fetch_one(*self.reading(telegram_user_id))
         return member_from_row(row) if row else None
 
     async def get(self, member_id: int) -> Member | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from storage.db import Database
+from storage.db import Database, Statement
 from storage.times import to_db
 
 
@@ -63,12 +63,17 @@ class Sessions:
     def __init__(self, db: Database, now: Callable[[], datetime]) -> None:
         self._db, self._now = db, now
 
-    async def get(self, user_id: int) -> Session:
-        """The person's session, or a fresh one."""
-        row = await self._db.fetch_one(
+    @staticmethod
+    def reading(user_id: int) -> Statement:
+        """The query `get` makes (for Database.prefetch)."""
+        return (
             "SELECT flow, state, data, last_update_id FROM sessions WHERE user_id = ?",
             (user_id,),
         )
+
+    async def get(self, user_id: int) -> Session:
+        """The person's session, or a fresh one."""
+        row = await self._db.fetch_one(*self.reading(user_id))
         if row is None:
             return Session(user_id)
         flow, state, data = row["flow"], row["state"], row["data"]
