@@ -6,6 +6,7 @@ from an earlier step can be recognised as old.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -73,15 +74,20 @@ def match(text: str, options: Sequence[Option], language: str) -> Option | None:
         if _names(typed, option, language):
             return option
     for option in options:
-        if typed in {normalise(word) for word in option.words(language)}:
+        if typed in {_folded(word) for word in option.words(language)}:
             return option
     return None
 
 
 def _names(typed: str, option: Option, language: str) -> bool:
     """Whether typed words are the option's label (in the language or in English)."""
-    labels = {option.text(language), option.text("en")}
-    return normalise(typed) in {normalise(label) for label in labels}
+    typed = normalise(typed)
+    return typed in (_folded(option.text(language)), _folded(option.text("en")))
+
+
+# Labels and typed words from the catalogue, folded once: every typed answer is compared
+# with every option's.
+_folded = functools.lru_cache(maxsize=4096)(normalise)
 
 
 def button_text(number: int, option: Option, language: str) -> str:

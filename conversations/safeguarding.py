@@ -7,9 +7,10 @@ carries on: nothing is blocked.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -42,10 +43,16 @@ def risk_phrases(settings: Settings) -> list[str]:
     return [w for lang in LANGUAGES for w in catalogue().words(lang, "safeguarding.risk")]
 
 
-def at_risk(text: str, phrases: list[str]) -> bool:
+def at_risk(text: str, phrases: Sequence[str]) -> bool:
     """Whether the text contains one of the phrases as whole words."""
     folded = _fold(text)
-    return any(_fold(p) in folded for p in phrases if p.strip())
+    return any(p in folded for p in _folded(tuple(phrases)))
+
+
+@functools.lru_cache(maxsize=16)
+def _folded(phrases: tuple[str, ...]) -> tuple[str, ...]:
+    """The phrases as `at_risk` compares them (folded once, not for every message)."""
+    return tuple(_fold(p) for p in phrases if p.strip())
 
 
 async def notice(update: Update, resources: Resources, words: str) -> None:

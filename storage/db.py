@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -58,6 +59,12 @@ _WRITES = re.compile(
     r"\s*(?:INSERT(?: OR (?:IGNORE|ABORT|FAIL|ROLLBACK))? INTO|UPDATE|DELETE FROM)\s+(\w+)",
     re.I,
 )
+
+
+@functools.lru_cache(maxsize=256)
+def _naming(table: str) -> Callable[[str], object]:
+    """Whether a query names the table (as a whole word)."""
+    return re.compile(rf"\b{re.escape(table)}\b", re.I).search
 
 
 @dataclass(eq=False)
@@ -178,8 +185,8 @@ class Database:
         if table is None or table in self._triggered or (deletes and table in self._parents):
             unit.reads.clear()
             return
-        named = re.compile(rf"\b{re.escape(table)}\b", re.I)
-        for key in [key for key in unit.reads if named.search(key[0])]:
+        named = _naming(table)
+        for key in [key for key in unit.reads if named(key[0])]:
             del unit.reads[key]
 
     async def _segment(self, work: Callable[[sqlite3.Connection], T], *, alone: bool) -> T:

@@ -15,7 +15,7 @@ and the rest). `tn` picks the form through Babel's `ngettext`; `t` is for the ot
 from __future__ import annotations
 
 from datetime import date, datetime
-from functools import cache
+from functools import cache, lru_cache
 from io import BytesIO
 from pathlib import Path
 
@@ -149,8 +149,10 @@ def babel_locale(language: str) -> str:
     return _BABEL_LOCALES.get(language, language)
 
 
+@lru_cache(maxsize=1024)
 def long_date(when: date, language: str) -> str:
-    """ "7 December 2026", in the language."""
+    """ "7 December 2026", in the language (the same few dates are written again and again:
+    when a question closes, in every "saved" reply)."""
     return format_date(when, format="long", locale=babel_locale(language))
 
 
