@@ -33,7 +33,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot.web import overview
+from bot.web import overview, pages
 from bot.web.access import (
     SESSION_COOKIE,
     SIGN_IN_COOKIE,
@@ -118,9 +118,15 @@ class Workbench:
                 Route("/signin/{token}", self.open_link, methods=["GET"]),
                 Route("/signin/{token}", self.use_link, methods=["POST"]),
                 Route("/signout", self.sign_out, methods=["POST"]),
+                *(route for page in pages.PAGES for route in page.routes(self)),
                 Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
             ],
         )
+        # The menu: the overview, then each page that has a place in it.
+        self.templates.env.globals["nav"] = [
+            ("/", "Overview"),
+            *(page.NAV for page in pages.PAGES if page.NAV is not None),
+        ]
         self.asgi: ASGIApp = Headers(self.app)
 
     async def close(self) -> None:
@@ -136,6 +142,13 @@ class Workbench:
     def page(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
         """A page from templates/ (its name without ".html")."""
         return self.templates.TemplateResponse(request, f"{name}.html", context, status_code=status)
+
+    async def signed_in(self, request: Request) -> Staff | Response:
+        """The staff member behind the request (role read now), or the page refusing them."""
+        try:
+            return await current_staff(request, self.resources.store)
+        except Refused as refusal:
+            return self.refused(request, refusal)
 
     def refused(self, request: Request, refusal: Refused) -> Response:
         """A request without a live session, or from someone no longer staff."""
