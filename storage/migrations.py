@@ -467,6 +467,14 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX web_sessions_user ON web_sessions (telegram_user_id) WHERE ended_at IS NULL;
     """,
+    # The outbox's next rows to send (Outbox.due), found without reading every queued row: in
+    # id order through the queued rows (outbox_queued), each checked against its chat's
+    # earlier queued rows (outbox_queued_chat). With a broadcast to 100,000 queued, a pass
+    # grouped them all (75 ms a pass of 100); now it reads about as many rows as it returns.
+    """
+    CREATE INDEX outbox_queued ON outbox (id, not_before) WHERE status = 'queued';
+    CREATE INDEX outbox_queued_chat ON outbox (chat_id, id, not_before) WHERE status = 'queued';
+    """,
 )
 
 

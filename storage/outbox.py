@@ -349,12 +349,15 @@ class Outbox:
 
     async def due(self, now: datetime, limit: int = 100) -> list[OutboxRow]:
         """Queued rows due at `now`, oldest first, at most one per chat (its oldest due row)."""
+        at = to_db(now)
         rows = await self._db.fetch_all(
-            "SELECT o.* FROM outbox o JOIN"
-            " (SELECT MIN(id) AS id FROM outbox WHERE status = 'queued' AND not_before <= ?"
-            "  GROUP BY chat_id) first ON first.id = o.id"
+            "SELECT o.* FROM outbox o INDEXED BY outbox_queued"
+            " WHERE o.status = 'queued' AND o.not_before <= ?"
+            " AND NOT EXISTS (SELECT 1 FROM outbox e INDEXED BY outbox_queued_chat"
+            "  WHERE e.chat_id = o.chat_id AND e.status = 'queued' AND e.id < o.id"
+            "  AND e.not_before <= ?)"
             " ORDER BY o.id LIMIT ?",
-            (to_db(now), limit),
+            (at, at, limit),
         )
         return [_row(r) for r in rows]
 

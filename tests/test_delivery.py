@@ -934,3 +934,27 @@ async def test_replies_and_a_broadcast_share_one_budget_and_replies_go_first(
     assert reply.date - asked_at < 100, "a reply goes at its next turn, ahead of the broadcast"
     assert question.date - reply.date < 100
     assert not [d for d in news if reply.date < d < question.date]
+
+
+async def test_due_reads_about_as_many_rows_as_it_returns(
+    store: Store, emulator: Emulator, clock: FakeClock
+) -> None:
+    """With a big broadcast queued, a pass finds its next rows without reading every queued
+    row (the sender asks many times a second at high rates): counted in SQLite's steps."""
+    members = await join(store, emulator, *range(3001, 3011))
+    for _ in range(500):  # 500 broadcasts to everyone, one after the other
+        await store.outbox.enqueue_batch("broadcast", None, to_all(members))
+    steps = 0
+
+    def step() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    await store.db._conn.set_progress_handler(step, 100)
+    try:
+        due = await store.outbox.due(clock.now(), limit=10)
+    finally:
+        await store.db._conn.set_progress_handler(lambda: 0, 1_000_000)
+    assert len(due) == 10 and len({r.chat_id for r in due}) == 10
+    assert steps * 100 < 20_000, steps  # grouping all 5,000 queued rows took far more
