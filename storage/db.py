@@ -1,14 +1,21 @@
 """The database connection: one writer connection, WAL, foreign keys, busy timeout,
 secure_delete, files only the bot's user can read.
 
-Every statement goes through `Database`, which serialises units of work with a lock so two
-coroutines never interleave inside one transaction on the shared connection.
+Every statement goes through `Database`, which serialises the writers with a lock so two
+coroutines never interleave inside one segment on the shared connection.
 
-Handling one update is one `Unit` (see `Database.unit`): its writes share a transaction that
-commits together with the unit's hooks (where the person is in a flow, with the update's id;
-and at the end the inbox's done-mark). It commits before every request the bot sends
+Group commit. With `synchronous=FULL` every COMMIT waits for the disk (milliseconds), so
+writes are made in segments of one shared transaction, and one COMMIT makes every segment
+that ended meanwhile durable at once (`_lead`). A segment is a savepoint: one that fails is
+rolled back alone. Whoever wrote waits for that COMMIT before going on, so nothing is
+confirmed to anyone before it is on disk.
+
+Handling one update is one `Unit` (see `Database.unit`): its writes are a segment that ends
+with the unit's hooks (where the person is in a flow, with the update's id; and at the end
+the inbox's done-mark), at every commit point: before every request the bot sends
 (`commit_point`, called by the bot's HTTP request class), so an answer is on disk before the
-bot says "saved", and a replayed update can be recognised as already applied.
+bot says "saved", and a replayed update can be recognised as already applied. An update
+reads a query once until it writes what the query names (`Unit.reads`).
 """
 
 from __future__ import annotations
