@@ -19,7 +19,7 @@ from bot.catalogue import t
 from conversations import replies
 from conversations.context import CocreateContext
 from conversations.replies import language_of
-from storage.models import AGE_BANDS, PREFER_NOT_TO_SAY
+from conversations.stats import group_name, short
 from storage.stats import ABOUT_FIELDS
 from storage.votes import (
     ALL,
@@ -32,23 +32,6 @@ from storage.votes import (
     common_ground,
     hidden_in_result,
 )
-
-
-def group_name(field: str, answer: str | None, lang: str) -> str:
-    """An "about you" answer as staff read it (as /stats names it)."""
-    if answer is None:
-        return t(lang, "stats.no_answer")
-    if answer == PREFER_NOT_TO_SAY:
-        return t(lang, "common.prefer_not")
-    if field == "age_band" and answer in AGE_BANDS:
-        return t(lang, f"about.age.{answer}")
-    return answer
-
-
-def short(text: str, limit: int = 60) -> str:
-    """A question cut to fit a line."""
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
 
 MOST_GROUPS = 10  # groups shown per "about you" question, for each idea: the rest together
 

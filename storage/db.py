@@ -518,14 +518,7 @@ class Database:
         batch = [(sql, tuple(params)) for sql, params in statements]
 
         def write(conn: sqlite3.Connection) -> list[list[aiosqlite.Row]]:
-            results = []
-            for sql, args in batch:
-                cursor = conn.execute(sql, args)
-                try:
-                    results.append(cursor.fetchall())
-                finally:
-                    cursor.close()
-            return results
+            return _each(conn, batch)
 
         unit = _current_unit()
         if unit is None or unit.db is not self:
@@ -565,14 +558,7 @@ class Database:
         batch = [(sql, tuple(params)) for sql, params in queries]
 
         def read(conn: sqlite3.Connection) -> list[list[aiosqlite.Row]]:
-            results = []
-            for sql, args in batch:
-                cursor = conn.execute(sql, args)
-                try:
-                    results.append(cursor.fetchall())
-                finally:
-                    cursor.close()
-            return results
+            return _each(conn, batch)
 
         if unit.open:
             found = await self._run(read)
@@ -617,3 +603,17 @@ class Database:
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
         )
         return [str(r["name"]) for r in rows]
+
+
+def _each(
+    conn: sqlite3.Connection, statements: list[tuple[str, tuple[Any, ...]]]
+) -> list[list[aiosqlite.Row]]:
+    """Runs the statements one after the other; returns each one's rows."""
+    results = []
+    for sql, args in statements:
+        cursor = conn.execute(sql, args)
+        try:
+            results.append(cursor.fetchall())
+        finally:
+            cursor.close()
+    return results
