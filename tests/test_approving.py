@@ -484,3 +484,45 @@ async def test_an_author_who_used_stop_is_not_told(person: MakePerson, store: St
         outcome = await settled()
     assert outcome == {"status": "skipped", "skip_reason": "stopped"}
     assert hal.user.unread() == []
+
+
+async def test_cancel_ends_an_edit_a_summary_or_a_statement_and_changes_nothing(
+    person: MakePerson, store: Store
+) -> None:
+    olu = person(STAFF, "Olu")
+    ann = await member(person, 3021, "Ann")
+    await share_idea(ann, "A bench by the shops.")
+    await ann.says("2")
+    gus = await member(person, 3022, "Gus")
+    await gus.says("/menu")
+    await gus.taps("Share an idea")
+    await gus.does(lambda u: u.send_voice(voice(3), duration=9))
+    await gus.taps("Skip")
+    await gus.taps("Skip")
+    await gus.taps("Save")
+    await gus.taps("Others, without my name")
+    idle = await olu.says("hello")  # staff who are not members are told what to do
+    await olu.says("/ideas")  # the bot learns the facilitator's name
+    before = await snapshot(store)
+    cancelled = [t("en", "approving.cancelled")]
+
+    # /cancel, or CANCEL typed, while the facilitator types an edit, a summary or a
+    # statement, or chooses what to do with a waiting idea: nothing is approved.
+    await olu.says("/ideas")
+    await olu.taps("Waiting for your OK")
+    await olu.taps("Edit, then approve")
+    assert await olu.says("/cancel") == cancelled
+    assert await olu.says("Now these words are nobody's edit") == idle
+    await olu.says("/ideas")
+    await olu.taps("Waiting for your OK")
+    assert await olu.says("cancel") == cancelled  # at the choice itself
+    await olu.taps("Next")  # Gus's voice note
+    await olu.taps("Write a summary")
+    assert await olu.says("Cancel") == cancelled
+    await olu.says("/ideas")
+    await olu.taps("Add a statement")
+    assert await olu.says("/cancel") == cancelled
+    assert await olu.says("Buses all night") == idle
+    assert await snapshot(store) == before
+    assert [r["state"] for r in await statements(store)] == ["waiting", "waiting"]
+    assert await audit(store) == []
