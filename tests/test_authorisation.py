@@ -203,7 +203,12 @@ async def test_ideas_staff_buttons_and_unapproved_ideas_are_refused_to_members(
     ]
     own = [f"vote:{approved}:agree", f"revote:{approved}:agree", f"myvotes:{approved}"]
     not_members = ["upd:0", "upd:5", "myvotes:page:0", f"vote:{approved}:agree"]
-    everyone = ((ann, []), (bo, own), (fay, not_members), (stranger, not_members))
+    everyone: tuple[tuple[Person, list[str]], ...] = (
+        (ann, []),
+        (bo, own),
+        (fay, not_members),
+        (stranger, not_members),
+    )
     for someone in (ann, bo):
         await someone.says("/cancel")  # past "share another?"
     gus.user.unread()
