@@ -12,8 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from telegram.ext import BaseHandler, CommandHandler
 
 from bot.catalogue import t
+from conversations.commands import MEMBER_COMMANDS, ORGANISER_COMMANDS
+from conversations.routes import build_routes
 from emulator import SimUser
 from storage.store import Store
 from tests.media_samples import voice
@@ -232,3 +235,17 @@ async def test_ideas_staff_buttons_and_unapproved_ideas_are_refused_to_members(
     ]
     assert await bo.says("other ideas") == [t("en", "voting.none_left")]
     assert gus.user.unread() == []
+
+
+def test_every_command_is_in_a_menu_and_every_staff_one_is_tried_here() -> None:
+    """Every command the bot answers is in the members' menu or the staff's (so staff can
+    find /ideas), and every staff command is among those refused to everyone else above."""
+    registered: set[str] = set()
+    handlers: list[BaseHandler[Any, Any, Any]] = list(build_routes())
+    while handlers:
+        handler = handlers.pop()
+        if isinstance(handler, CommandHandler):
+            registered |= set(handler.commands)
+        handlers += [*getattr(handler, "entry_points", ()), *getattr(handler, "fallbacks", ())]
+    assert registered == set(MEMBER_COMMANDS) | set(ORGANISER_COMMANDS)
+    assert {c.removeprefix("/") for c in STAFF_COMMANDS} == set(ORGANISER_COMMANDS)
