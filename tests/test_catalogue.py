@@ -198,3 +198,10 @@ def test_every_key_the_code_names_is_in_the_catalogue() -> None:
     # A plural text is named only in tn(...), and tn(...) names only plural texts.
     assert set(plural_calls) <= plurals
     assert sorted(k for k in named if k in plurals) == sorted(plural_calls)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_help_names_what_members_can_do_with_ideas(language: str) -> None:
+    help_text = t(language, "help.text")
+    for named in ("/myvotes", "/updates", t(language, "menu.vote"), "MENU", "/delete"):
+        assert named in help_text, named
