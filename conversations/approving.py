@@ -7,7 +7,9 @@ voice note), Write a summary / Decline / Next. Edited words, a summary and a sta
 typed: the facilitator's session then waits at a one-step question (conversations/routes.py
 `takes_text`), data["statement"] holding the idea (0: a new statement). The author hears,
 through the outbox, that their idea was approved (with the edited words if edited), or is
-asked whether a summary is right (Yes / No, buttons or typed).
+asked whether a summary is right (Yes / No, buttons or typed). /cancel (or CANCEL typed) at
+any of the facilitator's questions ends it, and nothing changes (`cancel`, called by the
+everyday /cancel in conversations/everyday.py).
 
 Buttons: `approve:<statement id>:<ok|edit|sum|no|next>` (staff; checked again on the server,
 so a member's forged one is refused as an unknown button and changes nothing) and
@@ -32,6 +34,7 @@ from conversations.replies import (
     PROMPT,
     answer_unknown_button,
     await_answer,
+    awaited,
     chat_of,
     current_member,
     language_of,
@@ -58,6 +61,7 @@ CHOOSE = "approve_choose"  # a typed choice at a waiting idea
 EDIT = "approve_edit"  # the idea's words as members will see them
 SUMMARY = "approve_summary"  # a summary of an idea with no words of its own
 STATEMENT = "statement"  # a facilitator's own statement
+QUESTIONS = (CHOOSE, EDIT, SUMMARY, STATEMENT)
 MAX_TEXT = 500  # letters in an edited idea or a summary
 MAX_STATEMENT = 300  # letters in a facilitator's own statement
 
@@ -89,6 +93,25 @@ def user_id(update: Update) -> int:
     user = update.effective_user
     assert user is not None
     return user.id
+
+
+async def cancel(update: Update, context: CocreateContext) -> bool:
+    """/cancel while a facilitator is at one of approval's questions: ends it, and nothing
+    changes. False (and nothing said) for anyone else, who gets the everyday /cancel."""
+    if awaited(context) not in QUESTIONS:
+        return False
+    leave_question(context)
+    context.data.pop("statement", None)
+    if await acting_staff(update, context) is None:
+        return False
+    await say_cancelled(update, context, await language_of(update, context))
+    return True
+
+
+async def say_cancelled(update: Update, context: CocreateContext, lang: str) -> None:
+    """Says the question was ended and nothing was changed."""
+    context.data.pop("statement", None)
+    await replies.send(update, context, t(lang, "approving.cancelled"))
 
 
 # ---- staff: the waiting ideas
@@ -192,6 +215,9 @@ async def take_choice(
     if await acting_staff(update, context) is None:
         return False
     lang = await language_of(update, context)
+    if typed_command(text, lang) == "cancel":  # CANCEL typed: not the words
+        await say_cancelled(update, context, lang)
+        return True
     waiting = await context.store.statements.find_waiting(statement_id)
     if waiting is None:
         return False
@@ -263,6 +289,9 @@ async def take_edit(update: Update, context: CocreateContext, statement_id: int,
     if await acting_staff(update, context) is None:
         return False
     lang = await language_of(update, context)
+    if typed_command(text, lang) == "cancel":  # CANCEL typed: not the words
+        await say_cancelled(update, context, lang)
+        return True
     words = text.strip()
     if not words or len(words) > MAX_TEXT:
         await replies.send(
@@ -283,6 +312,9 @@ async def take_summary(
     if await acting_staff(update, context) is None:
         return False
     lang = await language_of(update, context)
+    if typed_command(text, lang) == "cancel":  # CANCEL typed: not the words
+        await say_cancelled(update, context, lang)
+        return True
     words = text.strip()
     if not words or len(words) > MAX_TEXT:
         await replies.send(
@@ -322,6 +354,9 @@ async def take_statement(update: Update, context: CocreateContext, _: int, text:
     if await acting_staff(update, context) is None:
         return False
     lang = await language_of(update, context)
+    if typed_command(text, lang) == "cancel":  # CANCEL typed: not the words
+        await say_cancelled(update, context, lang)
+        return True
     words = text.strip()
     if not words or len(words) > MAX_STATEMENT:
         await replies.send(

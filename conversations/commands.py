@@ -30,7 +30,7 @@ MEMBER_COMMANDS = (
     "delete",
     "cancel",
 )
-FACILITATOR_COMMANDS = ("ask", "broadcast", "responses", "scheduled", "stats", "workbench")
+FACILITATOR_COMMANDS = ("ask", "broadcast", "responses", "ideas", "scheduled", "stats", "workbench")
 ORGANISER_COMMANDS = (*FACILITATOR_COMMANDS, "export", "invite", "roles")
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, filters
 
-from conversations import answering, language, my_data, sharing
+from conversations import answering, approving, language, my_data, sharing
 from conversations.context import CocreateContext
 from conversations.replies import (
     SHARING,
@@ -66,7 +66,10 @@ async def resume(update: Update, context: CocreateContext) -> None:
 
 
 async def cancel(update: Update, context: CocreateContext) -> None:
-    """Stops what the member is doing: a story or idea (after asking), or a question."""
+    """Stops what the member is doing: a story or idea (after asking), or a question; or
+    what a facilitator is typing for an idea (conversations/approving.py)."""
+    if await approving.cancel(update, context):
+        return
     member = await current_member(update, context)
     if member is None:
         await say(update, context, "bad.not_started")

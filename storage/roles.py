@@ -123,8 +123,20 @@ async def _audit(conn: aiosqlite.Connection, at: str, who: str, action: str, **d
 
 
 # The flows only staff can be in (conversations/asking.py, broadcasting.py, exporting.py,
-# reviewing.py's reply): a session left in one of them ends with the role.
-STAFF_FLOWS = ("ask", "broadcast", "export", "reply", "track")
+# tracking.py, reviewing.py's reply, approving.py's one-step questions: a choice at a
+# waiting idea, an edit, a summary, a statement): a session left in one of them ends with
+# the role, so that nothing typed later (invited back, say) is taken for its answer.
+STAFF_FLOWS = (
+    "ask",
+    "broadcast",
+    "export",
+    "reply",
+    "track",
+    "approve_choose",
+    "approve_edit",
+    "approve_summary",
+    "statement",
+)
 
 
 async def _fetch_role(conn: aiosqlite.Connection, user_id: int) -> StaffRole | None:
@@ -147,7 +159,8 @@ async def _end_staff_mail(conn: aiosqlite.Connection, user_id: int) -> None:
         " WHERE chat_id = ? AND member_id IS NULL AND status = 'queued'",
         (user_id,),
     )
-    # Their open staff flows end too (/ask, /broadcast, /export, a reply being written).
+    # Their open staff flows end too (/ask, /broadcast, /export, a reply or an idea's edit
+    # being written: STAFF_FLOWS).
     await conn.execute(
         "UPDATE sessions SET flow = NULL, state = NULL, data = '{}'"
         " WHERE user_id = ? AND flow IN (" + ", ".join("?" * len(STAFF_FLOWS)) + ")",

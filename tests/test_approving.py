@@ -14,8 +14,10 @@ from telegram import Update
 
 from bot.catalogue import t, tn
 from bot.receiving import CocreateApplication, DurableUpdateQueue
+from conversations import approving, asking, broadcasting, reviewing, tracking
 from emulator import SimUser
 from storage.models import AuditEntry
+from storage.roles import STAFF_FLOWS
 from storage.store import Store
 from tests.media_samples import voice
 from tests.transcript import Person, join
@@ -484,3 +486,86 @@ async def test_an_author_who_used_stop_is_not_told(person: MakePerson, store: St
         outcome = await settled()
     assert outcome == {"status": "skipped", "skip_reason": "stopped"}
     assert hal.user.unread() == []
+
+
+async def test_cancel_ends_an_edit_a_summary_or_a_statement_and_changes_nothing(
+    person: MakePerson, store: Store
+) -> None:
+    olu = person(STAFF, "Olu")
+    ann = await member(person, 3021, "Ann")
+    await share_idea(ann, "A bench by the shops.")
+    await ann.says("2")
+    gus = await member(person, 3022, "Gus")
+    await gus.says("/menu")
+    await gus.taps("Share an idea")
+    await gus.does(lambda u: u.send_voice(voice(3), duration=9))
+    await gus.taps("Skip")
+    await gus.taps("Skip")
+    await gus.taps("Save")
+    await gus.taps("Others, without my name")
+    idle = await olu.says("hello")  # staff who are not members are told what to do
+    await olu.says("/ideas")  # the bot learns the facilitator's name
+    before = await snapshot(store)
+    cancelled = [t("en", "approving.cancelled")]
+
+    # /cancel, or CANCEL typed, while the facilitator types an edit, a summary or a
+    # statement, or chooses what to do with a waiting idea: nothing is approved.
+    await olu.says("/ideas")
+    await olu.taps("Waiting for your OK")
+    await olu.taps("Edit, then approve")
+    assert await olu.says("/cancel") == cancelled
+    assert await olu.says("Now these words are nobody's edit") == idle
+    await olu.says("/ideas")
+    await olu.taps("Waiting for your OK")
+    assert await olu.says("cancel") == cancelled  # at the choice itself
+    await olu.taps("Next")  # Gus's voice note
+    await olu.taps("Write a summary")
+    assert await olu.says("Cancel") == cancelled
+    await olu.says("/ideas")
+    await olu.taps("Add a statement")
+    assert await olu.says("/cancel") == cancelled
+    assert await olu.says("Buses all night") == idle
+    assert await snapshot(store) == before
+    assert [r["state"] for r in await statements(store)] == ["waiting", "waiting"]
+    assert await audit(store) == []
+
+
+async def test_a_facilitator_removed_mid_edit_approves_nothing_when_invited_back(
+    person: MakePerson, store: Store
+) -> None:
+    olu = person(STAFF, "Olu")
+    ann = await member(person, 3023, "Ann")
+    await share_idea(ann, "A zebra crossing on Park Road.")
+    await ann.says("2")
+
+    async def invited(someone: Person) -> None:
+        [link] = await olu.says("/invite")
+        token = link.split("start=invite-")[1].split()[0]
+        await someone.says(f"/start invite-{token}")
+
+    fay = person(3024, "Fay")
+    await invited(fay)
+    for question in ("edit", "statement"):
+        await fay.says("/ideas")
+        if question == "edit":
+            await fay.taps("Waiting for your OK")
+            await fay.taps("Edit, then approve")
+        else:
+            await fay.taps("Add a statement")
+        # Removed half-way: the question she was at ends with her role.
+        await olu.says("/roles")
+        await olu.taps(t("en", "roles.remove", name="Fay"))
+        await olu.taps(t("en", "roles.remove.yes"))
+        session = await store.sessions.get(3024)
+        assert session.flow is None, question
+        # Invited back later, her first words are not taken as an edit or a statement.
+        await invited(fay)
+        await fay.says("Thanks, I am back")
+        assert [(r["state"], r["text"]) for r in await statements(store)] == [("waiting", None)]
+        assert await audit(store) == []
+
+
+def test_every_staff_question_ends_with_the_role() -> None:
+    staff_flows = {approving.CHOOSE, approving.EDIT, approving.SUMMARY, approving.STATEMENT}
+    staff_flows |= {reviewing.REPLY, tracking.DRAFT, asking.FLOW.name, broadcasting.FLOW.name}
+    assert staff_flows <= set(STAFF_FLOWS)

@@ -12,15 +12,30 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from telegram.ext import BaseHandler, CommandHandler
 
 from bot.catalogue import t
+from conversations.commands import MEMBER_COMMANDS, ORGANISER_COMMANDS
+from conversations.routes import build_routes
 from emulator import SimUser
 from storage.store import Store
+from tests.media_samples import voice
 from tests.transcript import Person, join
 
 MakePerson = Callable[..., Person]
 ORGANISER = 9201
-STAFF_COMMANDS = ("/ask", "/broadcast", "/responses", "/scheduled", "/invite", "/roles")
+STAFF_COMMANDS = (
+    "/ask",
+    "/broadcast",
+    "/responses",
+    "/scheduled",
+    "/invite",
+    "/roles",
+    "/ideas",
+    "/stats",
+    "/export",
+    "/workbench",
+)
 # Bookkeeping, not what the project stores about anyone: the inbox, and in sessions which
 # update was applied last and which message last asked something (compared by flow below).
 NOT_DOMAIN = {"inbox", "sessions"}
@@ -110,3 +125,127 @@ async def test_staff_commands_and_buttons_are_refused_to_everyone_else(
         if is_member:
             assert unknown_command == [t("en", "bad.unknown_command")]
     assert await snapshot(store) == before
+
+
+async def test_ideas_staff_buttons_and_unapproved_ideas_are_refused_to_members(
+    person: MakePerson, store: Store
+) -> None:
+    """Issue 12: members (and a removed facilitator, and strangers) cannot open /ideas,
+    approve, edit, summarise, set a status, read where people agree, nor see or vote on an
+    idea that is not approved (or their own), even with forged button data."""
+    olu = person(ORGANISER, "Olu")
+    ann, bo, gus = person(9211, "Ann"), person(9212, "Bo"), person(9213, "Gus")
+    for someone in (ann, bo, gus):
+        await join(someone)
+
+    async def share(someone: Person, idea: str | None) -> None:
+        await someone.says("/menu")
+        await someone.taps("Share an idea")
+        if idea is None:
+            await someone.does(lambda u: u.send_voice(voice(2), duration=5))
+        else:
+            await someone.says(idea)
+        await someone.taps("Skip")
+        await someone.taps("Skip")
+        await someone.taps("Save")
+        await someone.taps("Others, without my name")
+
+    await share(ann, "Free tea at the library.")  # left waiting
+    await share(bo, "A later last bus.")  # approved
+    await share(gus, None)  # a voice note: a summary waits for Gus's OK
+    waiting, approved, summary = (
+        r["id"] for r in await store.db.fetch_all("SELECT id FROM statements ORDER BY id")
+    )
+    await olu.says("/ideas")
+    await olu.taps("Waiting for your OK")
+    await olu.taps("Next")
+    await olu.taps("Approve")  # Bo's
+    await olu.taps("Write a summary")  # Gus's
+    await olu.says("Buses should wait for wheelchairs.")
+    await gus.user.wait_messages(1, timeout=10)
+    await bo.user.wait_messages(1, timeout=10)  # approved: Bo is told
+    states = [
+        r["state"] for r in await store.db.fetch_all("SELECT state FROM statements ORDER BY id")
+    ]
+    assert states == ["waiting", "approved", "summary"]
+    [submission] = await store.db.fetch_all(
+        "SELECT submission_id FROM statements WHERE id = ?", (waiting,)
+    )
+    # A facilitator who is removed, and a stranger.
+    [link] = await olu.says("/invite")
+    found = re.search(r"start=invite-([\w-]+)", link)
+    assert found is not None
+    fay = person(9214, "Fay")
+    await fay.says(f"/start invite-{found.group(1)}")
+    await olu.says("/roles")
+    await olu.taps(t("en", "roles.remove", name="Fay"))
+    await olu.taps(t("en", "roles.remove.yes"))
+    stranger = person(9215, "Sid")
+    await stranger.says("hello")
+
+    staff_buttons = [
+        "ideas:wait",
+        "ideas:add",
+        "ideas:agree",
+        "ideas:status",
+        *(f"approve:{waiting}:{a}" for a in ("ok", "edit", "sum", "no", "next")),
+        f"approve:{summary}:sum",
+        f"trk:1:i{submission['submission_id']}",
+        f"trk:1:s{approved}",
+        "trk:2:done",
+        "trk:3:skip",
+        "trk:4:send",
+    ]
+    # Ideas nobody but staff may see yet: waiting, and a summary its author has not OK'd.
+    unapproved = [
+        *(f"vote:{s}:agree" for s in (waiting, summary)),
+        *(f"revote:{s}:disagree" for s in (waiting, summary)),
+        *(f"myvotes:{s}" for s in (waiting, summary)),
+        f"summary:{summary}:yes",  # Gus's summary is his to OK, no one else's
+        f"summary:{summary}:no",
+    ]
+    own = [f"vote:{approved}:agree", f"revote:{approved}:agree", f"myvotes:{approved}"]
+    not_members = ["upd:0", "upd:5", "myvotes:page:0", f"vote:{approved}:agree"]
+    everyone: tuple[tuple[Person, list[str]], ...] = (
+        (ann, []),
+        (bo, own),
+        (fay, not_members),
+        (stranger, not_members),
+    )
+    for someone in (ann, bo):
+        await someone.says("/cancel")  # past "share another?"
+    gus.user.unread()
+    before = await snapshot(store)
+    for someone, extra in everyone:
+        unknown_command = await someone.says("/frobnicate")
+        unknown_button = await someone.does(lambda u: u.press_callback("nonsense:1"))
+        assert await someone.says("/ideas") == unknown_command, someone.user.id
+        for data in (*staff_buttons, *unapproved, *extra):
+            got = await someone.does(functools.partial(press, data=data))
+            assert got == unknown_button, (someone.user.id, data)
+        # Typed words after a forged Edit or status step approve and change nothing.
+        for data in (f"approve:{waiting}:edit", "trk:3:skip", "ideas:add"):
+            await someone.does(functools.partial(press, data=data))
+            await someone.says("Edited by someone else")
+    assert await snapshot(store) == before
+    # "See others' ideas" shows members only the approved idea (Bo: his own, so none).
+    assert await ann.says("/menu") == [t("en", "menu.title")]
+    assert await ann.taps(t("en", "menu.vote")) == [
+        t("en", "voting.idea", text="A later last bus.")
+    ]
+    assert await bo.says("other ideas") == [t("en", "voting.none_left")]
+    assert gus.user.unread() == []
+
+
+def test_every_command_is_in_a_menu_and_every_staff_one_is_tried_here() -> None:
+    """Every command the bot answers is in the members' menu or the staff's (so staff can
+    find /ideas), and every staff command is among those refused to everyone else above."""
+    registered: set[str] = set()
+    handlers: list[BaseHandler[Any, Any, Any]] = list(build_routes())
+    while handlers:
+        handler = handlers.pop()
+        if isinstance(handler, CommandHandler):
+            registered |= set(handler.commands)
+        handlers += [*getattr(handler, "entry_points", ()), *getattr(handler, "fallbacks", ())]
+    assert registered == set(MEMBER_COMMANDS) | set(ORGANISER_COMMANDS)
+    assert {c.removeprefix("/") for c in STAFF_COMMANDS} == set(ORGANISER_COMMANDS)

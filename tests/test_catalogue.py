@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import re
 import statistics
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import textstat
 
 from bot.catalogue import LANGUAGES, Catalogue, catalogue, load, t, tn
+from conversations.choices import normalise
+from conversations.replies import menu_options
+from storage.models import Member
 
 # Names of languages are shown in their own language; they are not sentences to grade.
 NOT_PROSE = {"language.en", "language.cy"}
@@ -144,20 +148,36 @@ def test_english_reads_at_reading_age_nine() -> None:
     assert statistics.median(grades.values()) <= 4
 
 
+def menu_keys() -> list[str]:
+    """Every option the menu can show (Stop for some members, Resume for others), as
+    conversations/replies.py lists them, so that no new one is left out."""
+    keys: dict[str, None] = {}
+    for stopped in (None, datetime(2026, 1, 1, tzinfo=UTC)):
+        member = Member(1, 1, 1, "en", None, datetime(2026, 1, 1, tzinfo=UTC), None, stopped, None)
+        keys.update((o.label_key, None) for o in menu_options(member) if o.label_key)
+    return list(keys)
+
+
+def test_the_menu_check_covers_every_menu_option() -> None:
+    keys = menu_keys()
+    for key in ("menu.idea", "menu.story", "menu.vote", "menu.updates", "menu.resume"):
+        assert key in keys
+
+
 def test_typed_words_never_choose_two_options_of_one_question() -> None:
     cat = catalogue()
     groups = [
         ["consent.agree", "consent.not_now"],
         ["naming.anonymous", "naming.named"],
         ["delete.yes", "delete.no"],
-        ["menu.language", "menu.help", "menu.stop", "menu.resume", "menu.delete"],
+        menu_keys(),
     ]
     for language in LANGUAGES:
         for group in groups:
             seen: dict[str, str] = {}
-            for key in group:
-                for word in cat.words(language, key):
-                    assert seen.setdefault(word.casefold(), key) == key, (language, word)
+            for key in group:  # its typed words, and its label in the language and English
+                for word in {*cat.words(language, key), t(language, key), t("en", key)}:
+                    assert seen.setdefault(normalise(word), key) == key, (language, word)
 
 
 def test_every_key_the_code_names_is_in_the_catalogue() -> None:
@@ -178,3 +198,10 @@ def test_every_key_the_code_names_is_in_the_catalogue() -> None:
     # A plural text is named only in tn(...), and tn(...) names only plural texts.
     assert set(plural_calls) <= plurals
     assert sorted(k for k in named if k in plurals) == sorted(plural_calls)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_help_names_what_members_can_do_with_ideas(language: str) -> None:
+    help_text = t(language, "help.text")
+    for named in ("/myvotes", "/updates", t(language, "menu.vote"), "MENU", "/delete"):
+        assert named in help_text, named

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.catalogue import t
+from conversations.commands import MEMBER_COMMANDS, ORGANISER_COMMANDS
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
@@ -51,3 +54,19 @@ def test_no_path_in_the_text_points_outside_the_repository(doc: Path) -> None:
 
 def test_the_readme_links_the_architecture() -> None:
     assert "(docs/architecture.md)" in (ROOT / "README.md").read_text()
+
+
+def test_the_readme_names_every_telegram_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    missing = [c for c in (*MEMBER_COMMANDS, *ORGANISER_COMMANDS) if f"`/{c}`" not in readme]
+    assert missing == []
+
+
+def test_the_readme_says_what_members_and_staff_do_with_ideas() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.partition("## Ideas, voting and")[2].partition("\n## ")[0]
+    assert section, "no section on ideas, voting and what happened to them"
+    for named in ("/ideas", "/myvotes", "/updates", t("en", "menu.vote"), "/delete"):
+        assert named in section, named
+    for label in ("ideas.desk.wait", "ideas.desk.add", "ideas.desk.agree", "ideas.desk.status"):
+        assert t("en", label) in section, label
