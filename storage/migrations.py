@@ -467,6 +467,14 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX web_sessions_user ON web_sessions (telegram_user_id) WHERE ended_at IS NULL;
     """,
+    # The workbench's safeguarding queue (storage/safeguarding.py): who dealt with a flag
+    # (a staff member's Telegram id), beside when (followed_up_at). Waiting flags are found
+    # oldest first.
+    """
+    ALTER TABLE safeguarding_flags ADD COLUMN followed_up_by INTEGER;
+    CREATE INDEX safeguarding_flags_waiting ON safeguarding_flags (flagged_at)
+        WHERE followed_up_at IS NULL;
+    """,
 )
 
 
