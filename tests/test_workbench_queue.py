@@ -277,15 +277,19 @@ async def test_every_route_refuses_the_signed_out_the_removed_and_forged_forms(
     assert await store.db.fetch_all("SELECT * FROM status_changes") == []
     assert not [e for e in await store.audit.entries() if e.action == "export"]
 
-    # A facilitator removed in /roles: refused on the very next request, whatever it is.
+    # A facilitator removed in /roles: refused on the very next request, whatever it is, and
+    # signed out by it.
     fay = await facilitator(person, store)
-    async with httpx.AsyncClient(base_url=workbench) as fays:
-        fay_csrf = await signed_in(fays, fay)
-        await store.roles.remove(FACILITATOR, by=ORGANISER)
-        refused = await fays.post("/safeguarding/1/done", data={"csrf": fay_csrf})
-        assert refused.status_code == 403 and "cannot use the workbench" in refused.text
-        for path in GETS:
-            assert (await fays.get(path)).status_code == 401, path  # the session ended
+    for method, path in [("GET", p) for p in GETS] + [("POST", p) for p in POSTS]:
+        await store.roles.grant_facilitator(FACILITATOR, "Fay", granted_by=ORGANISER)
+        async with httpx.AsyncClient(base_url=workbench) as fays:
+            fay_csrf = await signed_in(fays, fay)
+            await store.roles.remove(FACILITATOR, by=ORGANISER)
+            form = {"csrf": fay_csrf, "status": "done", "reason": "x", "format": "csv"}
+            refused = await fays.request(method, path, data=form if method == "POST" else None)
+            assert refused.status_code == 403, (method, path)
+            assert "cannot use the workbench" in refused.text
+            assert (await fays.get("/safeguarding")).status_code == 401  # the session ended
     assert (await store.db.fetch_all("SELECT followed_up_at FROM safeguarding_flags"))[0][0] is None
     # The organiser's own session is untouched.
     assert (await http.post("/safeguarding/1/done", data={"csrf": csrf})).status_code == 303
@@ -303,8 +307,8 @@ async def test_the_audit_log_and_downloads_are_for_organisers_only(
         assert refused.status_code == 403, path
         assert "This page is for organisers only" in refused.text
         assert "You are signed in as a facilitator" in refused.text
-        posted = await http.post(path, data={"csrf": csrf, "format": "csv"})
-        assert posted.status_code in (403, 405), path
+    posted = await http.post("/downloads", data={"csrf": csrf, "format": "csv"})
+    assert posted.status_code == 403 and "This page is for organisers only" in posted.text
     assert not [e for e in await store.audit.entries() if e.action == "export"]
     assert (await http.get("/")).status_code == 200  # still signed in: refused, not ended
 
@@ -379,6 +383,22 @@ async def test_json_lines_with_media_come_zipped_and_the_folder_is_removed(
     [export] = [e for e in await store.audit.entries() if e.action == "export"]
     assert export.actor == f"telegram:{ORGANISER}"
     assert json.loads(export.detail) == {"format": "json", "media_files": 0, "rows": 1}
+
+
+async def test_a_download_that_cannot_be_made_says_why_and_keeps_nothing(
+    person: MakePerson,
+    store: Store,
+    http: httpx.AsyncClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "not-there"))
+    olu = await organiser(person)
+    csrf = await signed_in(http, olu)
+    failed = await http.post("/downloads", data={"csrf": csrf, "format": "csv"})
+    assert failed.status_code == 500
+    assert "The file could not be made (No such file or directory)" in failed.text
+    assert not [e for e in await store.audit.entries() if e.action == "export"]
 
 
 # ---- in the browser

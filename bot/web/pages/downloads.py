@@ -15,6 +15,7 @@ Routes:
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -31,6 +32,8 @@ from bot.web.pages.queue_tools import posted, staff_or_refusal
 from conversations.exporting import zip_together
 from storage.export_files import SUFFIXES
 from storage.export_rows import BadExport
+
+logger = logging.getLogger(__name__)
 
 NAV = ("/downloads", "Downloads")
 WHAT = "Downloads"
@@ -70,6 +73,14 @@ def routes(bench: Bench) -> list[BaseRoute]:
             error=error,
         )
 
+    async def could_not(
+        request: Request, staff: Staff, form: dict[str, str], error: OSError
+    ) -> Response:
+        reason = error.strerror or str(error)
+        logger.warning("A download could not be made: %s", reason)
+        why = f"The file could not be made ({reason}). Nothing was kept. Tell whoever runs the bot."
+        return await form_page(request, staff, form, why, 500)
+
     async def show(request: Request) -> Response:
         staff = await staff_or_refusal(bench, request, organisers=WHAT)
         if isinstance(staff, Response):
@@ -95,7 +106,10 @@ def routes(bench: Bench) -> list[BaseRoute]:
         except BadExport as exc:
             return await form_page(request, staff, form, plain(exc), 400)
         stem = f"cocreate-export-{resources.clock.now().astimezone(settings.tz):%Y-%m-%d}"
-        folder = Path(tempfile.mkdtemp(prefix="cocreate-download-"))
+        try:
+            folder = Path(tempfile.mkdtemp(prefix="cocreate-download-"))
+        except OSError as exc:  # no temporary folder, or no room in it
+            return await could_not(request, staff, form, exc)
         try:
             out = folder / f"{stem}{SUFFIXES[fmt]}"
             media_out = folder / f"{stem}-media.zip" if form.get("media") else None
@@ -116,6 +130,9 @@ def routes(bench: Bench) -> list[BaseRoute]:
                 sent = folder / "bundle" / f"{stem}.zip"
                 sent.parent.mkdir()
                 await asyncio.to_thread(zip_together, files, sent)
+        except OSError as exc:  # a full disk: nothing is left, and the form says why
+            shutil.rmtree(folder, ignore_errors=True)
+            return await could_not(request, staff, form, exc)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
