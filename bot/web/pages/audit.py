@@ -8,6 +8,8 @@ Routes:
 
 from __future__ import annotations
 
+import json
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -17,6 +19,17 @@ from bot.web.pages.queue_tools import staff_or_refusal, when
 
 NAV = ("/audit", "Audit log")
 PAGE = 50
+
+
+def details(detail: str) -> list[str]:
+    """An entry's details as "name: value" lines (the log keeps them as JSON)."""
+    try:
+        values = json.loads(detail)
+    except ValueError:
+        return [detail]
+    if not isinstance(values, dict):
+        return [detail]
+    return [f"{name}: {json.dumps(value, ensure_ascii=False)}" for name, value in values.items()]
 
 
 def routes(bench: Bench) -> list[BaseRoute]:
@@ -31,7 +44,7 @@ def routes(bench: Bench) -> list[BaseRoute]:
         found = await store.audit.newest(offset, PAGE + 1)
         names = {f"telegram:{r.telegram_user_id}": r.name for r in await store.roles.everyone()}
         rows = [
-            (when(bench, e.at), e.actor, names.get(e.actor), e.action, e.detail)
+            (when(bench, e.at), e.actor, names.get(e.actor), e.action, details(e.detail))
             for e in found[:PAGE]
         ]
         return bench.page(

@@ -176,6 +176,7 @@ def routes(bench: Bench) -> list[BaseRoute]:
             )
         by = staff.session.telegram_user_id
         member = await store.members.by_telegram_id(by)
+        count = await store.tracker.reachable(tracked.item)  # as the preview said (and the chat)
         try:
             changed = await set_status(
                 store,
@@ -194,7 +195,7 @@ def routes(bench: Bench) -> list[BaseRoute]:
         key = tracked.item.key
         if changed is None:  # the same status and reason again (sent twice): nothing is sent
             return RedirectResponse(f"/tracker/{key}?unchanged=1", status_code=303)
-        return RedirectResponse(f"/tracker/{key}?saved={changed.told}", status_code=303)
+        return RedirectResponse(f"/tracker/{key}?saved={count}", status_code=303)
 
     return [
         Route("/tracker", listing, methods=["GET"]),
