@@ -144,7 +144,7 @@ async def on_read(update: Update, context: CocreateContext) -> None:
     # The words may be as long as Telegram allows: with the heading they take several messages.
     for piece in quoted(language, "safeguarding.item", text, pseudonym=pseudonym, what=what):
         await context.bot.send_message(chat_id, piece)
-    await context.store.audit.add(f"telegram:{user.id}", "safeguarding_read", flag=flag_id)
+    await context.store.safeguarding.record(flag_id, user.id, "read")
 
 
 def build_handlers(not_allowed: Action) -> list[BaseHandler[Update, CocreateContext, None]]:

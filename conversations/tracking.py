@@ -42,10 +42,12 @@ from conversations.replies import (
 )
 from storage.outbox import Outgoing
 from storage.questions import Question
+from storage.store import Store
 from storage.tracker import (
     MAX_REASON,
     NEEDS_REASON,
     SETTABLE,
+    Changed,
     Item,
     News,
     ReasonNeeded,
@@ -200,12 +202,9 @@ async def preview(update: Update, context: CocreateContext, lang: str) -> None:
         return
     d = draft(context)
     status, reason = d.get("status", "looking"), d.get("reason")
-    question = await _question(context, tracked.item)
-    recipients = await context.store.tracker.recipients(tracked.item)
-    example = recipients[0] if recipients else _nobody(tracked, lang)
+    example, count = await preview_of(context.store, tracked, status, reason, lang)
     await replies.send(update, context, t(lang, "tracking.preview_intro"))
-    await replies.send(update, context, told(example, question, status, reason, lang))
-    count = await context.store.tracker.reachable(tracked.item)
+    await replies.send(update, context, example)
     prefix = FLOW.prefix(State.PREVIEW)
     summary = tn(lang, "tracking.summary", count, count=count)
     await replies.send(update, context, summary, keyboard(PREVIEW, lang, prefix))
@@ -226,9 +225,57 @@ async def on_preview(update: Update, context: CocreateContext, got: Option, lang
         await steps.ask(update, context, lang, "tracking.gone")
         return END
     status: Status = d.get("status", "looking")
-    reason = d.get("reason")
-    question = await _question(context, item)
     count = await context.store.tracker.reachable(item)
+    try:
+        changed = await set_status(
+            context.store, item, status, d.get("reason"), by=user.id, lang=lang
+        )
+    except ReasonNeeded:
+        context.data[DRAFT] = d
+        return await ask(update, context, State.REASON)
+    if changed is None:
+        await steps.ask(update, context, lang, "tracking.same")
+        return END
+    if changed.batch_id is None:
+        await steps.ask(update, context, lang, "tracking.saved_nobody")
+    else:
+        await replies.send(update, context, tn(lang, "tracking.saved", count, count=count))
+        context.delivery.wake()
+    return END
+
+
+# ---- setting a status, from the chat or the workbench (bot/web/pages/tracker.py)
+
+
+async def preview_of(
+    store: Store, tracked: Tracked, status: Status, reason: str | None, lang: str
+) -> tuple[str, int]:
+    """The message a change would send, as its first recipient would see it (in `lang`), and
+    how many of those told can get it now."""
+    question = await question_of(store, tracked.item)
+    recipients = await store.tracker.recipients(tracked.item)
+    example = recipients[0] if recipients else _nobody(tracked, lang)
+    message = told(example, question, status, reason, lang)
+    return message, await store.tracker.reachable(tracked.item)
+
+
+async def set_status(
+    store: Store,
+    item: Item,
+    status: Status,
+    reason: str | None,
+    *,
+    by: int,
+    lang: str,
+    via: str | None = None,
+) -> Changed | None:
+    """Sets a status and queues "You said: … We did: …" to each person told, in their
+    language, as one delivery batch in the same transaction (storage/tracker.py `change`);
+    the staff member `by` (a Telegram id) gets its delivery report in `lang`. Audited.
+
+    None if it changes nothing; raises ReasonNeeded (and ValueError) as `change` does. The
+    caller wakes the sender, if it can (else it sends within its poll interval)."""
+    question = await question_of(store, item)
 
     def tell(recipients: Sequence[Recipient]) -> list[Outgoing]:
         return [
@@ -241,24 +288,20 @@ async def on_preview(update: Update, context: CocreateContext, got: Option, lang
             for r in recipients
         ]
 
-    try:
-        changed = await context.store.tracker.change(
-            item,
-            status,
-            reason,
-            changed_by=user.id,
-            tell=tell,
-            author_chat_id=user.id,
-            author_language=lang,
-        )
-    except ReasonNeeded:
-        context.data[DRAFT] = d
-        return await ask(update, context, State.REASON)
+    changed = await store.tracker.change(
+        item,
+        status,
+        reason,
+        changed_by=by,
+        tell=tell,
+        author_chat_id=by,
+        author_language=lang,
+    )
     if changed is None:
-        await steps.ask(update, context, lang, "tracking.same")
-        return END
-    await context.store.audit.add(
-        f"telegram:{user.id}",
+        return None
+    extra = {"via": via} if via else {}
+    await store.audit.add(
+        f"telegram:{by}",
         "status_changed",
         change=changed.change.id,
         item=item.kind,
@@ -266,24 +309,20 @@ async def on_preview(update: Update, context: CocreateContext, got: Option, lang
         status=status,
         batch=changed.batch_id,
         told=changed.told,
+        **extra,
     )
-    if changed.batch_id is None:
-        await steps.ask(update, context, lang, "tracking.saved_nobody")
-    else:
-        await replies.send(update, context, tn(lang, "tracking.saved", count, count=count))
-        context.delivery.wake()
-    return END
+    return changed
 
 
 # ---- the message each person gets
 
 
-async def _question(context: CocreateContext, item: Item) -> Question | None:
+async def question_of(store: Store, item: Item) -> Question | None:
     """A round's question (None for an idea)."""
     if item.kind != "round":
         return None
-    round_ = await context.store.questions.round(item.id)
-    return await context.store.questions.get(round_.question_id) if round_ else None
+    round_ = await store.questions.round(item.id)
+    return await store.questions.get(round_.question_id) if round_ else None
 
 
 def _nobody(tracked: Tracked, lang: str) -> Recipient:

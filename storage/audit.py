@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -28,13 +29,17 @@ class AuditLog:
     async def entries(self) -> list[AuditEntry]:
         """Every entry, oldest first."""
         rows = await self._db.fetch_all("SELECT * FROM audit_log ORDER BY id")
-        return [
-            AuditEntry(
-                id=r["id"],
-                at=from_db(r["at"]),
-                actor=r["actor"],
-                action=r["action"],
-                detail=r["detail"],
-            )
-            for r in rows
-        ]
+        return [_entry(r) for r in rows]
+
+    async def newest(self, offset: int = 0, limit: int = 50) -> list[AuditEntry]:
+        """A page of entries, newest first (the workbench's audit page)."""
+        rows = await self._db.fetch_all(
+            "SELECT * FROM audit_log ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset)
+        )
+        return [_entry(r) for r in rows]
+
+
+def _entry(r: sqlite3.Row) -> AuditEntry:
+    return AuditEntry(
+        id=r["id"], at=from_db(r["at"]), actor=r["actor"], action=r["action"], detail=r["detail"]
+    )

@@ -475,6 +475,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX outbox_queued ON outbox (id, not_before) WHERE status = 'queued';
     CREATE INDEX outbox_queued_chat ON outbox (chat_id, id, not_before) WHERE status = 'queued';
     """,
+    # The workbench's safeguarding queue (storage/safeguarding.py): who dealt with a flag
+    # (a staff member's Telegram id), beside when (followed_up_at). Waiting flags are found
+    # oldest first.
+    """
+    ALTER TABLE safeguarding_flags ADD COLUMN followed_up_by INTEGER;
+    CREATE INDEX safeguarding_flags_waiting ON safeguarding_flags (flagged_at)
+        WHERE followed_up_at IS NULL;
+    """,
 )
 
 

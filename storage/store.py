@@ -18,6 +18,7 @@ from storage.questions import Questions
 from storage.replies import Replies
 from storage.retention import Retention
 from storage.roles import Roles
+from storage.safeguarding import Safeguarding
 from storage.sessions import Sessions
 from storage.sharing import Pseudonyms, Sharing
 from storage.statements import Statements
@@ -55,6 +56,7 @@ class Store:
         self.retention = Retention(db, self.outbox)
         self.tracker = Tracker(db, now)
         self.web_sessions = WebSessions(db, now)  # signing in to the workbench (bot/web/)
+        self.safeguarding = Safeguarding(db, now)  # the flags staff work through
 
     @classmethod
     async def open(cls, path: Path, now: Callable[[], datetime]) -> Store:
