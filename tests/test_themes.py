@@ -509,3 +509,25 @@ async def test_themes_in_a_browser_create_rename_merge_tag_and_use_a_suggestion(
             await browser.close()
     used = [e for e in await store.audit.entries() if e.action == "theme_suggestion_used"]
     assert [json.loads(e.detail)["tagged"] for e in used] == [5]
+
+
+async def test_too_little_text_is_said_and_a_suggestion_may_go_to_a_theme_that_exists(
+    person: MakePerson, store: Store, http: httpx.AsyncClient
+) -> None:
+    ann = await member(store, 1)
+    s1 = await story(store, ann, "The bus was late.")
+    s2 = await story(store, ann, "The bus did not stop.")
+    buses = await store.themes.create("Buses", by=ORGANISER)
+    fay = await facilitator(person, store)
+    await sign_in(http, await link_for(fay))
+    page = await http.get("/themes/suggestions")
+    assert page.status_code == 200 and "Not enough untagged text yet." in page.text
+    assert 'action="/themes/use"' not in page.text
+    # "Use this theme" with the name of a theme that exists (case aside) adds to it.
+    used = await http.post(
+        "/themes/use", data={"csrf": csrf_of(page), "name": "BUSES", "items": f"S-{s1} S-{s2}"}
+    )
+    assert used.status_code == 303 and used.headers["location"] == f"/themes/{buses.id}?done=used"
+    assert await tags(store) == [("Buses", f"S-{s1}"), ("Buses", f"S-{s2}")]
+    assert [t.name for t in await store.themes.all()] == ["Buses"]
+    assert (await http.get(f"/themes/{buses.id + 1}")).status_code == 404

@@ -26,7 +26,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from threadpoolctl import threadpool_limits
 
-WELSH_FILE = Path(__file__).resolve().parent / "welsh_stop_words.txt"
+WELSH_FILE = Path(__file__).resolve().with_name("welsh_stop_words").with_suffix(".txt")
 MIN_ITEMS = 10  # fewer untagged texts than this: "Not enough untagged text yet"
 MAX_TOPICS = 8
 ITEMS_PER_TOPIC = 5  # topics asked for: min(MAX_TOPICS, texts // ITEMS_PER_TOPIC)
