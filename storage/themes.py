@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -101,23 +101,49 @@ def _split(items: Iterable[ItemRef]) -> tuple[str, str]:
 
 
 # The free text of items, newest first: submitted stories and ideas with a typed part, and
-# answers with words. `{where_s}` and `{where_a}` say which (tagged or not, and so on).
+# answers with words. `{where_s}` and `{where_a}` say which (tagged or not, and so on);
+# `{newest_s}` and `{newest_a}` may keep only the newest of each (by id, which follows time),
+# so that SQLite reads those and stops, not every answer there is.
 _TEXT_SQL = """
 SELECT * FROM (
-    SELECT 'submission' AS kind_of, s.id, s.member_id, s.kind,
-           s.submitted_at AS at,
-           (SELECT group_concat(text, char(10)) FROM
-               (SELECT text FROM submission_parts WHERE submission_id = s.id
-                AND text IS NOT NULL AND text != '' ORDER BY rowid)) AS text
-    FROM submissions s
-    WHERE s.status = 'submitted' AND {where_s}
+    SELECT * FROM (
+        SELECT 'submission' AS kind_of, s.id, s.member_id, s.kind,
+               s.submitted_at AS at,
+               (SELECT group_concat(text, char(10)) FROM
+                   (SELECT text FROM submission_parts WHERE submission_id = s.id
+                    AND text IS NOT NULL AND text != '' ORDER BY rowid)) AS text
+        FROM submissions s
+        WHERE s.status = 'submitted' AND {where_s}
+        AND EXISTS (SELECT 1 FROM submission_parts WHERE submission_id = s.id
+                    AND text IS NOT NULL AND text != ''){newest_s}
+    )
     UNION ALL
-    SELECT 'answer', a.id, a.member_id, 'answer', a.answered_at, a.text
-    FROM answers a
-    WHERE a.text IS NOT NULL AND a.text != '' AND {where_a}
-) WHERE text IS NOT NULL
+    SELECT * FROM (
+        SELECT 'answer', a.id, a.member_id, 'answer', a.answered_at, a.text
+        FROM answers a
+        WHERE a.text IS NOT NULL AND a.text != '' AND {where_a}{newest_a}
+    )
+)
 ORDER BY at DESC, kind_of, id DESC
 """
+_UNTAGGED_S = "NOT EXISTS (SELECT 1 FROM item_themes WHERE submission_id = s.id)"
+_UNTAGGED_A = "NOT EXISTS (SELECT 1 FROM item_themes WHERE answer_id = a.id)"
+
+
+def _text_sql(where_s: str, where_a: str, limit: int | None = None) -> str:
+    """_TEXT_SQL for these conditions; with a limit, the newest `limit` of each kind."""
+    if limit is None:
+        return _TEXT_SQL.format(where_s=where_s, where_a=where_a, newest_s="", newest_a="")
+    n = int(limit)
+    return (
+        _TEXT_SQL.format(
+            where_s=where_s,
+            where_a=where_a,
+            newest_s=f" ORDER BY s.id DESC LIMIT {n}",
+            newest_a=f" ORDER BY a.id DESC LIMIT {n}",
+        )
+        + f" LIMIT {n}"
+    )
 
 
 def _free_text(row: aiosqlite.Row) -> FreeText:
@@ -173,48 +199,31 @@ class Themes:
 
     async def untagged(self, limit: int | None = None) -> list[FreeText]:
         """Free text no theme has yet, newest first (`limit` of them, or all)."""
-        sql = _TEXT_SQL.format(
-            where_s="NOT EXISTS (SELECT 1 FROM item_themes WHERE submission_id = s.id)",
-            where_a="NOT EXISTS (SELECT 1 FROM item_themes WHERE answer_id = a.id)",
-        )
-        if limit is None:
-            return [_free_text(r) for r in await self._db.fetch_all(sql)]
-        return [_free_text(r) for r in await self._db.fetch_all(sql + " LIMIT ?", (limit,))]
+        sql = _text_sql(_UNTAGGED_S, _UNTAGGED_A, limit)
+        return [_free_text(r) for r in await self._db.fetch_all(sql)]
 
-    async def untagged_count(self) -> int:
-        """How many items with free text have no theme yet."""
+    async def untagged_count(self, cap: int = 10_000) -> int:
+        """How many items with free text have no theme yet, counted up to `cap` (past it,
+        `cap`: counting a million answers would take a while, and a page waits for it)."""
+        n = int(cap)
         row = await self._db.fetch_one(
-            "SELECT (SELECT COUNT(*) FROM submissions s WHERE s.status = 'submitted'"
-            "  AND EXISTS (SELECT 1 FROM submission_parts WHERE submission_id = s.id"
-            "  AND text IS NOT NULL AND text != '')"
-            "  AND NOT EXISTS (SELECT 1 FROM item_themes WHERE submission_id = s.id))"
-            " + (SELECT COUNT(*) FROM answers a WHERE a.text IS NOT NULL AND a.text != ''"
-            "  AND NOT EXISTS (SELECT 1 FROM item_themes WHERE answer_id = a.id))"
+            "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM submissions s"
+            " WHERE s.status = 'submitted' AND EXISTS (SELECT 1 FROM submission_parts"
+            f" WHERE submission_id = s.id AND text IS NOT NULL AND text != '') AND {_UNTAGGED_S}"
+            f" LIMIT {n})) + (SELECT COUNT(*) FROM (SELECT 1 FROM answers a"
+            f" WHERE a.text IS NOT NULL AND a.text != '' AND {_UNTAGGED_A} LIMIT {n}))"
         )
         assert row is not None
-        return int(row[0])
+        return min(int(row[0]), n)
 
     async def tagged(self, theme_id: int, limit: int | None = None) -> list[FreeText]:
         """The items that have a theme (those with free text), newest first."""
-        sql = _TEXT_SQL.format(
-            where_s="s.id IN (SELECT submission_id FROM item_themes WHERE theme_id = ?)",
-            where_a="a.id IN (SELECT answer_id FROM item_themes WHERE theme_id = ?)",
+        sql = _text_sql(
+            "s.id IN (SELECT submission_id FROM item_themes WHERE theme_id = ?)",
+            "a.id IN (SELECT answer_id FROM item_themes WHERE theme_id = ?)",
+            limit,
         )
-        params: list[Any] = [theme_id, theme_id]
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        return [_free_text(r) for r in await self._db.fetch_all(sql, params)]
-
-    async def texts(self, items: Sequence[ItemRef]) -> dict[ItemRef, FreeText]:
-        """Some items' free text (those that have any), by item."""
-        submissions, answers = _split(items)
-        sql = _TEXT_SQL.format(
-            where_s="s.id IN (SELECT value FROM json_each(?))",
-            where_a="a.id IN (SELECT value FROM json_each(?))",
-        )
-        rows = await self._db.fetch_all(sql, (submissions, answers))
-        return {text.item: text for text in map(_free_text, rows)}
+        return [_free_text(r) for r in await self._db.fetch_all(sql, (theme_id, theme_id))]
 
     # ---- writing
 

@@ -258,6 +258,8 @@ async def test_untagged_free_text_is_stories_ideas_and_open_answers(store: Store
         (f"A-{a1}", "answer", "More lights."),
     }
     assert await store.themes.untagged_count() == 3
+    assert await store.themes.untagged_count(cap=2) == 2  # counted up to a limit
+    assert [t.item.key for t in await store.themes.untagged(limit=2)] == [f"A-{a1}", f"S-{s2}"]
     theme = await store.themes.create("Transport", by=FACILITATOR)
     await store.themes.tag(theme.id, [ItemRef("submission", s1)], by=FACILITATOR)
     assert {t.item.key for t in await store.themes.untagged()} == {f"S-{s2}", f"A-{a1}"}

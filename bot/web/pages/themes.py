@@ -40,6 +40,7 @@ UNTAGGED_SHOWN = 50  # the newest untagged items listed on /themes
 TAGGED_SHOWN = 200  # a theme's items listed on its page
 MIN_SUGGESTED = 10  # bot/web/suggestions.py's MIN_ITEMS (a test keeps them the same)
 MAX_SUGGESTED_TEXTS = 5000  # suggestions read the newest untagged texts, at most this many
+COUNTED = 10_000  # untagged items counted at most (past it: "10,000 or more")
 SHORT = 300  # characters of an item's text shown in lists
 KIND_LABELS = {"experience": "Story", "idea": "Idea", "answer": "Answer"}
 DONE = {
@@ -135,7 +136,8 @@ class ThemesPage:
             staff=staff,
             themes=themes,
             untagged=await self.shown(untagged),
-            untagged_count=await self.themes.untagged_count(),
+            untagged_count=await self.themes.untagged_count(COUNTED),
+            counted=COUNTED,
             done=None if error else DONE.get(request.query_params.get("done", "")),
             error=error,
             max_name=MAX_NAME,
