@@ -3,7 +3,7 @@ how they are read (SQL over one read-only snapshot, a chunk at a time).
 
 A response is a submitted story or idea (drafts are not) or an answer to a question.
 Tables read: submissions, submission_parts, media, safeguarding_flags, answers,
-question_rounds, questions, members, projects, about_you.
+question_rounds, questions, members, projects, about_you, item_themes, themes.
 
 An export reads through a read-only connection of its own (`ResponseRows.snapshot`): WAL
 gives it one consistent snapshot while the bot keeps writing, and rows are fetched a chunk at
@@ -58,6 +58,7 @@ COLUMNS: tuple[str, ...] = (
     "age_band",
     "area",
     "extra",
+    "themes",
 )
 ABOUT = ("age_band", "area", "extra")
 MEDIA_COLUMN = COLUMNS.index("media_files")
@@ -120,12 +121,20 @@ def _parts_sql(parts: tuple[str, ...]) -> str:
 _SUBMISSIONS_FROM = (
     " FROM submissions s LEFT JOIN projects p ON p.id = s.project_id WHERE s.status = 'submitted'"
 )
+# An item's themes (storage/themes.py), by name, joined with "; " (a name has no ";").
+_THEMES_SQL = (
+    "(SELECT group_concat(name, '; ') FROM (SELECT t.name FROM item_themes it"
+    " JOIN themes t ON t.id = it.theme_id WHERE it.{column} = {item}"
+    " ORDER BY t.name COLLATE NOCASE)) AS themes"
+)
 _SUBMISSIONS_SELECT = (
     "SELECT s.id, s.member_id, s.kind, p.code AS project, s.language, s.volunteer,"
     " s.submitted_at,"
     " (SELECT group_concat(file_name, ' ') FROM (SELECT file_name FROM media"
     " WHERE submission_id = s.id ORDER BY id)) AS media,"
-    " EXISTS (SELECT 1 FROM safeguarding_flags WHERE submission_id = s.id) AS flagged, {parts}"
+    " EXISTS (SELECT 1 FROM safeguarding_flags WHERE submission_id = s.id) AS flagged, "
+    + _THEMES_SQL.format(column="submission_id", item="s.id")
+    + ", {parts}"
 )
 _ANSWERS_FROM = (
     " FROM answers a JOIN question_rounds r ON r.id = a.round_id"
@@ -136,7 +145,8 @@ _ANSWERS_SELECT = (
     "SELECT a.id, a.member_id, a.choice, a.text, a.answered_at, r.question_id,"
     " (SELECT group_concat(file_name, ' ') FROM (SELECT file_name FROM media"
     " WHERE answer_id = a.id ORDER BY id)) AS media,"
-    " EXISTS (SELECT 1 FROM safeguarding_flags WHERE answer_id = a.id) AS flagged"
+    " EXISTS (SELECT 1 FROM safeguarding_flags WHERE answer_id = a.id) AS flagged, "
+    + _THEMES_SQL.format(column="answer_id", item="a.id")
 )
 _MEMBERS_SELECT = (
     "SELECT m.id, m.display_name, m.language, "
@@ -365,10 +375,10 @@ async def prefetched(cursor: aiosqlite.Cursor) -> AsyncGenerator[list[Any], None
 def _submission_row(
     r: tuple[Any, ...], person: Person, tz: tzinfo, parts: tuple[str, ...], names: tuple[str, ...]
 ) -> Row:
-    _id, _, kind, project, language, volunteer, submitted_at, media, flagged = r[:9]
+    _id, _, kind, project, language, volunteer, submitted_at, media, flagged, themes = r[:10]
     pseudonym, name, _, age_band, area, extra = person
     values = {
-        **dict(zip(parts, r[9:], strict=True)),
+        **dict(zip(parts, r[10:], strict=True)),
         "response_id": f"S-{_id}",
         "pseudonym": pseudonym,
         "first_name": name,
@@ -382,12 +392,13 @@ def _submission_row(
         "age_band": age_band,
         "area": area,
         "extra": extra,
+        "themes": themes,
     }
     return tuple(values.get(column) for column in names)
 
 
 def _answer_row(r: tuple[Any, ...], person: Person, asked: Asked, tz: tzinfo) -> Row:
-    _id, _, choice, text, answered_at, question_id, media, flagged = r
+    _id, _, choice, text, answered_at, question_id, media, flagged, themes = r
     pseudonym, name, language, age_band, area, extra = person
     return (
         f"A-{_id}",
@@ -413,4 +424,5 @@ def _answer_row(r: tuple[Any, ...], person: Person, asked: Asked, tz: tzinfo) ->
         age_band,
         area,
         extra,
+        themes,
     )

@@ -483,6 +483,30 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX safeguarding_flags_waiting ON safeguarding_flags (flagged_at)
         WHERE followed_up_at IS NULL;
     """,
+    # Themes (storage/themes.py): names staff give to what members said, and which story,
+    # idea or answer has which. A tag goes with its item (erasure, retention: ON DELETE
+    # CASCADE) and with its theme. An item has a theme once (the unique indexes, which also
+    # find an item's themes, and so its tags when it is deleted).
+    """
+    CREATE TABLE themes (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        created_by  INTEGER NOT NULL,      -- the staff member's Telegram id
+        created_at  TEXT NOT NULL
+    );
+    CREATE TABLE item_themes (
+        id             INTEGER PRIMARY KEY,
+        theme_id       INTEGER NOT NULL REFERENCES themes(id) ON DELETE CASCADE,
+        submission_id  INTEGER REFERENCES submissions(id) ON DELETE CASCADE,
+        answer_id      INTEGER REFERENCES answers(id) ON DELETE CASCADE,
+        tagged_by      INTEGER NOT NULL,   -- the staff member's Telegram id
+        tagged_at      TEXT NOT NULL,
+        CHECK ((submission_id IS NOT NULL) + (answer_id IS NOT NULL) = 1)
+    );
+    CREATE UNIQUE INDEX item_themes_submission ON item_themes (submission_id, theme_id);
+    CREATE UNIQUE INDEX item_themes_answer ON item_themes (answer_id, theme_id);
+    CREATE INDEX item_themes_theme ON item_themes (theme_id);
+    """,
 )
 
 

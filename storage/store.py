@@ -23,6 +23,7 @@ from storage.sessions import Sessions
 from storage.sharing import Pseudonyms, Sharing
 from storage.statements import Statements
 from storage.stats import Stats
+from storage.themes import Themes
 from storage.tracker import Tracker
 from storage.votes import Votes
 from storage.web_sessions import WebSessions
@@ -57,6 +58,7 @@ class Store:
         self.tracker = Tracker(db, now)
         self.web_sessions = WebSessions(db, now)  # signing in to the workbench (bot/web/)
         self.safeguarding = Safeguarding(db, now)  # the flags staff work through
+        self.themes = Themes(db, now)  # themes staff give to what members said
 
     @classmethod
     async def open(cls, path: Path, now: Callable[[], datetime]) -> Store:
