@@ -23,6 +23,7 @@ Capitalised words or lower case, so a box in capitals that the code no longer de
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +84,7 @@ def _user_data(node: ast.expr) -> bool:
     return isinstance(node, ast.Attribute) and node.attr == "data"
 
 
+@functools.cache
 def declared(source: str) -> Declared:
     """What a module's source declares (see the module docstring)."""
     found = Declared()
@@ -156,6 +158,12 @@ def modules() -> dict[str, Declared]:
     """Every module of conversations/ that declares a flow, by name."""
     found = {p.stem: declared(p.read_text("utf-8")) for p in sorted(FLOWS.glob("*.py"))}
     return {name: d for name, d in found.items() if d}
+
+
+# Parsed once, as the tests are collected, before any test starts a thread: CPython 3.11's
+# parser can fail with "AST constructor recursion depth mismatch" while other threads run
+# (python/cpython#106905), as the database's thread of an earlier test may.
+modules()
 
 
 @dataclass
