@@ -284,22 +284,32 @@ async def approved(
     await show_next(update, context, statement_id)
 
 
+async def staff_words(
+    update: Update, context: CocreateContext, text: str, question: str, statement_id: int, most: int
+) -> tuple[str, str] | None:
+    """A facilitator's typed words for one of the questions here, with their language; None
+    if this answered them already: CANCEL typed, or words that do not fit (asked again)."""
+    lang = await language_of(update, context)
+    if typed_command(text, lang) == "cancel":  # CANCEL typed: not the words
+        await say_cancelled(update, context, lang)
+        return None
+    words = text.strip()
+    if not words or len(words) > most:
+        await replies.send(update, context, tn(lang, "staff.ask.text_bad.letters", most, max=most))
+        await_answer(context, question)
+        context.data["statement"] = statement_id
+        return None
+    return lang, words
+
+
 async def take_edit(update: Update, context: CocreateContext, statement_id: int, text: str) -> bool:
     """Approves an idea with the facilitator's words, and tells its author."""
     if await acting_staff(update, context) is None:
         return False
-    lang = await language_of(update, context)
-    if typed_command(text, lang) == "cancel":  # CANCEL typed: not the words
-        await say_cancelled(update, context, lang)
+    got = await staff_words(update, context, text, EDIT, statement_id, MAX_TEXT)
+    if got is None:
         return True
-    words = text.strip()
-    if not words or len(words) > MAX_TEXT:
-        await replies.send(
-            update, context, tn(lang, "staff.ask.text_bad.letters", MAX_TEXT, max=MAX_TEXT)
-        )
-        await_answer(context, EDIT)
-        context.data["statement"] = statement_id
-        return True
+    lang, words = got
     made = await context.store.statements.approve(statement_id, user_id(update), words)
     await approved(update, context, statement_id, made, lang)
     return True
@@ -311,18 +321,10 @@ async def take_summary(
     """Keeps a facilitator's summary of an idea and asks its author whether it is right."""
     if await acting_staff(update, context) is None:
         return False
-    lang = await language_of(update, context)
-    if typed_command(text, lang) == "cancel":  # CANCEL typed: not the words
-        await say_cancelled(update, context, lang)
+    got = await staff_words(update, context, text, SUMMARY, statement_id, MAX_TEXT)
+    if got is None:
         return True
-    words = text.strip()
-    if not words or len(words) > MAX_TEXT:
-        await replies.send(
-            update, context, tn(lang, "staff.ask.text_bad.letters", MAX_TEXT, max=MAX_TEXT)
-        )
-        await_answer(context, SUMMARY)
-        context.data["statement"] = statement_id
-        return True
+    lang, words = got
     made = await context.store.statements.summarise(statement_id, user_id(update), words)
     if made is None:
         await replies.send(update, context, t(lang, "approving.gone"))
@@ -353,20 +355,10 @@ async def take_statement(update: Update, context: CocreateContext, _: int, text:
     """Keeps a facilitator's own statement: members may weigh it at once."""
     if await acting_staff(update, context) is None:
         return False
-    lang = await language_of(update, context)
-    if typed_command(text, lang) == "cancel":  # CANCEL typed: not the words
-        await say_cancelled(update, context, lang)
+    got = await staff_words(update, context, text, STATEMENT, 0, MAX_STATEMENT)
+    if got is None:
         return True
-    words = text.strip()
-    if not words or len(words) > MAX_STATEMENT:
-        await replies.send(
-            update,
-            context,
-            tn(lang, "staff.ask.text_bad.letters", MAX_STATEMENT, max=MAX_STATEMENT),
-        )
-        await_answer(context, STATEMENT)
-        context.data["statement"] = 0
-        return True
+    lang, words = got
     made = await context.store.statements.add_own(words, user_id(update))
     await context.store.audit.add(actor(update), "statement_added", statement=made.id)
     await replies.send(update, context, t(lang, "approving.statement.added"))
