@@ -130,7 +130,9 @@ def routes(bench: Bench) -> list[BaseRoute]:
             return f"The reason is too long. Use {MAX_REASON} letters or fewer."
         return ""
 
-    async def preview(request: Request) -> Response:
+    async def asked_change(request: Request) -> tuple[Staff, Tracked, str, str] | Response:
+        """The change a posted form asks for (who, what, the status and reason), or the page
+        saying why it cannot be made."""
         checked = await posted(bench, request)
         if isinstance(checked, Response):
             return checked
@@ -144,6 +146,13 @@ def routes(bench: Bench) -> list[BaseRoute]:
             return await form_page(
                 request, staff, tracked, status=status, reason=reason, error=error, code=400
             )
+        return staff, tracked, status, reason
+
+    async def preview(request: Request) -> Response:
+        asked = await asked_change(request)
+        if isinstance(asked, Response):
+            return asked
+        staff, tracked, status, reason = asked
         message, count = await preview_of(
             store, tracked, status_as(status), reason or None, LANGUAGE
         )
@@ -161,19 +170,10 @@ def routes(bench: Bench) -> list[BaseRoute]:
         )
 
     async def change(request: Request) -> Response:
-        checked = await posted(bench, request)
-        if isinstance(checked, Response):
-            return checked
-        staff, form = checked
-        tracked = await tracked_of(request)
-        if tracked is None:
-            return bench.page(request, "tracker_gone", 404, staff=staff)
-        status, reason = form.get("status", ""), form.get("reason", "").strip()
-        error = problem(status, reason)
-        if error:
-            return await form_page(
-                request, staff, tracked, status=status, reason=reason, error=error, code=400
-            )
+        asked = await asked_change(request)
+        if isinstance(asked, Response):
+            return asked
+        staff, tracked, status, reason = asked
         by = staff.session.telegram_user_id
         member = await store.members.by_telegram_id(by)
         count = await store.tracker.reachable(tracked.item)  # as the preview said (and the chat)
