@@ -8,4 +8,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-PAGES: tuple[ModuleType, ...] = ()
+from bot.web.pages import projects
+
+PAGES: tuple[ModuleType, ...] = (projects,)
