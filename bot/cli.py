@@ -83,6 +83,9 @@ def run() -> None:
     except (MissingToken, MissingWebhookSecret) as exc:
         typer.echo(f"cocreate: {exc}", err=True)
         raise typer.Exit(2) from None
+    if (problem := settings.one_port_problem()) is not None:
+        typer.echo(f"cocreate: {problem}", err=True)
+        raise typer.Exit(2)
     configure(settings.log_level, [token, secret or ""])
     try:
         # uvloop's event loop: less CPU for every request and database call than asyncio's.
@@ -108,6 +111,7 @@ async def serve(settings: Settings) -> None:
         return
     # Imported here: the web libraries would slow every other command's start.
     from bot.web.server import serving
+    from bot.web.webhook import Webhook
 
     clock = SystemClock(settings.tz)
     store = await Store.open_url(settings.database_url, clock.now)
@@ -115,8 +119,14 @@ async def serve(settings: Settings) -> None:
     try:
         application = build_application(settings, store, clock)
         # The staff workbench beside the bot, in the same loop (bot/web/server.py); it is
-        # listening before the bot starts, and stops after it.
-        async with serving(application.resources), running(application):
+        # listening before the bot starts, and stops after it. In webhook mode it takes
+        # Telegram's updates too (bot/web/webhook.py): one app, one port.
+        webhook = Webhook(application) if settings.webhook_mode else None
+        routes = webhook.routes() if webhook is not None else []
+        async with (
+            serving(application.resources, routes=routes),
+            running(application, webhook=webhook),
+        ):
             await stop.wait()
             logger.info("Stopping: finishing what is in hand")
     finally:
