@@ -10,7 +10,7 @@ DejaVu Sans, shipped in bot/fonts/ (cut down to Latin letters, so Welsh's ŵ and
 from __future__ import annotations
 
 import io
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import segno
@@ -96,9 +96,10 @@ class _Page:
         self.y = top - QR_SIDE - 2 * mm
 
 
+@lru_cache(maxsize=32)
 def poster_pdf(project_name: str, link: str, language: str) -> bytes:
     """An A4 poster for a project: what it is, how to join (the QR code, and the link in
-    words), that it is free, and what is kept."""
+    words), that it is free, and what is kept. The last few made are kept (they are small)."""
     _fonts()
     out = io.BytesIO()
     canvas = Canvas(out, pagesize=A4, pageCompression=1)

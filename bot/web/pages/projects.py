@@ -8,6 +8,7 @@ Routes:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -73,7 +74,9 @@ def routes(bench: Bench) -> list[BaseRoute]:
         name = await username.get()
         if language not in LANGUAGES or project is None or name is None:
             return Response("Not found", status_code=404, media_type="text/plain")
-        pdf = poster_pdf(project.name, join_link(name, project.code), language)
+        # Made in a thread (tens of milliseconds): the bot's loop goes on meanwhile.
+        link = join_link(name, project.code)
+        pdf = await asyncio.to_thread(poster_pdf, project.name, link, language)
         filename = f"poster-{project.code}-{language}.pdf"
         return Response(
             pdf,
