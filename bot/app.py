@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from telegram import Update
@@ -124,11 +125,25 @@ async def register_commands(application: CocreateApplication) -> None:
         )
 
 
+class ServedWebhook(Protocol):
+    """A webhook served by another server (bot/web/webhook.py: a route of the workbench)."""
+
+    async def open(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 @asynccontextmanager
 async def running(
-    application: CocreateApplication, *, poll_timeout: int = 30
+    application: CocreateApplication,
+    *,
+    poll_timeout: int = 30,
+    webhook: ServedWebhook | None = None,
 ) -> AsyncIterator[CocreateApplication]:
     """Runs the bot (polling, or a webhook when WEBHOOK_URL is set) until the block exits.
+
+    In webhook mode, updates come to `webhook` when given (a route of the workbench's app,
+    opened once the bot has started); else to ptb's own webhook server on WEBHOOK_LISTEN:PORT.
 
     Unfinished updates from before a restart are handled first; on exit, in-flight work
     finishes and whatever was fetched but not handled stays in the inbox for next time.
@@ -165,7 +180,9 @@ async def running(
                     prune_inbox, interval=PRUNE_EVERY, first=PRUNE_FIRST, name=PRUNE_JOB
                 )
             assert application.updater is not None
-            if settings.webhook_mode:
+            if settings.webhook_mode and webhook is not None:
+                await webhook.open()
+            elif settings.webhook_mode:
                 await application.updater.start_webhook(
                     # Loopback by default: a reverse proxy in front takes Telegram's HTTPS.
                     listen=settings.webhook_listen,
@@ -182,7 +199,10 @@ async def running(
             try:
                 yield application
             finally:
-                await application.updater.stop()
+                if webhook is not None:
+                    webhook.close()
+                if application.updater.running:
+                    await application.updater.stop()
         finally:
             # New updates have stopped; the message in hand is sent, then handlers finish.
             await delivery.stop()

@@ -3,6 +3,7 @@
 cocreate run                  the bot, until Ctrl-C or SIGTERM
 cocreate try                  the bot on a local stand-in for Telegram, with a chat page
 cocreate projects add CODE NAME / cocreate projects list
+cocreate projects poster CODE --out FILE [--language cy]   a printable A4 poster (PDF)
 cocreate export --format csv --out FILE   what members said (README, "Exports")
 cocreate audit                the audit log, newest last
 """
@@ -25,7 +26,7 @@ from typing import Annotated, TypeVar
 import typer
 import uvloop
 from pydantic import ValidationError
-from telegram.error import InvalidToken
+from telegram.error import InvalidToken, TelegramError
 
 from bot.app import build_application, running
 from bot.clock import SystemClock
@@ -82,6 +83,9 @@ def run() -> None:
     except (MissingToken, MissingWebhookSecret) as exc:
         typer.echo(f"cocreate: {exc}", err=True)
         raise typer.Exit(2) from None
+    if (problem := settings.one_port_problem()) is not None:
+        typer.echo(f"cocreate: {problem}", err=True)
+        raise typer.Exit(2)
     configure(settings.log_level, [token, secret or ""])
     try:
         # uvloop's event loop: less CPU for every request and database call than asyncio's.
@@ -107,6 +111,7 @@ async def serve(settings: Settings) -> None:
         return
     # Imported here: the web libraries would slow every other command's start.
     from bot.web.server import serving
+    from bot.web.webhook import Webhook
 
     clock = SystemClock(settings.tz)
     store = await Store.open_url(settings.database_url, clock.now)
@@ -114,8 +119,14 @@ async def serve(settings: Settings) -> None:
     try:
         application = build_application(settings, store, clock)
         # The staff workbench beside the bot, in the same loop (bot/web/server.py); it is
-        # listening before the bot starts, and stops after it.
-        async with serving(application.resources), running(application):
+        # listening before the bot starts, and stops after it. In webhook mode it takes
+        # Telegram's updates too (bot/web/webhook.py): one app, one port.
+        webhook = Webhook(application) if settings.webhook_mode else None
+        routes = webhook.routes() if webhook is not None else []
+        async with (
+            serving(application.resources, routes=routes),
+            running(application, webhook=webhook),
+        ):
             await stop.wait()
             logger.info("Stopping: finishing what is in hand")
     finally:
@@ -173,6 +184,57 @@ def projects_list() -> None:
     settings = load_settings()
     for project in with_store(settings, lambda store: store.projects.all()):
         typer.echo(f"{project.code}\t{project.name}")
+
+
+POSTER_LANGUAGES = ("en", "cy")
+
+
+@projects_cli.command("poster")
+def projects_poster(
+    code: Annotated[str, typer.Argument(help="The project's code, as in `cocreate projects list`")],
+    out: Annotated[Path, typer.Option(help="The PDF file to write; its folder must exist")],
+    language: Annotated[str, typer.Option(help="en (English) or cy (Welsh)")] = "en",
+    bot: Annotated[
+        str | None, typer.Option(help="The bot's username (default: asked from Telegram)")
+    ] = None,
+) -> None:
+    """Write a printable A4 poster (PDF) with a QR code that joins the project."""
+    # Imported here: the PDF library would slow every other command's start.
+    from bot.posters import bot_username, join_link, poster_pdf
+
+    if language not in POSTER_LANGUAGES:
+        typer.echo(f"cocreate: --language must be en or cy, not {language!r}", err=True)
+        raise typer.Exit(2)
+    settings = load_settings()
+    project = with_store(settings, lambda store: store.projects.by_code(code))
+    if project is None:
+        typer.echo(
+            f"cocreate: there is no project with the code {code!r} "
+            "(`cocreate projects list` shows them)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    username = bot
+    if username is None:
+        try:
+            username = asyncio.run(bot_username(settings))
+        except MissingToken as exc:
+            typer.echo(f"cocreate: {exc} (or give the bot's username with --bot)", err=True)
+            raise typer.Exit(2) from None
+        except (InvalidToken, TelegramError, OSError):
+            typer.echo(
+                "cocreate: could not ask Telegram for the bot's username: "
+                "check TELEGRAM_BOT_TOKEN, or give it with --bot",
+                err=True,
+            )
+            raise typer.Exit(1) from None
+    link = join_link(username.removeprefix("@"), project.code)
+    try:
+        out.write_bytes(poster_pdf(project.name, link, language))
+    except OSError as exc:
+        typer.echo(f"cocreate: {could_not_write(out, exc)}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"Wrote the poster for {project.name} to {out}. Its QR code opens {link}")
 
 
 def cli_actor() -> str:

@@ -13,7 +13,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from telegram.constants import FloodLimit
 
@@ -47,8 +47,9 @@ class Settings(BaseSettings):
     organiser_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     timezone: str = "Europe/London"
     quiet_hours: str = "21:00-08:00"
-    # Webhook mode (WEBHOOK_URL set) needs the secret, so that only Telegram can post updates;
-    # it listens on WEBHOOK_LISTEN (loopback, for a reverse proxy in front) at PORT.
+    # Webhook mode (WEBHOOK_URL set) needs the secret, so that only Telegram can post updates.
+    # `cocreate run` takes them on the workbench's WEB_LISTEN:WEB_PORT (one app, one port);
+    # WEBHOOK_LISTEN and PORT are for ptb's own webhook server (`running` without a workbench).
     webhook_url: str = ""
     webhook_secret: SecretStr | None = None
     webhook_listen: str = "127.0.0.1"
@@ -148,16 +149,6 @@ class Settings(BaseSettings):
         parse_quiet_hours(value)
         return value
 
-    @model_validator(mode="after")
-    def _check_ports(self) -> Settings:
-        webhook_port = self.port or 8443
-        if self.webhook_mode and webhook_port == self.web_port:
-            raise ValueError(
-                f"PORT and WEB_PORT must differ: the webhook and the workbench each listen on "
-                f"their own port ({webhook_port} is given for both)"
-            )
-        return self
-
     @field_validator("log_level")
     @classmethod
     def _check_level(cls, value: str) -> str:
@@ -192,6 +183,25 @@ class Settings(BaseSettings):
     @property
     def webhook_mode(self) -> bool:
         return bool(self.webhook_url)
+
+    def one_port_problem(self) -> str | None:
+        """In webhook mode `cocreate run` serves the webhook and the workbench as one app on
+        WEB_LISTEN:WEB_PORT: a PORT or WEBHOOK_LISTEN set to something else is a mistake."""
+        if not self.webhook_mode:
+            return None
+        if self.port is not None and self.port != self.web_port:
+            return (
+                f"PORT is {self.port} but WEB_PORT is {self.web_port}: in webhook mode the "
+                "webhook and the workbench share one port, WEB_PORT; leave PORT out"
+            )
+        given = "webhook_listen" in self.model_fields_set
+        if given and self.webhook_listen != self.web_listen:
+            return (
+                f"WEBHOOK_LISTEN is {self.webhook_listen} but WEB_LISTEN is {self.web_listen}: "
+                "in webhook mode the webhook and the workbench share one address, WEB_LISTEN; "
+                "leave WEBHOOK_LISTEN out"
+            )
+        return None
 
     def token(self) -> str:
         """The bot token; raises MissingToken when none is set."""

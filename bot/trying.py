@@ -27,15 +27,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pydantic import SecretStr
+from telegram.error import TelegramError
 
 from bot.app import build_application, running
+from bot.catalogue import DEFAULT_LANGUAGE, t
 from bot.clock import SystemClock
 from bot.logs import configure
+from bot.receiving import CocreateApplication
 from bot.settings import Settings
 from bot.web import WorkbenchUnavailable
 from bot.web.server import listen, serving
+from conversations.workbench import sign_in_link
 from emulator import Emulator
 from storage.store import Store
+from storage.web_sessions import LINK_TTL
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +111,7 @@ PEOPLE = (
 )
 FACILITATOR = next(p for p in PEOPLE if p.role == "facilitator")
 ORGANISER = next(p for p in PEOPLE if p.role == "organiser")
+STAFF_IDS = frozenset(p.id for p in PEOPLE if p.role != "member")
 
 
 class PortUnavailable(RuntimeError):
@@ -179,6 +185,10 @@ async def _try(settings: Settings, data: TryData, *, port: int | None, open_brow
         # The staff workbench, as `cocreate run` serves it: /workbench sends a sign-in link.
         await stack.enter_async_context(serving(application.resources, web))
         await stack.enter_async_context(running(application, poll_timeout=POLL_TIMEOUT))
+        # Olu and Fran find a sign-in link in their chat when they first open it.
+        links = SignInLinks(application)
+        emulator.on_open = links.opened
+        stack.push_async_callback(links.close)
 
         _announce(emulator.url, settings.workbench_url, data)
         if open_browser and _has_display():
@@ -186,6 +196,47 @@ async def _try(settings: Settings, data: TryData, *, port: int | None, open_brow
                 logger.warning("Could not open a browser; open %s yourself", emulator.url)
         await stop.wait()
         print("Stopping…", flush=True)
+
+
+class SignInLinks:
+    """Sends Olu and Fran a sign-in link to the workbench the first time the chat page opens
+    their chat (not at start: a link works for 10 minutes only), as /workbench does; the
+    message says to send /workbench for a new one. Nothing in the bot knows it is tried."""
+
+    def __init__(self, application: CocreateApplication) -> None:
+        self.application = application
+        self.sent: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def opened(self, user_id: int) -> None:
+        """The chat page shows this person's chat (the emulator's `on_open`)."""
+        if user_id not in STAFF_IDS or user_id in self.sent:
+            return
+        self.sent.add(user_id)
+        task = asyncio.create_task(self.send(user_id), name="try-sign-in-link")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def send(self, user_id: int) -> None:
+        """Makes a link and sends it, in the words /workbench uses."""
+        resources = self.application.resources
+        token = await resources.store.web_sessions.make_link(user_id)
+        link = sign_in_link(resources.settings.workbench_url, token)
+        text = t(
+            DEFAULT_LANGUAGE,
+            "workbench.link",
+            link=link,
+            minutes=int(LINK_TTL.total_seconds() // 60),
+        )
+        try:
+            await self.application.bot.send_message(user_id, text)
+        except TelegramError as exc:
+            logger.warning("Could not send a sign-in link: %s", exc)
+
+    async def close(self) -> None:
+        """Waits for links being sent (the try is stopping)."""
+        if self._tasks:
+            await asyncio.wait(self._tasks)
 
 
 def _announce(url: str, workbench: str, data: TryData) -> None:
@@ -201,8 +252,8 @@ def _announce(url: str, workbench: str, data: TryData) -> None:
         f"  Open {url} in your browser.\n"
         f"  Be {members} (members), {FACILITATOR.name} (facilitator) or "
         f"{ORGANISER.name} (organiser).\n"
-        f"  The staff workbench is at {workbench}: as {ORGANISER.name} or "
-        f"{FACILITATOR.name}, send /workbench for a link that signs you in.\n"
+        f"  The staff workbench is at {workbench}: open {ORGANISER.name}'s or "
+        f"{FACILITATOR.name}'s chat for a link that signs you in (/workbench sends a new one).\n"
         f"  Data: {where}\n"
         "  Press Ctrl-C to stop.",
         flush=True,

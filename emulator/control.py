@@ -6,6 +6,7 @@
                                         whom the page offers; "steps" are the buttons on
                                         their empty chat, [{"label", "text"}] ("text" is sent)
     GET  /_emu/chats/{id}/commands      [{"command", "description"}]: this chat's command menu
+    POST /_emu/chats/{id}/opened        the page shows this chat now (calls `on_open`, if set)
 
     POST /_emu/users/{id}/send          {"text", "first_name"?, "last_name"?, "username"?,
                                          "language_code"?, "reply_to"?} → {"update_id"}
@@ -51,6 +52,7 @@ class Emulated(Protocol):
 
     state: TelegramState
     people: list[dict[str, Any]]
+    on_open: Callable[[int], None] | None
 
     @property
     def url(self) -> str: ...
@@ -161,6 +163,7 @@ class ControlRoutes:
             ("GET", "/_emu/static/{name}", self.static),
             ("GET", "/_emu/people", self.people),
             ("GET", "/_emu/chats/{id}/commands", self.commands),
+            ("POST", "/_emu/chats/{id}/opened", self.opened),
             ("POST", "/_emu/users/{id}/send", self.send),
             ("POST", "/_emu/users/{id}/press", self.press),
             ("POST", "/_emu/users/{id}/{kind}", self.send_other),
@@ -222,6 +225,12 @@ class ControlRoutes:
             known.get(f"chat:{chat_id}") or known.get("all_private_chats") or known.get("default")
         )
         return web.json_response(menu or [])
+
+    async def opened(self, request: web.Request) -> web.StreamResponse:
+        user_id = self._user(request).id
+        if self._emu.on_open is not None:
+            self._emu.on_open(user_id)
+        return web.json_response({"ok": True})
 
     # ---- member actions
 

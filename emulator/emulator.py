@@ -68,6 +68,8 @@ class Emulator:
         # Who the chat page (GET /) offers to be: {"id", "name", "role", "hint"}; when empty,
         # every member so far.
         self.people: list[dict[str, Any]] = []
+        # Called with the user's id when the chat page opens their chat (`cocreate try`).
+        self.on_open: Callable[[int], None] | None = None
 
     # ---- lifecycle
 

@@ -25,7 +25,6 @@ import httpx
 import pytest
 from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Page, async_playwright, expect
-from pydantic import ValidationError
 
 from bot.catalogue import t
 from bot.clock import FakeClock
@@ -143,17 +142,20 @@ async def test_a_link_signs_in_once_and_only_its_hash_is_kept(
     ]
 
 
-def test_the_webhook_and_the_workbench_need_ports_of_their_own() -> None:
+def test_the_webhook_and_the_workbench_share_one_port() -> None:
     hook: dict[str, Any] = {
         "webhook_url": "https://bot.example.org/hook",
         "webhook_secret": "s3cret",
     }
-    with pytest.raises(ValidationError, match="PORT and WEB_PORT must differ"):
-        Settings(_env_file=None, **hook, port=8080)
-    with pytest.raises(ValidationError, match="PORT and WEB_PORT must differ"):
-        Settings(_env_file=None, **hook, web_port=8443)
-    assert Settings(_env_file=None, **hook, port=8443).web_port == 8080
-    assert Settings(_env_file=None, port=8080).port == 8080  # polling: PORT is not used
+    assert Settings(_env_file=None, **hook).one_port_problem() is None
+    assert Settings(_env_file=None, **hook, port=8080).one_port_problem() is None
+    assert Settings(_env_file=None, **hook, port=8443).one_port_problem() == (
+        "PORT is 8443 but WEB_PORT is 8080: in webhook mode the webhook and the workbench "
+        "share one port, WEB_PORT; leave PORT out"
+    )
+    apart = Settings(_env_file=None, **hook, webhook_listen="0.0.0.0").one_port_problem()
+    assert apart is not None and apart.startswith("WEBHOOK_LISTEN is 0.0.0.0 but WEB_LISTEN")
+    assert Settings(_env_file=None, port=8443).one_port_problem() is None  # polling
 
 
 async def test_members_get_the_unknown_command_answer(person: MakePerson, workbench: str) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -104,7 +104,9 @@ class Workbench:
     """The app and what it holds: the bot's resources, a reading connection, the live
     figures, the guess limit."""
 
-    def __init__(self, resources: Resources, reader: Reader) -> None:
+    def __init__(
+        self, resources: Resources, reader: Reader, routes: Sequence[BaseRoute] = ()
+    ) -> None:
         self.resources = resources
         self.reader = reader  # the figures are read on a connection of their own
         self.templates = Jinja2Templates(directory=HERE / "templates")
@@ -112,6 +114,7 @@ class Workbench:
         self.live: Live[str] = Live(self._figures_html, reader.changes)
         self.app = Starlette(
             routes=[
+                *routes,  # in webhook mode, the webhook (bot/web/webhook.py): one app, one port
                 Route("/", self.overview),
                 Route("/live", self.live_figures),
                 Route("/signin", self.how_to_sign_in),

@@ -5,8 +5,8 @@ documents for custom webhook servers ("Custom Webhook Bot Example": Starlette + 
 cocreate's own SIGINT/SIGTERM handlers stop everything in order, so uvicorn installs none;
 its access log is off, since a sign-in link's token is in its address.
 
-Webhook mode still runs ptb's own webhook server on PORT beside this one. Later step: one
-ASGI app on one port for both (the webhook as a route here, as ptb's example does).
+In webhook mode, `cocreate run` adds the webhook to this app as a route (bot/web/webhook.py),
+as ptb's example does: the webhook and the workbench are one app on one port.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Generator, Sequence
 from contextlib import asynccontextmanager
 
 import uvicorn
+from starlette.routing import BaseRoute
 
 from bot.web import WorkbenchUnavailable
 from bot.web.app import Workbench
@@ -64,10 +65,10 @@ def listen(host: str, port: int) -> socket.socket:
 
 @asynccontextmanager
 async def serving(
-    resources: Resources, sock: socket.socket | None = None
+    resources: Resources, sock: socket.socket | None = None, routes: Sequence[BaseRoute] = ()
 ) -> AsyncIterator[Workbench]:
     """Serves the workbench until the block exits, on WEB_LISTEN:WEB_PORT (or on a socket
-    already listening, which it then closes)."""
+    already listening, which it then closes), with any other routes given (the webhook)."""
     settings = resources.settings
     sock = sock or listen(settings.web_listen, settings.web_port)
     try:
@@ -76,7 +77,7 @@ async def serving(
         sock.close()
         raise
     try:
-        async with _served(Workbench(resources, reader), sock) as workbench:
+        async with _served(Workbench(resources, reader, routes), sock) as workbench:
             yield workbench
     finally:
         await reader.close()

@@ -109,6 +109,8 @@ async function show(person) {
   page.generation += 1;
   if (page.abort) page.abort.abort();
   page.person = person;
+  // Tells `cocreate try` the chat is open (it sends staff a sign-in link the first time).
+  post(`/_emu/chats/${person.id}/opened`, {}).catch(() => {});
   page.messages.clear();
   page.after = 0;
   page.since = 0;
@@ -197,7 +199,9 @@ function render() {
   for (const message of page.messages.values()) {
     if (message.deleted) document.getElementById(`m${message.message_id}`)?.remove();
   }
-  $("empty").hidden = ordered.length > 0;
+  // The first steps stay until the person has sent something: a message the bot sent first
+  // (a sign-in link in `cocreate try`) does not take them away.
+  $("empty").hidden = ordered.some((m) => !m.from_bot);
   drawKeyboard(ordered);
   page.seen[page.person.id] = ordered.filter((m) => m.from_bot).length;
   drawNews();

@@ -8,6 +8,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from bot.web.pages import audit, downloads, safeguarding, themes, tracker
+from bot.web.pages import audit, downloads, projects, safeguarding, themes, tracker
 
-PAGES: tuple[ModuleType, ...] = (safeguarding, tracker, themes, downloads, audit)
+PAGES: tuple[ModuleType, ...] = (safeguarding, tracker, themes, projects, downloads, audit)
