@@ -467,6 +467,48 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX web_sessions_user ON web_sessions (telegram_user_id) WHERE ended_at IS NULL;
     """,
+    # The workbench's reader (storage/search.py): full-text search over what members shared,
+    # one row per story or idea (rowid = submissions.id, which never changes), holding the
+    # text of all its parts. Triggers keep it in step with submission_parts (a part written,
+    # changed or deleted, also when a deleted submission or member cascades to its parts).
+    # unicode61 folds case and, with remove_diacritics 2, accents: "ŵ" matches "w", "dŵr"
+    # matches "dwr". No stemmer: porter is English only, and would mangle Welsh words.
+    # submissions_submitted lists what was shared, newest first, without a sort.
+    """
+    CREATE VIRTUAL TABLE submission_search USING fts5(
+        text, tokenize = 'unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER submission_search_part_added AFTER INSERT ON submission_parts
+    BEGIN
+        DELETE FROM submission_search WHERE rowid = NEW.submission_id;
+        INSERT INTO submission_search (rowid, text)
+            SELECT submission_id, group_concat(text, char(10)) FROM submission_parts
+            WHERE submission_id = NEW.submission_id AND text IS NOT NULL GROUP BY submission_id;
+    END;
+    CREATE TRIGGER submission_search_part_changed AFTER UPDATE OF text ON submission_parts
+    BEGIN
+        DELETE FROM submission_search WHERE rowid IN (OLD.submission_id, NEW.submission_id);
+        INSERT INTO submission_search (rowid, text)
+            SELECT submission_id, group_concat(text, char(10)) FROM submission_parts
+            WHERE submission_id IN (OLD.submission_id, NEW.submission_id) AND text IS NOT NULL
+            GROUP BY submission_id;
+    END;
+    CREATE TRIGGER submission_search_part_deleted AFTER DELETE ON submission_parts
+    BEGIN
+        DELETE FROM submission_search WHERE rowid = OLD.submission_id;
+        INSERT INTO submission_search (rowid, text)
+            SELECT submission_id, group_concat(text, char(10)) FROM submission_parts
+            WHERE submission_id = OLD.submission_id AND text IS NOT NULL GROUP BY submission_id;
+    END;
+    CREATE TRIGGER submission_search_gone AFTER DELETE ON submissions
+    BEGIN
+        DELETE FROM submission_search WHERE rowid = OLD.id;
+    END;
+    INSERT INTO submission_search (rowid, text)
+        SELECT submission_id, group_concat(text, char(10)) FROM submission_parts
+        WHERE text IS NOT NULL GROUP BY submission_id;
+    CREATE INDEX submissions_submitted ON submissions (status, submitted_at, id);
+    """,
 )
 
 

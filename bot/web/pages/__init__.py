@@ -8,4 +8,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-PAGES: tuple[ModuleType, ...] = ()
+from bot.web.pages import questions, reader
+
+PAGES: tuple[ModuleType, ...] = (
+    reader,
+    questions,
+)
