@@ -473,7 +473,9 @@ MIGRATIONS: tuple[str, ...] = (
     # changed or deleted, also when a deleted submission or member cascades to its parts).
     # unicode61 folds case and, with remove_diacritics 2, accents: "ŵ" matches "w", "dŵr"
     # matches "dwr". No stemmer: porter is English only, and would mangle Welsh words.
-    # submissions_submitted lists what was shared, newest first, without a sort.
+    # submissions_submitted lists what was shared, newest first, without a sort;
+    # answers_round_choice counts a round's answers per option from the index alone (the
+    # Questions page, storage/round_figures.py).
     """
     CREATE VIRTUAL TABLE submission_search USING fts5(
         text, tokenize = 'unicode61 remove_diacritics 2'
@@ -508,6 +510,7 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT submission_id, group_concat(text, char(10)) FROM submission_parts
         WHERE text IS NOT NULL GROUP BY submission_id;
     CREATE INDEX submissions_submitted ON submissions (status, submitted_at, id);
+    CREATE INDEX answers_round_choice ON answers (round_id, choice);
     """,
 )
 

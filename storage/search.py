@@ -27,6 +27,7 @@ from storage.times import from_db, to_db
 # A search box's words: letters and digits (any script), each perhaps ending in "*".
 _WORD = re.compile(r"[\w]+\*?", re.UNICODE)
 MAX_WORDS = 12
+FEW = 2000  # a filter that keeps at most this many leads the reader's query
 
 
 def match_query(words: str) -> str | None:
@@ -145,11 +146,21 @@ class Library:
                 "s.id IN (SELECT rowid FROM submission_search WHERE submission_search MATCH ?)"
             )
             params.append(query)
+        # Newest first reads submissions_submitted backwards and stops at the page's end: quick
+        # when many match. When a filter keeps few (a rare word, a status, flags), reading
+        # those few and sorting them is quicker: they lead the join (CROSS JOIN keeps them
+        # first). The conditions above are kept either way, so the answer is the same.
+        few = await self._few(filters, query)
+        lead = ""
+        if few is not None:
+            lead = "json_each(?) j CROSS JOIN "
+            where.append("s.id = j.value")
+            params.insert(0, json.dumps(sorted(few)))
         rows = await self._db.fetch_all(
             "SELECT s.id, s.member_id, s.kind, s.submitted_at, s.language, p.name AS project,"
             f" {latest} AS status,"
             " EXISTS (SELECT 1 FROM safeguarding_flags f WHERE f.submission_id = s.id) AS flagged"
-            " FROM submissions s LEFT JOIN projects p ON p.id = s.project_id"
+            f" FROM {lead}submissions s LEFT JOIN projects p ON p.id = s.project_id"
             f" WHERE {' AND '.join(where)}"
             " ORDER BY s.submitted_at DESC, s.id DESC LIMIT ? OFFSET ?",
             (*params, limit, offset),
@@ -169,6 +180,41 @@ class Library:
             )
             for r in rows
         ]
+
+    async def _few(self, filters: Filters, query: str | None) -> set[int] | None:
+        """The only submissions that can match, when a filter keeps at most FEW; else None."""
+        sources: list[tuple[str, tuple[object, ...]]] = []
+        if filters.flagged:
+            sources.append(
+                (
+                    "SELECT DISTINCT submission_id FROM safeguarding_flags"
+                    " WHERE submission_id IS NOT NULL",
+                    (),
+                )
+            )
+        if filters.status is not None and filters.status != "new":
+            sources.append(
+                (
+                    "SELECT c.submission_id FROM status_changes c WHERE c.submission_id IS NOT NULL"
+                    " AND c.status = ? AND c.id = (SELECT MAX(d.id) FROM status_changes d"
+                    " WHERE d.submission_id = c.submission_id)",
+                    (filters.status,),
+                )
+            )
+        if query is not None:
+            sources.append(
+                (
+                    "SELECT rowid FROM submission_search WHERE submission_search MATCH ?",
+                    (query,),
+                )
+            )
+        few: set[int] | None = None
+        for sql, params in sources:
+            rows = await self._db.fetch_all(f"{sql} LIMIT {FEW + 1}", params)
+            if len(rows) <= FEW:
+                found = {int(r[0]) for r in rows}
+                few = found if few is None else few & found
+        return few
 
     async def _parts(self, ids: list[int]) -> dict[int, tuple[PartText, ...]]:
         if not ids:

@@ -26,6 +26,7 @@ from bot.catalogue import t
 from bot.clock import FakeClock
 from bot.settings import Settings
 from bot.web.pages import reader
+from storage import search
 from storage.sharing import NewMedia
 from storage.store import Store
 from storage.times import to_db
@@ -137,6 +138,12 @@ def ogg_opus(seconds: int) -> bytes:
 # ---- the reader
 
 
+# The reader reads a filter's few matches first when there are few (search.FEW), else the
+# newest submissions until a page is full: both ways must give the same answers.
+BOTH_WAYS = pytest.mark.parametrize("few", [search.FEW, 0], ids=["few-first", "newest-first"])
+
+
+@BOTH_WAYS
 async def test_the_reader_filters_pages_and_shows_pseudonyms_only(
     person: MakePerson,
     store: Store,
@@ -144,7 +151,9 @@ async def test_the_reader_filters_pages_and_shows_pseudonyms_only(
     clock: FakeClock,
     settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
+    few: int,
 ) -> None:
+    monkeypatch.setattr(search, "FEW", few)
     park = await store.projects.add("PARK", "Victoria Park")
     buses = await store.projects.add("BUS", "Better buses")
     ann, bo = await a_member(store, 1), await a_member(store, 2)
@@ -218,9 +227,15 @@ async def test_the_reader_filters_pages_and_shows_pseudonyms_only(
     assert shown_items(await http.get(older[1].replace("&amp;", "&"))) == [old_story]
 
 
+@BOTH_WAYS
 async def test_search_finds_english_and_welsh_words_accents_or_not(
-    person: MakePerson, store: Store, http: httpx.AsyncClient
+    person: MakePerson,
+    store: Store,
+    http: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    few: int,
 ) -> None:
+    monkeypatch.setattr(search, "FEW", few)
     ann, bryn = await a_member(store, 1), await a_member(store, 2, "cy")
     english = await shares(
         store, ann, "experience", {"what_happened": "The buses never stop at Splott."}
@@ -644,8 +659,7 @@ async def test_voice_notes_play_photos_have_alt_text_and_axe_passes(
 
 
 def test_search_words_never_reach_fts5_as_syntax() -> None:
-    from storage.search import match_query
-
+    match_query = search.match_query
     assert match_query('dŵr "yfed" OR parc*') == '"dŵr" "yfed" "OR" "parc"*'
     assert match_query("NEAR(a b) -c ^d") == '"NEAR" "a" "b" "c" "d"'
     assert match_query(" * ( ) ") is None
