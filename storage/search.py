@@ -2,12 +2,14 @@
 and paged, with their parts and files (bot/web/pages/reader.py).
 
 Tables read: submissions, submission_parts, media, projects, safeguarding_flags,
-status_changes, and submission_search: an FTS5 table with one row per story or idea (its
-rowid is the submission's id) holding the text of all its parts, kept in step by triggers
-(see its migration). Its tokenizer is unicode61 with remove_diacritics 2: case and accents
-fold, so "ŵ" matches "w" and "caffi" matches "Caffi", in English and Welsh alike. There is no
+status_changes, themes and item_themes once they exist (storage/themes.py), and
+submission_search: an FTS5 table with one row per story or idea (its rowid is the
+submission's id) holding the text of all its parts, kept in step by triggers (see its
+migration). Its tokenizer is unicode61 with remove_diacritics 2: case and accents fold, so
+"ŵ" matches "w" and "caffi" matches "Caffi", in English and Welsh alike. There is no
 stemmer: porter is English only (it would cut Welsh words wrongly), so a search finds the
-words as written; "park*" finds words that start with "park".
+words as written; "park*" finds words that start with "park". Welsh mutations are not
+undone either: "coed" does not find "goed".
 
 Everything here is read on the workbench's own read-only connection (storage/workbench.py).
 """
@@ -52,6 +54,7 @@ class Filters:
     until: date | None = None
     flagged: bool = False
     status: str | None = None  # an idea's latest status; 'new' when it has none
+    theme_id: int | None = None  # tagged with this theme (only once themes exist)
     words: str = ""
     tz: tzinfo = UTC
 
@@ -140,6 +143,12 @@ class Library:
             params.append(IDEA.key)
             where.append(f"COALESCE({latest}, 'new') = ?")
             params.append(filters.status)
+        if filters.theme_id is not None:
+            where.append(
+                "EXISTS (SELECT 1 FROM item_themes it"
+                " WHERE it.submission_id = s.id AND it.theme_id = ?)"
+            )
+            params.append(filters.theme_id)
         query = match_query(filters.words)
         if query is not None:
             where.append(
@@ -201,6 +210,14 @@ class Library:
                     (filters.status,),
                 )
             )
+        if filters.theme_id is not None:
+            sources.append(
+                (
+                    "SELECT submission_id FROM item_themes WHERE theme_id = ?"
+                    " AND submission_id IS NOT NULL",
+                    (filters.theme_id,),
+                )
+            )
         if query is not None:
             sources.append(
                 (
@@ -249,6 +266,18 @@ class Library:
     async def projects(self) -> list[tuple[int, str]]:
         """Every project, by name: the project filter's choices."""
         rows = await self._db.fetch_all("SELECT id, name FROM projects ORDER BY name, id")
+        return [(int(r["id"]), str(r["name"])) for r in rows]
+
+    async def themes(self) -> list[tuple[int, str]] | None:
+        """Every theme, by name: the theme filter's choices; None before themes exist (they
+        come with storage/themes.py's tables, themes and item_themes)."""
+        row = await self._db.fetch_one(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
+            " AND name IN ('themes', 'item_themes')"
+        )
+        if row is None or int(row[0]) < 2:
+            return None
+        rows = await self._db.fetch_all("SELECT id, name FROM themes ORDER BY name, id")
         return [(int(r["id"]), str(r["name"])) for r in rows]
 
     async def stored_file(self, media_id: int) -> StoredFile | None:

@@ -1,5 +1,6 @@
 """Stories and ideas: what members shared, newest first, a page at a time, with filters
-(project, kind, dates, flagged, an idea's status) and a search box (SQLite FTS5, English and
+(project, kind, dates, flagged, an idea's status, and a theme once storage/themes.py's
+tables exist) and a search box (SQLite FTS5, English and
 Welsh: storage/search.py). Voice notes play in the page and photos show, with their caption
 as alt text; both come from /media/{id}, which only signed-in staff may open. Members are
 shown by pseudonym only.
@@ -98,8 +99,9 @@ class Asked:
         return "/reader?" + urlencode({**self.fields, "page": str(page)})
 
 
-def asked(request: Request, bench: Bench) -> Asked:
+def asked(request: Request, bench: Bench, themes: list[tuple[int, str]] | None) -> Asked:
     q = request.query_params
+    theme = _int(q.get("theme")) if themes is not None else None
     kinds = {kind.key for kind in all_kinds()}
     fields = {
         "q": q.get("q", "").strip()[:200],
@@ -109,6 +111,7 @@ def asked(request: Request, bench: Bench) -> Asked:
         "to": str(_date(q.get("to")) or ""),
         "flagged": "1" if q.get("flagged") == "1" else "",
         "status": q.get("status", "") if q.get("status") in STATUSES else "",
+        "theme": str(theme or ""),
     }
     fields = {name: value for name, value in fields.items() if value}
     filters = Filters(
@@ -119,6 +122,7 @@ def asked(request: Request, bench: Bench) -> Asked:
         flagged="flagged" in fields,
         status=fields.get("status"),
         words=fields.get("q", ""),
+        theme_id=_int(fields.get("theme")),
         tz=bench.resources.settings.tz,
     )
     return Asked(filters, max(_int(q.get("page")) or 1, 1), fields)
@@ -138,8 +142,9 @@ def routes(bench: Bench) -> list[BaseRoute]:
         staff = await bench.signed_in(request)
         if isinstance(staff, Response):
             return staff
-        form = asked(request, bench)
         library = bench.reader.library
+        themes = await library.themes()
+        form = asked(request, bench, themes)
         found = await library.items(form.filters, (form.page - 1) * PAGE, PAGE + 1)
         items = found[:PAGE]
         names = await bench.resources.store.pseudonyms.of_many(i.member_id for i in items)
@@ -156,6 +161,7 @@ def routes(bench: Bench) -> list[BaseRoute]:
             shown=shown,
             more=len(found) > PAGE,
             projects=await library.projects(),
+            themes=themes,
             kinds=[(kind.key, kind_name(kind.key)) for kind in all_kinds()],
             statuses=[(s, status_name(s)) for s in STATUSES],
             idea=IDEA.key,
