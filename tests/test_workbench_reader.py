@@ -449,7 +449,8 @@ async def a_round(
         options=options,
         audience="everyone",
         repeat="once",
-        starts_at=clock.now(),
+        # Due later, so the bot's scheduler leaves it: it is marked sent here, with its batch.
+        starts_at=clock.now() + timedelta(days=30),
         reminder_hours=None,
     )
     now = to_db(clock.now())
