@@ -468,9 +468,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX web_sessions_user ON web_sessions (telegram_user_id) WHERE ended_at IS NULL;
     """,
     # The workbench's reader (storage/search.py): full-text search over what members shared,
-    # one row per story or idea (rowid = submissions.id, which never changes), holding the
-    # text of all its parts. Triggers keep it in step with submission_parts (a part written,
-    # changed or deleted, also when a deleted submission or member cascades to its parts).
+    # one row per saved story or idea (rowid = submissions.id, which never changes), holding
+    # the text of all its parts. Triggers keep it in step: a story or idea is indexed when it
+    # is saved (its parts are final then; a draft is never indexed), and leaves the index
+    # when it is deleted (discarded, erased with its member by cascade, or by retention).
+    # The triggers are on submissions, not submission_parts: a table with triggers makes
+    # every write to it forget what the update had read (storage/db.py `_forget`), and parts
+    # are written at every step of a story, submissions once or twice a story.
     # unicode61 folds case and, with remove_diacritics 2, accents: "ŵ" matches "w", "dŵr"
     # matches "dwr". No stemmer: porter is English only, and would mangle Welsh words.
     # submissions_submitted lists what was shared, newest first, without a sort;
@@ -480,35 +484,22 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE VIRTUAL TABLE submission_search USING fts5(
         text, tokenize = 'unicode61 remove_diacritics 2'
     );
-    CREATE TRIGGER submission_search_part_added AFTER INSERT ON submission_parts
+    CREATE TRIGGER submission_search_saved AFTER UPDATE OF status ON submissions
     BEGIN
-        DELETE FROM submission_search WHERE rowid = NEW.submission_id;
+        DELETE FROM submission_search WHERE rowid = OLD.id;
         INSERT INTO submission_search (rowid, text)
             SELECT submission_id, group_concat(text, char(10)) FROM submission_parts
-            WHERE submission_id = NEW.submission_id AND text IS NOT NULL GROUP BY submission_id;
-    END;
-    CREATE TRIGGER submission_search_part_changed AFTER UPDATE OF text ON submission_parts
-    BEGIN
-        DELETE FROM submission_search WHERE rowid IN (OLD.submission_id, NEW.submission_id);
-        INSERT INTO submission_search (rowid, text)
-            SELECT submission_id, group_concat(text, char(10)) FROM submission_parts
-            WHERE submission_id IN (OLD.submission_id, NEW.submission_id) AND text IS NOT NULL
+            WHERE submission_id = NEW.id AND NEW.status = 'submitted' AND text IS NOT NULL
             GROUP BY submission_id;
-    END;
-    CREATE TRIGGER submission_search_part_deleted AFTER DELETE ON submission_parts
-    BEGIN
-        DELETE FROM submission_search WHERE rowid = OLD.submission_id;
-        INSERT INTO submission_search (rowid, text)
-            SELECT submission_id, group_concat(text, char(10)) FROM submission_parts
-            WHERE submission_id = OLD.submission_id AND text IS NOT NULL GROUP BY submission_id;
     END;
     CREATE TRIGGER submission_search_gone AFTER DELETE ON submissions
     BEGIN
         DELETE FROM submission_search WHERE rowid = OLD.id;
     END;
     INSERT INTO submission_search (rowid, text)
-        SELECT submission_id, group_concat(text, char(10)) FROM submission_parts
-        WHERE text IS NOT NULL GROUP BY submission_id;
+        SELECT p.submission_id, group_concat(p.text, char(10)) FROM submission_parts p
+        JOIN submissions s ON s.id = p.submission_id
+        WHERE s.status = 'submitted' AND p.text IS NOT NULL GROUP BY p.submission_id;
     CREATE INDEX submissions_submitted ON submissions (status, submitted_at, id);
     CREATE INDEX answers_round_choice ON answers (round_id, choice);
     """,

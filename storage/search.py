@@ -3,7 +3,7 @@ and paged, with their parts and files (bot/web/pages/reader.py).
 
 Tables read: submissions, submission_parts, media, projects, safeguarding_flags,
 status_changes, themes and item_themes once they exist (storage/themes.py), and
-submission_search: an FTS5 table with one row per story or idea (its rowid is the
+submission_search: an FTS5 table with one row per saved story or idea (its rowid is the
 submission's id) holding the text of all its parts, kept in step by triggers (see its
 migration). Its tokenizer is unicode61 with remove_diacritics 2: case and accents fold, so
 "ŵ" matches "w" and "caffi" matches "Caffi", in English and Welsh alike. There is no

@@ -318,7 +318,7 @@ async def test_the_reader_filters_by_theme_once_themes_exist(
     assert shown_items(await http.get("/reader", params={"theme": "99999"})) == []
 
 
-async def test_the_index_follows_changes_and_forgets_an_erased_member(
+async def test_the_index_takes_what_is_saved_and_forgets_an_erased_member(
     person: MakePerson, store: Store, http: httpx.AsyncClient
 ) -> None:
     ann, bo = await a_member(store, 1), await a_member(store, 2)
@@ -329,26 +329,41 @@ async def test_the_index_follows_changes_and_forgets_an_erased_member(
     async def found(words: str) -> list[int]:
         return shown_items(await http.get("/reader", params={"q": words}))
 
+    async def indexed() -> list[int]:
+        rows = await store.db.fetch_all("SELECT rowid FROM submission_search ORDER BY rowid")
+        return [int(r[0]) for r in rows]
+
     assert await found("zebracrossing") == [kept, story]
-    # A part changed: its old words leave the index, its new ones come in.
-    await store.sharing.answer(story, ann, "what_happened", "A lollipop lady please.")
-    assert await found("lollipop") == [story]
-    assert await found("zebracrossing") == [kept]
-    await store.sharing.answer(story, ann, "what_happened", "A pelican crossing.")
+    # A draft is not in the index (nor on the page) until it is saved; parts changed while
+    # it is a draft are indexed as they are when it is saved.
+    draft = await store.sharing.start(member_id=ann, kind="idea", project_id=None, language="en")
+    await store.sharing.answer(draft.id, ann, "idea", "A lollipop lady.")
+    await store.sharing.answer(draft.id, ann, "idea", "A pelican crossing.")
+    await store.sharing.answer(draft.id, ann, "who_it_helps", "Children walking to school.")
+    assert await indexed() == [story, kept]
+    assert await found("pelican") == []
+    await store.sharing.submit(draft.id)
+    assert await indexed() == [story, kept, draft.id]
+    assert await found("pelican children") == [draft.id]
     assert await found("lollipop") == []
-    # Erased: everything of the member goes, from the index too (their parts' rows cascade).
+    # A discarded draft never was in it.
+    other = await store.sharing.start(member_id=bo, kind="idea", project_id=None, language="en")
+    await store.sharing.answer(other.id, bo, "idea", "Speed bumps.")
+    await store.sharing.discard(other.id)
+    assert await indexed() == [story, kept, draft.id]
+    # Erased: everything of the member goes, from the index too (their submissions cascade).
     await store.erase_member(ann)
     assert await found("pelican") == []
     rows = await store.db.fetch_all(
         "SELECT rowid FROM submission_search WHERE submission_search MATCH 'pelican OR please'"
     )
-    assert rows == []
+    assert rows == [] and await indexed() == [kept]
     await store.db.execute(
         "CREATE VIRTUAL TABLE temp.search_words USING fts5vocab(main, submission_search, 'row')"
     )
     words = {r["term"] for r in await store.db.fetch_all("SELECT term FROM temp.search_words")}
     assert {"zebracrossing", "too"} <= words
-    assert not words & {"pelican", "please", "lollipop"}
+    assert not words & {"pelican", "please", "children"}
     [left] = await store.db.fetch_all("SELECT rowid, text FROM submission_search")
     assert (left["rowid"], left["text"]) == (kept, "A zebracrossing too.")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -81,8 +81,9 @@ def _int(value: str | None) -> int | None:
 
 
 def _date(value: str | None) -> date | None:
+    """A day typed in the form (YYYY-MM-DD, as a date field sends it), if it is one."""
     try:
-        return date.fromisoformat(value) if value else None
+        return datetime.strptime(value, "%Y-%m-%d").date() if value else None
     except ValueError:
         return None
 
