@@ -36,8 +36,12 @@ from conversations.replies import (
     split_text,
 )
 from conversations.staff import ORGANISER, acting_staff, staff_only
+from storage.answers import Answer
+from storage.models import Member
 from storage.outbox import Outgoing
 from storage.questions import Question
+from storage.replies import Reply
+from storage.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +144,41 @@ async def on_reply_button(update: Update, context: CocreateContext) -> None:
     await steps.ask(update, context, lang, "staff.reply.ask", pseudonym=pseudonym)
 
 
+async def relay_reply(
+    store: Store,
+    answer: Answer,
+    member: Member,
+    staff_id: int,
+    staff_chat_id: int,
+    text: str,
+    **audit: object,
+) -> Reply:
+    """Records a staff member's reply to an answer and queues it for the member, with their
+    "Answer back" button; the caller wakes the sender. Used by the chat (`take_reply`) and by
+    the workbench's Questions page, so a reply reaches the member the same way from both."""
+    round_ = await store.questions.round(answer.round_id)
+    question = await store.questions.get(round_.question_id) if round_ else None
+    reply = await store.replies.create(answer.id, staff_id, staff_chat_id, text)
+    back = InlineKeyboardButton(
+        t(member.language, "reply.answer_back"), callback_data=f"back:{reply.id}"
+    )
+    body = t(member.language, "reply.from_team", question=question.text if question else "")
+    await store.outbox.enqueue_batch(
+        "reply",
+        reply.id,
+        [
+            Outgoing(
+                member.id,
+                member.chat_id,
+                f"{body}\n\n{text}",
+                InlineKeyboardMarkup([[back]]).to_dict(),
+            )
+        ],
+    )
+    await store.audit.add(f"telegram:{staff_id}", "reply_sent", answer=answer.id, **audit)
+    return reply
+
+
 async def take_reply(update: Update, context: CocreateContext, answer_id: int, text: str) -> bool:
     """Sends the facilitator's reply to the member, through the outbox."""
     user = update.effective_user
@@ -160,27 +199,8 @@ async def take_reply(update: Update, context: CocreateContext, answer_id: int, t
         await_answer(context, REPLY)
         context.data["answer"] = answer_id
         return True
-    round_ = await context.store.questions.round(answer.round_id)
-    question = await context.store.questions.get(round_.question_id) if round_ else None
-    reply = await context.store.replies.create(answer.id, user.id, user.id, text)
-    back = InlineKeyboardButton(
-        t(member.language, "reply.answer_back"), callback_data=f"back:{reply.id}"
-    )
-    body = t(member.language, "reply.from_team", question=question.text if question else "")
-    await context.store.outbox.enqueue_batch(
-        "reply",
-        reply.id,
-        [
-            Outgoing(
-                member.id,
-                member.chat_id,
-                f"{body}\n\n{text}",
-                InlineKeyboardMarkup([[back]]).to_dict(),
-            )
-        ],
-    )
+    await relay_reply(context.store, answer, member, user.id, user.id, text)
     context.delivery.wake()
-    await context.store.audit.add(f"telegram:{user.id}", "reply_sent", answer=answer.id)
     pseudonym = await context.store.pseudonyms.of(member.id)
     await steps.ask(update, context, lang, "staff.reply.sent", pseudonym=pseudonym)
     return True

@@ -507,6 +507,42 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX item_themes_answer ON item_themes (answer_id, theme_id);
     CREATE INDEX item_themes_theme ON item_themes (theme_id);
     """,
+    # The workbench's reader (storage/search.py): full-text search over what members shared,
+    # one row per saved story or idea (rowid = submissions.id, which never changes), holding
+    # the text of all its parts. Triggers keep it in step: a story or idea is indexed when it
+    # is saved (its parts are final then; a draft is never indexed), and leaves the index
+    # when it is deleted (discarded, erased with its member by cascade, or by retention).
+    # The triggers are on submissions, not submission_parts: a table with triggers makes
+    # every write to it forget what the update had read (storage/db.py `_forget`), and parts
+    # are written at every step of a story, submissions once or twice a story.
+    # unicode61 folds case and, with remove_diacritics 2, accents: "ŵ" matches "w", "dŵr"
+    # matches "dwr". No stemmer: porter is English only, and would mangle Welsh words.
+    # submissions_submitted lists what was shared, newest first, without a sort;
+    # answers_round_choice counts a round's answers per option from the index alone (the
+    # Questions page, storage/round_figures.py).
+    """
+    CREATE VIRTUAL TABLE submission_search USING fts5(
+        text, tokenize = 'unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER submission_search_saved AFTER UPDATE OF status ON submissions
+    BEGIN
+        DELETE FROM submission_search WHERE rowid = OLD.id;
+        INSERT INTO submission_search (rowid, text)
+            SELECT submission_id, group_concat(text, char(10)) FROM submission_parts
+            WHERE submission_id = NEW.id AND NEW.status = 'submitted' AND text IS NOT NULL
+            GROUP BY submission_id;
+    END;
+    CREATE TRIGGER submission_search_gone AFTER DELETE ON submissions
+    BEGIN
+        DELETE FROM submission_search WHERE rowid = OLD.id;
+    END;
+    INSERT INTO submission_search (rowid, text)
+        SELECT p.submission_id, group_concat(p.text, char(10)) FROM submission_parts p
+        JOIN submissions s ON s.id = p.submission_id
+        WHERE s.status = 'submitted' AND p.text IS NOT NULL GROUP BY p.submission_id;
+    CREATE INDEX submissions_submitted ON submissions (status, submitted_at, id);
+    CREATE INDEX answers_round_choice ON answers (round_id, choice);
+    """,
 )
 
 

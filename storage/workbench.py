@@ -21,6 +21,8 @@ import aiosqlite
 
 from storage.db import BUSY_TIMEOUT_MS, Database
 from storage.kinds import IDEA, STORY
+from storage.round_figures import Rounds
+from storage.search import Library
 from storage.stats import Stats
 from storage.times import to_db
 
@@ -43,6 +45,8 @@ class Reader:
     def __init__(self, db: Database) -> None:
         self._db = db
         self.stats = Stats(db)
+        self.library = Library(db)  # the reader's stories and ideas (storage/search.py)
+        self.rounds = Rounds(db)  # the Questions page (storage/round_figures.py)
 
     @classmethod
     async def open(cls, path: Path) -> Reader:

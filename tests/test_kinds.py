@@ -221,7 +221,7 @@ async def test_the_migration_drops_the_check_and_keeps_every_row(tmp_path: Path)
         async with db.execute(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'submissions'"
         ) as cur:
-            assert [tuple(r) for r in await cur.fetchall()] == [("submissions_member",)]
+            assert ("submissions_member",) in [tuple(r) for r in await cur.fetchall()]
         await db.execute(
             "INSERT INTO submissions (member_id, kind, language, created_at)"
             " VALUES (1, 'diary', 'en', 'a')"

@@ -8,6 +8,24 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from bot.web.pages import audit, downloads, projects, safeguarding, themes, tracker
+from bot.web.pages import (
+    audit,
+    downloads,
+    projects,
+    questions,
+    reader,
+    safeguarding,
+    themes,
+    tracker,
+)
 
-PAGES: tuple[ModuleType, ...] = (safeguarding, tracker, themes, projects, downloads, audit)
+PAGES: tuple[ModuleType, ...] = (
+    reader,
+    questions,
+    safeguarding,
+    tracker,
+    themes,
+    projects,
+    downloads,
+    audit,
+)
