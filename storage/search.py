@@ -288,3 +288,11 @@ class Library:
         if row is None:
             return None
         return StoredFile(str(row["file_name"]), str(row["kind"]), row["mime_type"])
+
+
+async def forget_deleted(db: Database) -> None:
+    """Rewrites the search index without what was deleted from it. FTS5 only marks a deleted
+    row as gone, and keeps its words in the index's old segments until they merge; after an
+    erasure or retention (before the checkpoint that clears the WAL) they must go for good.
+    'optimize' merges every segment into one (secure_delete zeroes the pages freed)."""
+    await db.execute("INSERT INTO submission_search (submission_search) VALUES ('optimize')")

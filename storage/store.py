@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from storage.answers import Answers
@@ -19,6 +20,7 @@ from storage.replies import Replies
 from storage.retention import Retention
 from storage.roles import Roles
 from storage.safeguarding import Safeguarding
+from storage.search import forget_deleted
 from storage.sessions import Sessions
 from storage.sharing import Pseudonyms, Sharing
 from storage.statements import Statements
@@ -40,6 +42,7 @@ class Store:
         self.about = AboutYou(db, now)
         self.inbox = Inbox(db, now)
         db.before_checkpoint.append(self.inbox.flush)  # done-marks clear members' words
+        db.before_checkpoint.append(partial(forget_deleted, db))  # erased words, from search
         self.audit = AuditLog(db, now)
         self.outbox = Outbox(db, now)
         self.sessions = Sessions(db, now)

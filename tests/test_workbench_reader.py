@@ -27,6 +27,7 @@ from bot.clock import FakeClock
 from bot.settings import Settings
 from bot.web.pages import reader
 from storage import search
+from storage.db import sidecars
 from storage.sharing import NewMedia
 from storage.store import Store
 from storage.times import to_db
@@ -366,6 +367,13 @@ async def test_the_index_takes_what_is_saved_and_forgets_an_erased_member(
     assert not words & {"pelican", "please", "children"}
     [left] = await store.db.fetch_all("SELECT rowid, text FROM submission_search")
     assert (left["rowid"], left["text"]) == (kept, "A zebracrossing too.")
+    # Nor are they left as bytes in the index's old segments, or anywhere in the files
+    # (FTS5 only marks deleted rows, until its segments are merged: the erasure merges them).
+    blocks = await store.db.fetch_all("SELECT block FROM submission_search_data")
+    assert not any(b"pelican" in bytes(r["block"] or b"") for r in blocks)
+    for file in (store.db.path, *sidecars(store.db.path)):
+        if file.exists():
+            assert b"pelican" not in file.read_bytes(), file
 
 
 async def test_files_come_only_to_staff_with_their_type_and_ranges(
