@@ -31,9 +31,11 @@ from bot.clock import FakeClock
 from bot.receiving import CocreateApplication
 from bot.settings import Settings
 from bot.web.access import GUESS_LIMIT, SESSION_COOKIE
+from bot.web.overview import Figures, Overview
 from bot.web.server import serving
 from emulator import Emulator
 from storage.store import Store
+from storage.workbench import Reader
 from tests import test_try
 from tests.test_process import BotProcess, texts
 from tests.test_try import ARTIFACTS, CHROMIUM_FLAGS, ZOOMED, TryProcess, chromium, free_port
@@ -527,3 +529,61 @@ async def no_serious_violations(axe: Axe, page: Page) -> None:
         if v["impact"] in ("serious", "critical")
     ]
     assert serious == [], f"{page.url}: {serious}"
+
+
+async def test_the_overview_reads_who_takes_part_at_most_every_so_often(
+    bot: CocreateApplication, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The counters follow every change at once; /stats's whole reading of who takes part (a
+    second with 100,000 members) is read again in the background at most every GROUPS_EVERY
+    seconds, and nothing is read while nothing changed."""
+    reader = await Reader.open(store.db.path)
+    now = [0.0]
+    figures = Overview(bot.resources, reader, groups_every=30.0, clock=lambda: now[0])
+    told: list[str] = []
+    figures.refreshed = lambda: told.append("read again")
+    readings = 0
+    read = reader.stats.overview
+
+    async def counted(fields: Any) -> Any:
+        nonlocal readings
+        readings += 1
+        return await read(fields)
+
+    monkeypatch.setattr(reader.stats, "overview", counted)
+
+    async def join_one(n: int) -> None:
+        member = await store.members.join(
+            telegram_user_id=9000 + n,
+            chat_id=9000 + n,
+            language="en",
+            consent_version="1",
+            agreed_to=["take_part"],
+        )
+        await store.members.mark_onboarded(member.id)
+
+    def counter(shown: Figures, key: str) -> str:
+        return next(c.value for c in shown.counters if c.key == key)
+
+    try:
+        for n in range(12):
+            await join_one(n)
+        first = await figures.figures()
+        assert (counter(first, "members"), first.joined, readings) == ("12", "12", 1)
+        assert await figures.figures() is first  # nothing changed: nothing read
+        await join_one(12)
+        now[0] = 10.0
+        second = await figures.figures()
+        assert counter(second, "members") == "13"  # the counter at once
+        assert (second.joined, readings) == ("12", 1)  # who takes part: the last reading
+        now[0] = 31.0
+        await join_one(13)
+        third = await figures.figures()
+        assert counter(third, "members") == "14" and third.joined == "12"
+        assert figures._reading is not None
+        await figures._reading  # read again in the background; the page is told
+        assert (readings, told) == (2, ["read again"])
+        assert (await figures.figures()).joined == "14"
+    finally:
+        await figures.close()
+        await reader.close()

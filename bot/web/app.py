@@ -111,7 +111,9 @@ class Workbench:
         self.reader = reader  # the figures are read on a connection of their own
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.guesses = Guesses(resources.clock.now)
+        self.figures = overview.Overview(resources, reader)
         self.live: Live[str] = Live(self._figures_html, reader.changes)
+        self.figures.refreshed = self.live.poke  # who takes part, read anew in the background
         self.app = Starlette(
             routes=[
                 *routes,  # in webhook mode, the webhook (bot/web/webhook.py): one app, one port
@@ -135,6 +137,7 @@ class Workbench:
     async def close(self) -> None:
         """Ends the live streams (the server is stopping)."""
         await self.live.close()
+        await self.figures.close()
 
     # ---- helpers
 
@@ -164,7 +167,7 @@ class Workbench:
         return response
 
     async def _figures_html(self) -> str:
-        figures = await overview.figures(self.resources, self.reader)
+        figures = await self.figures.figures()
         template = self.templates.get_template(f"{FIGURES}.html")
         return template.render(figures=figures)
 
@@ -176,7 +179,7 @@ class Workbench:
             staff = await current_staff(request, self.resources.store)
         except Refused as refusal:
             return self.refused(request, refusal)
-        figures = await overview.figures(self.resources, self.reader)
+        figures = await self.figures.figures()
         return self.page(request, "overview", staff=staff, figures=figures)
 
     async def live_figures(self, request: Request) -> Response:

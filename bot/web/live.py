@@ -42,6 +42,7 @@ class Live(Generic[T]):
         self._watchers = 0
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._poked = False
 
     async def watch(self) -> AsyncIterator[T]:
         """The current reading at once, then a new one after each write to the database
@@ -73,7 +74,8 @@ class Live(Generic[T]):
             took = 0.0
             try:
                 count = await self._changes()
-                if count != last:
+                if count != last or self._poked:
+                    self._poked = False
                     started = loop.time()
                     self._value = await self._read()
                     took = loop.time() - started
@@ -86,6 +88,11 @@ class Live(Generic[T]):
             # Reading takes at most half the time, however big the database.
             await asyncio.sleep(max(self._every, took))
         self._task = None
+
+    def poke(self) -> None:
+        """Reads again at the next poll, though the database did not change (what is read
+        changed in another way)."""
+        self._poked = True
 
     async def close(self) -> None:
         """Ends every watch (the server is stopping)."""
