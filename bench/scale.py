@@ -472,7 +472,8 @@ async def measure(folder: Path, db: Path, members: int, starts: int, repeats: in
         "LOG_LEVEL": "INFO",
         "WEB_PORT": str(free_port()),  # the workbench, on a port nobody uses
     }
-    async with Emulator(token=TOKEN) as emu:
+    # Telegram keeps counting: new update ids come after the handled ones already stored.
+    async with Emulator(token=TOKEN, first_id=OLD_INBOX + 1) as emu:
         env["TELEGRAM_API_BASE_URL"] = emu.base_url
         env["TELEGRAM_FILE_BASE_URL"] = emu.file_base_url
         opened = time.perf_counter()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 
 # As `cocreate` does in main(): ptb's timedelta durations, not its deprecation warning.
@@ -23,6 +24,7 @@ from bot.app import build_application, running
 from bot.clock import FakeClock
 from bot.receiving import CocreateApplication
 from bot.settings import Settings
+from bot.web.server import serving
 from emulator import Emulator
 from storage.store import Store
 from tests.transcript import Person
@@ -134,3 +136,17 @@ def person(emulator: Emulator, bot: CocreateApplication) -> Callable[..., Person
         return Person(emulator.user(user_id, first_name=first_name, **kwargs), bot)
 
     return make
+
+
+@pytest.fixture
+async def workbench(bot: CocreateApplication) -> AsyncIterator[str]:
+    """The workbench beside the bot (on settings' WEB_PORT); yields its address."""
+    async with serving(bot.resources):
+        yield bot.resources.settings.workbench_url
+
+
+@pytest.fixture
+async def http(workbench: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the workbench (no cookies yet)."""
+    async with httpx.AsyncClient(base_url=workbench, follow_redirects=False) as client:
+        yield client

@@ -762,7 +762,9 @@ def last_review(history: list[str]) -> list[str]:
     ]
     for i in range(len(history) - 1, -1, -1):
         if any(history[i].startswith(head) for head in heads):
-            return history[i:]
+            # A facilitator's question shown meanwhile is not part of it, though it may
+            # quote the member's answer ("Your answer: …").
+            return [text for text in history[i:] if not is_bulk(text)]
     return []
 
 

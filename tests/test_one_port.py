@@ -27,9 +27,9 @@ from bot.web.server import serving
 from bot.web.webhook import SECRET_HEADER, Webhook
 from emulator import Emulator
 from storage.store import Store
+from tests.net import free_port
 from tests.test_process import BotProcess, texts, wait_until
 from tests.test_receiving import start_update
-from tests.test_try import free_port
 from tests.test_workbench import FACILITATOR, ORGANISER, link_for, sign_in
 from tests.transcript import Person, choose_language, hello
 

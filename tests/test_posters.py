@@ -23,9 +23,9 @@ from bot.catalogue import t
 from bot.settings import Settings
 from emulator import Emulator
 from storage.store import Store
-from tests import test_workbench
 from tests.conftest import TOKEN
-from tests.test_try import ARTIFACTS, CHROMIUM_FLAGS, ZOOMED, chromium, free_port
+from tests.net import free_port
+from tests.test_try import ARTIFACTS, CHROMIUM_FLAGS, ZOOMED, chromium
 from tests.test_workbench import (
     ORGANISER,
     SIDEWAYS,
@@ -36,8 +36,6 @@ from tests.test_workbench import (
     sign_in,
 )
 
-workbench = test_workbench.workbench  # the workbench beside the bot (fixtures)
-http = test_workbench.http
 JOIN = "https://t.me/cocreate_test_bot?start=buses-2026"  # the emulator's bot is cocreate_test_bot
 POSTER_TEXTS = ("poster.heading", "poster.what", "poster.how", "poster.free", "poster.kept")
 

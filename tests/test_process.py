@@ -15,7 +15,7 @@ import pytest
 from bot.catalogue import t
 from emulator import Emulator, SimUser
 from tests.conftest import TOKEN
-from tests.test_try import free_port
+from tests.net import free_port
 
 pytestmark = pytest.mark.process
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ from emulator import Emulator
 from storage.store import Store
 from storage.times import to_db
 from tests.conftest import make_settings
+from tests.net import free_port
 from tests.transcript import Person, choose_language, hello
 
 
@@ -103,12 +103,6 @@ async def test_the_command_menu_is_registered_in_both_languages(
     assert [c["command"] for c in welsh] == names
     assert english[0]["description"] == t("en", "command.start")
     assert welsh[0]["description"] == t("cy", "command.start")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

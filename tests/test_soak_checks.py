@@ -11,7 +11,7 @@ from bot.clock import FakeClock
 from emulator import Emulator
 from storage.store import Store
 from tests.conftest import TOKEN
-from tests.soak_driver import Action, Life, Outcome, SoakSettings, check
+from tests.soak_driver import Action, Life, Outcome, SoakSettings, check, last_review
 
 ANN, BO = 500_001, 500_002
 SAVED_ANSWER = f"""
@@ -106,3 +106,13 @@ async def test_each_thing_gone_wrong_is_reported(tmp_path: Path, clock: FakeCloc
         "replies in the other language",
         "words recorded twice",
     ]
+
+
+def test_a_review_is_its_own_messages_not_a_question_shown_after_it() -> None:
+    """A saved idea's words are those of its review (split over several messages if long);
+    a facilitator's question shown after it quotes the member's answer, which is not the
+    idea's (the long soak once reported an answer as a lost idea part this way)."""
+    review = "Here is your idea.\n\nYour idea: M500245N43Z the park"
+    more = "Who it would help: M500245N44Z children"  # the rest of a long review
+    question = "S10T When is the bus late?\n\nYour answer: M500245N42Z in the evening"
+    assert last_review(["M500245N1Z earlier", review, more, question]) == [review, more]

@@ -10,7 +10,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import sys
 from itertools import islice
 from pathlib import Path
@@ -20,17 +19,12 @@ import pytest
 from bot.startup import TokenRejected, backoff, reach_telegram
 from emulator import Emulator
 from tests.conftest import TOKEN, make_settings
+from tests.net import free_port
 from tests.test_process import wait_until
 from tests.transcript import choose_language, hello
 
 # Not the emulator's TOKEN: Telegram (the emulator) has never heard of this bot.
 OTHER_TOKEN = "918273645:UNKNOWN-token-nobody-gave-out"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Run:

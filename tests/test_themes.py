@@ -14,7 +14,7 @@ import io
 import json
 import re
 import warnings
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,15 +27,14 @@ from playwright.async_api import Page, async_playwright, expect
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
 from bot.clock import FakeClock
-from bot.receiving import CocreateApplication
 from bot.settings import Settings
 from bot.web.pages import themes as themes_page
-from bot.web.server import serving
 from bot.web.suggestions import MIN_ITEMS, suggest, welsh_stop_words
 from storage.export_rows import COLUMNS, ExportFilter
 from storage.store import Store
 from storage.themes import ItemRef, ThemeError
-from tests.test_try import ARTIFACTS, CHROMIUM_FLAGS, ZOOMED, chromium, free_port
+from tests.net import free_port
+from tests.test_try import ARTIFACTS, CHROMIUM_FLAGS, ZOOMED, chromium
 from tests.test_workbench import (
     FACILITATOR,
     ORGANISER,
@@ -87,18 +86,6 @@ CORPUS = [text for group in GROUPS.values() for text in group]
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {"organiser_ids": [ORGANISER], "web_port": free_port()}
-
-
-@pytest.fixture
-async def workbench(bot: CocreateApplication) -> AsyncIterator[str]:
-    async with serving(bot.resources):
-        yield bot.resources.settings.workbench_url
-
-
-@pytest.fixture
-async def http(workbench: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=workbench, follow_redirects=False) as client:
-        yield client
 
 
 async def member(store: Store, n: int, language: str = "en") -> int:

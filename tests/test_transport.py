@@ -5,7 +5,6 @@ verdicts (bot/delivery.py `judge`), as with ptb's own httpx transport."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
@@ -17,6 +16,7 @@ from telegram.request import BaseRequest, HTTPXRequest
 from bot.delivery import judge
 from bot.transport import AiohttpRequest, PoolTimeout
 from emulator import Emulator
+from tests.net import free_port
 
 TOKEN = "123456:TEST-TOKEN"
 SLOW = 1.0  # seconds an answer the emulator delays takes; above the test's read timeout
@@ -31,13 +31,6 @@ async def emu() -> AsyncIterator[Emulator]:
     async with Emulator(token=TOKEN) as emulator:
         emulator.open_chat(1001)
         yield emulator
-
-
-def free_port() -> int:
-    """A port nothing listens on (it was free a moment ago)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def failure(

@@ -40,6 +40,7 @@ from bot.settings import Settings
 from bot.trying import PortUnavailable, start_emulator
 from emulator import Emulator
 from tests.media_samples import voice
+from tests.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -68,12 +69,6 @@ def chromium() -> str:
             pytrace=False,
         )
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def picture(width: int = 240, height: int = 160) -> bytes:

@@ -37,8 +37,9 @@ from emulator import Emulator
 from storage.store import Store
 from storage.workbench import Reader
 from tests import test_try
+from tests.net import free_port
 from tests.test_process import BotProcess, texts
-from tests.test_try import ARTIFACTS, CHROMIUM_FLAGS, ZOOMED, TryProcess, chromium, free_port
+from tests.test_try import ARTIFACTS, CHROMIUM_FLAGS, ZOOMED, TryProcess, chromium
 from tests.transcript import Person, join
 
 MakePerson = Callable[..., Person]
@@ -51,19 +52,6 @@ FACILITATOR = 9002
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {"organiser_ids": [ORGANISER], "web_port": free_port()}
-
-
-@pytest.fixture
-async def workbench(bot: CocreateApplication) -> AsyncIterator[str]:
-    """The workbench beside the bot; yields its address."""
-    async with serving(bot.resources):
-        yield bot.resources.settings.workbench_url
-
-
-@pytest.fixture
-async def http(workbench: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=workbench, follow_redirects=False) as client:
-        yield client
 
 
 async def facilitator(person: MakePerson, store: Store) -> Person:

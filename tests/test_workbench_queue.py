@@ -20,7 +20,7 @@ import json
 import re
 import tempfile
 import zipfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -34,11 +34,11 @@ from bot.catalogue import t
 from bot.clock import FakeClock
 from bot.receiving import CocreateApplication
 from bot.settings import Settings
-from bot.web.server import serving
 from storage.export_rows import columns
 from storage.store import Store
 from storage.tracker import Item
-from tests.test_try import ARTIFACTS, CHROMIUM_FLAGS, ZOOMED, chromium, free_port
+from tests.net import free_port
+from tests.test_try import ARTIFACTS, CHROMIUM_FLAGS, ZOOMED, chromium
 from tests.test_workbench import (
     FACILITATOR,
     ORGANISER,
@@ -65,18 +65,6 @@ ORGANISERS_ONLY = ("/audit", "/downloads")
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {"organiser_ids": [ORGANISER], "web_port": free_port()}
-
-
-@pytest.fixture
-async def workbench(bot: CocreateApplication) -> AsyncIterator[str]:
-    async with serving(bot.resources):
-        yield bot.resources.settings.workbench_url
-
-
-@pytest.fixture
-async def http(workbench: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=workbench, follow_redirects=False) as client:
-        yield client
 
 
 async def organiser(person: MakePerson) -> Person:

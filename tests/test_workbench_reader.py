@@ -50,8 +50,6 @@ from tests.transcript import Person, join
 
 MakePerson = Callable[..., Person]
 settings_overrides = test_workbench.settings_overrides
-workbench = test_workbench.workbench
-http = test_workbench.http
 
 
 # ---- what members shared, stored as the bot stores it
