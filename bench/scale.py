@@ -62,6 +62,13 @@ SENT_ROUNDS = 100  # past rounds the answers are spread over
 OUTBOX_ROUNDS = 10  # the latest sent rounds keep their outbox rows (for /stats)
 OUTBOX_PER_ROUND = 30_000
 OLD_INBOX = 50_000
+# What members' stories and ideas are made of (eight of these a part): "bus" is in about a
+# quarter of the items, "library" and "clinic" together in fewer.
+WORDS = (
+    "the bus was late again and we waited in the rain near the clinic for an hour "
+    "library opening hours park lights benches lift broken station stop street evening "
+    "week neighbour flats roof gate shopping children school doctor"
+).split()
 GOALS = {"ready": 3.0, "rss": 200.0, "broadcast": 10.0, "stats": 1.0}
 
 
@@ -262,12 +269,20 @@ async def build(path: Path, members: int, responses: int, rounds: int) -> dict[s
             kind = kinds[s % len(kinds)]
             at = when(start, s * 30)
             for part in kind.parts:
-                yield (s, part, f"Words about {part} number {s}.", at)
+                said = " ".join(rng.choice(WORDS) for _ in range(8))
+                yield (s, part, f"{said.capitalize()}, number {s}.", at)
 
     counts["submission_parts"] = insert(
         conn,
         "INSERT INTO submission_parts (submission_id, part, text, updated_at) VALUES (?, ?, ?, ?)",
         part_rows(),
+    )
+    # The search index, as the bot's trigger fills it when a story or idea is saved.
+    conn.execute(
+        "INSERT INTO submission_search (rowid, text)"
+        " SELECT p.submission_id, group_concat(p.text, char(10)) FROM submission_parts p"
+        " JOIN submissions s ON s.id = p.submission_id"
+        " WHERE s.status = 'submitted' AND p.text IS NOT NULL GROUP BY p.submission_id"
     )
 
     def answer_rows() -> Iterator[Row]:

@@ -102,8 +102,9 @@ def _split(items: Iterable[ItemRef]) -> tuple[str, str]:
 
 # The free text of items, newest first: submitted stories and ideas with a typed part, and
 # answers with words. `{where_s}` and `{where_a}` say which (tagged or not, and so on);
-# `{newest_s}` and `{newest_a}` may keep only the newest of each (by id, which follows time),
-# so that SQLite reads those and stops, not every answer there is.
+# `{newest_s}` and `{newest_a}` may keep only the newest of each (in the order of an index:
+# when shared, then id; an answer's id), so that SQLite reads those and stops, not every
+# story or answer there is.
 _TEXT_SQL = """
 SELECT * FROM (
     SELECT * FROM (
@@ -139,7 +140,8 @@ def _text_sql(where_s: str, where_a: str, limit: int | None = None) -> str:
         _TEXT_SQL.format(
             where_s=where_s,
             where_a=where_a,
-            newest_s=f" ORDER BY s.id DESC LIMIT {n}",
+            # the index submissions_submitted (status, submitted_at, id), walked backwards
+            newest_s=f" ORDER BY s.submitted_at DESC, s.id DESC LIMIT {n}",
             newest_a=f" ORDER BY a.id DESC LIMIT {n}",
         )
         + f" LIMIT {n}"
