@@ -11,8 +11,8 @@ How fresh (`Overview`): the counters are read again whenever the database change
 data_version; one statement), so a member's message shows at once. Who takes part by group is
 /stats's whole reading, about a second with 100,000 members: it is read again in the
 background at most every GROUPS_EVERY seconds after a change, and the page shows the last
-reading meanwhile (the members counter is fresh, hidden from 1 to 9, or when that reading hid
-it). Nothing is read while nothing changed: a page opened again is drawn from what was read.
+reading meanwhile (the members counter is fresh, hidden from 1 to 9, or whenever that
+reading hid it). Nothing is read while nothing changed: a page opened again is drawn from what was read.
 """
 
 from __future__ import annotations
@@ -143,7 +143,9 @@ def build(resources: Resources, counts: Counters, reading: StatsReading) -> Figu
     breakdowns = {field: top_groups(reading.breakdowns[field], lang) for field in fields}
     hidden = hidden_in_stats(members, breakdowns)
     fresh = hidden_counts({"members": counts.members, "recent": counts.joined_since})
-    members_hidden = "members" in fresh or (JOINED in hidden and counts.members == members.joined)
+    # Hidden from 1 to 9, and whenever the reading of who takes part hid it (the parts
+    # shown beside it would give it away).
+    members_hidden = "members" in fresh or JOINED in hidden
     counters = (
         Counter("members", "Members", shown(counts.members, members_hidden, lang)),
         Counter(
