@@ -12,7 +12,8 @@ data_version; one statement), so a member's message shows at once. Who takes par
 /stats's whole reading, about a second with 100,000 members: it is read again in the
 background at most every GROUPS_EVERY seconds after a change, and the page shows the last
 reading meanwhile (the members counter is fresh, hidden from 1 to 9, or whenever that
-reading hid it). Nothing is read while nothing changed: a page opened again is drawn from what was read.
+reading hid it). Nothing is read while nothing changed: a page opened again is drawn from
+what was read.
 """
 
 from __future__ import annotations
