@@ -13,10 +13,15 @@ answer was lost or kept twice, SQLite's integrity and foreign-key checks pass an
 flat, and prints the figures. Exit status 1 if anything was wrong; the seed replays the
 same random choices.
 
-Measured on this 2-core machine, shared with other work (1 December 2026):
-    --rate 1000 --seed 14: 33,568 member updates (56 a second), every one answered (p50 3.0 s,
-        p95 5.4 s, the bot's one CPU saturated), 262 members, 339 answers and 481 marked story
-        and idea parts confirmed and found once each; RSS 79-91 MB, flat after start-up.
+Measured on this 2-core machine (1 December 2026):
+    --rate 1000 --seed 14, quiet machine, with group commit: 81,556 member updates (136 a
+        second), every one answered (p50 0.017 s, p95 0.1 s, worst 2.7 s), every confirmed
+        answer and marked story and idea part found once each; RSS 96-107 MB, flat.
+    the same before group commit, machine shared with other work: 33,568 updates (56 a
+        second; p50 3.0 s, p95 5.4 s, the bot's one CPU saturated).
+    On a machine at load 10 the checks of the chats go wrong (a reply in two parts more
+        than 0.5 s apart is taken for the answer to the next message): replies "in the
+        other language" and answers "lost" that the database has. Run it on a quiet machine.
     default rate (BROADCAST_RATE=30) --seed 12: 6,165 updates (10 a second), p50 29 s: every
         call (callback answers and edits too) shares the 30-a-second budget.
 """
