@@ -124,7 +124,7 @@ async def serve(settings: Settings) -> None:
         webhook = Webhook(application) if settings.webhook_mode else None
         routes = webhook.routes() if webhook is not None else []
         async with (
-            serving(application.resources, routes=routes),
+            serving(application.resources, routes=routes, wake=lambda: application.delivery.wake()),
             running(application, webhook=webhook),
         ):
             await stop.wait()

@@ -183,7 +183,9 @@ async def _try(settings: Settings, data: TryData, *, port: int | None, open_brow
         )
         application = build_application(settings, store, clock)
         # The staff workbench, as `cocreate run` serves it: /workbench sends a sign-in link.
-        await stack.enter_async_context(serving(application.resources, web))
+        await stack.enter_async_context(
+            serving(application.resources, web, wake=lambda: application.delivery.wake())
+        )
         await stack.enter_async_context(running(application, poll_timeout=POLL_TIMEOUT))
         # Olu and Fran find a sign-in link in their chat when they first open it.
         links = SignInLinks(application)

@@ -141,7 +141,7 @@ def person(emulator: Emulator, bot: CocreateApplication) -> Callable[..., Person
 @pytest.fixture
 async def workbench(bot: CocreateApplication) -> AsyncIterator[str]:
     """The workbench beside the bot (on settings' WEB_PORT); yields its address."""
-    async with serving(bot.resources):
+    async with serving(bot.resources, wake=lambda: bot.delivery.wake()):
         yield bot.resources.settings.workbench_url
 
 

@@ -217,17 +217,31 @@ async def test_not_possible_now_needs_a_reason_and_nothing_is_sent_without_one(
 
 
 async def test_the_same_change_twice_tells_no_one_twice(
-    person: MakePerson, store: Store, http: httpx.AsyncClient, bot: CocreateApplication
+    person: MakePerson,
+    store: Store,
+    http: httpx.AsyncClient,
+    bot: CocreateApplication,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fay = await facilitator(person, store)
     ann = person(ANN, "Ann")
     await join(ann)
     submission = await an_idea(store, ann)
     csrf = await signed_in(http, fay)
+    woken: list[str] = []
+    wake = bot.delivery.wake
+
+    def waking() -> None:
+        woken.append("woken")
+        wake()
+
+    monkeypatch.setattr(bot.delivery, "wake", waking)
     form = {"csrf": csrf, "status": "looking", "reason": ""}
     first = await http.post(f"/tracker/i{submission}", data=form)
     assert first.headers["location"] == f"/tracker/i{submission}?saved=1"
-    assert t("en", "tracking.did.looking") in await delivered(bot, ann)
+    assert woken == ["woken"]  # the page woke the sender: the message goes at once
+    [message] = await ann.user.wait_messages(1, timeout=10)
+    assert t("en", "tracking.did.looking") in (message.text or "")
     again = await http.post(f"/tracker/i{submission}", data=form)
     assert again.headers["location"] == f"/tracker/i{submission}?unchanged=1"
     assert "No one was told again." in (await http.get(again.headers["location"])).text

@@ -24,6 +24,7 @@ from playwright.async_api import Page, async_playwright, expect
 
 from bot.catalogue import t
 from bot.clock import FakeClock
+from bot.receiving import CocreateApplication
 from bot.settings import Settings
 from bot.web.pages import reader
 from storage import search
@@ -570,7 +571,11 @@ async def test_questions_count_each_round_and_hide_small_numbers_as_stats_does(
 
 
 async def test_a_private_reply_from_the_workbench_reaches_the_member(
-    person: MakePerson, store: Store, http: httpx.AsyncClient
+    person: MakePerson,
+    store: Store,
+    http: httpx.AsyncClient,
+    bot: CocreateApplication,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     olu = person(ORGANISER, "Olu")
     ann = person(1001, "Ann")
@@ -600,8 +605,17 @@ async def test_a_private_reply_from_the_workbench_reaches_the_member(
     assert await store.db.fetch_all("SELECT id FROM replies") == []
 
     words = "Thank you. Which part of the pond?"
+    woken: list[str] = []
+    wake = bot.delivery.wake
+
+    def waking() -> None:
+        woken.append("woken")
+        wake()
+
+    monkeypatch.setattr(bot.delivery, "wake", waking)
     sent = await http.post(action, data={"csrf": csrf_of(page), "text": words})
     assert sent.status_code == 303
+    assert woken == ["woken"]  # the page woke the sender: the reply goes at once
     assert sent.headers["location"] == f"{link}?sent={answer['id']}#answer-{answer['id']}"
     after = await http.get(sent.headers["location"])
     assert f"Your reply is on its way to {pseudonym}." in after.text

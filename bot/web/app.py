@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,9 +105,14 @@ class Workbench:
     figures, the guess limit."""
 
     def __init__(
-        self, resources: Resources, reader: Reader, routes: Sequence[BaseRoute] = ()
+        self,
+        resources: Resources,
+        reader: Reader,
+        routes: Sequence[BaseRoute] = (),
+        wake: Callable[[], None] = lambda: None,
     ) -> None:
         self.resources = resources
+        self.wake_delivery = wake  # the outbox's sender: what a page queued goes at once
         self.reader = reader  # the figures are read on a connection of their own
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.guesses = Guesses(resources.clock.now)

@@ -26,3 +26,7 @@ class Bench(Protocol):
     async def signed_in(self, request: Request) -> Staff | Response:
         """The staff member behind the request (role read now), or the page refusing them."""
         ...
+
+    def wake_delivery(self) -> None:
+        """Wakes the outbox's sender: what a page just queued goes at once."""
+        ...

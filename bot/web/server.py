@@ -16,7 +16,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Generator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from contextlib import asynccontextmanager
 
 import uvicorn
@@ -65,10 +65,14 @@ def listen(host: str, port: int) -> socket.socket:
 
 @asynccontextmanager
 async def serving(
-    resources: Resources, sock: socket.socket | None = None, routes: Sequence[BaseRoute] = ()
+    resources: Resources,
+    sock: socket.socket | None = None,
+    routes: Sequence[BaseRoute] = (),
+    wake: Callable[[], None] = lambda: None,
 ) -> AsyncIterator[Workbench]:
     """Serves the workbench until the block exits, on WEB_LISTEN:WEB_PORT (or on a socket
-    already listening, which it then closes), with any other routes given (the webhook)."""
+    already listening, which it then closes), with any other routes given (the webhook).
+    `wake` wakes the outbox's sender, for what a page queues (a reply, a status change)."""
     settings = resources.settings
     sock = sock or listen(settings.web_listen, settings.web_port)
     try:
@@ -77,7 +81,7 @@ async def serving(
         sock.close()
         raise
     try:
-        async with _served(Workbench(resources, reader, routes), sock) as workbench:
+        async with _served(Workbench(resources, reader, routes, wake), sock) as workbench:
             yield workbench
     finally:
         await reader.close()

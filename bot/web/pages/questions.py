@@ -205,7 +205,7 @@ def routes(bench: Bench) -> list[BaseRoute]:
             )
         who = staff.session.telegram_user_id
         await relay_reply(store, answer, member, who, who, text, via="workbench")
-        # The outbox's sender polls every second, so the member gets it within one.
+        bench.wake_delivery()
         return RedirectResponse(
             f"/questions/rounds/{answer.round_id}?sent={answer.id}#answer-{answer.id}",
             status_code=303,

@@ -195,6 +195,7 @@ def routes(bench: Bench) -> list[BaseRoute]:
         key = tracked.item.key
         if changed is None:  # the same status and reason again (sent twice): nothing is sent
             return RedirectResponse(f"/tracker/{key}?unchanged=1", status_code=303)
+        bench.wake_delivery()
         return RedirectResponse(f"/tracker/{key}?saved={count}", status_code=303)
 
     return [
