@@ -211,16 +211,7 @@ class Database:
                 conn.execute(f"RELEASE {old}")
             if not conn.in_transaction:
                 conn.execute("BEGIN IMMEDIATE")
-            conn.execute(f"SAVEPOINT {name}")
-            try:
-                result = work(conn)
-            except BaseException:
-                conn.execute(f"ROLLBACK TO {name}")
-                conn.execute(f"RELEASE {name}")
-                raise
-            if alone:
-                conn.execute(f"RELEASE {name}")
-            return result
+            return _saved(conn, name, work, release=alone)
 
         result = await self._run(segment)
         self._savepoint = name
@@ -525,16 +516,7 @@ class Database:
             return await self._alone(write)
 
         def together(conn: sqlite3.Connection) -> list[list[aiosqlite.Row]]:
-            name = f"sp{next(_savepoints)}"
-            conn.execute(f"SAVEPOINT {name}")
-            try:
-                results = write(conn)
-            except BaseException:
-                conn.execute(f"ROLLBACK TO {name}")
-                conn.execute(f"RELEASE {name}")
-                raise
-            conn.execute(f"RELEASE {name}")
-            return results
+            return _saved(conn, f"sp{next(_savepoints)}", write)
 
         return await self._in_unit(unit, together, *(sql for sql, _ in batch))
 
@@ -617,3 +599,24 @@ def _each(
         finally:
             cursor.close()
     return results
+
+
+def _saved(
+    conn: sqlite3.Connection,
+    name: str,
+    work: Callable[[sqlite3.Connection], T],
+    *,
+    release: bool = True,
+) -> T:
+    """`work` under a savepoint: rolled back to it if `work` fails; released after it
+    (unless `release` is False: a segment that stays open)."""
+    conn.execute(f"SAVEPOINT {name}")
+    try:
+        result = work(conn)
+    except BaseException:
+        conn.execute(f"ROLLBACK TO {name}")
+        conn.execute(f"RELEASE {name}")
+        raise
+    if release:
+        conn.execute(f"RELEASE {name}")
+    return result
