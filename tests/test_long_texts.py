@@ -16,6 +16,8 @@ from bot.catalogue import t
 from conversations.replies import TELEGRAM_LIMIT, split_text
 from emulator import BotMessage
 from storage.store import Store
+from tests.test_approving import share_idea
+from tests.test_voting import SEE
 from tests.transcript import Person, join
 
 MakePerson = Callable[..., Person]
@@ -159,3 +161,43 @@ async def test_responses_offers_only_questions_already_sent(
     await ask_open(staff, "Will you come next week?", "At a date and time", "05/12/2026 10:00")
     await staff.says("/responses")
     assert staff.buttons == [QUESTION]
+
+
+def joined(parts: list[str]) -> str:
+    """Messages split between words, put back together (a space where they were cut)."""
+    return " ".join(parts)
+
+
+async def test_an_idea_as_long_as_telegram_allows_is_approved_shown_and_weighed(
+    person: MakePerson, store: Store
+) -> None:
+    """Issue 12's views quote a member's idea whole: the waiting list, the author's "it is
+    approved", the idea shown to weigh, and /myvotes all work with 4,096 characters."""
+    olu = person(STAFF, "Olu")
+    await olu.says("hello")
+    olu.user.unread()
+    ann, bo = person(9401, "Ann"), person(9402, "Bo")
+    await join(ann)
+    await join(bo)
+    idea = long_words("A bench ")
+    await share_idea(ann, idea)
+    await ann.taps("Others, without my name")
+    ann.user.unread()
+
+    await olu.says("/ideas")
+    waiting = await olu.taps(t("en", "ideas.desk.wait"))
+    assert len(waiting) > 1 and idea in joined(waiting)  # split, every word kept
+    assert olu.buttons[0] == "Approve"  # the buttons come with the last part
+    assert (await olu.taps("Approve"))[0] == t("en", "approving.approved")
+    told = await ann.user.wait_messages(2, timeout=10)
+    assert idea in joined([m.text or "" for m in told])
+
+    await bo.says("/menu")
+    shown = await bo.taps(SEE)
+    assert len(shown) > 1 and idea in joined(shown)
+    assert "Agree" in bo.buttons
+    await bo.taps("Agree")
+    mine = await bo.says("/myvotes")
+    assert mine and all(len(text) <= TELEGRAM_LIMIT for text in mine)
+    counted = await store.db.fetch_one("SELECT votes FROM statements")
+    assert counted is not None and counted["votes"] == 1
