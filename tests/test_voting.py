@@ -459,3 +459,15 @@ async def test_the_next_idea_merges_every_project_of_the_member_fewest_votes_fir
     assert total == 3 and [v.statement_id for v in mine] == [everyone, park]
     mine, total = await store.votes.mine(ann, 2, 2)
     assert total == 3 and [v.statement_id for v in mine] == [bus]
+
+
+async def test_before_joining_the_idea_commands_keep_nothing(
+    person: MakePerson, store: Store
+) -> None:
+    """Someone who has not joined (no consent yet) gets the "type /start" answer to
+    /myvotes, /updates and "See others' ideas", and nothing about them is kept."""
+    stranger = person(9801, "Sam")
+    for said in ("/myvotes", "/updates", SEE):
+        assert await stranger.says(said) == [t("en", "bad.not_started")], said
+    assert await store.members.by_telegram_id(9801) is None
+    assert await store.db.fetch_all("SELECT * FROM sessions WHERE user_id = 9801") == []
