@@ -42,12 +42,10 @@ from conversations import (
 )
 from conversations.context import CocreateContext
 from conversations.replies import (
-    AWAITING,
     SHARING,
     active_draft,
     answer_unknown_button,
     current_member,
-    language_of,
     menu_button,
     say,
 )
@@ -165,13 +163,4 @@ async def reask(update: Update, context: CocreateContext) -> bool:
         if draft is not None:
             await sharing.ask(update, context, draft)
             return True
-    if session.state == AWAITING:
-        # A one-step question whose asking may have been lost (a facilitator's edit, who may
-        # see an idea): it ends, so that words typed next are not taken for its answer
-        # unasked; what it would have changed stays as it was. They go on from the menu.
-        session.end()
-        member = await current_member(update, context)
-        lang = member.language if member else await language_of(update, context)
-        await say(update, context, "restart.back", reply_markup=menu_button(lang))
-        return True
     return False

@@ -569,39 +569,3 @@ def test_every_staff_question_ends_with_the_role() -> None:
     staff_flows = {approving.CHOOSE, approving.EDIT, approving.SUMMARY, approving.STATEMENT}
     staff_flows |= {reviewing.REPLY, tracking.DRAFT, asking.FLOW.name, broadcasting.FLOW.name}
     assert staff_flows <= set(STAFF_FLOWS)
-
-
-async def test_a_replayed_edit_asks_nothing_unasked(
-    person: MakePerson, store: Store, bot: CocreateApplication
-) -> None:
-    """After a crash replays "Edit" (typed 2), the facilitator may never have been asked for
-    the words: the question ends and they are told to go on from the menu, and what they
-    type next is not taken for the idea's new words."""
-    olu = person(STAFF, "Olu")
-    ann = await member(person, 3021, "Ann")
-    await share_idea(ann, "A later last bus.")
-    await ann.taps("Others, without my name")
-    await olu.says("/ideas")
-    await olu.taps("Waiting for your OK")
-    update_id = olu.user.send("2")  # Edit, then approve: typed
-    await bot.wait_handled(update_id)
-    olu.user.unread()
-    raw = {  # the same update again, as after a crash before Telegram heard it was handled
-        "update_id": update_id,
-        "message": {
-            "message_id": 10_000,
-            "date": 1_790_000_000,
-            "chat": {"id": STAFF, "type": "private", "first_name": "Olu"},
-            "from": {"id": STAFF, "is_bot": False, "first_name": "Olu"},
-            "text": "2",
-        },
-    }
-    queue = bot.update_queue
-    assert isinstance(queue, DurableUpdateQueue)
-    await queue.requeue(Update.de_json(raw, bot.bot))
-    await bot.wait_handled(update_id)
-    [said] = await olu.user.wait_messages(1, timeout=10)
-    assert said.text == t("en", "restart.back")
-    await olu.says("Thanks, I am back")
-    [row] = await statements(store)
-    assert (row["state"], row["text"]) == ("waiting", None)
