@@ -49,8 +49,8 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 from bot.catalogue import t
 from emulator import Emulator, SimUser
 from emulator.state import BotMessage
-from storage.db import Database
 from storage.kinds import all_kinds
+from storage.sqlite_db import SqliteDatabase
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "123456:BENCH-not-a-real-token"
@@ -107,7 +107,7 @@ def insert(conn: sqlite3.Connection, sql: str, rows: Iterator[Row]) -> int:
 
 async def build(path: Path, members: int, responses: int, rounds: int) -> dict[str, int]:
     """Makes and migrates the database the bot's way, then fills it with direct SQL."""
-    db = await Database.open(path)
+    db = await SqliteDatabase.open(path)
     await db.close()
     rng = random.Random(11)
     now = datetime.now(UTC)

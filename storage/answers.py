@@ -6,12 +6,11 @@ question_rounds to count who was sent a question.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from storage.db import Database
+from storage.db import Database, Row
 from storage.sharing import NewMedia, insert_media
 from storage.times import from_db, to_db
 
@@ -30,7 +29,7 @@ class Answer:
     media_kinds: tuple[str, ...] = ()
 
 
-def _answer(r: sqlite3.Row, media_kinds: tuple[str, ...] = ()) -> Answer:
+def _answer(r: Row, media_kinds: tuple[str, ...] = ()) -> Answer:
     return Answer(
         id=r["id"],
         round_id=r["round_id"],
@@ -88,8 +87,8 @@ class Answers:
             kept, gone = await self._db.execute_all([keep, forget])
         else:
             async with self._db.transaction() as conn:
-                kept = list(await conn.execute_fetchall(*keep))
-                gone = list(await conn.execute_fetchall(*forget))
+                kept = list(await conn.fetch_all(*keep))
+                gone = list(await conn.fetch_all(*forget))
                 await insert_media(conn, member_id, media, now, answer_id=int(kept[0]["id"]))
         answer = _answer(kept[0])
         replaced = [str(r["file_name"]) for r in gone]

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from storage.db import Database
+from storage.db import Database, Row
 from storage.models import AuditEntry
 from storage.times import from_db, to_db
 
@@ -39,7 +38,7 @@ class AuditLog:
         return [_entry(r) for r in rows]
 
 
-def _entry(r: sqlite3.Row) -> AuditEntry:
+def _entry(r: Row) -> AuditEntry:
     return AuditEntry(
         id=r["id"], at=from_db(r["at"]), actor=r["actor"], action=r["action"], detail=r["detail"]
     )

@@ -5,12 +5,11 @@ Table: broadcasts (migration 4). The scheduler sends the due ones through the ou
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from storage.db import Database
+from storage.db import Database, Row, new_id
 from storage.times import from_db, to_db
 
 Now = Callable[[], datetime]
@@ -31,7 +30,7 @@ class Broadcast:
     sent_at: datetime | None
 
 
-def _broadcast(r: sqlite3.Row) -> Broadcast:
+def _broadcast(r: Row) -> Broadcast:
     return Broadcast(
         id=r["id"],
         author_id=r["author_id"],
@@ -65,20 +64,21 @@ class Broadcasts:
     ) -> Broadcast:
         """Stores a broadcast to go out at `send_at`."""
         async with self._db.transaction() as conn:
-            async with conn.execute(
-                "INSERT INTO broadcasts (author_id, author_chat_id, author_language, text,"
-                " audience, send_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    author_id,
-                    author_chat_id,
-                    author_language,
-                    text,
-                    audience,
-                    to_db(send_at),
-                    to_db(self._now()),
-                ),
-            ) as cur:
-                broadcast_id = int(cur.lastrowid or 0)
+            broadcast_id = new_id(
+                await conn.fetch_one(
+                    "INSERT INTO broadcasts (author_id, author_chat_id, author_language, text,"
+                    " audience, send_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    (
+                        author_id,
+                        author_chat_id,
+                        author_language,
+                        text,
+                        audience,
+                        to_db(send_at),
+                        to_db(self._now()),
+                    ),
+                )
+            )
         found = await self.get(broadcast_id)
         assert found is not None
         return found

@@ -1,18 +1,15 @@
-"""The database connection: one writer connection, WAL, foreign keys, busy timeout,
-secure_delete, files only the bot's user can read.
+"""The database, whichever it is: SQLite (the default, storage/sqlite_db.py) or PostgreSQL
+(storage/pg_db.py, for several processes sharing one database). `storage.store.open_database`
+opens the one DATABASE_URL names.
 
-Every statement goes through `Database`, which serialises the writers with a lock so two
-coroutines never interleave inside one segment on the shared connection.
+Repositories see only `Database`: they write SQL with `?` placeholders, shared where the
+two dialects agree, and pick per dialect (`Database.dialect`) where they don't. Times cross
+the boundary as UTC ISO text in both (storage/times.py): PostgreSQL keeps them as
+timestamptz and turns them into that text and back.
 
-Group commit. With `synchronous=FULL` every COMMIT waits for the disk (milliseconds), so
-writes are made in segments of one shared transaction, and one COMMIT makes every segment
-that ended meanwhile durable at once (`_lead`). A segment is a savepoint: one that fails is
-rolled back alone. Whoever wrote waits for that COMMIT before going on, so nothing is
-confirmed to anyone before it is on disk.
-
-Handling one update is one `Unit` (see `Database.unit`): its writes are a segment that ends
-with the unit's hooks (where the person is in a flow, with the update's id; and at the end
-the inbox's done-mark), at every commit point: before every request the bot sends
+Handling one update is one `Unit` (see `Database.unit`): its writes commit together with the
+unit's hooks (where the person is in a flow, with the update's id; and at the end the
+inbox's done-mark), at every commit point: before every request the bot sends
 (`commit_point`, called by the bot's HTTP request class), so an answer is on disk before the
 bot says "saved", and a replayed update can be recognised as already applied. An update
 reads a query once until it writes what the query names (`Unit.reads`).
@@ -21,51 +18,93 @@ reads a query once until it writes what the query names (`Unit.reads`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import itertools
-import logging
-import os
 import re
 import sqlite3
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from abc import ABC, abstractmethod
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Protocol
 
-import aiosqlite
-
-from storage.migrations import migrate
-
-logger = logging.getLogger(__name__)
-
-BUSY_TIMEOUT_MS = 5000
-
-
-def path_from_url(url: str) -> Path:
-    """Turns `sqlite:///relative.db` or `sqlite:////absolute.db` into a file path."""
-    prefix = "sqlite:///"
-    if not url.startswith(prefix):
-        raise ValueError(f"DATABASE_URL must start with {prefix!r}, got {url.split(':')[0]!r}")
-    rest = url[len(prefix) :]
-    if not rest:
-        raise ValueError("DATABASE_URL names no file")
-    return Path(rest)
-
+import asyncpg
 
 # Runs inside each commit of a unit, before COMMIT; `final` is True for the unit's last one.
 CommitHook = Callable[[bool], Awaitable[None]]
-_savepoints = itertools.count(1)
-T = TypeVar("T")
 Statement = tuple[str, Iterable[Any]]
+# What a broken constraint raises, in either database (`except IntegrityErrors:`).
+IntegrityErrors: tuple[type[Exception], ...] = (
+    sqlite3.IntegrityError,
+    asyncpg.IntegrityConstraintViolationError,
+)
 # The table one writing statement names (INSERT OR REPLACE, which deletes, is not matched).
 _WRITES = re.compile(
     r"\s*(?:INSERT(?: OR (?:IGNORE|ABORT|FAIL|ROLLBACK))? INTO|UPDATE|DELETE FROM)\s+(\w+)",
     re.I,
 )
+
+
+class Row(Protocol):
+    """A row read from either database: by column name or position (sqlite3.Row,
+    asyncpg.Record)."""
+
+    def __getitem__(self, key: Any, /) -> Any: ...
+
+    def keys(self) -> Any: ...
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Tx(Protocol):
+    """Statements inside one transaction (`Database.transaction`)."""
+
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """Runs one statement; returns the rows it changed."""
+        ...
+
+    async def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        """Runs one statement for each row of parameters."""
+        ...
+
+    async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        """Every row of a query (or of a writing statement's RETURNING)."""
+        ...
+
+    async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+        """The first row, or None."""
+        ...
+
+
+class Snapshot(Protocol):
+    """One consistent, read-only view of the database, open while an export runs."""
+
+    async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        """Every row of a query, as plain tuples."""
+        ...
+
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> AsyncGenerator[list[Any], None]:
+        """A large query's rows (plain tuples), a batch at a time, read ahead of the caller."""
+        ...
+
+
+def new_id(row: Row | None) -> int:
+    """The id an INSERT … RETURNING id gave its new row."""
+    if row is None:
+        raise LookupError("the INSERT returned no id")
+    return int(row[0])
 
 
 @functools.lru_cache(maxsize=256)
@@ -80,8 +119,10 @@ class Unit:
 
     db: Database
     hooks: list[CommitHook] = field(default_factory=list)
-    open: bool = False  # its segment is open: it holds the connection's lock
-    savepoint: str = ""  # its segment's savepoint, while open
+    open: bool = False  # it has a transaction (SQLite: a segment; see sqlite_db.py) open
+    savepoint: str = ""  # SQLite: its segment's savepoint, while open
+    conn: Any = None  # PostgreSQL: the connection it holds until its next commit
+    transaction: Any = None  # PostgreSQL: its open transaction
     # Only the task handling the update works in the unit: a task it starts (a long export)
     # copies the context but works on its own, like any other task.
     task: asyncio.Task[Any] | None = field(default_factory=asyncio.current_task)
@@ -90,14 +131,15 @@ class Unit:
     after: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
     # What the update has read, by query, until it writes anything (Database.fetch_all):
     # handling one update reads the person's member row, role and draft several times.
-    reads: dict[tuple[str, tuple[Any, ...]], list[aiosqlite.Row]] = field(default_factory=dict)
+    reads: dict[tuple[str, tuple[Any, ...]], list[Row]] = field(default_factory=dict)
 
 
 _UNIT: ContextVar[Unit | None] = ContextVar("cocreate_unit", default=None)
 _DATABASES: weakref.WeakSet[Database] = weakref.WeakSet()  # open ones, for commit_point
 
 
-def _current_unit() -> Unit | None:
+def current_unit() -> Unit | None:
+    """The unit of the update the current task is handling, if any."""
     unit = _UNIT.get()
     return unit if unit is not None and unit.task is asyncio.current_task() else None
 
@@ -106,7 +148,7 @@ async def commit_point() -> None:
     """Commits the current unit's writes and its hooks' (the person's session, saying this
     update was applied), if any: call before telling anyone about them. Outside a unit, it
     waits until whatever anyone wrote (and so whatever may have been read) is on disk."""
-    unit = _current_unit()
+    unit = current_unit()
     if unit is not None:
         await unit.db._commit(unit, final=False)
         return
@@ -114,48 +156,14 @@ async def commit_point() -> None:
         await db.durable()
 
 
-def sidecars(path: Path) -> tuple[Path, Path]:
-    """The database's WAL and shared-memory files."""
-    return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+class Database(ABC):
+    """The connection (or pool) the repositories share. Open with `open_database`."""
 
+    dialect: ClassVar[str]
+    # SQLite: the database file (readers of their own open it); PostgreSQL: None.
+    path: Path | None = None
 
-def private_folder(folder: Path) -> None:
-    """Creates a folder (and its missing parents) that only the bot's user can open.
-
-    A folder that already existed is left as it is: it may be shared, like the current one.
-    """
-    missing = [p for p in (folder, *folder.parents) if not p.exists()]
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for created in missing:
-        created.chmod(0o700)  # mkdir's mode is cut by the umask, and parents get the default
-
-
-def private_files(path: Path) -> None:
-    """Makes the database's folder (if missing) and file (new or not) private: 0700, 0600."""
-    private_folder(path.parent)
-    for file in (path, *sidecars(path)):
-        if file.exists():
-            file.chmod(0o600)
-    if not path.exists():
-        # Never open and close a database file another connection in this process may hold:
-        # closing any descriptor of a file drops the process's POSIX locks on it.
-        with contextlib.suppress(FileExistsError):
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
-
-
-class Database:
-    """One aiosqlite connection shared by the repositories."""
-
-    def __init__(
-        self,
-        conn: aiosqlite.Connection,
-        path: Path,
-        triggered: Iterable[str] = (),
-        parents: Iterable[str] = (),
-    ) -> None:
-        self._conn = conn
-        self._lock = asyncio.Lock()
-        self.path = path
+    def __init__(self, triggered: Iterable[str] = (), parents: Iterable[str] = ()) -> None:
         # Tables whose writes may change other tables: they fire triggers; or, for a DELETE,
         # other tables' rows point at theirs with ON DELETE CASCADE or SET NULL.
         self._triggered = frozenset(name.lower() for name in triggered)
@@ -163,24 +171,16 @@ class Database:
         # Writes left for later that must reach the file before a checkpoint empties the WAL
         # (the inbox's done-marks, which clear what members wrote).
         self.before_checkpoint: list[Callable[[], Awaitable[object]]] = []
-        # Group commit: who waits for the next COMMIT, and the task that makes it.
-        self._waiting: list[asyncio.Future[None]] = []
-        self._leader: asyncio.Task[None] | None = None
-        self._savepoint = ""  # the name of the last segment begun
-        self._ended: list[str] = []  # segments ended whose savepoints are still to release
-        self._closed = False
         _DATABASES.add(self)
 
-    def _owned(self) -> Unit | None:
-        """The current unit, if it is on this database and holds its open transaction."""
-        unit = _current_unit()
-        return unit if unit is not None and unit.db is self and unit.open else None
+    def _deregister(self) -> None:
+        """Forgets a closed database (commit points no longer wait for it)."""
+        _DATABASES.discard(self)
 
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Runs `work` on the connection's thread: one trip, however many statements."""
-        # aiosqlite's own helpers (execute_fetchall, execute_insert) are built on _execute.
-        run: Callable[..., Awaitable[T]] = self._conn._execute  # untyped in aiosqlite
-        return await run(work, self._conn._conn)
+    def _mine(self) -> Unit | None:
+        """The current unit, if it is on this database."""
+        unit = current_unit()
+        return unit if unit is not None and unit.db is self else None
 
     def _forget(self, unit: Unit, sql: str | None) -> None:
         """Forgets what the update read that a write may have changed: the reads that name
@@ -196,146 +196,6 @@ class Database:
         for key in [key for key in unit.reads if named(key[0])]:
             del unit.reads[key]
 
-    async def _segment(self, work: Callable[[sqlite3.Connection], T], *, alone: bool) -> T:
-        """Runs `work` as a segment of the shared transaction, holding the lock (the caller
-        took it): in one trip, BEGIN if no transaction is open, a savepoint, and `work`. If
-        `work` fails, what it wrote is rolled back to the savepoint, and the error raised.
-
-        `alone`: the segment is all of `work`, released in the same trip; otherwise it stays
-        open (a unit's, named unit.savepoint) until `_settle`."""
-        name = f"s{next(_savepoints)}"
-        ended, self._ended = self._ended, []
-
-        def segment(conn: sqlite3.Connection) -> T:
-            for old in ended:  # segments that ended before: kept, in the same trip
-                conn.execute(f"RELEASE {old}")
-            if not conn.in_transaction:
-                conn.execute("BEGIN IMMEDIATE")
-            return _saved(conn, name, work, release=alone)
-
-        result = await self._run(segment)
-        self._savepoint = name
-        return result
-
-    async def _settle(self, name: str | None) -> None:
-        """Ends a segment and releases the lock, then waits until what it wrote is on disk:
-        the next group commit. Its savepoint, if still open, is released by the next trip
-        that writes (the next segment's, or the COMMIT, which keeps everything): no trip of
-        its own."""
-        if name is not None:
-            self._ended.append(name)
-        waiting = self._enlist()
-        self._lock.release()
-        await waiting
-
-    async def _undo(self, name: str) -> None:
-        """Rolls a segment back (its savepoint) and releases the lock."""
-        try:
-
-            def undo(conn: sqlite3.Connection) -> None:
-                conn.execute(f"ROLLBACK TO {name}")
-                conn.execute(f"RELEASE {name}")
-
-            await self._run(undo)
-        finally:
-            self._lock.release()
-
-    def _enlist(self) -> asyncio.Future[None]:
-        """A future done once everything written so far is committed (or failed to be)."""
-        waiting: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append(waiting)
-        if self._leader is None or self._leader.done():
-            self._leader = asyncio.create_task(self._lead(), name="group commit")
-        return waiting
-
-    async def durable(self) -> None:
-        """Waits until everything written so far, by anyone, is on disk (at once if so)."""
-        if not self._closed and (self._conn.in_transaction or self._waiting):
-            await self._enlist()
-
-    async def _lead(self) -> None:
-        """Group commit: one COMMIT (one fsync) for every segment that ended while the last
-        one was being written, as many as there are, then the next, until none waits."""
-        while self._waiting:
-            async with self._lock:  # no segment is half-way
-                if self._waiting:  # (close() may have committed them meanwhile)
-                    await self._commit_waiting()
-
-    async def _commit_waiting(self) -> None:
-        """Commits the shared transaction (the lock is held) and tells everyone waiting."""
-        batch, self._waiting = self._waiting, []
-        self._ended = []  # COMMIT keeps what their savepoints hold
-        error: BaseException | None = None
-        if self._closed:
-            error = ConnectionError("the database was closed before this write was committed")
-        try:
-            if error is None and self._conn.in_transaction:
-                await self._run(lambda conn: conn.execute("COMMIT"))
-        except BaseException as exc:
-            error = exc
-            if not self._closed and self._conn.in_transaction:
-                with contextlib.suppress(Exception):
-                    await self._run(lambda conn: conn.execute("ROLLBACK"))
-        for waiting in batch:
-            if waiting.done():
-                continue
-            if error is None:
-                waiting.set_result(None)
-            else:
-                waiting.set_exception(error)
-        if isinstance(error, asyncio.CancelledError):
-            raise error
-
-    async def _in_unit(self, unit: Unit, work: Callable[[sqlite3.Connection], T], *sql: str) -> T:
-        """Runs `work` in the unit's segment of the shared transaction, beginning it in the
-        same trip if it is not open yet. What the update read that `work`'s statements
-        (`sql`; unknown if none) may have changed is read again next time."""
-        for each in sql or (None,):
-            self._forget(unit, each)
-        if unit.open:
-            return await self._run(work)
-        await self._lock.acquire()
-        try:
-            result = await self._segment(work, alone=False)
-        except BaseException:
-            self._lock.release()
-            raise
-        unit.open, unit.savepoint = True, self._savepoint
-        return result
-
-    async def _begin(self, unit: Unit) -> None:
-        if not unit.open:
-            await self._in_unit(unit, lambda conn: None)
-
-    async def _commit(self, unit: Unit, *, final: bool) -> None:
-        """Runs the unit's hooks, ends its segment and waits until what it wrote is on disk.
-
-        A hook writes only what changed, so a commit point with nothing new, or a final commit
-        after the last commit point, often writes nothing and costs nothing (see
-        storage/inbox.py, `mark_done_soon`). The first commit point of an update that wrote
-        nothing still saves the person's session, saying the update was applied: a replay
-        after a crash does not run it again. An update that wrote nothing may have read
-        what others wrote that is not on disk yet: it waits for that too, before it tells
-        anyone anything.
-        """
-        try:
-            for hook in unit.hooks:
-                await hook(final)
-        except BaseException:
-            if unit.open:
-                unit.open = False
-                await self._undo(unit.savepoint)
-            raise
-        if unit.open:
-            unit.open = False
-            await self._settle(unit.savepoint)
-        else:
-            await self.durable()
-
-    def in_transaction(self) -> bool:
-        """Whether the current update's unit has uncommitted writes (they commit next)."""
-        return self._owned() is not None
-
     @asynccontextmanager
     async def unit(self, hooks: Iterable[CommitHook] = ()) -> AsyncIterator[Unit]:
         """Handles one update as a unit of work; its last commit runs the hooks with final=True.
@@ -348,9 +208,7 @@ class Database:
             try:
                 yield unit
             except BaseException:
-                if unit.open:
-                    unit.open = False
-                    await self._undo(unit.savepoint)
+                await self._abort(unit)
                 raise
             await self._commit(unit, final=True)
         finally:
@@ -358,265 +216,113 @@ class Database:
         for action in unit.after:  # outside the unit: their writes are their own
             await action()
 
-    @classmethod
-    async def open(cls, path: Path) -> Database:
-        """Opens (creating the file and its folder if needed) and migrates the database.
+    def in_transaction(self) -> bool:
+        """Whether the current update's unit has uncommitted writes (they commit next)."""
+        unit = self._mine()
+        return unit is not None and unit.open
 
-        Only the bot's own user may read it: a folder it creates is 0700, the database file
-        0600 (SQLite gives its -wal and -shm files the database file's mode).
-        """
-        private_files(path)
-        conn = await aiosqlite.connect(path, isolation_level=None)
-        try:
-            conn.row_factory = aiosqlite.Row
-            # Deleted rows are overwritten with zeros, not just marked free: an erased
-            # member's words must not stay readable in the file (set explicitly, whatever
-            # the SQLite build's default).
-            await conn.execute("PRAGMA secure_delete = ON")
-            await conn.execute("PRAGMA journal_mode = WAL")
-            # FULL: a committed answer survives a power cut, not only a killed process.
-            await conn.execute("PRAGMA synchronous = FULL")
-            await conn.execute("PRAGMA foreign_keys = ON")
-            await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            version = await migrate(conn)
-            triggered = await conn.execute_fetchall(
-                "SELECT tbl_name FROM sqlite_master WHERE type = 'trigger'"
-            )
-            parents = await conn.execute_fetchall(
-                'SELECT fk."table" FROM sqlite_master AS t, pragma_foreign_key_list(t.name) AS fk'
-                " WHERE t.type = 'table' AND fk.on_delete IN ('CASCADE', 'SET NULL')"
-            )
-        except BaseException:
-            await conn.close()
-            raise
-        logger.info("Database ready at schema version %s", version)
-        names = [[str(row[0]) for row in rows] for rows in (triggered, parents)]
-        return cls(conn, path, *names)
-
-    async def checkpoint(self) -> bool:
-        """Copies the WAL file into the database and empties it, so what was just deleted
-        is gone from both files (after an erasure, after retention). False if a reader (an
-        export) holds an older snapshot: then the next checkpoint finishes the job, and the
-        bot does not wait for the reader meanwhile.
-
-        Inside an update's unit it runs once the unit has committed (True: planned)."""
-        unit = _current_unit()
-        if unit is not None and unit.db is self:
-            unit.after.append(self._checkpoint_now)
-            return True
-        return await self._checkpoint_now()
-
-    async def _checkpoint_now(self) -> bool:
-        for write in self.before_checkpoint:
-            await write()
-        async with self._lock:
-            await self._commit_waiting()  # no checkpoint inside a transaction
-            await self._conn.execute("PRAGMA busy_timeout = 0")
-            try:
-                async with self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
-                    row = await cursor.fetchone()
-            finally:
-                await self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        done = row is not None and not row[0]
-        if not done:
-            logger.warning("WAL checkpoint could not finish: a reader is still open")
-        return done
-
-    async def close(self) -> None:
-        """Commits what is waiting and closes the connection."""
-        async with self._lock:
-            await self._commit_waiting()
-            self._closed = True
-            await self._conn.close()
-        _DATABASES.discard(self)
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One unit of work: everything inside commits together or not at all.
-
-        Inside an update's `Unit` it joins the unit's transaction (as a savepoint), which
-        commits at the unit's next commit point. Elsewhere it is a segment of its own, and
-        returns once it is on disk (see `_lead`).
-        """
-        unit = _current_unit()
-        if unit is not None and unit.db is self:
-            await self._begin(unit)
-            self._forget(unit, None)
-            name = f"sp{next(_savepoints)}"
-            await self._conn.execute(f"SAVEPOINT {name}")
-            try:
-                yield self._conn
-            except BaseException:
-                await self._conn.execute(f"ROLLBACK TO {name}")
-                await self._conn.execute(f"RELEASE {name}")
-                raise
-            await self._conn.execute(f"RELEASE {name}")
-            return
-        await self._lock.acquire()
-        try:
-            await self._segment(lambda conn: None, alone=False)
-        except BaseException:
-            self._lock.release()
-            raise
-        name = self._savepoint
-        try:
-            yield self._conn
-        except BaseException:
-            await self._undo(name)
-            raise
-        await self._settle(name)
-
-    async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
-        """Runs one writing statement in its own transaction; returns the rows changed.
-
-        Inside an update's unit it joins the unit's transaction; one statement is atomic on
-        its own, so it needs no savepoint."""
-        args = tuple(params)
-
-        def write(conn: sqlite3.Connection) -> int:
-            cursor = conn.execute(sql, args)
-            try:
-                return cursor.rowcount
-            finally:
-                cursor.close()
-
-        unit = _current_unit()
-        if unit is not None and unit.db is self:
-            return await self._in_unit(unit, write, sql)
-        return await self._alone(write)
-
-    async def execute_returning(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        """Runs one writing statement with a RETURNING clause, as `execute` does; returns
-        its rows."""
-        args = tuple(params)
-
-        def write(conn: sqlite3.Connection) -> list[aiosqlite.Row]:
-            cursor = conn.execute(sql, args)
-            try:
-                return cursor.fetchall()
-            finally:
-                cursor.close()
-
-        unit = _current_unit()
-        if unit is not None and unit.db is self:
-            return await self._in_unit(unit, write, sql)
-        return await self._alone(write)
-
-    async def execute_all(self, statements: Iterable[Statement]) -> list[list[aiosqlite.Row]]:
-        """Runs several writing statements together or not at all, in one trip to the
-        database's thread; returns each one's rows (from RETURNING; else none). Inside an
-        update's unit they join its transaction."""
-        batch = [(sql, tuple(params)) for sql, params in statements]
-
-        def write(conn: sqlite3.Connection) -> list[list[aiosqlite.Row]]:
-            return _each(conn, batch)
-
-        unit = _current_unit()
-        if unit is None or unit.db is not self:
-            return await self._alone(write)
-
-        def together(conn: sqlite3.Connection) -> list[list[aiosqlite.Row]]:
-            return _saved(conn, f"sp{next(_savepoints)}", write)
-
-        return await self._in_unit(unit, together, *(sql for sql, _ in batch))
-
-    async def _alone(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """`work` as a segment of its own, in one trip; returns once it is on disk."""
-        await self._lock.acquire()
-        try:
-            result = await self._segment(work, alone=True)
-        except BaseException:
-            self._lock.release()
-            raise
-        await self._settle(None)
-        return result
-
-    async def prefetch(self, queries: Iterable[Statement]) -> None:
-        """Reads several queries in one trip, for the current update's later reads of them
-        (see `fetch_all`); outside an update, does nothing."""
-        unit = _current_unit()
-        if unit is None or unit.db is not self:
-            return
-        batch = [(sql, tuple(params)) for sql, params in queries]
-
-        def read(conn: sqlite3.Connection) -> list[list[aiosqlite.Row]]:
-            return _each(conn, batch)
-
-        if unit.open:
-            found = await self._run(read)
-        else:
-            async with self._lock:
-                found = await self._run(read)
-        unit.reads.update(zip(batch, found, strict=True))
-
-    async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
+    async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
         """Returns the first row of a query (meant for queries of one row, or a few), or None.
 
-        One trip to the database's thread (`execute_fetchall`), not three (execute, fetch,
-        close): reads are most of what an update does."""
+        One trip, not three (execute, fetch, close): reads are most of what an update does."""
         rows = await self.fetch_all(sql, params)
         return rows[0] if rows else None
 
-    async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+    async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
         """Returns every row of a query.
 
         Within an update's unit the same query is read once until the update writes
         something: the update sees one snapshot, as if it had read it all at its start."""
         args = tuple(params)
-        unit = _current_unit()
-        if unit is None or unit.db is not self:
-            async with self._lock:
-                return list(await self._conn.execute_fetchall(sql, args))
+        unit = self._mine()
+        if unit is None:
+            return await self._read(None, sql, args)
         key = (sql, args)
         cached = unit.reads.get(key)
         if cached is not None:
             return list(cached)
-        if unit.open:  # reads the unit's own uncommitted writes
-            rows = list(await self._conn.execute_fetchall(sql, args))
-        else:
-            async with self._lock:
-                rows = list(await self._conn.execute_fetchall(sql, args))
+        rows = await self._read(unit, sql, args)
         unit.reads[key] = rows
         return list(rows)
 
+    async def prefetch(self, queries: Iterable[Statement]) -> None:
+        """Reads several queries together, for the current update's later reads of them
+        (see `fetch_all`); outside an update, does nothing."""
+        unit = self._mine()
+        if unit is None:
+            return
+        batch = [(sql, tuple(params)) for sql, params in queries]
+        found = await self._read_many(unit, batch)
+        unit.reads.update(zip(batch, found, strict=True))
+
+    # What each database does its own way.
+
+    @abstractmethod
+    async def _read(self, unit: Unit | None, sql: str, args: tuple[Any, ...]) -> list[Row]:
+        """Reads a query: in the unit's transaction (seeing its writes), or on its own."""
+
+    @abstractmethod
+    async def _read_many(
+        self, unit: Unit, batch: list[tuple[str, tuple[Any, ...]]]
+    ) -> list[list[Row]]:
+        """Reads several queries for a unit, in as few trips as the database allows."""
+
+    @abstractmethod
+    async def _commit(self, unit: Unit, *, final: bool) -> None:
+        """Runs the unit's hooks, commits what it wrote and waits until it is on disk."""
+
+    @abstractmethod
+    async def _abort(self, unit: Unit) -> None:
+        """Rolls back what the unit wrote since its last commit."""
+
+    @abstractmethod
+    async def durable(self) -> None:
+        """Waits until everything written so far, by anyone, is on disk (at once if so)."""
+
+    @abstractmethod
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """Runs one writing statement in its own transaction; returns the rows changed.
+        Inside an update's unit it joins the unit's transaction."""
+
+    @abstractmethod
+    async def execute_returning(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        """Runs one writing statement with a RETURNING clause, as `execute` does; returns
+        its rows."""
+
+    @abstractmethod
+    async def execute_all(self, statements: Iterable[Statement]) -> list[list[Row]]:
+        """Runs several writing statements together or not at all, in as few trips as the
+        database allows; returns each one's rows (from RETURNING; else none). Inside an
+        update's unit they join its transaction."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Tx]:
+        """One unit of work: everything inside commits together or not at all. Inside an
+        update's unit it joins the unit's transaction (as a savepoint)."""
+
+    @abstractmethod
+    def snapshot(self) -> AbstractAsyncContextManager[Snapshot]:
+        """A read-only view of the whole database as it is now, kept until it closes (for
+        exports, which must not hold up the bot)."""
+
+    @abstractmethod
+    async def checkpoint(self) -> bool:
+        """Makes what was just deleted gone from the database's files, where the database
+        allows (after an erasure, after retention)."""
+
+    @abstractmethod
+    async def open_reader(self) -> Database:
+        """A read-only database of its own for long reads (the workbench's figures), which
+        never holds up the bot's writes; close it when done."""
+
+    @abstractmethod
+    async def change_mark(self) -> int:
+        """A number that moves whenever another connection (the bot) has committed."""
+
+    @abstractmethod
     async def table_names(self) -> list[str]:
         """Lists the tables, for checks that scan every table."""
-        rows = await self.fetch_all(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        )
-        return [str(r["name"]) for r in rows]
 
-
-def _each(
-    conn: sqlite3.Connection, statements: list[tuple[str, tuple[Any, ...]]]
-) -> list[list[aiosqlite.Row]]:
-    """Runs the statements one after the other; returns each one's rows."""
-    results = []
-    for sql, args in statements:
-        cursor = conn.execute(sql, args)
-        try:
-            results.append(cursor.fetchall())
-        finally:
-            cursor.close()
-    return results
-
-
-def _saved(
-    conn: sqlite3.Connection,
-    name: str,
-    work: Callable[[sqlite3.Connection], T],
-    *,
-    release: bool = True,
-) -> T:
-    """`work` under a savepoint: rolled back to it if `work` fails; released after it
-    (unless `release` is False: a segment that stays open)."""
-    conn.execute(f"SAVEPOINT {name}")
-    try:
-        result = work(conn)
-    except BaseException:
-        conn.execute(f"ROLLBACK TO {name}")
-        conn.execute(f"RELEASE {name}")
-        raise
-    if release:
-        conn.execute(f"RELEASE {name}")
-    return result
+    @abstractmethod
+    async def close(self) -> None:
+        """Commits what is waiting and closes."""

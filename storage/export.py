@@ -97,7 +97,7 @@ class Responses:
         Returns the responses written and the rows of each table written."""
         async with self._rows.snapshot() as snapshot:
             total = await snapshot.count(flt) if progress else 0
-            ideas = IdeaTables(snapshot.connection, self._pseudonyms)
+            ideas = IdeaTables(snapshot.reader, self._pseudonyms)
             counts = {table.name: await ideas.count(table, flt) for table in TABLES}
             wanted = [table for table in TABLES if counts[table.name]]
 

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
-import aiosqlite
-
-from storage.export_rows import ExportFilter, Row, prefetched
+from storage.db import Snapshot
+from storage.export_rows import ExportFilter, Row
 from storage.sharing import Pseudonyms
 from storage.times import from_db, to_db
 
@@ -149,17 +148,16 @@ def _when(stored: str | None, tz: tzinfo) -> datetime | None:
 class IdeaTables:
     """The three tables, read through one export's snapshot connection."""
 
-    def __init__(self, conn: aiosqlite.Connection, pseudonyms: Pseudonyms) -> None:
-        self._conn, self._pseudonyms = conn, pseudonyms
+    def __init__(self, snapshot: Snapshot, pseudonyms: Pseudonyms) -> None:
+        self._snapshot, self._pseudonyms = snapshot, pseudonyms
 
     async def count(self, table: Table, flt: ExportFilter) -> int:
         """How many rows of the table match."""
         where = _where(table, flt)
         if where is None:
             return 0
-        async with self._conn.execute("SELECT COUNT(*)" + where[0], where[1]) as cur:
-            found = await cur.fetchone()
-        return int(found[0]) if found else 0
+        found = await self._snapshot.fetch_all("SELECT COUNT(*)" + where[0], where[1])
+        return int(found[0][0]) if found else 0
 
     async def chunks(
         self, table: Table, flt: ExportFilter, tz: tzinfo
@@ -169,10 +167,9 @@ class IdeaTables:
         if where is None:
             return
         sql = _SELECT[table.name] + where[0] + _ORDER[table.name]
-        async with self._conn.execute(sql, where[1]) as cur:
-            async with aclosing(prefetched(cur)) as batches:
-                async for batch in batches:
-                    yield await self._rows(table, batch, tz)
+        async with aclosing(self._snapshot.stream(sql, where[1])) as batches:
+            async for batch in batches:
+                yield await self._rows(table, batch, tz)
 
     async def _rows(self, table: Table, batch: list[Any], tz: tzinfo) -> list[Row]:
         if table is VOTES:

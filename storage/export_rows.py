@@ -15,7 +15,6 @@ writes the rows out; storage/export.py puts the two together.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from collections.abc import Set as AbstractSet
@@ -24,10 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
-import aiosqlite
-
 from storage import kinds
-from storage.db import BUSY_TIMEOUT_MS, Database
+from storage.db import Database
+from storage.db import Snapshot as DbSnapshot
 from storage.sharing import Pseudonyms
 from storage.times import from_db, to_db
 
@@ -64,7 +62,6 @@ ABOUT = ("age_band", "area", "extra")
 MEDIA_COLUMN = COLUMNS.index("media_files")
 WHEN_COLUMN = COLUMNS.index("submitted_at")
 FLAG_COLUMN = COLUMNS.index("safeguarding_flag")
-CHUNK = 2000
 YES_NO = {"yes": "Yes", "no": "No"}
 
 # One row: the values of COLUMNS in order. Text is str, ids are int, media_files a tuple of
@@ -224,8 +221,8 @@ class _Facts:
     so each row fetches only what is its own.
     """
 
-    def __init__(self, conn: aiosqlite.Connection, pseudonyms: Pseudonyms) -> None:
-        self._conn, self._pseudonyms = conn, pseudonyms
+    def __init__(self, snapshot: DbSnapshot, pseudonyms: Pseudonyms) -> None:
+        self._snapshot, self._pseudonyms = snapshot, pseudonyms
         self.members: dict[int, Person] = {}
         self.questions: dict[int, Asked] = {}
 
@@ -238,23 +235,24 @@ class _Facts:
             self.members.clear()
             missing = member_ids
         if missing:
-            async with self._conn.execute(_MEMBERS_SELECT, (json.dumps(sorted(missing)),)) as cur:
-                found = await cur.fetchall()
+            found = await self._snapshot.fetch_all(_MEMBERS_SELECT, (json.dumps(sorted(missing)),))
             pseudonyms = await self._pseudonyms.of_many(r[0] for r in found)
             for member_id, name, language, age_band, area, extra in found:
                 pseudonym = pseudonyms[member_id]
                 self.members[member_id] = (pseudonym, name, language, age_band, area, extra)
         missing = question_ids - self.questions.keys()
         if missing:
-            async with self._conn.execute(_QUESTIONS_SELECT, (json.dumps(sorted(missing)),)) as cur:
-                for question_id, text, kind, options, audience in await cur.fetchall():
-                    scope, _, code = str(audience).partition(":")
-                    self.questions[question_id] = Asked(
-                        text=text,
-                        kind=kind,
-                        options=tuple(str(x) for x in json.loads(options)),
-                        project=code if scope == "project" else None,
-                    )
+            asked = await self._snapshot.fetch_all(
+                _QUESTIONS_SELECT, (json.dumps(sorted(missing)),)
+            )
+            for question_id, text, kind, options, audience in asked:
+                scope, _, code = str(audience).partition(":")
+                self.questions[question_id] = Asked(
+                    text=text,
+                    kind=kind,
+                    options=tuple(str(x) for x in json.loads(options)),
+                    project=code if scope == "project" else None,
+                )
 
 
 # ---- reading
@@ -285,16 +283,9 @@ class ResponseRows:
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Snapshot]:
-        """A read-only connection holding one snapshot of the database until it closes."""
-        uri = self._db.path.resolve().as_uri() + "?mode=ro"
-        conn = await aiosqlite.connect(uri, uri=True, isolation_level=None)
-        try:
-            conn.row_factory = None  # plain tuples: the fastest rows to unpack
-            await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            await conn.execute("BEGIN")
-            yield Snapshot(conn, self._pseudonyms)
-        finally:
-            await conn.close()
+        """One snapshot of the database, read-only, until it closes (Database.snapshot)."""
+        async with self._db.snapshot() as snapshot:
+            yield Snapshot(snapshot, self._pseudonyms)
 
     async def rows(self, flt: ExportFilter, tz: tzinfo) -> AsyncIterator[Row]:
         """Every matching response as a row of COLUMNS' values (for tests and small uses)."""
@@ -307,13 +298,13 @@ class ResponseRows:
 class Snapshot:
     """One consistent view of the responses, read-only, open while an export runs."""
 
-    def __init__(self, conn: aiosqlite.Connection, pseudonyms: Pseudonyms) -> None:
-        self._conn, self._pseudonyms = conn, pseudonyms
+    def __init__(self, snapshot: DbSnapshot, pseudonyms: Pseudonyms) -> None:
+        self._snapshot, self._pseudonyms = snapshot, pseudonyms
 
     @property
-    def connection(self) -> aiosqlite.Connection:
-        """The snapshot's read-only connection (for the tables beside the responses)."""
-        return self._conn
+    def reader(self) -> DbSnapshot:
+        """The database's snapshot (for the tables beside the responses)."""
+        return self._snapshot
 
     async def count(self, flt: ExportFilter) -> int:
         """How many responses match."""
@@ -321,55 +312,37 @@ class Snapshot:
         submissions = _submissions_where(flt)
         queries = [_answers_where(flt), *([submissions] if submissions else [])]
         for where, params in queries:
-            async with self._conn.execute("SELECT COUNT(*)" + where, params) as cur:
-                found = await cur.fetchone()
-            total += int(found[0]) if found else 0
+            found = await self._snapshot.fetch_all("SELECT COUNT(*)" + where, params)
+            total += int(found[0][0]) if found else 0
         return total
 
     async def chunks(self, flt: ExportFilter, tz: tzinfo) -> AsyncGenerator[list[Row], None]:
         """The matching rows, a chunk at a time: stories and ideas (by response id), then
         answers (by response id)."""
-        conn = self._conn
-        facts = _Facts(conn, self._pseudonyms)
+        snapshot = self._snapshot
+        facts = _Facts(snapshot, self._pseudonyms)
         names, parts = columns(), kinds.part_names()
         more = (None,) * (len(names) - len(COLUMNS))  # answers have no part of a later kind
         submissions = _submissions_where(flt)
         if submissions is not None:
             where, params = submissions
             select = _SUBMISSIONS_SELECT.format(parts=_parts_sql(parts))
-            async with conn.execute(select + where + " ORDER BY s.id", params) as cur:
-                async with aclosing(prefetched(cur)) as batches:
-                    async for batch in batches:
-                        await facts.load({r[1] for r in batch})
-                        yield [
-                            _submission_row(r, facts.members[r[1]], tz, parts, names) for r in batch
-                        ]
-        where, params = _answers_where(flt)
-        async with conn.execute(_ANSWERS_SELECT + where + " ORDER BY a.id", params) as cur:
-            async with aclosing(prefetched(cur)) as batches:
+            sql = select + where + " ORDER BY s.id"
+            async with aclosing(snapshot.stream(sql, params)) as batches:
                 async for batch in batches:
-                    await facts.load({r[1] for r in batch}, {r[5] for r in batch})
-                    people, questions = facts.members, facts.questions
-                    yield [_answer_row(r, people[r[1]], questions[r[5]], tz) + more for r in batch]
+                    await facts.load({r[1] for r in batch})
+                    yield [_submission_row(r, facts.members[r[1]], tz, parts, names) for r in batch]
+        where, params = _answers_where(flt)
+        sql = _ANSWERS_SELECT + where + " ORDER BY a.id"
+        async with aclosing(snapshot.stream(sql, params)) as batches:
+            async for batch in batches:
+                await facts.load({r[1] for r in batch}, {r[5] for r in batch})
+                people, questions = facts.members, facts.questions
+                yield [_answer_row(r, people[r[1]], questions[r[5]], tz) + more for r in batch]
 
 
 def _local(stored: str, tz: tzinfo) -> datetime:
     return from_db(stored).astimezone(tz)
-
-
-async def prefetched(cursor: aiosqlite.Cursor) -> AsyncGenerator[list[Any], None]:
-    """A cursor's rows a chunk at a time, fetching the next chunk while the caller works on
-    this one: SQLite runs in aiosqlite's thread, so the two overlap on a second core."""
-    pending = asyncio.ensure_future(cursor.fetchmany(CHUNK))
-    try:
-        while batch := await pending:
-            pending = asyncio.ensure_future(cursor.fetchmany(CHUNK))
-            yield list(batch)
-    finally:
-        if not pending.done():  # stopped early: let the fetch finish before the cursor closes
-            await asyncio.wait([pending])
-        if not pending.cancelled():
-            pending.exception()  # retrieved, so asyncio does not warn about it
 
 
 def _submission_row(

@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from storage.db import Database, Statement
+from storage.db import Database, Row, Statement, new_id
 from storage.models import ConsentReceipt, Member, Project
 from storage.outbox import Outbox
 from storage.times import from_db, to_db
@@ -19,7 +19,7 @@ from storage.times import from_db, to_db
 Now = Callable[[], datetime]
 
 
-def member_from_row(row: sqlite3.Row) -> Member:
+def member_from_row(row: Row) -> Member:
     return Member(
         id=row["id"],
         telegram_user_id=row["telegram_user_id"],
@@ -33,13 +33,13 @@ def member_from_row(row: sqlite3.Row) -> Member:
     )
 
 
-def _project(row: sqlite3.Row) -> Project:
+def _project(row: Row) -> Project:
     return Project(
         id=row["id"], code=row["code"], name=row["name"], created_at=from_db(row["created_at"])
     )
 
 
-def _receipt(row: sqlite3.Row) -> ConsentReceipt:
+def _receipt(row: Row) -> ConsentReceipt:
     return ConsentReceipt(
         id=row["id"],
         member_id=row["member_id"],
@@ -114,17 +114,17 @@ class Members:
         """Creates the member and their consent receipt together (idempotent on replay)."""
         now = to_db(self._now())
         async with self._db.transaction() as conn:
-            async with conn.execute(
+            existing = await conn.fetch_one(
                 "SELECT id FROM members WHERE telegram_user_id = ?", (telegram_user_id,)
-            ) as cur:
-                existing = await cur.fetchone()
+            )
             if existing is None:
-                async with conn.execute(
-                    "INSERT INTO members (telegram_user_id, chat_id, language, joined_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (telegram_user_id, chat_id, language, now),
-                ) as cur:
-                    member_id = cur.lastrowid
+                member_id = new_id(
+                    await conn.fetch_one(
+                        "INSERT INTO members (telegram_user_id, chat_id, language, joined_at)"
+                        " VALUES (?, ?, ?, ?) RETURNING id",
+                        (telegram_user_id, chat_id, language, now),
+                    )
+                )
                 await conn.execute(
                     "INSERT INTO consent_receipts"
                     " (member_id, consent_version, language, agreed_to, agreed_at)"
@@ -139,7 +139,7 @@ class Members:
                     " VALUES (?, ?, ?)",
                     (member_id, project_id, now),
                 )
-        member = await self.get(int(member_id))  # type: ignore[arg-type]
+        member = await self.get(int(member_id))
         assert member is not None
         return member
 
@@ -212,10 +212,9 @@ class Members:
         """
         now = to_db(self._now())
         async with self._db.transaction() as conn:
-            async with conn.execute(
+            row = await conn.fetch_one(
                 "SELECT telegram_user_id, chat_id FROM members WHERE id = ?", (member_id,)
-            ) as cur:
-                row = await cur.fetchone()
+            )
             if row is None:
                 return
             user_id = row["telegram_user_id"]

@@ -19,15 +19,12 @@ compare correctly as text.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-import aiosqlite
-
-from storage.db import Database
+from storage.db import Database, Row, Tx, new_id
 from storage.times import from_db, to_db
 
 Status = Literal["queued", "sending", "sent", "failed", "skipped", "unconfirmed"]
@@ -177,7 +174,7 @@ class Unreachable:
 Outcome = Sent | Failed | Unconfirmed | Deferred | Skipped | Unreachable
 
 
-def _row(row: sqlite3.Row) -> OutboxRow:
+def _row(row: Row) -> OutboxRow:
     markup = row["reply_markup"]
     return OutboxRow(
         id=row["id"],
@@ -198,7 +195,7 @@ def _row(row: sqlite3.Row) -> OutboxRow:
     )
 
 
-def _batch(row: sqlite3.Row) -> Batch:
+def _batch(row: Row) -> Batch:
     return Batch(
         id=row["id"],
         kind=row["kind"],
@@ -212,7 +209,7 @@ def _batch(row: sqlite3.Row) -> Batch:
 
 
 async def _new_batch(
-    conn: aiosqlite.Connection,
+    conn: Tx,
     kind: str,
     ref_id: int | None,
     author_chat_id: int | None,
@@ -220,18 +217,20 @@ async def _new_batch(
     now: str,
 ) -> int:
     """Starts a delivery batch (inside the caller's transaction); returns its id."""
-    async with conn.execute(
-        "INSERT INTO delivery_batches (kind, ref_id, author_chat_id, author_language, created_at)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (kind, ref_id, author_chat_id, author_language, now),
-    ) as cur:
-        batch_id = cur.lastrowid
+    batch_id = new_id(
+        await conn.fetch_one(
+            "INSERT INTO delivery_batches"
+            " (kind, ref_id, author_chat_id, author_language, created_at)"
+            " VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (kind, ref_id, author_chat_id, author_language, now),
+        )
+    )
     assert batch_id is not None
     return batch_id
 
 
 async def insert_batch(
-    conn: aiosqlite.Connection,
+    conn: Tx,
     kind: str,
     ref_id: int | None,
     messages: Sequence[Outgoing],
@@ -326,7 +325,7 @@ class Outbox:
         ]
         async with self._db.transaction() as conn:
             batch_id = await _new_batch(conn, kind, ref_id, author_chat_id, author_language, now)
-            async with conn.execute(
+            rows = await conn.execute(
                 # INSERT first: Python's sqlite3 counts the rows only of a statement that
                 # starts with INSERT (not WITH).
                 "INSERT INTO outbox (batch_id, member_id, chat_id, text, reply_markup,"
@@ -338,8 +337,7 @@ class Outbox:
                 " FROM recipients r LEFT JOIN texts t ON t.language = r.language"
                 " JOIN texts d ON d.language = ? ORDER BY r.id",
                 (*values, *params, batch_id, now, now, default_language),
-            ) as cur:
-                rows = cur.rowcount
+            )
             if not rows and not keep_empty:
                 await conn.execute("DELETE FROM delivery_batches WHERE id = ?", (batch_id,))
                 return None, 0
@@ -392,7 +390,7 @@ class Outbox:
                 await self._record(conn, outcomes)
             return await self._claim(conn, claim) if claim else {}
 
-    async def _record(self, conn: aiosqlite.Connection, outcomes: Sequence[Outcome]) -> None:
+    async def _record(self, conn: Tx, outcomes: Sequence[Outcome]) -> None:
         now = to_db(self._now())
         sent: list[tuple[Any, ...]] = []
         failed: list[tuple[Any, ...]] = []
@@ -447,14 +445,13 @@ class Outbox:
             )
 
     @staticmethod
-    async def _claim(conn: aiosqlite.Connection, ids: Sequence[int]) -> dict[int, Claim]:
+    async def _claim(conn: Tx, ids: Sequence[int]) -> dict[int, Claim]:
         marks = ",".join("?" * len(ids))
-        async with conn.execute(
+        found = await conn.fetch_all(
             "SELECT o.id, o.status, o.member_id, m.stopped_at, m.unreachable_at"
             f" FROM outbox o LEFT JOIN members m ON m.id = o.member_id WHERE o.id IN ({marks})",
             tuple(ids),
-        ) as cur:
-            found = await cur.fetchall()
+        )
         verdicts: dict[int, Claim] = dict.fromkeys(ids, "gone")
         going: list[int] = []
         skipped: list[tuple[str, int]] = []
@@ -527,12 +524,11 @@ class Outbox:
                 "UPDATE members SET unreachable_at = COALESCE(unreachable_at, ?) WHERE id = ?",
                 (to_db(now), member_id),
             )
-            async with conn.execute(
+            return await conn.execute(
                 "UPDATE outbox SET status = 'skipped', skip_reason = 'unreachable'"
                 " WHERE member_id = ? AND status IN ('queued', 'sending')",
                 (member_id,),
-            ) as cur:
-                return cur.rowcount
+            )
 
     async def recover_after_restart(self) -> int:
         """Every row left 'sending' becomes 'unconfirmed': its request had left, and may have
@@ -557,12 +553,11 @@ class Outbox:
         get it twice), and reopens the batch, so its author gets a new report. Returns how
         many rows; 0 if none was left (pressed twice)."""
         async with self._db.transaction() as conn:
-            async with conn.execute(
+            count = await conn.execute(
                 "UPDATE outbox SET status = 'queued', not_before = ?, last_error = 'sent_again'"
                 " WHERE batch_id = ? AND status = 'unconfirmed'",
                 (to_db(self._now()), batch_id),
-            ) as cur:
-                count = cur.rowcount
+            )
             if count:
                 await conn.execute(
                     "UPDATE delivery_batches SET finished_at = NULL, reported_at = NULL"
@@ -624,17 +619,21 @@ class Outbox:
         in the same transaction, so it goes exactly once. Returns the report's batch id."""
         now = to_db(self._now())
         async with self._db.transaction() as conn:
-            async with conn.execute(
-                "UPDATE delivery_batches SET reported_at = ? WHERE id = ? AND reported_at IS NULL",
-                (now, batch_id),
-            ) as cur:
-                if cur.rowcount == 0 or report is None:
-                    return None
-            async with conn.execute(
-                "INSERT INTO delivery_batches (kind, ref_id, created_at) VALUES ('report', ?, ?)",
-                (batch_id, now),
-            ) as cur:
-                report_batch = cur.lastrowid
+            if (
+                await conn.execute(
+                    "UPDATE delivery_batches SET reported_at = ?"
+                    " WHERE id = ? AND reported_at IS NULL",
+                    (now, batch_id),
+                )
+            ) == 0 or report is None:
+                return None
+            report_batch = new_id(
+                await conn.fetch_one(
+                    "INSERT INTO delivery_batches (kind, ref_id, created_at)"
+                    " VALUES ('report', ?, ?) RETURNING id",
+                    (batch_id, now),
+                )
+            )
             assert report_batch is not None
             await conn.execute(
                 "INSERT INTO outbox"
@@ -655,14 +654,13 @@ class Outbox:
     # ---- data rights: erasure and retention
 
     @staticmethod
-    async def forget_member(conn: aiosqlite.Connection, member_id: int, chat_id: int) -> int:
+    async def forget_member(conn: Tx, member_id: int, chat_id: int) -> int:
         """Inside an erasure: deletes every row to the member's chat or carrying their words
         (an answer back queued to staff), whatever its status. Returns how many."""
-        async with conn.execute(
+        return await conn.execute(
             "DELETE FROM outbox WHERE member_id = ? OR words_of = ? OR chat_id = ?",
             (member_id, member_id, chat_id),
-        ) as cur:
-            return cur.rowcount
+        )
 
     async def wipe_text_before(self, cutoff: datetime, limit: int = 500) -> int:
         """Empties the text of up to `limit` rows queued before `cutoff` that reached a final

@@ -9,14 +9,11 @@ scheduler only decides when to ask.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import aiosqlite
-
-from storage.db import Database
+from storage.db import Database, Row, Tx, new_id
 from storage.members import member_from_row
 from storage.models import Member
 from storage.times import from_db, to_db
@@ -55,7 +52,7 @@ class Round:
     closes_at: datetime | None
 
 
-def _question(r: sqlite3.Row) -> Question:
+def _question(r: Row) -> Question:
     return Question(
         id=r["id"],
         author_id=r["author_id"],
@@ -73,7 +70,7 @@ def _question(r: sqlite3.Row) -> Question:
     )
 
 
-def _round(r: sqlite3.Row) -> Round:
+def _round(r: Row) -> Round:
     return Round(
         id=r["id"],
         question_id=r["question_id"],
@@ -155,25 +152,26 @@ class Questions:
     ) -> Question:
         """Stores a question and its first round, in one unit of work."""
         async with self._db.transaction() as conn:
-            async with conn.execute(
-                "INSERT INTO questions (author_id, author_chat_id, author_language, text, kind,"
-                " options, audience, repeat, starts_at, reminder_hours, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    author_id,
-                    author_chat_id,
-                    author_language,
-                    text,
-                    kind,
-                    json.dumps(list(options)),
-                    audience,
-                    repeat,
-                    to_db(starts_at),
-                    reminder_hours,
-                    to_db(self._now()),
-                ),
-            ) as cur:
-                question_id = int(cur.lastrowid or 0)
+            question_id = new_id(
+                await conn.fetch_one(
+                    "INSERT INTO questions (author_id, author_chat_id, author_language, text, kind,"
+                    " options, audience, repeat, starts_at, reminder_hours, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    (
+                        author_id,
+                        author_chat_id,
+                        author_language,
+                        text,
+                        kind,
+                        json.dumps(list(options)),
+                        audience,
+                        repeat,
+                        to_db(starts_at),
+                        reminder_hours,
+                        to_db(self._now()),
+                    ),
+                )
+            )
             await conn.execute(
                 "INSERT INTO question_rounds (question_id, due_at) VALUES (?, ?)",
                 (question_id, to_db(starts_at)),
@@ -255,9 +253,7 @@ class Questions:
             )
             await self._next_round(conn, round_id, next_due_at)
 
-    async def _next_round(
-        self, conn: aiosqlite.Connection, round_id: int, next_due_at: datetime | None
-    ) -> None:
+    async def _next_round(self, conn: Tx, round_id: int, next_due_at: datetime | None) -> None:
         if next_due_at is None:
             await conn.execute(
                 "UPDATE questions SET status = 'finished' WHERE status = 'scheduled' AND id ="
@@ -308,11 +304,13 @@ class Questions:
     async def cancel(self, question_id: int) -> bool:
         """Cancels a question and every round not sent yet."""
         async with self._db.transaction() as conn:
-            async with conn.execute(
-                "UPDATE questions SET status = 'cancelled' WHERE id = ? AND status = 'scheduled'",
-                (question_id,),
-            ) as cur:
-                changed = cur.rowcount > 0
+            changed = (
+                await conn.execute(
+                    "UPDATE questions SET status = 'cancelled'"
+                    " WHERE id = ? AND status = 'scheduled'",
+                    (question_id,),
+                )
+            ) > 0
             await conn.execute(
                 "UPDATE question_rounds SET status = 'cancelled'"
                 " WHERE question_id = ? AND status = 'due'",

@@ -5,12 +5,11 @@ Table: replies (migration 4).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from storage.db import Database
+from storage.db import Database, Row, new_id
 from storage.times import from_db, to_db
 
 Now = Callable[[], datetime]
@@ -28,7 +27,7 @@ class Reply:
     member_replied_at: datetime | None
 
 
-def _reply(r: sqlite3.Row) -> Reply:
+def _reply(r: Row) -> Reply:
     return Reply(
         id=r["id"],
         answer_id=r["answer_id"],
@@ -50,12 +49,13 @@ class Replies:
     async def create(self, answer_id: int, staff_id: int, staff_chat_id: int, text: str) -> Reply:
         """Records a facilitator's reply to an answer."""
         async with self._db.transaction() as conn:
-            async with conn.execute(
-                "INSERT INTO replies (answer_id, staff_id, staff_chat_id, text, sent_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (answer_id, staff_id, staff_chat_id, text, to_db(self._now())),
-            ) as cur:
-                reply_id = int(cur.lastrowid or 0)
+            reply_id = new_id(
+                await conn.fetch_one(
+                    "INSERT INTO replies (answer_id, staff_id, staff_chat_id, text, sent_at)"
+                    " VALUES (?, ?, ?, ?, ?) RETURNING id",
+                    (answer_id, staff_id, staff_chat_id, text, to_db(self._now())),
+                )
+            )
         found = await self.get(reply_id)
         assert found is not None
         return found

@@ -88,26 +88,33 @@ class Retention:
         to `limit` old outbox rows. Call again until it returns nothing (`anything` False)."""
         before = to_db(cutoff)
         async with self._db.transaction() as conn:
-            async with conn.execute(
-                "SELECT id, kind FROM submissions WHERE status = 'submitted'"
-                " AND submitted_at < ? ORDER BY id LIMIT ?",
-                (before, limit),
-            ) as cur:
-                submissions = [(int(r["id"]), str(r["kind"])) for r in await cur.fetchall()]
-            async with conn.execute(
-                "SELECT id FROM answers WHERE answered_at < ? ORDER BY id LIMIT ?", (before, limit)
-            ) as cur:
-                answers = [int(r["id"]) for r in await cur.fetchall()]
+            submissions = [
+                (int(r["id"]), str(r["kind"]))
+                for r in await conn.fetch_all(
+                    "SELECT id, kind FROM submissions WHERE status = 'submitted'"
+                    " AND submitted_at < ? ORDER BY id LIMIT ?",
+                    (before, limit),
+                )
+            ]
+            answers = [
+                int(r["id"])
+                for r in await conn.fetch_all(
+                    "SELECT id FROM answers WHERE answered_at < ? ORDER BY id LIMIT ?",
+                    (before, limit),
+                )
+            ]
             submission_ids = json.dumps([i for i, _ in submissions])
             answer_ids = json.dumps(answers)
-            async with conn.execute(
-                "SELECT file_name FROM media"
-                " WHERE submission_id IN (SELECT value FROM json_each(?))"
-                " UNION ALL SELECT file_name FROM media"
-                " WHERE answer_id IN (SELECT value FROM json_each(?))",
-                (submission_ids, answer_ids),
-            ) as cur:
-                files = tuple(str(r["file_name"]) for r in await cur.fetchall())
+            files = tuple(
+                str(r["file_name"])
+                for r in await conn.fetch_all(
+                    "SELECT file_name FROM media"
+                    " WHERE submission_id IN (SELECT value FROM json_each(?))"
+                    " UNION ALL SELECT file_name FROM media"
+                    " WHERE answer_id IN (SELECT value FROM json_each(?))",
+                    (submission_ids, answer_ids),
+                )
+            )
             await conn.execute(
                 "DELETE FROM submissions WHERE id IN (SELECT value FROM json_each(?))",
                 (submission_ids,),
@@ -115,18 +122,16 @@ class Retention:
             await conn.execute(
                 "DELETE FROM answers WHERE id IN (SELECT value FROM json_each(?))", (answer_ids,)
             )
-            async with conn.execute(
+            votes = await conn.execute(
                 "DELETE FROM votes WHERE (member_id, statement_id) IN"
                 " (SELECT member_id, statement_id FROM votes WHERE voted_at < ? LIMIT ?)",
                 (before, limit),
-            ) as cur:
-                votes = cur.rowcount
-            async with conn.execute(
+            )
+            statements = await conn.execute(
                 "DELETE FROM statements WHERE id IN (SELECT id FROM statements"
                 " WHERE submission_id IS NULL AND created_at < ? ORDER BY id LIMIT ?)",
                 (before, limit),
-            ) as cur:
-                statements = cur.rowcount
+            )
         messages = await self._outbox.wipe_text_before(cutoff, limit)
         return Deleted(
             shared=shared_counts(kind for _, kind in submissions),

@@ -17,16 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
-import aiosqlite
-
-from storage.db import Database
+from storage.db import Database, Row, Tx, new_id
 from storage.times import from_db, to_db
 
 Role = Literal["organiser", "facilitator"]
@@ -90,7 +87,7 @@ def actor(user_id: int | None) -> str:
     return SETTINGS_ACTOR if user_id is None else f"telegram:{user_id}"
 
 
-def _role(row: sqlite3.Row) -> StaffRole:
+def _role(row: Row) -> StaffRole:
     role: Role = ORGANISER if row["role"] == ORGANISER else FACILITATOR
     return StaffRole(
         telegram_user_id=row["telegram_user_id"],
@@ -102,7 +99,7 @@ def _role(row: sqlite3.Row) -> StaffRole:
     )
 
 
-def _invite(row: sqlite3.Row) -> Invite:
+def _invite(row: Row) -> Invite:
     return Invite(
         id=row["id"],
         created_by=row["created_by"],
@@ -113,7 +110,7 @@ def _invite(row: sqlite3.Row) -> Invite:
     )
 
 
-async def _audit(conn: aiosqlite.Connection, at: str, who: str, action: str, **detail: Any) -> None:
+async def _audit(conn: Tx, at: str, who: str, action: str, **detail: Any) -> None:
     # As AuditLog.add, but inside the caller's transaction, so the record and the change
     # commit together.
     await conn.execute(
@@ -139,13 +136,12 @@ STAFF_FLOWS = (
 )
 
 
-async def _fetch_role(conn: aiosqlite.Connection, user_id: int) -> StaffRole | None:
-    async with conn.execute("SELECT * FROM roles WHERE telegram_user_id = ?", (user_id,)) as cur:
-        row = await cur.fetchone()
+async def _fetch_role(conn: Tx, user_id: int) -> StaffRole | None:
+    row = await conn.fetch_one("SELECT * FROM roles WHERE telegram_user_id = ?", (user_id,))
     return _role(row) if row else None
 
 
-async def _end_staff_mail(conn: aiosqlite.Connection, user_id: int) -> None:
+async def _end_staff_mail(conn: Tx, user_id: int) -> None:
     # A role has ended: batches not yet reported will not be reported to them, and staff
     # messages (reports, notices, answers back: the rows with no member) still queued for
     # their chat are given up.
@@ -200,11 +196,13 @@ class Roles:
                     (user_id, user_id, at),
                 )
                 await _audit(conn, at, SETTINGS_ACTOR, "role_granted", user=user_id, role=ORGANISER)
-            async with conn.execute(
-                "SELECT telegram_user_id FROM roles WHERE role = 'organiser'"
-                " AND granted_by IS NULL AND removed_at IS NULL"
-            ) as cur:
-                listed_before = [int(r["telegram_user_id"]) for r in await cur.fetchall()]
+            listed_before = [
+                int(r["telegram_user_id"])
+                for r in await conn.fetch_all(
+                    "SELECT telegram_user_id FROM roles WHERE role = 'organiser'"
+                    " AND granted_by IS NULL AND removed_at IS NULL"
+                )
+            ]
             for user_id in listed_before:
                 if user_id in wanted:
                     continue
@@ -260,7 +258,7 @@ class Roles:
 
     @staticmethod
     async def _grant(
-        conn: aiosqlite.Connection, at: str, user_id: int, name: str | None, granted_by: int
+        conn: Tx, at: str, user_id: int, name: str | None, granted_by: int
     ) -> StaffRole:
         current = await _fetch_role(conn, user_id)
         if current is not None and current.active:
@@ -305,12 +303,13 @@ class Roles:
         token = secrets.token_urlsafe(24)
         at = to_db(created)
         async with self._db.transaction() as conn:
-            async with conn.execute(
-                "INSERT INTO invites (token_hash, created_by, created_at, expires_at)"
-                " VALUES (?, ?, ?, ?)",
-                (token_hash(token), created_by, at, to_db(created + ttl)),
-            ) as cur:
-                invite_id = cur.lastrowid
+            invite_id = new_id(
+                await conn.fetch_one(
+                    "INSERT INTO invites (token_hash, created_by, created_at, expires_at)"
+                    " VALUES (?, ?, ?, ?) RETURNING id",
+                    (token_hash(token), created_by, at, to_db(created + ttl)),
+                )
+            )
             await _audit(
                 conn, at, actor(created_by), "invite_created", invite=invite_id, days=ttl.days
             )
@@ -326,10 +325,9 @@ class Roles:
         now = self._now()
         at = to_db(now)
         async with self._db.transaction() as conn:
-            async with conn.execute(
+            row = await conn.fetch_one(
                 "SELECT * FROM invites WHERE token_hash = ?", (token_hash(token),)
-            ) as cur:
-                row = await cur.fetchone()
+            )
             invite = _invite(row) if row else None
             result = self._check(invite, now)
             if invite is not None and result is Redemption.OK:

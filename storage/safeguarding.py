@@ -14,13 +14,12 @@ entry names the flag, never the words.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from storage.db import Database
+from storage.db import Database, Row
 from storage.times import from_db, to_db
 
 Action = Literal["read", "dealt_with"]
@@ -65,7 +64,7 @@ _QUEUE = """
 """
 
 
-def _queued(r: sqlite3.Row) -> QueuedFlag:
+def _queued(r: Row) -> QueuedFlag:
     return QueuedFlag(
         id=int(r["id"]),
         member_id=int(r["member_id"]),
@@ -117,12 +116,10 @@ class Safeguarding:
                     "UPDATE safeguarding_flags SET followed_up_at = ?, followed_up_by = ?"
                     " WHERE id = ? AND followed_up_at IS NULL"
                 )
-                async with conn.execute(sql, (now, by, flag_id)) as cur:
-                    done = cur.rowcount == 1
+                done = (await conn.execute(sql, (now, by, flag_id))) == 1
             else:
                 sql = "SELECT 1 FROM safeguarding_flags WHERE id = ?"
-                async with conn.execute(sql, (flag_id,)) as cur:
-                    done = await cur.fetchone() is not None
+                done = await conn.fetch_one(sql, (flag_id,)) is not None
             if done:
                 await conn.execute(
                     "INSERT INTO audit_log (at, actor, action, detail) VALUES (?, ?, ?, ?)",

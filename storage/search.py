@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-from storage.db import Database
+from storage.db import Database, Row
 from storage.kinds import IDEA, find
 from storage.times import from_db, to_db
 
@@ -101,7 +100,7 @@ class StoredFile:
     mime_type: str | None
 
 
-def file_of(row: sqlite3.Row) -> File:
+def file_of(row: Row) -> File:
     """A media row (id, kind, mime_type, duration) as a File."""
     return File(int(row["id"]), str(row["kind"]), row["mime_type"], row["duration"])
 

@@ -12,14 +12,11 @@ import hashlib
 import hmac
 import json
 import secrets
-import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-import aiosqlite
-
-from storage.db import Database
+from storage.db import Database, Row, Tx, new_id
 from storage.kinds import check_kind
 from storage.times import from_db, to_db
 
@@ -85,7 +82,7 @@ class Flag:
 
 
 async def insert_media(
-    conn: aiosqlite.Connection,
+    conn: Tx,
     member_id: int,
     media: NewMedia,
     now: str,
@@ -115,7 +112,7 @@ async def insert_media(
     )
 
 
-def _submission(row: sqlite3.Row) -> Submission:
+def _submission(row: Row) -> Submission:
     return Submission(
         id=row["id"],
         member_id=row["member_id"],
@@ -131,7 +128,7 @@ def _submission(row: sqlite3.Row) -> Submission:
     )
 
 
-def _media(row: sqlite3.Row) -> Media:
+def _media(row: Row) -> Media:
     return Media(
         id=row["id"],
         kind=row["kind"],
@@ -170,13 +167,14 @@ class Sharing:
         in storage/kinds.py (the check the table's CHECK constraint used to make)."""
         check_kind(kind)
         async with self._db.transaction() as conn:
-            async with conn.execute(
-                "INSERT INTO submissions (member_id, kind, project_id, language, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (member_id, kind, project_id, language, to_db(self._now())),
-            ) as cur:
-                new_id = cur.lastrowid
-        draft = await self.get(int(new_id or 0))
+            draft_id = new_id(
+                await conn.fetch_one(
+                    "INSERT INTO submissions (member_id, kind, project_id, language, created_at)"
+                    " VALUES (?, ?, ?, ?, ?) RETURNING id",
+                    (member_id, kind, project_id, language, to_db(self._now())),
+                )
+            )
+        draft = await self.get(draft_id)
         assert draft is not None
         return draft
 
@@ -214,8 +212,8 @@ class Sharing:
             gone, _ = await self._db.execute_all([forget, keep])
         else:
             async with self._db.transaction() as conn:
-                gone = list(await conn.execute_fetchall(*forget))
-                await conn.execute_fetchall(*keep)
+                gone = list(await conn.fetch_all(*forget))
+                await conn.fetch_all(*keep)
                 await insert_media(
                     conn, member_id, media, now, submission_id=submission_id, part=part
                 )
@@ -260,10 +258,12 @@ class Sharing:
     async def discard(self, submission_id: int) -> list[str]:
         """Throws a draft away, parts and media; returns the file names to delete."""
         async with self._db.transaction() as conn:
-            async with conn.execute(
-                "SELECT file_name FROM media WHERE submission_id = ?", (submission_id,)
-            ) as cur:
-                files = [str(r["file_name"]) for r in await cur.fetchall()]
+            files = [
+                str(r["file_name"])
+                for r in await conn.fetch_all(
+                    "SELECT file_name FROM media WHERE submission_id = ?", (submission_id,)
+                )
+            ]
             await conn.execute("DELETE FROM submissions WHERE id = ?", (submission_id,))
         return files
 
@@ -303,12 +303,13 @@ class Sharing:
         e.g. at the menu); `place` says where (a flow and its step, or "menu").
         """
         async with self._db.transaction() as conn:
-            async with conn.execute(
-                "INSERT INTO safeguarding_flags (member_id, submission_id, part, answer_id,"
-                " words, place, flagged_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (member_id, submission_id, part, answer_id, words, place, to_db(self._now())),
-            ) as cur:
-                return int(cur.lastrowid or 0)
+            return new_id(
+                await conn.fetch_one(
+                    "INSERT INTO safeguarding_flags (member_id, submission_id, part, answer_id,"
+                    " words, place, flagged_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    (member_id, submission_id, part, answer_id, words, place, to_db(self._now())),
+                )
+            )
 
     async def link_flag(self, flag_id: int, *, answer_id: int) -> None:
         """Ties a flag to the answer its words were stored as."""
@@ -421,12 +422,11 @@ class Pseudonyms:
 
     async def _assign(self, key: bytes, ids: str) -> dict[int, str]:
         async with self._db.transaction() as conn:
-            async with conn.execute(
+            found = await conn.fetch_all(
                 "SELECT i.value AS id, p.name, EXISTS (SELECT 1 FROM members WHERE id = i.value)"
                 " AS known FROM json_each(?) i LEFT JOIN pseudonyms p ON p.member_id = i.value",
                 (ids,),
-            ) as cur:
-                found = await cur.fetchall()
+            )
             names: dict[int, str] = {}
             for row in found:
                 member_id, stored = int(row["id"]), row["name"]
@@ -443,9 +443,7 @@ class Pseudonyms:
                     names[member_id] = await self._claim(conn, key, member_id, legacy=legacy)
         return names
 
-    async def _claim(
-        self, conn: aiosqlite.Connection, key: bytes, member_id: int, *, legacy: bool
-    ) -> str:
+    async def _claim(self, conn: Tx, key: bytes, member_id: int, *, legacy: bool) -> str:
         """Stores the first name on offer that nobody holds (a member from before names were
         stored is offered the name they were shown first)."""
         for attempt in range(PSEUDONYM_TRIES):
@@ -453,11 +451,10 @@ class Pseudonyms:
                 name = legacy_pseudonym(key, member_id)
             else:
                 name = derive_pseudonym(key, member_id, attempt)
-            async with conn.execute(
+            if await conn.execute(
                 "INSERT INTO pseudonyms (name, member_id) VALUES (?, ?)"
                 " ON CONFLICT (name) DO NOTHING",
                 (name, member_id),
-            ) as cur:
-                if cur.rowcount:
-                    return name
+            ):
+                return name
         raise RuntimeError(f"no free pseudonym for member {member_id}")

@@ -17,14 +17,13 @@ second press or a replayed update changes nothing.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from storage import kinds
-from storage.db import Database
+from storage.db import Database, Row, new_id
 from storage.times import from_db, to_db
 
 Visibility = Literal["anonymous", "named", "team"]
@@ -74,7 +73,7 @@ class Waiting:
         return not self.idea
 
 
-def _statement(row: sqlite3.Row) -> Statement:
+def _statement(row: Row) -> Statement:
     return Statement(
         id=row["id"],
         project_id=row["project_id"],
@@ -128,14 +127,15 @@ class Statements:
         """A facilitator's own statement: shown to members at once (approved, 'team')."""
         now = to_db(self._now())
         async with self._db.transaction() as conn:
-            async with conn.execute(
-                "INSERT INTO statements (project_id, visibility, state, text, decided_by,"
-                " decided_at, created_by, created_at)"
-                " VALUES (?, 'team', 'approved', ?, ?, ?, ?, ?)",
-                (project_id, text, created_by, now, created_by, now),
-            ) as cur:
-                new_id = int(cur.lastrowid or 0)
-        made = await self.get(new_id)
+            statement_id = new_id(
+                await conn.fetch_one(
+                    "INSERT INTO statements (project_id, visibility, state, text, decided_by,"
+                    " decided_at, created_by, created_at)"
+                    " VALUES (?, 'team', 'approved', ?, ?, ?, ?, ?) RETURNING id",
+                    (project_id, text, created_by, now, created_by, now),
+                )
+            )
+        made = await self.get(statement_id)
         assert made is not None
         return made
 

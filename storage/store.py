@@ -10,7 +10,7 @@ from pathlib import Path
 from storage.answers import Answers
 from storage.audit import AuditLog
 from storage.broadcasts import Broadcasts
-from storage.db import Database, path_from_url
+from storage.db import Database
 from storage.export import Responses
 from storage.inbox import Inbox
 from storage.members import AboutYou, Consent, Members, Projects
@@ -23,12 +23,22 @@ from storage.safeguarding import Safeguarding
 from storage.search import forget_deleted
 from storage.sessions import Sessions
 from storage.sharing import Pseudonyms, Sharing
+from storage.pg_db import PostgresDatabase
+from storage.sqlite_db import SqliteDatabase, path_from_url
 from storage.statements import Statements
 from storage.stats import Stats
 from storage.themes import Themes
 from storage.tracker import Tracker
 from storage.votes import Votes
 from storage.web_sessions import WebSessions
+
+
+async def open_database(url: str) -> Database:
+    """Opens (and migrates) the database a DATABASE_URL names: `sqlite:///path` or
+    `postgresql://…`."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return await PostgresDatabase.open(url)
+    return await SqliteDatabase.open(path_from_url(url))
 
 
 class Store:
@@ -65,13 +75,13 @@ class Store:
 
     @classmethod
     async def open(cls, path: Path, now: Callable[[], datetime]) -> Store:
-        """Opens and migrates the database at a path."""
-        return cls(await Database.open(path), now)
+        """Opens and migrates the SQLite database at a path."""
+        return cls(await SqliteDatabase.open(path), now)
 
     @classmethod
     async def open_url(cls, url: str, now: Callable[[], datetime]) -> Store:
-        """Opens the database named by a DATABASE_URL."""
-        return await cls.open(path_from_url(url), now)
+        """Opens (and migrates) the database a DATABASE_URL names: SQLite or PostgreSQL."""
+        return cls(await open_database(url), now)
 
     async def erase_member(self, member_id: int) -> None:
         """Deletes everything kept about a member (see Members.erase)."""

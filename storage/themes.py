@@ -21,9 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-import aiosqlite
-
-from storage.db import Database
+from storage.db import Database, Row, Tx
 from storage.times import from_db, to_db
 
 Now = Callable[[], datetime]
@@ -148,7 +146,7 @@ def _text_sql(where_s: str, where_a: str, limit: int | None = None) -> str:
     )
 
 
-def _free_text(row: aiosqlite.Row) -> FreeText:
+def _free_text(row: Row) -> FreeText:
     return FreeText(
         item=ItemRef(row["kind_of"], int(row["id"])),
         member_id=int(row["member_id"]),
@@ -233,12 +231,11 @@ class Themes:
         """A new theme; ThemeError if the name is empty, too long or taken (case aside)."""
         name = clean_name(name)
         async with self._db.transaction() as conn:
-            async with conn.execute(
+            row = await conn.fetch_one(
                 "INSERT INTO themes (name, created_by, created_at) VALUES (?, ?, ?)"
                 " ON CONFLICT DO NOTHING RETURNING id",
                 (name, by, to_db(self._now())),
-            ) as cur:
-                row = await cur.fetchone()
+            )
             if row is None:
                 raise ThemeError(f"There is a theme called {name!r} already.")
             theme_id = int(row["id"])
@@ -250,8 +247,7 @@ class Themes:
         the name (merge them instead)."""
         name = clean_name(name)
         async with self._db.transaction() as conn:
-            async with conn.execute("SELECT name FROM themes WHERE id = ?", (theme_id,)) as cur:
-                old = await cur.fetchone()
+            old = await conn.fetch_one("SELECT name FROM themes WHERE id = ?", (theme_id,))
             if old is None:
                 raise ThemeError("There is no such theme.")
             try:
@@ -275,18 +271,24 @@ class Themes:
         if source_id == into_id:
             raise ThemeError("Choose two different themes to merge.")
         async with self._db.transaction() as conn:
-            async with conn.execute(
-                "SELECT id, name FROM themes WHERE id IN (?, ?)", (source_id, into_id)
-            ) as cur:
-                names = {int(r["id"]): str(r["name"]) for r in await cur.fetchall()}
+            names = {
+                int(r["id"]): str(r["name"])
+                for r in await conn.fetch_all(
+                    "SELECT id, name FROM themes WHERE id IN (?, ?)", (source_id, into_id)
+                )
+            }
             if len(names) != 2:
                 raise ThemeError("There is no such theme.")
             # An item that has both keeps its tag on `into`; the other goes with the theme.
-            async with conn.execute(
-                "UPDATE OR IGNORE item_themes SET theme_id = ? WHERE theme_id = ? RETURNING id",
-                (into_id, source_id),
-            ) as cur:
-                moved = len(list(await cur.fetchall()))
+            moved = len(
+                list(
+                    await conn.fetch_all(
+                        "UPDATE OR IGNORE item_themes SET theme_id = ?"
+                        " WHERE theme_id = ? RETURNING id",
+                        (into_id, source_id),
+                    )
+                )
+            )
             await conn.execute("DELETE FROM themes WHERE id = ?", (source_id,))
             await self._audit(
                 conn,
@@ -332,7 +334,7 @@ class Themes:
         )
         return changed > 0
 
-    async def _audit(self, conn: aiosqlite.Connection, by: int, action: str, **detail: Any) -> None:
+    async def _audit(self, conn: Tx, by: int, action: str, **detail: Any) -> None:
         """An audit entry in the same unit of work (as storage/audit.py writes one)."""
         await conn.execute(
             "INSERT INTO audit_log (at, actor, action, detail) VALUES (?, ?, ?, ?)",

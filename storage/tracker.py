@@ -21,15 +21,12 @@ Who is told of a change (`recipients`), each once:
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, cast, get_args
 
-import aiosqlite
-
-from storage.db import Database
+from storage.db import Database, Row, Tx, new_id
 from storage.outbox import Outgoing, insert_batch
 from storage.times import from_db, to_db
 
@@ -155,14 +152,14 @@ _ITEMS = """
 """
 
 
-def _item_of(r: sqlite3.Row) -> Item:
+def _item_of(r: Row) -> Item:
     for kind, column in _COLUMN.items():
         if r[column] is not None:
             return Item(kind, int(r[column]))
     raise ValueError(f"status change {r['id']} is about nothing")
 
 
-def _change(r: sqlite3.Row) -> Change:
+def _change(r: Row) -> Change:
     return Change(
         id=r["id"],
         item=_item_of(r),
@@ -173,7 +170,7 @@ def _change(r: sqlite3.Row) -> Change:
     )
 
 
-def _tracked(r: sqlite3.Row) -> Tracked:
+def _tracked(r: Row) -> Tracked:
     return Tracked(
         item=Item(cast(ItemKind, r["kind"]), int(r["id"])),
         text=r["text"],
@@ -182,15 +179,14 @@ def _tracked(r: sqlite3.Row) -> Tracked:
     )
 
 
-Fetch = Callable[[str, Sequence[object]], Awaitable[list[sqlite3.Row]]]
+Fetch = Callable[[str, Sequence[object]], Awaitable[list[Row]]]
 
 
-def _reader(conn: aiosqlite.Connection) -> Fetch:
+def _reader(conn: Tx) -> Fetch:
     """Reads inside a transaction the caller holds."""
 
-    async def fetch(sql: str, params: Sequence[object]) -> list[sqlite3.Row]:
-        async with conn.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+    async def fetch(sql: str, params: Sequence[object]) -> list[Row]:
+        return list(await conn.fetch_all(sql, tuple(params)))
 
     return fetch
 
@@ -341,12 +337,13 @@ class Tracker:
             latest = await _latest(fetch, item)
             if latest is not None and (latest.status, latest.reason) == (status, reason):
                 return None
-            async with conn.execute(
-                f"INSERT INTO status_changes ({_COLUMN[item.kind]}, status, reason, changed_by,"
-                " changed_at) VALUES (?, ?, ?, ?, ?)",
-                (item.id, status, reason, changed_by, now),
-            ) as cur:
-                change_id = int(cur.lastrowid or 0)
+            change_id = new_id(
+                await conn.fetch_one(
+                    f"INSERT INTO status_changes ({_COLUMN[item.kind]}, status, reason, changed_by,"
+                    " changed_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+                    (item.id, status, reason, changed_by, now),
+                )
+            )
             messages = tell(await _recipients(fetch, item))
             batch_id = None
             if messages:

@@ -17,13 +17,12 @@ at least 10 voters and 60% agreeing in all.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from storage.db import Database
+from storage.db import Database, Row
 from storage.stats import ABOUT_FIELDS
 from storage.suppression import THRESHOLD, hidden_counts
 from storage.times import from_db, to_db
@@ -161,7 +160,7 @@ def hidden_in_result(
     return hidden_counts(counts, sums)
 
 
-def _statement(r: sqlite3.Row) -> Statement:
+def _statement(r: Row) -> Statement:
     return Statement(
         id=int(r["id"]),
         text=str(r["text"]),

@@ -20,9 +20,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-import aiosqlite
-
-from storage.db import Database
+from storage.db import Database, Row, Tx, new_id
 from storage.times import from_db, to_db
 
 LINK_TTL = timedelta(minutes=10)
@@ -71,7 +69,7 @@ class SignIn:
     telegram_user_id: int | None = None
 
 
-async def _audit(conn: aiosqlite.Connection, at: str, who: str, action: str, **detail: Any) -> None:
+async def _audit(conn: Tx, at: str, who: str, action: str, **detail: Any) -> None:
     await conn.execute(
         "INSERT INTO audit_log (at, actor, action, detail) VALUES (?, ?, ?, ?)",
         (at, who, action, json.dumps(detail, sort_keys=True)),
@@ -90,12 +88,13 @@ class WebSessions:
         now = self._now()
         at = to_db(now)
         async with self._db.transaction() as conn:
-            async with conn.execute(
-                "INSERT INTO web_links (token_hash, telegram_user_id, created_at, expires_at)"
-                " VALUES (?, ?, ?, ?)",
-                (token_hash(token), user_id, at, to_db(now + ttl)),
-            ) as cur:
-                link_id = cur.lastrowid
+            link_id = new_id(
+                await conn.fetch_one(
+                    "INSERT INTO web_links (token_hash, telegram_user_id, created_at, expires_at)"
+                    " VALUES (?, ?, ?, ?) RETURNING id",
+                    (token_hash(token), user_id, at, to_db(now + ttl)),
+                )
+            )
             await _audit(conn, at, f"telegram:{user_id}", "workbench_link_made", link=link_id)
         return token
 
@@ -112,14 +111,12 @@ class WebSessions:
         return state
 
     @staticmethod
-    async def _refused(
-        conn: aiosqlite.Connection, at: str, row: aiosqlite.Row | None, state: LinkState
-    ) -> None:
+    async def _refused(conn: Tx, at: str, row: Row | None, state: LinkState) -> None:
         who = f"telegram:{row['telegram_user_id']}" if row else "unknown"
         link = row["id"] if row else None
         await _audit(conn, at, who, "workbench_sign_in_refused", link=link, reason=state.value)
 
-    def _state(self, row: aiosqlite.Row | None) -> LinkState:
+    def _state(self, row: Row | None) -> LinkState:
         if row is None:
             return LinkState.UNKNOWN
         if row["used_at"] is not None:
@@ -135,12 +132,11 @@ class WebSessions:
         now = self._now()
         at = to_db(now)
         async with self._db.transaction() as conn:
-            async with conn.execute(
+            row = await conn.fetch_one(
                 "SELECT id, telegram_user_id, used_at, expires_at FROM web_links"
                 " WHERE token_hash = ?",
                 (token_hash(token),),
-            ) as cur:
-                row = await cur.fetchone()
+            )
             state = self._state(row)
             if row is None or state is not LinkState.OK:
                 await self._refused(conn, at, row, state)
@@ -151,13 +147,14 @@ class WebSessions:
                 (at, row["id"]),
             )
             session = secrets.token_urlsafe(32)
-            async with conn.execute(
-                "INSERT INTO web_sessions"
-                " (token_hash, telegram_user_id, link_id, started_at, seen_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (token_hash(session), user_id, row["id"], at, at),
-            ) as cur:
-                session_id = cur.lastrowid
+            session_id = new_id(
+                await conn.fetch_one(
+                    "INSERT INTO web_sessions"
+                    " (token_hash, telegram_user_id, link_id, started_at, seen_at)"
+                    " VALUES (?, ?, ?, ?, ?) RETURNING id",
+                    (token_hash(session), user_id, row["id"], at, at),
+                )
+            )
             await _audit(conn, at, f"telegram:{user_id}", "workbench_signed_in", session=session_id)
         return SignIn(LinkState.OK, session, user_id)
 

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
-import aiosqlite
-
-from storage.db import BUSY_TIMEOUT_MS, Database
+from storage.db import Database
 from storage.kinds import IDEA, STORY
 from storage.round_figures import Rounds
 from storage.search import Library
@@ -49,17 +46,9 @@ class Reader:
         self.rounds = Rounds(db)  # the Questions page (storage/round_figures.py)
 
     @classmethod
-    async def open(cls, path: Path) -> Reader:
-        """Opens a second connection to the database at `path` (already migrated)."""
-        conn = await aiosqlite.connect(path, isolation_level=None)
-        try:
-            conn.row_factory = aiosqlite.Row
-            await conn.execute("PRAGMA query_only = ON")
-            await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        except BaseException:
-            await conn.close()
-            raise
-        return cls(Database(conn, path))
+    async def open(cls, db: Database) -> Reader:
+        """Opens a read-only connection of its own to the bot's database (already migrated)."""
+        return cls(await db.open_reader())
 
     async def close(self) -> None:
         await self._db.close()
@@ -84,6 +73,4 @@ class Reader:
 
     async def changes(self) -> int:
         """A number that moves whenever another connection (the bot) has committed."""
-        row = await self._db.fetch_one("PRAGMA data_version")
-        assert row is not None
-        return int(row[0])
+        return await self._db.change_mark()

@@ -18,6 +18,7 @@ from bot.settings import Settings
 from conversations.door import FLOOD
 from emulator import Emulator
 from storage.store import Store
+from tests.dbs import sqlite_db
 from tests.media_samples import voice
 from tests.transcript import Person, join
 
@@ -127,11 +128,11 @@ async def fetch_by_hand(emulator: Emulator, bot: CocreateApplication, store: Sto
     users = [emulator.user(6300 + n, first_name="Cy") for n in range(30)]
     ids = [u.send("/start") for u in users]
     statements: list[str] = []
-    await store.db._conn.set_trace_callback(statements.append)
+    await sqlite_db(store.db)._conn.set_trace_callback(statements.append)
     try:
         updates = await bot.bot.get_updates(offset=ids[0], timeout=0)
     finally:
-        await store.db._conn.set_trace_callback(lambda _: None)
+        await sqlite_db(store.db)._conn.set_trace_callback(lambda _: None)
     assert [u.update_id for u in updates] == ids
     assert not any(emulator.is_confirmed(i) for i in ids)
     inserts = [s for s in statements if "INTO inbox" in s]
@@ -161,18 +162,18 @@ async def test_a_story_part_reads_the_member_once(
     statements: list[str] = []
     trips: list[str] = []
     await store.inbox.flush()  # the last update's done-mark, kept for a moment: not ours
-    run: Any = store.db._conn._execute  # every trip to the thread goes through it
+    run: Any = sqlite_db(store.db)._conn._execute  # every trip to the thread goes through it
 
     async def counted(work: Any, *args: Any) -> Any:
         trips.append(getattr(work, "__name__", "?"))
         return await run(work, *args)
 
-    monkeypatch.setattr(store.db._conn, "_execute", counted)
-    await store.db._conn.set_trace_callback(statements.append)
+    monkeypatch.setattr(sqlite_db(store.db)._conn, "_execute", counted)
+    await sqlite_db(store.db)._conn.set_trace_callback(statements.append)
     try:
         await ann.says("The bus did not come.")
     finally:
-        await store.db._conn.set_trace_callback(lambda _: None)
+        await sqlite_db(store.db)._conn.set_trace_callback(lambda _: None)
     reads = [s for s in statements if s.startswith("SELECT * FROM members WHERE telegram")]
     assert len(reads) == 1
     # Receiving the batch (its INSERT, its COMMIT), then the update's five: who and where,

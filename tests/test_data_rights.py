@@ -22,6 +22,7 @@ from bot.settings import Settings
 from conversations.media import stored_name
 from storage.outbox import Outgoing
 from storage.store import Store
+from tests.dbs import sqlite_db
 from tests.media_samples import voice
 from tests.transcript import Person, join
 
@@ -141,7 +142,7 @@ async def test_after_delete_the_words_are_in_neither_the_database_nor_the_wal_fi
     person: MakePerson, store: Store
 ) -> None:
     world = await conversation(person, store)
-    db_file = store.db.path
+    db_file = sqlite_db(store.db).file
     wal = sidecars(db_file)[0]
     on_disk = db_file.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
     assert b"turquoise gate" in on_disk  # the check below can see the words
@@ -171,7 +172,7 @@ async def test_database_and_media_files_are_readable_only_by_the_bot(
     [name] = os.listdir(settings.media_dir)
     assert mode(settings.media_dir) == 0o700
     assert mode(settings.media_dir / name) == 0o600
-    db_file = store.db.path
+    db_file = sqlite_db(store.db).file
     assert mode(db_file) == 0o600
     for sidecar in sidecars(db_file):
         assert sidecar.exists() and mode(sidecar) == 0o600, sidecar.name

@@ -56,6 +56,7 @@ from storage.outbox import (
 )
 from storage.store import Store
 from tests.conftest import TOKEN, make_settings
+from tests.dbs import sqlite_db
 
 LONDON = ZoneInfo("Europe/London")
 READ_TIMEOUT = 0.5  # the test bot's; a slow answer takes longer than this
@@ -951,10 +952,10 @@ async def test_due_reads_about_as_many_rows_as_it_returns(
         steps += 1
         return 0
 
-    await store.db._conn.set_progress_handler(step, 100)
+    await sqlite_db(store.db)._conn.set_progress_handler(step, 100)
     try:
         due = await store.outbox.due(clock.now(), limit=10)
     finally:
-        await store.db._conn.set_progress_handler(lambda: 0, 1_000_000)
+        await sqlite_db(store.db)._conn.set_progress_handler(lambda: 0, 1_000_000)
     assert len(due) == 10 and len({r.chat_id for r in due}) == 10
     assert steps * 100 < 20_000, steps  # grouping all 5,000 queued rows took far more

@@ -14,6 +14,7 @@ from bot.receiving import CocreateApplication
 from emulator import Emulator
 from storage.outbox import Outgoing
 from storage.store import Store
+from tests.dbs import sqlite_db
 
 BROADCAST = range(8001, 8031)  # members who get the broadcast
 WRITERS = range(8101, 8161)  # people the bot answers meanwhile
@@ -61,7 +62,7 @@ async def test_a_row_is_marked_sending_only_as_its_request_leaves(
     # crash leaves is what is committed: read it as another process would, through a
     # connection of its own (the bot's own sees its writes before their group commit).
     worst: list[Any] = []
-    uri = store.db.path.resolve().as_uri() + "?mode=ro"
+    uri = sqlite_db(store.db).file.resolve().as_uri() + "?mode=ro"
     async with aiosqlite.connect(uri, uri=True) as disk, asyncio.timeout(20):
         while len(reached()) < len(BROADCAST):
             rows = await disk.execute_fetchall(

@@ -31,6 +31,7 @@ from bot.clock import FakeClock
 from bot.retention import run_retention
 from bot.settings import Settings
 from storage import export_files
+from storage.db import new_id
 from storage.export_ideas import STATEMENT_COLUMNS, STATUS_COLUMNS, VOTE_COLUMNS
 from storage.export_rows import COLUMNS, ExportFilter, Row
 from storage.store import Store
@@ -96,9 +97,7 @@ async def statement(
 
 async def insert(store: Store, sql: str, params: tuple[Any, ...]) -> int:
     async with store.db.transaction() as conn:
-        async with conn.execute(sql, params) as cur:
-            assert cur.lastrowid is not None
-            return cur.lastrowid
+        return new_id(await conn.fetch_one(sql + " RETURNING id", params))
 
 
 async def vote(store: Store, member: int, statement_id: int, choice: str, at: datetime) -> None:

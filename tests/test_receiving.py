@@ -20,6 +20,7 @@ from emulator import Emulator
 from storage.store import Store
 from storage.times import to_db
 from tests.conftest import make_settings
+from tests.dbs import sqlite_db
 from tests.net import free_port
 from tests.transcript import Person, choose_language, hello
 
@@ -211,9 +212,9 @@ async def test_handled_updates_are_forgotten_once_a_day_in_batches(
             [(n, None, old, old) for n in range(100, 112)],
         )
     statements: list[str] = []
-    await store.db._conn.set_trace_callback(statements.append)
+    await sqlite_db(store.db)._conn.set_trace_callback(statements.append)
     try:
         assert await store.inbox.prune(before=clock.now() - INBOX_MEMORY, batch=5) == 12
     finally:
-        await store.db._conn.set_trace_callback(lambda _: None)
+        await sqlite_db(store.db)._conn.set_trace_callback(lambda _: None)
     assert sum(s.startswith("DELETE") for s in statements) == 3  # 5, 5, then 2

@@ -19,6 +19,7 @@ from bot.retention import JOB, run_retention
 from bot.settings import Settings
 from storage.outbox import Outgoing, Sent
 from storage.store import Store
+from tests.dbs import sqlite_db
 from tests.media_samples import voice
 from tests.transcript import Person, join
 
@@ -153,6 +154,6 @@ async def test_old_sent_messages_are_emptied_however_many_batches_it_takes(
     [entry] = [e for e in await store.audit.entries() if e.action == "responses_deleted"]
     assert json.loads(entry.detail)["messages"] == 5
     # Gone from the disk too: the WAL file was emptied into the zeroed database file.
-    db_file = store.db.path
+    db_file = sqlite_db(store.db).file
     for path in (db_file, Path(f"{db_file}-wal")):
         assert b"my secret number" not in path.read_bytes(), path.name

@@ -11,11 +11,13 @@ import aiosqlite
 import pytest
 
 from bot.clock import FakeClock
-from storage.db import Database, commit_point, path_from_url
+from storage.db import commit_point
 from storage.migrations import MIGRATIONS, migrate, schema_version
 from storage.models import PREFER_NOT_TO_SAY, Member
 from storage.sessions import Session
+from storage.sqlite_db import SqliteDatabase, path_from_url
 from storage.store import Store
+from tests.dbs import sqlite_db
 
 
 @pytest.fixture
@@ -55,7 +57,7 @@ async def test_migrations_applied_twice_change_nothing(tmp_path: Path, clock: Fa
 async def test_connection_uses_wal_foreign_keys_and_busy_timeout(
     tmp_path: Path, clock: FakeClock
 ) -> None:
-    db = await Database.open(tmp_path / "c.db")
+    db = await SqliteDatabase.open(tmp_path / "c.db")
     try:
         assert (await db.fetch_one("PRAGMA journal_mode"))[0] == "wal"  # type: ignore[index]
         assert (await db.fetch_one("PRAGMA foreign_keys"))[0] == 1  # type: ignore[index]
@@ -236,7 +238,7 @@ async def test_inbox_batches_records_and_done_marks(tmp_path: Path, clock: FakeC
     statements: list[str] = []
     try:
         assert await store.inbox.record(20, "{}")
-        await store.db._conn.set_trace_callback(statements.append)
+        await sqlite_db(store.db)._conn.set_trace_callback(statements.append)
         fresh = await store.inbox.record_batch([(20, "{}"), (21, "{}"), (22, "{}")])
         assert fresh == {21, 22}  # 20 was a redelivery
         for update_id in (20, 21, 22):
@@ -247,7 +249,7 @@ async def test_inbox_batches_records_and_done_marks(tmp_path: Path, clock: FakeC
         writes = [s for s in statements if s.startswith(("INSERT", "UPDATE"))]
         assert len(writes) == 2  # one statement for the batch, one for its three marks
     finally:
-        await store.db._conn.set_trace_callback(lambda _: None)
+        await sqlite_db(store.db)._conn.set_trace_callback(lambda _: None)
         await store.close()
 
 
@@ -275,7 +277,7 @@ async def test_a_members_receipts_and_files_are_found_by_index(
 async def test_an_update_reads_a_query_once_until_it_writes(store: Store) -> None:
     """Within one update's unit a repeated read is made once; a write makes it read again
     (and it sees the write)."""
-    db = store.db
+    db = sqlite_db(store.db)
     await db.execute("INSERT INTO projects (code, name, created_at) VALUES ('p', 'One', 'x')")
     query = "SELECT name FROM projects WHERE code = ?"
     statements: list[str] = []
@@ -302,7 +304,7 @@ async def test_an_update_reads_a_query_once_until_it_writes(store: Store) -> Non
 async def test_a_write_forgets_only_the_reads_it_may_change(store: Store) -> None:
     """A write to another table keeps what the update read; a DELETE that may cascade, and a
     write that fires triggers, make it read everything again."""
-    db = store.db
+    db = sqlite_db(store.db)
     await db.execute("INSERT INTO projects (code, name, created_at) VALUES ('p', 'One', 'x')")
     query = "SELECT name FROM projects WHERE code = ?"
     statements: list[str] = []
@@ -335,7 +337,7 @@ async def test_writers_at_once_share_one_commit(store: Store) -> None:
     """Group commit: twenty updates writing at once wait for the same few COMMITs (one fsync
     each), not twenty; each returns only once its write is committed; one that fails is
     rolled back alone."""
-    db = store.db
+    db = sqlite_db(store.db)
     statements: list[str] = []
     await db._conn.set_trace_callback(statements.append)
 
@@ -367,7 +369,7 @@ async def test_closing_commits_what_waits_for_the_group_commit(
     """Something waiting for the group commit when the store closes is committed by the
     close; the task that would have committed it, queued behind the close, ends quietly."""
     store = await Store.open(tmp_path / "c.db", clock.now)
-    db = store.db
+    db = sqlite_db(store.db)
     await db._lock.acquire()  # a segment is half-way
     closing = asyncio.create_task(store.close())
     await asyncio.sleep(0)  # the close waits for the lock

@@ -525,7 +525,7 @@ async def test_the_overview_reads_who_takes_part_at_most_every_so_often(
     """The counters follow every change at once; /stats's whole reading of who takes part (a
     second with 100,000 members) is read again in the background at most every GROUPS_EVERY
     seconds, and nothing is read while nothing changed."""
-    reader = await Reader.open(store.db.path)
+    reader = await Reader.open(store.db)
     now = [0.0]
     figures = Overview(bot.resources, reader, groups_every=30.0, clock=lambda: now[0])
     told: list[str] = []

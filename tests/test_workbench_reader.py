@@ -28,12 +28,13 @@ from bot.receiving import CocreateApplication
 from bot.settings import Settings
 from bot.web.pages import reader
 from storage import search
-from storage.db import sidecars
 from storage.sharing import NewMedia
+from storage.sqlite_db import sidecars
 from storage.store import Store
 from storage.times import to_db
 from storage.tracker import Item as Tracked
 from tests import test_workbench
+from tests.dbs import sqlite_db
 from tests.media_samples import png
 from tests.test_questions import ask, texts
 from tests.test_try import CHROMIUM_FLAGS, ZOOMED, chromium
@@ -370,7 +371,7 @@ async def test_the_index_takes_what_is_saved_and_forgets_an_erased_member(
     # (FTS5 only marks deleted rows, until its segments are merged: the erasure merges them).
     blocks = await store.db.fetch_all("SELECT block FROM submission_search_data")
     assert not any(b"pelican" in bytes(r["block"] or b"") for r in blocks)
-    for file in (store.db.path, *sidecars(store.db.path)):
+    for file in (sqlite_db(store.db).file, *sidecars(sqlite_db(store.db).file)):
         if file.exists():
             assert b"pelican" not in file.read_bytes(), file
 

@@ -76,7 +76,7 @@ async def serving(
     settings = resources.settings
     sock = sock or listen(settings.web_listen, settings.web_port)
     try:
-        reader = await Reader.open(resources.store.db.path)
+        reader = await Reader.open(resources.store.db)
     except BaseException:
         sock.close()
         raise
