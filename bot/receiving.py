@@ -35,7 +35,7 @@ from conversations.context import (
     Resources,
     Scheduling,
 )
-from conversations.door import Door
+from conversations.door import Dispatch, Door
 from storage.db import commit_point
 from storage.inbox import Inbox
 
@@ -63,7 +63,9 @@ class DurableUpdateQueue(asyncio.Queue[object]):
 
     async def record_batch(self, updates: tuple[Update, ...]) -> None:
         """Records a fetched batch in one transaction (`CocreateBot.get_updates`)."""
-        fresh = await self._inbox.record_batch([(u.update_id, _payload(u)) for u in updates])
+        fresh = await self._inbox.record_batch(
+            [(u.update_id, _payload(u), person_of(u)) for u in updates]
+        )
         for update in updates:
             self._decided[update.update_id] = update.update_id in fresh
 
@@ -72,7 +74,7 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         if isinstance(item, Update):
             fresh = self._decided.pop(item.update_id, None)
             if fresh is None:  # not from a batch: a webhook's POST
-                fresh = await self._inbox.record(item.update_id, _payload(item))
+                fresh = await self._inbox.record(item.update_id, _payload(item), person_of(item))
             if not fresh:
                 logger.debug("Update %s was seen before; not handling it twice", item.update_id)
                 return
@@ -190,11 +192,31 @@ class CocreateApplication(Application):  # type: ignore[type-arg]
             await super().process_update(update)
             return
         try:
-            await self.door.handle(update, super().process_update, self.reask)
+            person = person_of(update)
+            coordination = self.resources.store.coordination
+            if coordination.shared and person is not None:
+                async with coordination.person(person):
+                    await self._in_turn(update, person, super().process_update)
+            else:
+                await self.door.handle(update, super().process_update, self.reask)
         finally:
             async with self._handled:
                 self._durable_queue.unfinished.discard(update.update_id)
                 self._handled.notify_all()
+
+    async def _in_turn(self, update: Update, person: int, dispatch: Dispatch) -> None:
+        """Handles a person's update while this process alone handles them (several
+        processes share the database): first their older updates still waiting, whichever
+        process recorded them, then this one, unless another process has handled it."""
+        inbox = self.resources.store.inbox
+        for update_id, payload in await inbox.take_older(person, update.update_id):
+            logger.info("Handling update %s first: it came before this one", update_id)
+            older = Update.de_json(json.loads(payload), self.bot)
+            await self.door.handle(older, dispatch, self.reask)
+        if await inbox.is_done(update.update_id):
+            logger.debug("Update %s was handled by another process", update.update_id)
+            return
+        await self.door.handle(update, dispatch, self.reask)
 
     async def reask(self, update: Update) -> bool:
         """Asks the person again where they are in a flow (conversations/routes.py)."""

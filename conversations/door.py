@@ -169,7 +169,9 @@ class Door:
         async def done(final: bool) -> None:
             if not final:
                 return
-            if store.db.in_transaction():
+            # With several processes, the mark goes with the update's last commit: the next
+            # process to hold this person must see it done (storage/coordination.py).
+            if store.db.in_transaction() or store.coordination.shared:
                 await store.inbox.mark_done(update.update_id)
             else:
                 store.inbox.mark_done_soon(update.update_id)

@@ -2,6 +2,11 @@
 
 Table: inbox. A row is written when an update is fetched, its payload cleared when it has
 been handled; rows that were never finished are handled again at start, in update_id order.
+
+With several processes on one database (storage/coordination.py), a row also says whose
+update it is (`person_id`) and which process took it (`taken_by`): a process that dies
+leaves its rows to the others (`orphans`), and whoever handles a person's update first
+handles that person's older ones still waiting, in order (`take_older`).
 """
 
 from __future__ import annotations
@@ -25,30 +30,33 @@ PRUNE_BATCH = 5000
 class Inbox:
     """Receipt and completion of raw updates, keyed by Telegram's update_id."""
 
-    def __init__(self, db: Database, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self, db: Database, now: Callable[[], datetime], process: int | None = None
+    ) -> None:
         self._db, self._now = db, now
+        self.process = process  # this process's mark on the rows it takes (shared databases)
         self._done_soon: list[int] = []
         self._writing: asyncio.TimerHandle | None = None
 
-    async def record(self, update_id: int, payload: str) -> bool:
+    async def record(self, update_id: int, payload: str, person_id: int | None = None) -> bool:
         """Records an update; False if this update_id was seen before (a replay)."""
-        changed = await self._db.execute(
-            "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
-            (update_id, payload, to_db(self._now())),
-        )
-        return changed > 0
+        return bool(await self.record_batch([(update_id, payload, person_id)]))
 
-    async def record_batch(self, updates: Sequence[tuple[int, str]]) -> set[int]:
-        """Records a batch of updates (one getUpdates answer) in one transaction; returns the
-        ids not seen before (the others are redeliveries)."""
+    async def record_batch(self, updates: Sequence[tuple[int, str, int | None]]) -> set[int]:
+        """Records a batch of updates (id, payload, whose) in one transaction (one
+        getUpdates answer); returns the ids not seen before (the others are redeliveries)."""
         if not updates:
             return set()
         received = to_db(self._now())
-        rows = ", ".join("(?, ?, ?)" for _ in updates)
-        params = [value for id_, payload in updates for value in (id_, payload, received)]
+        rows = ", ".join("(?, ?, ?, ?, ?)" for _ in updates)
+        params = [
+            value
+            for id_, payload, person in updates
+            for value in (id_, payload, received, person, self.process)
+        ]
         found = await self._db.execute_returning(
-            f"INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES {rows}"
-            " RETURNING update_id",
+            "INSERT INTO inbox (update_id, payload, received_at, person_id, taken_by)"
+            f" VALUES {rows} ON CONFLICT DO NOTHING RETURNING update_id",
             params,
         )
         return {int(row[0]) for row in found}
@@ -91,11 +99,43 @@ class Inbox:
             logger.exception("Could not mark %s handled updates done", len(ids))
 
     async def unfinished(self) -> list[tuple[int, str]]:
-        """Updates recorded but never handled, oldest first."""
+        """Updates recorded but never handled, oldest first. With several processes, only
+        those no live process has taken (`orphans`), which this one takes."""
+        if self.process is not None:
+            return await self.orphans()
         rows = await self._db.fetch_all(
             "SELECT update_id, payload FROM inbox WHERE done_at IS NULL ORDER BY update_id"
         )
         return [(int(r["update_id"]), str(r["payload"])) for r in rows]
+
+    async def orphans(self) -> list[tuple[int, str]]:
+        """Takes the unfinished updates of processes that are gone (PostgreSQL: their
+        connection is no longer among the server's), oldest first."""
+        rows = await self._db.execute_returning(
+            "UPDATE inbox SET taken_by = ? WHERE done_at IS NULL AND (taken_by IS NULL"
+            " OR taken_by NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL))"
+            " RETURNING update_id, payload",
+            (self.process,),
+        )
+        return sorted((int(r["update_id"]), str(r["payload"])) for r in rows)
+
+    async def take_older(self, person_id: int, update_id: int) -> list[tuple[int, str]]:
+        """Takes a person's unfinished updates older than this one, oldest first: whoever
+        handles the person now (holding their lock) handles those first, whichever process
+        recorded them."""
+        rows = await self._db.execute_returning(
+            "UPDATE inbox SET taken_by = ? WHERE person_id = ? AND update_id < ?"
+            " AND done_at IS NULL RETURNING update_id, payload",
+            (self.process, person_id, update_id),
+        )
+        return sorted((int(r["update_id"]), str(r["payload"])) for r in rows)
+
+    async def is_done(self, update_id: int) -> bool:
+        """Whether an update was handled (by any process)."""
+        row = await self._db.fetch_one(
+            "SELECT done_at IS NOT NULL AS done FROM inbox WHERE update_id = ?", (update_id,)
+        )
+        return row is not None and bool(row["done"])
 
     async def prune(self, before: datetime, batch: int = PRUNE_BATCH) -> int:
         """Forgets handled updates older than `before` (Telegram redelivers for 24 h at most),

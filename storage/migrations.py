@@ -543,6 +543,16 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX submissions_submitted ON submissions (status, submitted_at, id);
     CREATE INDEX answers_round_choice ON answers (round_id, choice);
     """,
+    # Several processes on one database (issue 14; PostgreSQL's schema has the same): whose
+    # update each inbox row is (a person's older updates are handled before theirs, in
+    # order), and the process that took an inbox row or an outbox row it is sending (when
+    # that process is gone, what it took is known to be orphaned).
+    """
+    ALTER TABLE inbox ADD COLUMN person_id INTEGER;
+    ALTER TABLE inbox ADD COLUMN taken_by INTEGER;
+    CREATE INDEX inbox_person_pending ON inbox (person_id, update_id) WHERE done_at IS NULL;
+    ALTER TABLE outbox ADD COLUMN claimed_by INTEGER;
+    """,
 )
 
 

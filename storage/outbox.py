@@ -265,8 +265,14 @@ async def insert_batch(
 class Outbox:
     """Rows waiting to be sent, and what became of each one."""
 
-    def __init__(self, db: Database, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self, db: Database, now: Callable[[], datetime], process: int | None = None
+    ) -> None:
         self._db, self._now = db, now
+        # This process's mark on the rows it sends, when several share the database
+        # (storage/coordination.py): a row left 'sending' by a process that is gone is
+        # known to be unconfirmed.
+        self.process = process
 
     # ---- writing, for the flows
 
@@ -444,12 +450,15 @@ class Outbox:
                 [(u.member_id,) for u in unreachable],
             )
 
-    @staticmethod
-    async def _claim(conn: Tx, ids: Sequence[int]) -> dict[int, Claim]:
+    async def _claim(self, conn: Tx, ids: Sequence[int]) -> dict[int, Claim]:
+        """Claims queued rows for sending. With several processes, a row another process is
+        claiming at this moment is skipped (FOR UPDATE SKIP LOCKED): it is theirs."""
         marks = ",".join("?" * len(ids))
+        mine = " FOR UPDATE OF o SKIP LOCKED" if self.process is not None else ""
         found = await conn.fetch_all(
             "SELECT o.id, o.status, o.member_id, m.stopped_at, m.unreachable_at"
-            f" FROM outbox o LEFT JOIN members m ON m.id = o.member_id WHERE o.id IN ({marks})",
+            f" FROM outbox o LEFT JOIN members m ON m.id = o.member_id WHERE o.id IN ({marks})"
+            + mine,
             tuple(ids),
         )
         verdicts: dict[int, Claim] = dict.fromkeys(ids, "gone")
@@ -471,8 +480,9 @@ class Outbox:
                 skipped.append((verdict, row["id"]))
         if going:
             await conn.execute(
-                f"UPDATE outbox SET status = 'sending' WHERE id IN ({','.join('?' * len(going))})",
-                going,
+                "UPDATE outbox SET status = 'sending', claimed_by = ?"
+                f" WHERE id IN ({','.join('?' * len(going))})",
+                (self.process, *going),
             )
         if skipped:
             await conn.executemany(
@@ -533,7 +543,14 @@ class Outbox:
     async def recover_after_restart(self) -> int:
         """Every row left 'sending' becomes 'unconfirmed': its request had left, and may have
         reached Telegram, so it is not sent again silently. Returns how many. Call before the
-        first pass."""
+        first pass. With several processes, only the rows of processes that are gone (and
+        again from time to time: a process may die while the others run)."""
+        if self.process is not None:
+            return await self._db.execute(
+                "UPDATE outbox SET status = 'unconfirmed', last_error = 'interrupted'"
+                " WHERE status = 'sending' AND (claimed_by IS NULL OR claimed_by NOT IN"
+                " (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL))"
+            )
         return await self._db.execute(
             "UPDATE outbox SET status = 'unconfirmed', last_error = 'interrupted'"
             " WHERE status = 'sending'"

@@ -10,11 +10,13 @@ from pathlib import Path
 from storage.answers import Answers
 from storage.audit import AuditLog
 from storage.broadcasts import Broadcasts
+from storage.coordination import Coordination, OneProcess, Shared
 from storage.db import Database
 from storage.export import Responses
 from storage.inbox import Inbox
 from storage.members import AboutYou, Consent, Members, Projects
 from storage.outbox import Outbox
+from storage.pg_db import PostgresDatabase
 from storage.questions import Questions
 from storage.replies import Replies
 from storage.retention import Retention
@@ -23,7 +25,6 @@ from storage.safeguarding import Safeguarding
 from storage.search import forget_deleted
 from storage.sessions import Sessions
 from storage.sharing import Pseudonyms, Sharing
-from storage.pg_db import PostgresDatabase
 from storage.sqlite_db import SqliteDatabase, path_from_url
 from storage.statements import Statements
 from storage.stats import Stats
@@ -33,10 +34,15 @@ from storage.votes import Votes
 from storage.web_sessions import WebSessions
 
 
+def is_postgres(url: str) -> bool:
+    """Whether a DATABASE_URL names PostgreSQL (else SQLite)."""
+    return url.startswith(("postgresql://", "postgres://"))
+
+
 async def open_database(url: str) -> Database:
     """Opens (and migrates) the database a DATABASE_URL names: `sqlite:///path` or
     `postgresql://…`."""
-    if url.startswith(("postgresql://", "postgres://")):
+    if is_postgres(url):
         return await PostgresDatabase.open(url)
     return await SqliteDatabase.open(path_from_url(url))
 
@@ -44,17 +50,25 @@ async def open_database(url: str) -> Database:
 class Store:
     """Every repository, sharing one connection. Open with `await Store.open(...)`."""
 
-    def __init__(self, db: Database, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        now: Callable[[], datetime],
+        coordination: Coordination | None = None,
+    ) -> None:
         self.db = db
+        # What the processes sharing the database agree on (storage/coordination.py).
+        self.coordination = coordination or OneProcess()
+        process = self.coordination.process
         self.members = Members(db, now)
         self.projects = Projects(db, now)
         self.consent = Consent(db, now)
         self.about = AboutYou(db, now)
-        self.inbox = Inbox(db, now)
+        self.inbox = Inbox(db, now, process)
         db.before_checkpoint.append(self.inbox.flush)  # done-marks clear members' words
         db.before_checkpoint.append(partial(forget_deleted, db))  # erased words, from search
         self.audit = AuditLog(db, now)
-        self.outbox = Outbox(db, now)
+        self.outbox = Outbox(db, now, process)
         self.sessions = Sessions(db, now)
         self.sharing = Sharing(db, now)
         self.statements = Statements(db, now)
@@ -80,8 +94,17 @@ class Store:
 
     @classmethod
     async def open_url(cls, url: str, now: Callable[[], datetime]) -> Store:
-        """Opens (and migrates) the database a DATABASE_URL names: SQLite or PostgreSQL."""
-        return cls(await open_database(url), now)
+        """Opens (and migrates) the database a DATABASE_URL names: SQLite or PostgreSQL.
+        With PostgreSQL, this process also joins the others sharing it (its locks)."""
+        db = await open_database(url)
+        if not isinstance(db, PostgresDatabase):
+            return cls(db, now)
+        try:
+            coordination = await Shared.connect(url, db.pool)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db, now, coordination)
 
     async def erase_member(self, member_id: int) -> None:
         """Deletes everything kept about a member (see Members.erase)."""
@@ -91,3 +114,4 @@ class Store:
         """Writes what was left for later, and closes the database."""
         await self.inbox.flush()
         await self.db.close()
+        await self.coordination.close()

@@ -239,7 +239,7 @@ async def test_inbox_batches_records_and_done_marks(tmp_path: Path, clock: FakeC
     try:
         assert await store.inbox.record(20, "{}")
         await sqlite_db(store.db)._conn.set_trace_callback(statements.append)
-        fresh = await store.inbox.record_batch([(20, "{}"), (21, "{}"), (22, "{}")])
+        fresh = await store.inbox.record_batch([(20, "{}", None), (21, "{}", 5), (22, "{}", 5)])
         assert fresh == {21, 22}  # 20 was a redelivery
         for update_id in (20, 21, 22):
             store.inbox.mark_done_soon(update_id)

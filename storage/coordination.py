@@ -1,0 +1,140 @@
+"""Several processes on one database (../shared/DESIGN.md, Scaling out): who handles a
+person's updates now, who leads (polls Telegram, runs the scheduler), and the sending pace
+they share.
+
+`OneProcess` is SQLite's: one process owns the database, so there is nothing to agree on.
+`Shared` is PostgreSQL's, built on advisory locks held by one connection of its own per
+process: PostgreSQL lets them go the moment that connection ends, so when a process dies
+(even by kill -9) its locks and its leadership pass on at once, and what it had taken
+(inbox rows, outbox rows marked 'sending') is known to be orphaned: it was taken by a
+backend (`process`) that no longer exists (`alive`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import asyncpg
+
+logger = logging.getLogger(__name__)
+
+# Advisory lock keys (bigint). A person's key is their id plus PERSON; a role's is fixed.
+PERSON = 1 << 56
+ROLES = {"poller": 1, "scheduler": 2}
+# Waiting for a person another process is handling: first try again after this, then up to
+# PERSON_WAIT_MOST between tries.
+PERSON_WAIT_FIRST, PERSON_WAIT_MOST = 0.005, 0.1
+
+
+class Coordination(ABC):
+    """What the processes sharing a database agree on."""
+
+    # Several processes may share the database (PostgreSQL): inbox rows and outbox rows
+    # carry the process that took them, and a person's older updates are looked for.
+    shared: bool = False
+    # The mark this process puts on what it takes (None: one process, no marks).
+    process: int | None = None
+
+    @abstractmethod
+    def person(self, person_id: int) -> AbstractAsyncContextManager[None]:
+        """Holds the right to handle this person's updates (an async context manager)."""
+
+    @abstractmethod
+    async def lead(self, role: str) -> bool:
+        """Tries to lead `role` ("poller", "scheduler"); True if this process leads it (it
+        keeps leading until it closes or dies)."""
+
+    @abstractmethod
+    def leads(self, role: str) -> bool:
+        """Whether this process leads `role`."""
+
+    @abstractmethod
+    async def pace(self, chat_id: int | None, overall: float, per_chat: float) -> float:
+        """Takes the next free moment to send, shared by every process: `overall` seconds
+        apart for all, and `per_chat` apart for this chat (0: none). Returns how long to
+        wait for it (0 with one process: its own budget paces it)."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Lets go of every lock and leadership."""
+
+
+class OneProcess(Coordination):
+    """SQLite: one process, which leads everything and waits for no one."""
+
+    @asynccontextmanager
+    async def person(self, person_id: int) -> AsyncIterator[None]:
+        yield
+
+    async def lead(self, role: str) -> bool:
+        return True
+
+    def leads(self, role: str) -> bool:
+        return True
+
+    async def pace(self, chat_id: int | None, overall: float, per_chat: float) -> float:
+        return 0.0
+
+    async def close(self) -> None:
+        """Nothing to let go."""
+
+
+class Shared(Coordination):
+    """PostgreSQL: advisory locks on this process's own connection (see the module)."""
+
+    shared = True
+
+    def __init__(self, conn: asyncpg.Connection, pool: asyncpg.Pool) -> None:
+        self._conn, self._pool = conn, pool
+        self._lock = asyncio.Lock()  # one statement at a time on the connection
+        self._leading: set[str] = set()
+        self.process = conn.get_server_pid()
+
+    @classmethod
+    async def connect(cls, url: str, pool: asyncpg.Pool) -> Shared:
+        """Opens this process's own connection for its locks (`pool` paces sending)."""
+        conn = await asyncpg.connect(url, server_settings={"application_name": "cocreate locks"})
+        return cls(conn, pool)
+
+    async def _ask(self, sql: str, *args: object) -> object:
+        async with self._lock:
+            return await self._conn.fetchval(sql, *args)
+
+    @asynccontextmanager
+    async def person(self, person_id: int) -> AsyncIterator[None]:
+        key = PERSON + person_id
+        wait = PERSON_WAIT_FIRST
+        while not await self._ask("SELECT pg_try_advisory_lock($1)", key):
+            await asyncio.sleep(wait)  # another process is handling this person
+            wait = min(wait * 2, PERSON_WAIT_MOST)
+        try:
+            yield
+        finally:
+            await self._ask("SELECT pg_advisory_unlock($1)", key)
+
+    async def lead(self, role: str) -> bool:
+        if role in self._leading:
+            return True
+        if await self._ask("SELECT pg_try_advisory_lock($1)", ROLES[role]):
+            self._leading.add(role)
+            logger.info("This process now leads: %s", role)
+            return True
+        return False
+
+    def leads(self, role: str) -> bool:
+        return role in self._leading
+
+    async def pace(self, chat_id: int | None, overall: float, per_chat: float) -> float:
+        # On the pool: the pace's row is locked a moment by each process that sends.
+        wait = await self._pool.fetchval(
+            "SELECT cocreate_pace($1, $2, $3)", chat_id, overall, per_chat
+        )
+        return float(wait) if isinstance(wait, int | float) else 0.0
+
+    async def close(self) -> None:
+        self._leading.clear()
+        await self._conn.close()  # PostgreSQL lets every lock go with it
