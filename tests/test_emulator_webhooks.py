@@ -177,9 +177,15 @@ async def test_parallel_posts_overlap_across_chats_but_never_within_one() -> Non
     receivers = [Receiver(answer=slow), Receiver(answer=slow)]
     async with serving(*receivers):
         async with (
-            Emulator(TOKEN, webhook_targets=[r.url for r in receivers], webhook_parallel=4) as emu,
+            Emulator(TOKEN) as emu,
             httpx.AsyncClient(base_url=emu.url) as http,
         ):
+            # Set over the member API, as for an emulator in another process.
+            targets = [r.url for r in receivers]
+            answer = await http.post("/_emu/webhook", json={"targets": targets, "parallel": 4})
+            assert answer.json() == {"targets": targets, "parallel": 4}
+            answer = await http.post("/_emu/webhook", json={"parallel": "four"})
+            assert answer.status_code == 400
             order = [1001, 1002, 1001, 1002, 1003, 1001, 1002, 1004, 1001, 1002]
             ids = [emu.user(chat).send(f"message {n}") for n, chat in enumerate(order)]
             await set_webhook(http)
@@ -271,6 +277,7 @@ async def test_the_rate_report_counts_a_known_burst() -> None:
         emu.faults.add("sendMessage", 429)
         assert await send(9, 112.0) == 429
         report = emu.rate_report()
+        assert (await http.get("/_emu/rates")).json() == report.as_dict()
         assert report.messages == 45 and report.max_free_per_second == 30
         assert report.max_per_second == 30 and report.max_paid_per_second == 3
         assert report.flood_refused == 1 and report.refused_429 == 2
