@@ -8,13 +8,24 @@ Where things live:
 - `control.py` – HTTP for members and other processes: `/_emu/...`, and the chat page of
   `cocreate try` (`static/`: plain HTML, CSS and JavaScript) at `/`.
 - `state.py` – chats, messages, the update queue, files (all in memory).
-- `faults.py` – injected errors and delays; `webhook.py` – webhook delivery;
-  `formatting.py` – parse_mode and bot_command entities.
+- `faults.py` – injected errors and delays; `webhook.py` – webhook delivery (also as a
+  reverse proxy in front of several bot processes); `rates.py` – counting new messages and
+  429s (`Emulator.rate_report()`); `formatting.py` – parse_mode and bot_command entities.
 """
 
 from emulator.emulator import DEFAULT_TOKEN, Emulator
 from emulator.faults import ApiError, Fault, Faults
 from emulator.member import SimUser
+from emulator.rates import RateReport
 from emulator.state import BotMessage
 
-__all__ = ["DEFAULT_TOKEN", "ApiError", "BotMessage", "Emulator", "Fault", "Faults", "SimUser"]
+__all__ = [
+    "DEFAULT_TOKEN",
+    "ApiError",
+    "BotMessage",
+    "Emulator",
+    "Fault",
+    "Faults",
+    "RateReport",
+    "SimUser",
+]

@@ -24,6 +24,20 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="answer 429 past ~30 new messages a second (1,000 with allow_paid_broadcast)",
     )
+    parser.add_argument(
+        "--webhook-target",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="play a reverse proxy: POST updates to each such http://host:port in turn",
+    )
+    parser.add_argument(
+        "--webhook-parallel",
+        type=int,
+        default=1,
+        metavar="N",
+        help="webhook POSTs in flight at once (never two of one chat)",
+    )
     return parser.parse_args(argv)
 
 
@@ -33,7 +47,12 @@ async def _serve(args: argparse.Namespace) -> None:
     with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
         loop.add_signal_handler(signal.SIGTERM, stop.set)
     async with Emulator(
-        args.token, bot_username=args.username, port=args.port, rate_limit=args.rate_limit
+        args.token,
+        bot_username=args.username,
+        port=args.port,
+        rate_limit=args.rate_limit,
+        webhook_targets=args.webhook_target,
+        webhook_parallel=args.webhook_parallel,
     ) as emu:
         print(f"Bot API emulator: base_url {emu.base_url}", flush=True)
         print(f"  file base_url {emu.file_base_url}", flush=True)

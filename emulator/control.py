@@ -22,6 +22,10 @@
     GET  /_emu/state                    {"pending_updates", "sent": {chat_id: n}, ...}
     GET  /_emu/updates/{update_id}      {"confirmed", "dropped"}
     GET  /_emu/calls                    [{"method", "params"}, ...]
+    GET  /_emu/rates                    the rate report (emulator/rates.py `RateReport`)
+    POST /_emu/webhook                  {"targets"?: ["http://127.0.0.1:8001", ...],
+                                         "parallel"?: n} → {"targets", "parallel"}: the
+                                        proxy's targets and POSTs in flight at once
     POST /_emu/faults                   {method, status, retry_after, times, chat_id, delay}
     DELETE /_emu/faults
     POST /_emu/block/{id}, /_emu/unblock/{id}
@@ -53,6 +57,12 @@ class Emulated(Protocol):
     state: TelegramState
     people: list[dict[str, Any]]
     on_open: Callable[[int], None] | None
+    webhook_parallel: int
+
+    @property
+    def webhook_targets(self) -> list[str]: ...
+
+    def set_webhook_targets(self, targets: list[str]) -> None: ...
 
     @property
     def url(self) -> str: ...
@@ -174,6 +184,8 @@ class ControlRoutes:
             ("GET", "/_emu/state", self.state),
             ("GET", "/_emu/updates/{update_id}", self.update),
             ("GET", "/_emu/calls", self.calls),
+            ("GET", "/_emu/rates", self.rates),
+            ("POST", "/_emu/webhook", self.webhook),
             ("POST", "/_emu/faults", self.add_fault),
             ("DELETE", "/_emu/faults", self.clear_faults),
             ("POST", "/_emu/chats/open", self.open_chats),
@@ -458,6 +470,24 @@ class ControlRoutes:
         return web.json_response(
             {"confirmed": updates.is_confirmed(update_id), "dropped": updates.is_dropped(update_id)}
         )
+
+    async def rates(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self._emu.state.rates.report().as_dict())
+
+    async def webhook(self, request: web.Request) -> web.StreamResponse:
+        body = await _json_body(request)
+        emu = self._emu
+        targets = body.get("targets")
+        if targets is not None:
+            if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+                raise ValueError("targets is a list of URLs")
+            emu.set_webhook_targets(targets)
+        parallel = body.get("parallel")
+        if parallel is not None:
+            if not isinstance(parallel, int) or isinstance(parallel, bool):
+                raise ValueError("parallel is an integer")
+            emu.webhook_parallel = parallel
+        return web.json_response({"targets": emu.webhook_targets, "parallel": emu.webhook_parallel})
 
     async def calls(self, request: web.Request) -> web.StreamResponse:
         def plain(value: Any) -> Any:

@@ -21,8 +21,9 @@ from emulator.control import ControlRoutes
 from emulator.faults import Faults, FloodLimit
 from emulator.member import SimUser
 from emulator.methods import BotApi
+from emulator.rates import RateReport
 from emulator.server import BotApiRoutes
-from emulator.state import TelegramState, wait_until
+from emulator.state import BotMessage, TelegramState, wait_until
 from emulator.webhook import WebhookSender
 
 __all__ = ["DEFAULT_TOKEN", "Emulator"]
@@ -45,21 +46,32 @@ class Emulator:
         clock: Callable[[], float] = time.time,
         first_id: int = 1,
         rate_limit: bool = False,
+        webhook_targets: list[str] | None = None,
+        webhook_parallel: int = 1,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if not re.fullmatch(r"\d+:[A-Za-z0-9_-]+", token):
             raise ValueError("a bot token looks like 123456:ABC-def")
         self.token = token
         self.state = TelegramState(
-            token, bot_username=bot_username, bot_first_name=bot_first_name, clock=clock
+            token,
+            bot_username=bot_username,
+            bot_first_name=bot_first_name,
+            clock=clock,
+            monotonic=monotonic,
         )
         if rate_limit:  # Telegram's ~30 new messages a second (1,000 when paid), else 429
-            self.state.flood = FloodLimit()
+            self.state.flood = FloodLimit(monotonic=monotonic)
         self._api = BotApi(self.state)
         self._users: dict[int, SimUser] = {}
         self._requested_port = port
         self._port: int | None = None
         self._runner: web.AppRunner | None = None
-        self._webhook = WebhookSender(self.state)
+        # webhook_targets: the emulator also plays a reverse proxy in front of several bot
+        # processes (see emulator/webhook.py); webhook_parallel: POSTs in flight at once.
+        self._webhook = WebhookSender(
+            self.state, targets=webhook_targets, parallel=webhook_parallel
+        )
         # update_ids and each new chat's message_ids start at first_id: a bot that keeps its
         # database across runs (`cocreate try --db`) needs ids above those it has seen, as
         # Telegram keeps counting.
@@ -247,6 +259,52 @@ class Emulator:
     def webhook_secret(self) -> str | None:
         """The webhook's secret token, if one was set."""
         return self.state.webhook.secret_token if self.state.webhook else None
+
+    @property
+    def webhook_targets(self) -> list[str]:
+        """Where webhook POSTs go in turn, as "scheme://host:port" (empty: the webhook URL)."""
+        return self._webhook.targets
+
+    def set_webhook_targets(self, targets: list[str]) -> None:
+        """Play a reverse proxy: POST each update to the next of these in turn, at the
+        webhook URL's path, skipping any that fails (an empty list: to the webhook URL)."""
+        self._webhook.set_targets(targets)
+
+    @property
+    def webhook_parallel(self) -> int:
+        """How many webhook POSTs may be in flight at once (never two of one chat)."""
+        return self._webhook.parallel
+
+    @webhook_parallel.setter
+    def webhook_parallel(self, value: int) -> None:
+        self._webhook.parallel = value
+
+    @property
+    def webhook_accepted(self) -> dict[str, int]:
+        """Updates accepted so far by each target (or by the webhook URL, without targets)."""
+        return dict(self._webhook.accepted)
+
+    @property
+    def webhook_most_in_flight(self) -> int:
+        """The most webhook POSTs that were in flight at once so far."""
+        return self._webhook.most_in_flight
+
+    @property
+    def webhook_backoffs(self) -> int:
+        """How many times an update waited the backoff because every target had failed."""
+        return self._webhook.backoffs
+
+    # ---- rates
+
+    def rate_report(self) -> RateReport:
+        """What the bot sent how fast, and the 429s answered (see emulator/rates.py)."""
+        return self.state.rates.report()
+
+    def bot_messages(self, chat_id: int) -> list[BotMessage]:
+        """Every message the bot sent to this chat, in the order Telegram accepted them,
+        deleted ones too; each has `sent_at` (monotonic seconds) and `message_id`."""
+        chat = self.state.chats.get(chat_id)
+        return list(chat.bot_messages) if chat is not None else []
 
     # ---- updates
 

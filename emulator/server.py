@@ -93,12 +93,16 @@ class BotApiRoutes:
         state.calls.append((method, params.values))
         if not self._api.knows(method):
             return error_response(NOT_FOUND)
+        new_message = is_new_message(method)
+        paid = params.values.get("allow_paid_broadcast") is True
         fault = state.faults.take(method, params.chat_id())
         if fault is not None and fault.accept_first and fault.status is None:
             try:
                 result = await self._api.call(method, params)
             except ApiError as error:
                 return error_response(error)
+            if new_message:
+                state.rates.message(params.chat_id(), paid=paid)
             await state.pause(fault.delay, fault.released)
             return web.json_response({"ok": True, "result": result}, dumps=_dumps)
         if fault is not None:
@@ -107,17 +111,22 @@ class BotApiRoutes:
             injected = fault.error()
             if injected is not None:
                 logger.debug("fault injected into %s: %s", method, injected.description)
+                if injected.status == 429:
+                    state.rates.refused(flood=False)
                 return error_response(injected)
         if state.closing.is_set():
             return error_response(ApiError(503, "Service Unavailable"))
-        if state.flood is not None and is_new_message(method):
-            refused = state.flood.take(params.values.get("allow_paid_broadcast") is True)
+        if state.flood is not None and new_message:
+            refused = state.flood.take(paid)
             if refused is not None:
+                state.rates.refused(flood=True)
                 return error_response(refused)
         try:
             result = await self._api.call(method, params)
         except ApiError as error:
             return error_response(error)
+        if new_message:
+            state.rates.message(params.chat_id(), paid=paid)
         return web.json_response({"ok": True, "result": result}, dumps=_dumps)
 
     async def handle_file(self, request: web.Request) -> web.StreamResponse:

@@ -19,6 +19,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from emulator.faults import Faults, FloodLimit
+from emulator.rates import RateCounter
 
 __all__ = [
     "BotMessage",
@@ -281,6 +282,7 @@ class BotMessage:
     edit_date: int | None = None
     deleted: bool = False
     version: int = 0  # the chat's change counter at this message's last change
+    sent_at: float = 0.0  # when Telegram accepted it, by the monotonic clock (`state.rates`)
 
     @property
     def keyboard_kind(self) -> str | None:
@@ -454,6 +456,10 @@ class UpdateQueue:
         self._next_id += 1
         return update_id
 
+    def waiting(self) -> list[JSON]:
+        """The unconfirmed updates themselves, oldest first: read them, never change them."""
+        return self._pending
+
     def peek(self, limit: int) -> list[JSON]:
         """The oldest `limit` unconfirmed updates."""
         return [copy.deepcopy(update) for update in self._pending[:limit]]
@@ -513,6 +519,7 @@ class TelegramState:
         bot_username: str,
         bot_first_name: str,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.token = token
         self.bot_id = int(token.split(":", 1)[0])
@@ -524,6 +531,7 @@ class TelegramState:
         self.updates = UpdateQueue()
         self.faults = Faults()
         self.flood: FloodLimit | None = None  # Telegram's overall limit, when switched on
+        self.rates = RateCounter(monotonic)  # new messages and 429s, counted for tests
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.commands: dict[str, list[dict[str, str]]] = {}
         self.sent: Counter[int] = Counter()
@@ -610,6 +618,7 @@ class TelegramState:
             payload["message_id"], payload, chat.touch()
         )
         chat.last_member_message_id = payload["message_id"]
+        self.rates.member_acted(chat.id)
         return self.push_update("message", payload)
 
     def edit_member_message(self, chat: Chat, message_id: int, content: JSON) -> int:
@@ -623,6 +632,7 @@ class TelegramState:
                 del payload[key]
         sent.payload = payload
         sent.version = chat.touch()
+        self.rates.member_acted(chat.id)
         return self.push_update("edited_message", payload)
 
     def add_callback_query(self, chat: Chat, message: BotMessage | None, data: str) -> int:
@@ -640,6 +650,7 @@ class TelegramState:
         }
         if message is not None:
             query["message"] = self.message_json(chat, message)
+        self.rates.member_acted(chat.id)
         return self.push_update("callback_query", query)
 
     # ---- the bot's messages
@@ -647,7 +658,11 @@ class TelegramState:
     def add_bot_message(self, chat: Chat, **fields: Any) -> BotMessage:
         """Store a message the bot sent and wake whoever waits for it."""
         message = BotMessage(
-            message_id=chat.take_message_id(), chat_id=chat.id, date=self.now(), **fields
+            message_id=chat.take_message_id(),
+            chat_id=chat.id,
+            date=self.now(),
+            sent_at=self.rates.monotonic(),
+            **fields,
         )
         chat.bot_messages.append(message)
         self.sent[chat.id] += 1
