@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -20,7 +21,7 @@ from telegram.ext import (
     Defaults,
 )
 
-from bot.budget import Budget
+from bot.budget import Budget, SharedPace
 from bot.catalogue import LANGUAGES
 from bot.clock import Clock
 from bot.delivery import DeliveryWorker
@@ -47,14 +48,19 @@ logger = logging.getLogger(__name__)
 # this are forgotten, once a day from a minute after start.
 INBOX_MEMORY = timedelta(days=2)
 PRUNE_JOB, PRUNE_EVERY, PRUNE_FIRST = "inbox:prune", timedelta(days=1), timedelta(minutes=1)
+TAKE_OVER_JOB = "processes:take-over"
 # Updates handled at once (from different people).
 CONCURRENT_UPDATES = 64
 
 
-def budget(settings: Settings) -> Budget:
-    """The one budget every call passes (bot/budget.py), paced as the settings say."""
+def budget(settings: Settings, shared: SharedPace | None = None) -> Budget:
+    """The one budget every call passes (bot/budget.py), paced as the settings say (and, with
+    several processes, by the pace they share)."""
     return Budget(
-        settings.broadcast_rate, burst=settings.chat_burst, per_chat=settings.chat_interval
+        settings.broadcast_rate,
+        burst=settings.chat_burst,
+        per_chat=settings.chat_interval,
+        shared=shared,
     )
 
 
@@ -73,7 +79,9 @@ def build_application(settings: Settings, store: Store, clock: Clock) -> Cocreat
         defaults=Defaults(tzinfo=settings.tz),
         # One budget for every call, behind a commit of the update's work (see CommitFirst);
         # no retries: a 429 reaches bot/delivery.py, which pauses.
-        rate_limiter=CommitFirst(budget(settings)),
+        rate_limiter=CommitFirst(
+            budget(settings, store.coordination if store.coordination.shared else None)
+        ),
     )
     application = (
         ApplicationBuilder()
@@ -98,6 +106,33 @@ async def prune_inbox(context: CocreateContext) -> int:
     if pruned:
         logger.info("Forgot %s handled updates", pruned)
     return pruned
+
+
+async def take_over(context: CocreateContext, *, poll_timeout: int = 30) -> None:
+    """With several processes (storage/coordination.py), every LEADER_RETRY seconds: leads
+    polling or the scheduler if their leader died, and takes up what a dead process left:
+    the updates it had recorded but not handled, and its sends left 'sending'."""
+    application = context.application
+    assert isinstance(application, CocreateApplication)
+    store, settings = application.resources.store, application.resources.settings
+    coordination = store.coordination
+    updater = application.updater
+    if (
+        not settings.webhook_mode
+        and updater is not None
+        and not updater.running
+        and await coordination.lead("poller")
+    ):
+        await updater.start_polling(timeout=poll_timeout)
+        logger.info("This process polls Telegram now")
+    if not coordination.leads("scheduler") and await coordination.lead("scheduler"):
+        await application.scheduler.run_due()  # what fell due while no one led
+    taken = await application.replay_unfinished()
+    if taken:
+        logger.info("Took up %s updates left by a process that stopped", taken)
+    interrupted = await store.outbox.recover_after_restart()
+    if interrupted:
+        logger.warning("%s messages a stopped process was sending are unconfirmed", interrupted)
 
 
 async def on_error(update: object, context: CocreateContext) -> None:
@@ -180,6 +215,15 @@ async def running(
                     prune_inbox, interval=PRUNE_EVERY, first=PRUNE_FIRST, name=PRUNE_JOB
                 )
             assert application.updater is not None
+            coordination = resources.store.coordination
+            if coordination.shared and application.job_queue is not None:
+                # Several processes: take over what a dead one led or left, from time to time.
+                application.job_queue.run_repeating(
+                    partial(take_over, poll_timeout=poll_timeout),
+                    interval=settings.leader_retry,
+                    first=settings.leader_retry,
+                    name=TAKE_OVER_JOB,
+                )
             if settings.webhook_mode and webhook is not None:
                 await webhook.open()
             elif settings.webhook_mode:
@@ -191,8 +235,10 @@ async def running(
                     webhook_url=settings.webhook_url,
                     secret_token=secret,
                 )
-            else:
+            elif await coordination.lead("poller"):  # one process polls Telegram
                 await application.updater.start_polling(timeout=poll_timeout)
+            else:
+                logger.info("Another process polls Telegram; this one stands by")
             logger.info(
                 "cocreate is running (%s)", "webhook" if settings.webhook_mode else "polling"
             )

@@ -31,7 +31,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from telegram.error import TelegramError
 from telegram.ext import BaseRateLimiter
@@ -120,6 +120,12 @@ class _Queues:
         return ticket
 
 
+class SharedPace(Protocol):
+    """The sending pace several processes share (storage/coordination.py)."""
+
+    async def pace(self, chat_id: int | None, overall: float, per_chat: float) -> float: ...
+
+
 class Budget(BaseRateLimiter[Bulk]):
     """Paces every Bot API call: `rate` a second overall (None: no overall limit), and about
     one a second per chat after a burst of `burst`."""
@@ -133,6 +139,7 @@ class Budget(BaseRateLimiter[Bulk]):
         window_slack: float = WINDOW_SLACK,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        shared: SharedPace | None = None,
     ) -> None:
         if rate is not None and rate < 0:
             raise ValueError("rate must be positive, or 0 or None for no overall limit")
@@ -161,6 +168,8 @@ class Budget(BaseRateLimiter[Bulk]):
         self._lead = 0.0
         self._wake = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
+        # Several processes on one database: the pace they share (storage/coordination.py).
+        self._shared = shared
 
     # ---- ptb's interface
 
@@ -212,6 +221,8 @@ class Budget(BaseRateLimiter[Bulk]):
             wait = ticket.at - self.monotonic()
             if wait > EPSILON:
                 await self._sleep(wait)
+            if self._shared is not None:
+                await self._share(chat, bulk is not None)
             ticket.gone.set_result(self.monotonic())
         except BaseException:
             (self._bulk if bulk else self._replies).remove(ticket)
@@ -219,6 +230,16 @@ class Budget(BaseRateLimiter[Bulk]):
                 ticket.gone.set_result(None)
             raise
         return await callback(*args, **kwargs)
+
+    async def _share(self, chat: Chat, bulk: bool) -> None:
+        """Waits for this call's moment in the pace every process shares: the overall rate
+        across them all, and for a bulk message its chat's second."""
+        assert self._shared is not None
+        overall = 1.0 / self.rate if self.rate else 0.0
+        chat_id = chat if isinstance(chat, int) and bulk else None
+        wait = await self._shared.pace(chat_id, overall, self._per_chat if bulk else 0.0)
+        if wait > EPSILON:
+            await self._sleep(wait)
 
     # ---- for the outbox's sender
 

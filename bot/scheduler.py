@@ -93,20 +93,29 @@ class Scheduler:
         # Called from a handler, commit its work first: never wait for the scheduler's lock
         # while holding the database's (the scheduler's tick may hold one, waiting for the other).
         await commit_point()
-        async with self._lock:
+        coordination = self.store.coordination
+        # With several processes, one leads the schedule (its timers); whoever runs due work
+        # (the leader, or a handler's "send now" anywhere) does it alone, and each round is
+        # queued and marked sent in one transaction: no round goes twice.
+        async with self._lock, coordination.exclusive("due-work"):
             now = self.clock.now()
+            db = self.store.db
             for _ in range(1000):  # catching up after downtime can open new due rounds
                 due = await self.store.questions.due_rounds(now)
                 if not due:
                     break
                 for round_, question in due:
-                    await self._round(round_, question, now)
+                    async with db.unit():
+                        await self._round(round_, question, now)
             for round_, question in await self.store.questions.due_reminders(now):
-                await self._reminder(round_, question, now)
+                async with db.unit():
+                    await self._reminder(round_, question, now)
             for broadcast in await self.store.broadcasts.due(now):
-                await self._broadcast(broadcast, now)
+                async with db.unit():
+                    await self._broadcast(broadcast, now)
             self.app.delivery.wake()
-            await self._plan_next(now)
+            if await coordination.lead("scheduler"):
+                await self._plan_next(now)
 
     async def _plan_next(self, now: datetime) -> None:
         job_queue = self.app.job_queue

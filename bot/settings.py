@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     broadcast_rate: int = Field(default=FREE_RATE, ge=1, le=PAID_RATE)
     chat_burst: int = Field(default=20, ge=1)
     chat_interval: float = Field(default=1.0, gt=0, le=60)
+    # Several processes on one PostgreSQL (README, Outgrowing one machine): every this many
+    # seconds each process tries to take over a role (polling, the scheduler) whose leader
+    # died, and takes up what a dead process left (its updates, its unconfirmed sends).
+    leader_retry: float = Field(default=5.0, gt=0, le=25)
 
     @field_validator("organiser_ids", mode="before")
     @classmethod

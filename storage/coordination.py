@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 # Advisory lock keys (bigint). A person's key is their id plus PERSON; a role's is fixed.
 PERSON = 1 << 56
-ROLES = {"poller": 1, "scheduler": 2}
+ROLES = {"poller": 1, "scheduler": 2, "due-work": 3}
 # Waiting for a person another process is handling: first try again after this, then up to
 # PERSON_WAIT_MOST between tries.
 PERSON_WAIT_FIRST, PERSON_WAIT_MOST = 0.005, 0.1
@@ -42,6 +42,11 @@ class Coordination(ABC):
     @abstractmethod
     def person(self, person_id: int) -> AbstractAsyncContextManager[None]:
         """Holds the right to handle this person's updates (an async context manager)."""
+
+    @abstractmethod
+    def exclusive(self, work: str) -> AbstractAsyncContextManager[None]:
+        """Holds the right to do some work ("due-work": sending what is due) while no other
+        process does it (an async context manager; waits for it)."""
 
     @abstractmethod
     async def lead(self, role: str) -> bool:
@@ -68,6 +73,10 @@ class OneProcess(Coordination):
 
     @asynccontextmanager
     async def person(self, person_id: int) -> AsyncIterator[None]:
+        yield
+
+    @asynccontextmanager
+    async def exclusive(self, work: str) -> AsyncIterator[None]:
         yield
 
     async def lead(self, role: str) -> bool:
@@ -104,12 +113,19 @@ class Shared(Coordination):
         async with self._lock:
             return await self._conn.fetchval(sql, *args)
 
+    def person(self, person_id: int) -> AbstractAsyncContextManager[None]:
+        return self._holding(PERSON + person_id)
+
+    def exclusive(self, work: str) -> AbstractAsyncContextManager[None]:
+        return self._holding(ROLES[work])
+
     @asynccontextmanager
-    async def person(self, person_id: int) -> AsyncIterator[None]:
-        key = PERSON + person_id
+    async def _holding(self, key: int) -> AsyncIterator[None]:
+        """Holds an advisory lock, waiting (trying again, ever less often) while another
+        process holds it."""
         wait = PERSON_WAIT_FIRST
         while not await self._ask("SELECT pg_try_advisory_lock($1)", key):
-            await asyncio.sleep(wait)  # another process is handling this person
+            await asyncio.sleep(wait)  # another process holds it
             wait = min(wait * 2, PERSON_WAIT_MOST)
         try:
             yield
