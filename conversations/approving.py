@@ -252,14 +252,22 @@ async def act(
             await replies.send(update, context, t(lang, "approving.declined"))
         await show_next(update, context, statement.id)
     else:  # Edit then approve, or Write a summary: the words come next
-        editing = option.key == EDIT_OPTION.key
-        await_answer(context, EDIT if editing else SUMMARY)
-        context.data["statement"] = statement.id
-        key = "approving.edit.ask" if editing else "approving.summary.ask"
-        await replies.send(update, context, t(lang, key))
-        if waiting.idea:  # to copy and change
-            for piece in split_text("", waiting.idea):
-                await replies.send(update, context, piece)
+        question = EDIT if option.key == EDIT_OPTION.key else SUMMARY
+        await ask_words(update, context, waiting, question, lang)
+
+
+async def ask_words(
+    update: Update, context: CocreateContext, waiting: Waiting, question: str, lang: str
+) -> None:
+    """Asks for an idea's edited words (EDIT) or a summary of it (SUMMARY), with its words
+    to copy and change."""
+    await_answer(context, question)
+    context.data["statement"] = waiting.statement.id
+    key = "approving.edit.ask" if question == EDIT else "approving.summary.ask"
+    await replies.send(update, context, t(lang, key))
+    if waiting.idea:  # to copy and change
+        for piece in split_text("", waiting.idea):
+            await replies.send(update, context, piece)
 
 
 async def approved(
@@ -345,7 +353,11 @@ async def take_summary(
 
 async def start_statement(update: Update, context: CocreateContext) -> None:
     """Starts a facilitator's own statement: asks for its words."""
-    lang = await language_of(update, context)
+    await ask_statement(update, context, await language_of(update, context))
+
+
+async def ask_statement(update: Update, context: CocreateContext, lang: str) -> None:
+    """Asks for the words of a facilitator's own statement."""
     await_answer(context, STATEMENT)
     context.data["statement"] = 0
     await replies.send(update, context, t(lang, "approving.statement.ask"))
@@ -362,6 +374,31 @@ async def take_statement(update: Update, context: CocreateContext, _: int, text:
     made = await context.store.statements.add_own(words, user_id(update))
     await context.store.audit.add(actor(update), "statement_added", statement=made.id)
     await replies.send(update, context, t(lang, "approving.statement.added"))
+    return True
+
+
+async def reask(update: Update, context: CocreateContext) -> bool:
+    """After a restart replayed an update already applied: asks the facilitator again the
+    question they are at, as it was first asked (the waiting idea and its buttons, or what
+    to type), leaving their session as it is; an idea decided meanwhile is said to be gone.
+    False if they are no longer staff."""
+    question = awaited(context)
+    statement_id = context.data.get("statement")
+    if question not in QUESTIONS or not isinstance(statement_id, int):
+        return False
+    if await acting_staff(update, context) is None:
+        return False
+    lang = await language_of(update, context)
+    if question == STATEMENT:
+        await ask_statement(update, context, lang)
+        return True
+    waiting = await context.store.statements.find_waiting(statement_id)
+    if waiting is None:  # what they type next is told the same (take_choice, take_edit …)
+        await replies.send(update, context, t(lang, "approving.gone"))
+    elif question == CHOOSE:
+        await show(update, context, waiting, lang)
+    else:
+        await ask_words(update, context, waiting, question, lang)
     return True
 
 

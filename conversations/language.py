@@ -58,3 +58,13 @@ QUESTION = PendingQuestion("lang", [Option(code, f"language.{code}") for code in
 async def ask(update: Update, context: CocreateContext, language: str) -> None:
     """Asks which language to use."""
     await QUESTION.ask(update, context, "language.ask", language)
+
+
+async def reask(update: Update, context: CocreateContext) -> bool:
+    """After a restart replayed an update already applied: asks again which language to use,
+    leaving the member's session as it is. False for someone who is not a member."""
+    member = await current_member(update, context)
+    if member is None:
+        return False
+    await ask(update, context, member.language)
+    return True

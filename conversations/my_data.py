@@ -102,3 +102,12 @@ async def ask(update: Update, context: CocreateContext) -> None:
         await say(update, context, "delete.nothing")
         return
     await QUESTION.ask(update, context, "delete.ask", member.language)
+
+
+async def reask(update: Update, context: CocreateContext) -> bool:
+    """After a restart replayed an update already applied: asks again "Delete it all?",
+    leaving the member's session as it is. False for someone who is not a member."""
+    if await current_member(update, context) is None:
+        return False
+    await ask(update, context)
+    return True

@@ -27,6 +27,7 @@ from conversations.context import CocreateContext
 from conversations.prompts import choice_label, options_of
 from conversations.replies import (
     await_answer,
+    awaited,
     current_member,
     language_of,
     menu_button,
@@ -138,6 +139,11 @@ async def on_reply_button(update: Update, context: CocreateContext) -> None:
     if answer is None:
         await steps.ask(update, context, lang, "staff.responses.gone")
         return
+    await ask_reply(update, context, answer, lang)
+
+
+async def ask_reply(update: Update, context: CocreateContext, answer: Answer, lang: str) -> None:
+    """Asks the facilitator for their words back to one answer, and waits for them."""
     await_answer(context, REPLY)
     context.data["answer"] = answer.id
     pseudonym = await context.store.pseudonyms.of(answer.member_id)
@@ -221,9 +227,44 @@ async def on_answer_back_button(update: Update, context: CocreateContext) -> Non
     if reply.member_text is not None:
         await say(update, context, "reply.already", language=member.language)
         return
+    await ask_answer_back(update, context, member, reply)
+
+
+async def ask_answer_back(
+    update: Update, context: CocreateContext, member: Member, reply: Reply
+) -> None:
+    """Asks the member for their one answer back to a reply, and waits for it."""
     await_answer(context, ANSWER_BACK)
     context.data["reply"] = reply.id
     await say(update, context, "reply.ask", language=member.language)
+
+
+async def reask(update: Update, context: CocreateContext) -> bool:
+    """After a restart replayed an update already applied: asks again for the reply or the
+    answer back the person was asked for, as it was first asked, leaving their session as
+    it is; an answer gone meanwhile is said to be gone. False if there is none to ask (no
+    longer staff; the reply is gone or answered back)."""
+    question = awaited(context)
+    if question == REPLY:
+        if await acting_staff(update, context) is None:
+            return False
+        lang = await language_of(update, context)
+        answer_id = context.data.get("answer")
+        answer = await context.store.answers.get(answer_id) if isinstance(answer_id, int) else None
+        if answer is None:  # as take_reply says to what they type next
+            await steps.ask(update, context, lang, "staff.responses.gone")
+        else:
+            await ask_reply(update, context, answer, lang)
+        return True
+    if question == ANSWER_BACK:
+        member = await current_member(update, context)
+        reply_id = context.data.get("reply")
+        reply = await context.store.replies.get(reply_id) if isinstance(reply_id, int) else None
+        if member is None or reply is None or reply.member_text is not None:
+            return False
+        await ask_answer_back(update, context, member, reply)
+        return True
+    return False
 
 
 async def take_answer_back(

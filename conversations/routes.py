@@ -45,6 +45,7 @@ from conversations.replies import (
     SHARING,
     active_draft,
     answer_unknown_button,
+    awaited,
     current_member,
     menu_button,
     say,
@@ -137,20 +138,41 @@ STEPS: dict[str, tuple[AskStep, type[Enum]]] = {
 }
 
 
+# One-step questions (conversations/replies.py `await_answer`), by name: how each is asked
+# again after a replay, by its own flow, with the same words and buttons as the first time.
+# Asking again leaves the session as it is (a replay changes nothing). False: there is
+# nothing left to ask (what it was about is gone). Every question the router reads an answer
+# to is here (tests/test_replay_questions.py).
+AskAgain = Callable[[Update, CocreateContext], Awaitable[bool]]
+
+
+def one_step_questions() -> dict[str, AskAgain]:
+    """Every one-step question a session can wait at, and how it is asked again."""
+    return {
+        language.QUESTION.name: language.reask,
+        my_data.QUESTION.name: my_data.reask,
+        **{question.name: sharing.reask for question in sharing.after_questions()},
+        **{question.name: voting.reask for question in voting.QUESTIONS},
+        reviewing.REPLY: reviewing.reask,
+        reviewing.ANSWER_BACK: reviewing.reask,
+        **{question: approving.reask for question in approving.QUESTIONS},
+    }
+
+
 async def reask(update: Update, context: CocreateContext) -> bool:
     """Asks again where the person is, after a restart replayed an update already applied:
     its effects are kept (not applied twice), but its reply may never have reached them.
-    In no flow, a word that changes nothing, so that nobody is left with silence."""
+    At a one-step question with nothing left to ask, or in no flow, a word that changes
+    nothing, so that nobody is left with silence."""
     session = context.session
-    if await voting.reask(update, context):
+    question = awaited(context)
+    if question is not None:
+        again = one_step_questions().get(question)
+        if again is None or not await again(update, context):
+            await say_back(update, context)
         return True
     if session.flow is None:
-        member = await current_member(update, context)
-        if member is None:
-            await say(update, context, "bad.not_started")
-        else:
-            lang = member.language
-            await say(update, context, "restart.back", reply_markup=menu_button(lang))
+        await say_back(update, context)
         return True
     if session.flow in STEPS and session.state is not None:
         ask, states = STEPS[session.flow]
@@ -164,3 +186,13 @@ async def reask(update: Update, context: CocreateContext) -> bool:
             await sharing.ask(update, context, draft)
             return True
     return False
+
+
+async def say_back(update: Update, context: CocreateContext) -> None:
+    """After a restart, with nothing to ask again: they go on from the menu."""
+    member = await current_member(update, context)
+    if member is None:
+        await say(update, context, "bad.not_started")
+    else:
+        lang = member.language
+        await say(update, context, "restart.back", reply_markup=menu_button(lang))

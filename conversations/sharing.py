@@ -32,6 +32,7 @@ from conversations.replies import (
     active_draft,
     at_step,
     await_answer,
+    awaited,
     current_member,
     menu_button,
     pause_draft,
@@ -378,9 +379,9 @@ async def review_choice(
     if flow.asks_volunteer and draft.volunteer in {"yes", "maybe"}:
         await say(update, context, "idea.saved_volunteer", language=member.language)
     if who is not None:
-        await who.ask(update, context, "approving.share.ask", member.language)
+        await ask_who(update, context, who, member.language)
     else:
-        await after(flow).ask(update, context, "sharing.next", member.language)
+        await ask_more(update, context, flow, member.language)
 
 
 # Who may see an idea, asked once it is saved. "Only the team" is the default, and what a
@@ -421,7 +422,7 @@ async def after_choosing_who(update: Update, context: CocreateContext, option: O
         await say(update, context, f"approving.share.{made.visibility}_ok", language=lang)
     else:
         await say(update, context, "approving.share.team_ok", language=lang)
-    await after(kinds.IDEA).ask(update, context, "sharing.next", lang)
+    await ask_more(update, context, kinds.IDEA, lang)
 
 
 SHARING_CHOICES: dict[str, statements.Visibility] = {"anonymous": "anonymous", "named": "named"}
@@ -465,6 +466,37 @@ def after(flow: Flow) -> PendingQuestion:
         [Option(flow.kind, f"{flow.noun}.another"), Option("menu", "sharing.menu")],
         after_saving,
     )
+
+
+async def ask_who(
+    update: Update, context: CocreateContext, who: PendingQuestion, lang: str
+) -> None:
+    """ "Who may see your idea?" (`who`: with or without "with my first name")."""
+    await who.ask(update, context, "approving.share.ask", lang)
+
+
+async def ask_more(update: Update, context: CocreateContext, flow: Flow, lang: str) -> None:
+    """ "Share one more?" after a kind is saved."""
+    await after(flow).ask(update, context, "sharing.next", lang)
+
+
+async def reask(update: Update, context: CocreateContext) -> bool:
+    """After a restart replayed an update already applied: asks again the question asked
+    after saving ("Who may see your idea?", "Share one more?"), as it was first asked,
+    leaving the member's session as it is. False if they are asked neither."""
+    question = awaited(context)
+    member = await current_member(update, context)
+    if member is None:
+        return False
+    for who in (WHO_MAY_SEE, WHO_MAY_SEE_NAMED):
+        if question == who.name:
+            await ask_who(update, context, who, member.language)
+            return True
+    for flow in kinds.all_kinds():
+        if question == after(flow).name:
+            await ask_more(update, context, flow, member.language)
+            return True
+    return False
 
 
 def after_questions() -> list[PendingQuestion]:
