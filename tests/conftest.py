@@ -161,7 +161,11 @@ def pg_cluster() -> Iterator[ThrowawayCluster]:
         cluster = ThrowawayCluster()
         cluster.start()
     except (PostgresMissing, ClusterFailed) as error:
-        pytest.fail(str(error), pytrace=False)
+        failure = str(error)
+    else:
+        failure = ""
+    if failure:
+        pytest.fail(failure, pytrace=False)
     yield cluster
     cluster.stop()
 

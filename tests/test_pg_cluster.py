@@ -4,15 +4,18 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from tests.pg import PostgresMissing, ThrowawayCluster, find_bindir, sweep_stale
+from tests.pg import ClusterFailed, PostgresMissing, ThrowawayCluster, find_bindir, sweep_stale
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -192,6 +195,26 @@ def test_the_newest_installed_postgresql_is_found_and_a_missing_one_is_named(
         for program in ("initdb", "pg_ctl"):
             (tmp_path / version / "bin" / program).touch()
     assert find_bindir(tmp_path) == tmp_path / "15" / "bin"
+
+
+def test_a_failing_initdb_says_what_it_printed_and_leaves_no_folder() -> None:
+    bindir = Path(tempfile.mkdtemp(prefix="cocreate-fake-pg-", dir="/tmp"))
+    try:
+        bindir.chmod(0o755)  # the unprivileged user runs it when we are root
+        for program in ("initdb", "pg_ctl"):
+            (bindir / program).write_text(
+                '#!/bin/sh\necho "$1"\necho "initdb: no space left on device" >&2\nexit 1\n'
+            )
+            (bindir / program).chmod(0o755)
+        cluster = ThrowawayCluster(bindir)
+        with pytest.raises(ClusterFailed, match=r"(?s)^initdb .*exited with 1.*no space left") as e:
+            cluster.start()
+        data_dir = Path(re.findall(r"--pgdata=(\S+)", str(e.value))[-1])
+        assert data_dir.name == "data" and data_dir.parent.name.startswith("cocreate-pg-")
+        assert not data_dir.parent.exists()
+        assert cluster.folder is None and not cluster.running
+    finally:
+        shutil.rmtree(bindir)
 
 
 def started_elsewhere(then: str) -> tuple[subprocess.Popen[str], Path, int]:
