@@ -119,6 +119,7 @@ class ThrowawayCluster:
         self.folder: Path | None = None
         self.running = False
         self._names = itertools.count(1)
+        self._owner = os.getpid()
 
     @property
     def socket_dir(self) -> Path:
@@ -144,6 +145,7 @@ class ThrowawayCluster:
             return
         sweep_stale()
         self.folder = Path(tempfile.mkdtemp(prefix=PREFIX, dir=_temp_root()))
+        self._owner = os.getpid()
         atexit.register(self.stop)
         try:
             (self.folder / "owner").write_text(_owner_mark())
@@ -179,11 +181,11 @@ class ThrowawayCluster:
 
     def stop(self) -> None:
         """Stops the server at once (nothing in it is kept) and removes the folder."""
-        if self.folder is None:
-            return
+        if self.folder is None or os.getpid() != self._owner:
+            return  # stopped already, or a forked child's exit: the cluster is its parent's
         folder, self.folder = self.folder, None
-        if self.running:
-            self.running = False
+        self.running = False
+        if (folder / "data" / "postmaster.pid").exists():  # even if `pg_ctl start` timed out
             _stop_server(folder / "data", self.bindir, self.user)
         shutil.rmtree(folder, ignore_errors=True)
         atexit.unregister(self.stop)
@@ -196,8 +198,8 @@ class ThrowawayCluster:
         connection = await asyncpg.connect(self.url("postgres"))
         try:
             if connection.get_server_version().major >= 15:
-                # Copying the files (and a checkpoint, cheap without fsync) takes a third of
-                # the time of 15's default, writing the copy to the WAL.
+                # Copying the files (and a checkpoint, cheap without fsync) took half the
+                # time of 15's default, writing the copy to the WAL, for 40 empty tables.
                 sql += " STRATEGY = FILE_COPY"
             await connection.execute(sql)
         finally:
