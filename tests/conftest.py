@@ -27,6 +27,7 @@ from bot.settings import Settings
 from bot.web.server import serving
 from emulator import Emulator
 from storage.store import Store
+from tests.pg import ClusterFailed, PostgresMissing, ThrowawayCluster
 from tests.transcript import Person
 
 TOKEN = "123456:TEST-TOKEN-not-a-real-one"
@@ -150,3 +151,29 @@ async def http(workbench: str) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client of the workbench (no cookies yet)."""
     async with httpx.AsyncClient(base_url=workbench, follow_redirects=False) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[ThrowawayCluster]:
+    """A throw-away PostgreSQL cluster for this worker (tests/pg.py), started by the first
+    test that asks. Without PostgreSQL the test fails, never skips: .ci/run installs it."""
+    try:
+        cluster = ThrowawayCluster()
+        cluster.start()
+    except (PostgresMissing, ClusterFailed) as error:
+        failure = str(error)
+    else:
+        failure = ""
+    if failure:
+        pytest.fail(failure, pytrace=False)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+async def pg_database_url(pg_cluster: ThrowawayCluster) -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped after it; yields its URL."""
+    name = pg_cluster.unique_name()
+    await pg_cluster.create_database(name)
+    yield pg_cluster.url(name)
+    await pg_cluster.drop_database(name)
