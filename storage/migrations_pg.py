@@ -62,6 +62,12 @@ MIGRATIONS_PG: tuple[str, ...] = (
     # 1: the baseline, equal to every SQLite migration in storage/migrations.py up to the
     # search table, submissions_submitted and answers_round_choice (the last of them today).
     """
+    DO $$ BEGIN
+        IF current_setting('server_encoding') <> 'UTF8' THEN
+            RAISE EXCEPTION 'cocreate needs a UTF8 database, not %',
+                current_setting('server_encoding');
+        END IF;
+    END $$;
     CREATE EXTENSION IF NOT EXISTS citext;
 
     CREATE TABLE projects (

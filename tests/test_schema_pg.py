@@ -9,6 +9,7 @@ import asyncio
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -240,6 +241,27 @@ async def test_two_processes_starting_at_once_apply_each_migration_once(pg_url: 
         await two.close()
 
 
+async def test_migrate_pg_refuses_a_database_that_is_not_utf8(private_pg_cluster: Path) -> None:
+    """Search folds accents with normalize(), which needs UTF8: better refused at start."""
+    name = f"ascii{os.getpid()}"
+    admin = await asyncpg.connect(f"postgresql://cocreate@/postgres?host={private_pg_cluster}")
+    try:
+        await admin.execute(
+            f"CREATE DATABASE {name} ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'"
+            " TEMPLATE template0"
+        )
+        conn = await asyncpg.connect(f"postgresql://cocreate@/{name}?host={private_pg_cluster}")
+        try:
+            with pytest.raises(asyncpg.RaiseError, match="needs a UTF8 database"):
+                await migrate_pg(conn)
+            assert await schema_version_pg(conn) == 0  # nothing applied, not even in part
+        finally:
+            await conn.close()
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
+
+
 # --- 2. The two schemas match ----------------------------------------------------------------
 
 # FTS5 keeps its index in shadow tables; PostgreSQL keeps it in submission_search itself.
@@ -302,6 +324,7 @@ async def _lite_schema(db: aiosqlite.Connection) -> dict[str, dict[str, Any]]:
         schema[table] = {
             "columns": [c[1] for c in columns],
             "types": {c[1]: c[2] for c in columns},
+            "defaults": {c[1]: c[4] for c in columns if c[4] is not None},
             "not_null": {c[1] for c in columns if c[3] or c[5]},
             "primary_key": tuple(c[1] for c in sorted(columns, key=lambda c: c[5]) if c[5]),
             "unique": unique,
@@ -321,7 +344,8 @@ async def _pg_schema(conn: Any) -> dict[str, dict[str, Any]]:
     )
     for (table,) in tables:
         columns = await conn.fetch(
-            "SELECT column_name, is_nullable, data_type FROM information_schema.columns"
+            "SELECT column_name, is_nullable, data_type, column_default"
+            " FROM information_schema.columns"
             " WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position",
             table,
         )
@@ -349,6 +373,11 @@ async def _pg_schema(conn: Any) -> dict[str, dict[str, Any]]:
         schema[table] = {
             "columns": [c["column_name"] for c in columns],
             "types": {c["column_name"]: c["data_type"] for c in columns},
+            "defaults": {
+                c["column_name"]: c["column_default"].removesuffix("::text")
+                for c in columns
+                if c["column_default"] is not None
+            },
             "not_null": {c["column_name"] for c in columns if c["is_nullable"] == "NO"},
             "primary_key": primary[0] if primary else (),
             "unique": {tuple(k["cols"]) for k in keys if k["uniq"] and not k["pk"]},
@@ -388,7 +417,8 @@ async def test_the_postgresql_schema_matches_the_sqlite_one(tmp_path: Path, pg_u
             assert pg_table["columns"] == PG_ONLY_COLUMNS[table]
             assert pg_table["indexes"] == PG_ONLY_INDEXES
             continue
-        for part in ("columns", "not_null", "primary_key", "unique", "foreign_keys", "indexes"):
+        parts = ("columns", "not_null", "defaults", "primary_key", "unique", "foreign_keys")
+        for part in (*parts, "indexes"):
             assert lite_table[part] == pg_table[part], (table, part)
         for column, kind in pg_table["types"].items():
             lite_kind = lite_table["types"][column]
@@ -457,6 +487,42 @@ async def test_search_finds_a_saved_story_by_a_word_without_its_accent_and_by_pr
     await both.run("DELETE FROM submissions WHERE id = 5")
     assert await both.search("dwr") == []
     assert await both.rows("SELECT count(*) FROM submission_search") == [(0,)]
+
+
+async def test_checks_refuse_the_same_rows_as_in_sqlite(both: Both) -> None:
+    await _member(both, 1)
+    await _submission(both, 5, 1, "An idea")
+    await _statement(both, 10)
+    bad = [
+        ("UPDATE submissions SET status = 'lost' WHERE id = 5",),
+        ("UPDATE submissions SET volunteer = 'perhaps' WHERE id = 5",),
+        ("INSERT INTO votes VALUES (1, 10, 'love', ?, NULL)", T),
+        ("INSERT INTO status_changes (status, changed_by, changed_at) VALUES ('new', 1, ?)", T),
+        (
+            "INSERT INTO status_changes (submission_id, statement_id, status, changed_by,"
+            " changed_at) VALUES (5, 10, 'new', 1, ?)",
+            T,
+        ),
+        (
+            "INSERT INTO status_changes (statement_id, status, changed_by, changed_at)"
+            " VALUES (10, 'maybe', 1, ?)",
+            T,
+        ),
+        ("INSERT INTO themes (id, name, created_by, created_at) VALUES (1, 'Food', 1, ?)", T),
+        ("INSERT INTO item_themes (theme_id, tagged_by, tagged_at) VALUES (1, 1, ?)", T),
+        ("INSERT INTO roles (telegram_user_id, role, granted_at) VALUES (1, 'king', ?)", T),
+    ]
+    for sql, *params in bad:
+        if sql.startswith("INSERT INTO themes"):  # a good row, for item_themes after it
+            await both.run(sql, *params)
+            continue
+        with pytest.raises(sqlite3.IntegrityError):
+            await both.lite.execute(sql, params)
+        with pytest.raises(asyncpg.CheckViolationError):
+            await both.pg.execute(_dollars(sql), *params)
+    good = "INSERT INTO status_changes (statement_id, status, changed_by, changed_at)"
+    await both.run(good + " VALUES (10, 'looking', 1, ?)", T)
+    assert await both.rows("SELECT statement_id, status FROM status_changes") == [(10, "looking")]
 
 
 # --- 4. ON DELETE ----------------------------------------------------------------------------
