@@ -50,6 +50,7 @@ empty, or is filled by `cocreate copy-db` from an SQLite one at the latest versi
 from __future__ import annotations
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 # Every migration takes this lock (pg_advisory_xact_lock) first, so two processes starting
 # at once apply each migration once: the second waits, then finds it done. ("cocreate" as a
@@ -61,6 +62,8 @@ MIGRATION_LOCK = int.from_bytes(b"cocreate", "big") - 2**63
 _MARKS = r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]"
 
 # Each entry is one migration; its 1-based position is the version it brings.
+# A connection of its own, or one from a pool.
+Connection = asyncpg.Connection | PoolConnectionProxy
 MIGRATIONS_PG: tuple[str, ...] = (
     # 1: the baseline, equal to every SQLite migration in storage/migrations.py up to the
     # search table, submissions_submitted and answers_round_choice (the last of them today).
@@ -491,6 +494,44 @@ MIGRATIONS_PG: tuple[str, ...] = (
     CREATE TRIGGER submission_search_gone AFTER DELETE ON submissions
         FOR EACH ROW EXECUTE FUNCTION submission_search_gone();
     """,
+    # 2: several processes (SQLite's migration of the same name has the columns): whose update
+    # each inbox row is and which process took it, which process claims an outbox row; and
+    # the sending pace the processes share (storage/coordination.py): when each chat (and, as
+    # chat 0, everyone) may next be sent to, in seconds since the epoch.
+    """
+    ALTER TABLE inbox ADD COLUMN person_id BIGINT;
+    ALTER TABLE inbox ADD COLUMN taken_by INTEGER;
+    CREATE INDEX inbox_person_pending ON inbox (person_id, update_id) WHERE done_at IS NULL;
+    ALTER TABLE outbox ADD COLUMN claimed_by INTEGER;
+    CREATE UNLOGGED TABLE send_pace (
+        chat_id  BIGINT PRIMARY KEY,
+        next_at  DOUBLE PRECISION NOT NULL
+    );
+    INSERT INTO send_pace (chat_id, next_at) VALUES (0, 0);
+    -- Takes the next moment a message may go: `overall` seconds after the last one to anyone,
+    -- and (for a chat) `per_chat` after the last one to that chat. Returns the seconds to
+    -- wait for it. Every process's sends pass here, so the rates hold across them all.
+    CREATE FUNCTION cocreate_pace(chat BIGINT, overall DOUBLE PRECISION,
+                                  per_chat DOUBLE PRECISION)
+    RETURNS DOUBLE PRECISION LANGUAGE plpgsql AS $$
+    DECLARE
+        now_s  DOUBLE PRECISION := extract(epoch FROM clock_timestamp());
+        at_s   DOUBLE PRECISION;
+        mine   DOUBLE PRECISION := 0;
+    BEGIN
+        IF chat IS NOT NULL AND per_chat > 0 THEN
+            INSERT INTO send_pace (chat_id, next_at) VALUES (chat, 0) ON CONFLICT DO NOTHING;
+            SELECT next_at INTO mine FROM send_pace WHERE chat_id = chat FOR UPDATE;
+        END IF;
+        SELECT GREATEST(next_at, now_s, mine) INTO at_s FROM send_pace
+            WHERE chat_id = 0 FOR UPDATE;
+        UPDATE send_pace SET next_at = at_s + overall WHERE chat_id = 0;
+        IF chat IS NOT NULL AND per_chat > 0 THEN
+            UPDATE send_pace SET next_at = at_s + per_chat WHERE chat_id = chat;
+        END IF;
+        RETURN at_s - now_s;
+    END $$;
+    """,
 )
 
 _TRACKING = """
@@ -501,14 +542,14 @@ _TRACKING = """
 """
 
 
-async def schema_version_pg(conn: asyncpg.Connection) -> int:
+async def schema_version_pg(conn: Connection) -> int:
     """The version the database is at: its latest migration applied (0: none, or no table)."""
     if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
         return 0
     return int(await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))
 
 
-async def migrate_pg(conn: asyncpg.Connection) -> int:
+async def migrate_pg(conn: Connection) -> int:
     """Applies every migration the database has not seen yet, each in its own transaction
     with its row in schema_migrations; returns the new version. Safe when several processes
     start at once: each transaction takes MIGRATION_LOCK first and reads the version again.

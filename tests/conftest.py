@@ -96,8 +96,10 @@ def settings_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, emulator: Emulator, settings_overrides: dict[str, Any]) -> Settings:
-    return make_settings(tmp_path, emulator, **settings_overrides)
+def settings(
+    tmp_path: Path, emulator: Emulator, settings_overrides: dict[str, Any], database_url: str
+) -> Settings:
+    return make_settings(tmp_path, emulator, **{"database_url": database_url, **settings_overrides})
 
 
 @pytest.fixture(scope="session")
@@ -114,10 +116,60 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test on a database runs on SQLite and on PostgreSQL (`database`), unless it is
+    about SQLite's own workings (marked sqlite_only)."""
+    if "database" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("sqlite_only") is not None
+        kinds = ["sqlite"] if only else ["sqlite", "postgresql"]
+        metafunc.parametrize("database", kinds, indirect=True)
+
+
 @pytest.fixture
-async def store(tmp_path: Path, clock: FakeClock, migrated: Path) -> AsyncIterator[Store]:
-    shutil.copyfile(migrated, tmp_path / "cocreate.db")  # Store.open makes it private (0600)
-    store = await Store.open(tmp_path / "cocreate.db", clock.now)
+def database(request: pytest.FixtureRequest) -> str:
+    """Which database the test runs on: "sqlite" or "postgresql"."""
+    kind: str = getattr(request, "param", "sqlite")
+    return kind
+
+
+@pytest.fixture(scope="session")
+def pg_migrated(pg_cluster: ThrowawayCluster) -> str:
+    """A PostgreSQL database with every migration applied, made once per worker: each test's
+    database is a copy of it (CREATE DATABASE … TEMPLATE)."""
+    name = "cocreate_migrated"
+
+    async def make() -> None:
+        await pg_cluster.create_database(name)
+        await (await Store.open_url(pg_cluster.url(name), partial(datetime.now, UTC))).close()
+
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, make()).result()
+    return name
+
+
+@pytest.fixture
+async def database_url(
+    database: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[str]:
+    """The test's own database, migrated, as a DATABASE_URL: a copy of the migrated SQLite
+    file, or a PostgreSQL database copied from the migrated one (dropped afterwards)."""
+    if database == "sqlite":
+        migrated: Path = request.getfixturevalue("migrated")
+        # Store.open makes it private (0600)
+        shutil.copyfile(migrated, tmp_path / "cocreate.db")
+        yield f"sqlite:///{tmp_path / 'cocreate.db'}"
+        return
+    cluster: ThrowawayCluster = request.getfixturevalue("pg_cluster")
+    template: str = request.getfixturevalue("pg_migrated")
+    name = cluster.unique_name()
+    await cluster.create_database(name, template=template)
+    yield cluster.url(name)
+    await cluster.drop_database(name)
+
+
+@pytest.fixture
+async def store(database_url: str, clock: FakeClock) -> AsyncIterator[Store]:
+    store = await Store.open_url(database_url, clock.now)
     yield store
     await store.close()
 

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from bot.app import build_application
 from bot.catalogue import t
 from bot.clock import FakeClock
@@ -149,6 +151,7 @@ async def fetch_by_hand(emulator: Emulator, bot: CocreateApplication, store: Sto
     assert queue.highest < ids[0]  # none was accepted
 
 
+@pytest.mark.sqlite_only
 async def test_a_story_part_reads_the_member_once(
     bot: CocreateApplication, person: MakePerson, store: Store, monkeypatch: Any
 ) -> None:

@@ -138,6 +138,7 @@ async def test_delete_takes_the_answer_back_out_of_the_outbox(
     assert [r["text"] for r in bo_rows] == ["Bo wants a crossing."]
 
 
+@pytest.mark.sqlite_only
 async def test_after_delete_the_words_are_in_neither_the_database_nor_the_wal_file(
     person: MakePerson, store: Store
 ) -> None:
@@ -162,6 +163,7 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+@pytest.mark.sqlite_only
 async def test_database_and_media_files_are_readable_only_by_the_bot(
     person: MakePerson, store: Store, settings: Settings, tmp_path: Path
 ) -> None:

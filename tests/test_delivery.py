@@ -937,6 +937,7 @@ async def test_replies_and_a_broadcast_share_one_budget_and_replies_go_first(
     assert not [d for d in news if reply.date < d < question.date]
 
 
+@pytest.mark.sqlite_only
 async def test_due_reads_about_as_many_rows_as_it_returns(
     store: Store, emulator: Emulator, clock: FakeClock
 ) -> None:

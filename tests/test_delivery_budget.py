@@ -27,6 +27,7 @@ def settings_overrides() -> dict[str, Any]:
     return {"broadcast_rate": 30, "chat_burst": 20, "chat_interval": 1.0}
 
 
+@pytest.mark.sqlite_only
 async def test_a_row_is_marked_sending_only_as_its_request_leaves(
     bot: CocreateApplication, store: Store, emulator: Emulator
 ) -> None:

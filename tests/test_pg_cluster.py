@@ -84,6 +84,7 @@ async def test_asyncpg_reaches_a_database_by_its_socket_url(
         who = await connection.fetchrow(
             "SELECT current_user, current_database(), inet_server_addr() AS address"
         )
+        assert who is not None
         assert (who["current_user"], who["current_database"]) == ("cocreate", name)
         assert who["address"] is None  # a Unix socket, not TCP
         await connection.execute(
@@ -97,6 +98,7 @@ async def test_asyncpg_reaches_a_database_by_its_socket_url(
         )
         row = await connection.fetchrow("SELECT text, at::text AS at FROM story WHERE id = $1", 1)
         assert story_id == 1
+        assert row is not None
         assert (row["text"], row["at"]) == ("Bore da, Ŵyn 🌱", "2026-12-01 10:00:00+00")
     finally:
         await connection.close()

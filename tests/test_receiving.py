@@ -186,6 +186,7 @@ async def test_webhook_mode_without_a_secret_does_not_start(
             await client.post(f"http://127.0.0.1:{webhook_port}/telegram-hook", json={})
 
 
+@pytest.mark.sqlite_only
 async def test_handled_updates_are_forgotten_once_a_day_in_batches(
     bot: CocreateApplication, store: Store, clock: FakeClock
 ) -> None:

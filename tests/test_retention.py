@@ -131,6 +131,7 @@ async def test_old_responses_and_their_files_are_deleted(
     assert len([e for e in await store.audit.entries() if e.action == "responses_deleted"]) == 1
 
 
+@pytest.mark.sqlite_only
 async def test_old_sent_messages_are_emptied_however_many_batches_it_takes(
     store: Store, settings: Settings, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -233,6 +233,7 @@ async def test_a_failed_unit_of_work_leaves_nothing(tmp_path: Path, clock: FakeC
         await store.close()
 
 
+@pytest.mark.sqlite_only
 async def test_inbox_batches_records_and_done_marks(tmp_path: Path, clock: FakeClock) -> None:
     store = await Store.open(tmp_path / "c.db", clock.now)
     statements: list[str] = []
@@ -274,6 +275,7 @@ async def test_a_members_receipts_and_files_are_found_by_index(
         await store.close()
 
 
+@pytest.mark.sqlite_only
 async def test_an_update_reads_a_query_once_until_it_writes(store: Store) -> None:
     """Within one update's unit a repeated read is made once; a write makes it read again
     (and it sees the write)."""
@@ -301,6 +303,7 @@ async def test_an_update_reads_a_query_once_until_it_writes(store: Store) -> Non
     assert statements[begun + 2].startswith("UPDATE projects")
 
 
+@pytest.mark.sqlite_only
 async def test_a_write_forgets_only_the_reads_it_may_change(store: Store) -> None:
     """A write to another table keeps what the update read; a DELETE that may cascade, and a
     write that fires triggers, make it read everything again."""
@@ -333,6 +336,7 @@ async def test_a_write_forgets_only_the_reads_it_may_change(store: Store) -> Non
         await db._conn.set_trace_callback(lambda _: None)
 
 
+@pytest.mark.sqlite_only
 async def test_writers_at_once_share_one_commit(store: Store) -> None:
     """Group commit: twenty updates writing at once wait for the same few COMMITs (one fsync
     each), not twenty; each returns only once its write is committed; one that fails is
@@ -363,6 +367,7 @@ async def test_writers_at_once_share_one_commit(store: Store) -> None:
     assert 1 <= commits <= 3, commits
 
 
+@pytest.mark.sqlite_only
 async def test_closing_commits_what_waits_for_the_group_commit(
     tmp_path: Path, clock: FakeClock
 ) -> None:

@@ -319,6 +319,7 @@ async def test_the_reader_filters_by_theme_once_themes_exist(
     assert shown_items(await http.get("/reader", params={"theme": "99999"})) == []
 
 
+@pytest.mark.sqlite_only
 async def test_the_index_takes_what_is_saved_and_forgets_an_erased_member(
     person: MakePerson, store: Store, http: httpx.AsyncClient
 ) -> None:
