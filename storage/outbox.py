@@ -354,10 +354,14 @@ class Outbox:
     async def due(self, now: datetime, limit: int = 100) -> list[OutboxRow]:
         """Queued rows due at `now`, oldest first, at most one per chat (its oldest due row)."""
         at = to_db(now)
+        # SQLite is told which partial index to walk; PostgreSQL's planner finds it.
+        sqlite = self._db.dialect == "sqlite"
+        queued = " INDEXED BY outbox_queued" if sqlite else ""
+        by_chat = " INDEXED BY outbox_queued_chat" if sqlite else ""
         rows = await self._db.fetch_all(
-            "SELECT o.* FROM outbox o INDEXED BY outbox_queued"
+            f"SELECT o.* FROM outbox o{queued}"
             " WHERE o.status = 'queued' AND o.not_before <= ?"
-            " AND NOT EXISTS (SELECT 1 FROM outbox e INDEXED BY outbox_queued_chat"
+            f" AND NOT EXISTS (SELECT 1 FROM outbox e{by_chat}"
             "  WHERE e.chat_id = o.chat_id AND e.status = 'queued' AND e.id < o.id"
             "  AND e.not_before <= ?)"
             " ORDER BY o.id LIMIT ?",

@@ -289,7 +289,7 @@ class Questions:
             " SELECT MIN(r.due_at) AS t FROM question_rounds r JOIN questions q"
             "  ON q.id = r.question_id WHERE r.status = 'due' AND q.status = 'scheduled'"
             " UNION ALL SELECT MIN(reminder_due_at) FROM question_rounds"
-            "  WHERE status = 'sent' AND reminder_sent_at IS NULL)"
+            "  WHERE status = 'sent' AND reminder_sent_at IS NULL) AS wakes"
         )
         return from_db(str(row["t"])) if row and row["t"] else None
 

@@ -95,7 +95,8 @@ class Sessions:
             "INSERT INTO sessions (user_id, flow, state, data, last_update_id, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET"
             " flow = excluded.flow, state = excluded.state, data = excluded.data,"
-            " last_update_id = max(last_update_id, excluded.last_update_id),"
+            " last_update_id = CASE WHEN sessions.last_update_id > excluded.last_update_id"
+            " THEN sessions.last_update_id ELSE excluded.last_update_id END,"
             " updated_at = excluded.updated_at",
             (
                 session.user_id,
