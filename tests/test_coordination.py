@@ -1,0 +1,142 @@
+"""Several processes on one PostgreSQL (storage/coordination.py), each played here by a Store
+of its own: its own pool and its own connection for locks, as a `cocreate run` has. A process
+that dies is played by closing its Store (PostgreSQL drops its locks with the connection, as
+it does for a killed process)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from bot.clock import FakeClock
+from storage.outbox import Outgoing
+from storage.store import Store
+from tests.pg import ThrowawayCluster
+
+Open = Callable[[], Awaitable[Store]]
+
+
+@pytest.fixture
+async def processes(pg_cluster: ThrowawayCluster, clock: FakeClock) -> AsyncIterator[Open]:
+    """Opens Stores ("processes") on one fresh PostgreSQL database; closes them after."""
+    name = pg_cluster.unique_name()
+    await pg_cluster.create_database(name)
+    opened: list[Store] = []
+
+    async def open_one() -> Store:
+        store = await Store.open_url(pg_cluster.url(name), clock.now)
+        opened.append(store)
+        return store
+
+    yield open_one
+    for store in opened:
+        if not store.db.pool.is_closing():  # type: ignore[attr-defined]
+            await store.close()
+    await pg_cluster.drop_database(name)
+
+
+async def test_one_process_at_a_time_handles_a_person(processes: Open) -> None:
+    """While one process holds a person, another waits for them; other people are free."""
+    first, second = await processes(), await processes()
+    order: list[str] = []
+    async with first.coordination.person(42):
+        waiting = asyncio.create_task(_hold(second, 42, order))
+        async with second.coordination.person(43):  # someone else: no wait
+            order.append("other person")
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # still waiting for person 42
+        order.append("first done")
+    await asyncio.wait_for(waiting, 5)
+    assert order == ["other person", "first done", "second"]
+
+
+async def _hold(store: Store, person: int, order: list[str]) -> None:
+    async with store.coordination.person(person):
+        order.append("second")
+
+
+async def test_one_process_leads_and_another_takes_over_when_it_dies(processes: Open) -> None:
+    first, second = await processes(), await processes()
+    assert await first.coordination.lead("scheduler")
+    assert await first.coordination.lead("poller")
+    assert not await second.coordination.lead("scheduler")
+    assert not second.coordination.leads("poller")
+    await first.close()  # the leader dies: its locks go with its connection
+    assert await second.coordination.lead("scheduler")
+    assert await second.coordination.lead("poller")
+    third = await processes()
+    assert not await third.coordination.lead("scheduler")
+
+
+async def test_the_sending_pace_holds_across_processes(processes: Open) -> None:
+    """Two processes taking moments from the shared pace get them `overall` apart, and a
+    chat's `per_chat` apart, whoever asks."""
+    first, second = await processes(), await processes()
+    moments = []
+    for store in (first, second, first, second):
+        asked = time.time()
+        moments.append(asked + await store.coordination.pace(None, 0.1, 0.0))
+    gaps = [b - a for a, b in itertools.pairwise(moments)]
+    assert all(abs(gap - 0.1) < 0.02 for gap in gaps), gaps  # 0.1 s apart, whoever asks
+    chat_first = await first.coordination.pace(7, 0.001, 1.0)
+    chat_second = await second.coordination.pace(7, 0.001, 1.0)
+    assert chat_second - chat_first > 0.9  # the same chat: a second apart
+
+
+async def test_a_dead_process_s_updates_are_taken_up_in_order(processes: Open) -> None:
+    """Updates a process recorded and never handled are taken by another once it is gone,
+    never while it lives; a person's older updates are taken before theirs."""
+    dead, alive = await processes(), await processes()
+    for update_id in (5, 3, 4):
+        payload = json.dumps({"update_id": update_id})
+        assert await dead.inbox.record(update_id, payload, person_id=9)
+    assert await alive.inbox.orphans() == []  # its recorder still lives
+    await dead.close()
+    taken = await alive.inbox.orphans()
+    assert [update_id for update_id, _ in taken] == [3, 4, 5]
+    assert await alive.inbox.orphans() == []  # taken once
+    # A person's older updates still waiting go first, whichever process recorded them.
+    other = await processes()
+    assert await other.inbox.record(10, "{}", person_id=9)
+    assert await other.inbox.record(11, "{}", person_id=9)
+    older = await alive.inbox.take_older(9, 11)
+    assert [update_id for update_id, _ in older] == [3, 4, 5, 10]
+    assert not await alive.inbox.is_done(11)
+
+
+async def test_two_processes_never_claim_the_same_outbox_row(processes: Open) -> None:
+    """Both processes' senders try to claim every row at once: each row goes to one."""
+    first, second = await processes(), await processes()
+    messages = [Outgoing(None, 1000 + n, f"news {n}") for n in range(40)]
+    await first.outbox.enqueue_batch("broadcast", None, messages)
+    rows = [row.id for row in await first.outbox.due(first.outbox._now(), 100)]
+    assert len(rows) == 40
+    mine, theirs = await asyncio.gather(
+        first.outbox.settle(claim=rows), second.outbox.settle(claim=rows)
+    )
+    sending = [row for row in rows if mine[row] == "sending"]
+    sending += [row for row in rows if theirs[row] == "sending"]
+    assert sorted(sending) == sorted(rows)  # every row once, by one of them
+
+
+async def test_a_dead_process_s_sends_become_unconfirmed_not_the_living_s(
+    processes: Open,
+) -> None:
+    dead, alive = await processes(), await processes()
+    await dead.outbox.enqueue_batch("broadcast", None, [Outgoing(None, 1, "a")])
+    await alive.outbox.enqueue_batch("broadcast", None, [Outgoing(None, 2, "b")])
+    (row_a,) = [r.id for r in await dead.outbox.due(dead.outbox._now(), 10) if r.chat_id == 1]
+    (row_b,) = [r.id for r in await alive.outbox.due(alive.outbox._now(), 10) if r.chat_id == 2]
+    assert await dead.outbox.mark_sending(row_a) == "sending"
+    assert await alive.outbox.mark_sending(row_b) == "sending"
+    assert await alive.outbox.recover_after_restart() == 0  # both senders live
+    await dead.close()
+    assert await alive.outbox.recover_after_restart() == 1
+    after_a, after_b = await alive.outbox.get(row_a), await alive.outbox.get(row_b)
+    assert after_a is not None and after_a.status == "unconfirmed"
+    assert after_b is not None and after_b.status == "sending"
