@@ -28,9 +28,9 @@ the check afterwards reads the source again.
 
 from __future__ import annotations
 
+import asyncio
 import graphlib
 import hashlib
-import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -351,32 +351,43 @@ async def copy_tables(
 # Checking
 
 
-def _normal(kind: str, value: Any) -> Any:
-    """A value in one form, whichever database it was read from."""
-    if value is None:
-        return None
-    if kind == "time":
-        return to_db(value if isinstance(value, datetime) else from_db(str(value)))
-    if kind == "int":
-        return int(value)
-    if kind == "float":
-        return float(value)
+def _time(value: Any) -> str:
+    """A time as storage/times.py writes it: UTC ISO text to the second."""
+    if isinstance(value, str) and len(value) == 25 and value[10] == "T" and value[19:] == "+00:00":
+        return value  # the form it is always stored in: from_db, then to_db, gives it back
+    return to_db(value if isinstance(value, datetime) else from_db(str(value)))
+
+
+def _text(value: Any) -> str:
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).hex()
     return str(value)
 
 
+# How each kind of value is put in one form, whichever database it was read from.
+_NORMAL: dict[str, Callable[[Any], Any]] = {
+    "time": _time,
+    "int": int,
+    "float": float,
+    "text": _text,
+}
+
+
 async def table_sum(db: Database, name: str, columns: list[Column]) -> tuple[int, str]:
     """A table's rows and its checksum: the sum of each row's sha256, so any order will do."""
-    kinds = [column.kind for column in columns]
+    normal = [_NORMAL[column.kind] for column in columns]
     select = f'SELECT {_quoted(column.name for column in columns)} FROM "{name}"'
     total = rows = 0
+    sha256 = hashlib.sha256
     async with db.snapshot() as snapshot:
         async for batch in snapshot.stream(select):
             for row in batch:
-                values = [_normal(kind, value) for kind, value in zip(kinds, row, strict=True)]
-                encoded = json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode()
-                total += int.from_bytes(hashlib.sha256(encoded).digest(), "big")
+                # repr of a tuple of None, int, float and str: one text for the same values
+                values = tuple(
+                    None if value is None else form(value)
+                    for form, value in zip(normal, row, strict=True)
+                )
+                total += int.from_bytes(sha256(repr(values).encode()).digest(), "big")
             rows += len(batch)
     return rows, f"{total % 2**256:064x}"
 
@@ -386,8 +397,9 @@ async def compare(source: Database, target: Database, plan_: Plan) -> list[Table
     checks = []
     for name in plan_.tables:
         columns = plan_.columns[name]
-        theirs = await table_sum(source, name, columns)
-        ours = await table_sum(target, name, columns)
+        theirs, ours = await asyncio.gather(
+            table_sum(source, name, columns), table_sum(target, name, columns)
+        )
         checks.append(TableCheck(name, theirs[0], ours[0], theirs[1], ours[1]))
     return checks
 
