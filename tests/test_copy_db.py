@@ -42,6 +42,8 @@ MakePerson = Callable[..., Person]
 STAFF = 9300
 CHOICES: tuple[Choice, Choice] = ("agree", "skip")  # on the two ideas
 NOW = "2026-11-30T10:00:00+00:00"
+# Tabs, line ends, backslashes, COPY's NULL as text, an empty text, Welsh and an emoji.
+ODD_NAMES = {"odd": "A\tB\nC\r\nD \\N E\\F", "empty": "", "cy": "Dŵr a thân 🌊"}
 STORY = "The bus to Dŵr Park did not stop for my wheelchair."
 
 
@@ -117,8 +119,11 @@ async def new_database(cluster: ThrowawayCluster) -> str:
 
 
 async def small_sqlite(path: Path, clock: FakeClock) -> str:
-    """An SQLite deployment filled through the repositories (no bot): two members."""
+    """An SQLite deployment filled through the repositories (no bot): two members, and
+    projects whose names hold what COPY's text format must escape, and an empty one."""
     store = await Store.open(path, clock.now)
+    for code, name in ODD_NAMES.items():
+        await store.projects.add(code, name)
     for user in (1, 2):
         await store.members.join(
             telegram_user_id=user, chat_id=user, language="en", consent_version="1", agreed_to=[]
@@ -235,6 +240,11 @@ async def test_a_row_changed_after_the_copy_is_found(
     target = await new_database(pg_cluster)
     assert (await copy_database(source, target)).ok
     assert all(check.ok for check in await verify(source, target))
+    copied = await Store.open_url(target, clock.now)
+    for code, name in ODD_NAMES.items():
+        project = await copied.projects.by_code(code.upper())  # citext: any case
+        assert project is not None and project.name == name
+    await copied.close()
     db = await open_database(target)
     await db.execute("UPDATE members SET language = 'cy' WHERE telegram_user_id = 2")
     # A time one second later is a different time, though written another way.
