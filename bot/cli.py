@@ -381,8 +381,11 @@ def copy_db(
     except (OSError, asyncpg.PostgresError) as exc:
         typer.echo(f"cocreate: could not open a database: {exc}", err=True)
         raise typer.Exit(2) from None
-    table = Table("Table", "Rows (from)", "Rows (to)", "Checksum", title="Copied, then checked")
-    for check in result.checks:
+    table = Table("Table", title="Copied, then checked")
+    for heading in ("Rows (from)", "Rows (to)"):
+        table.add_column(heading, justify="right")
+    table.add_column("Checksum")
+    for check in sorted(result.checks, key=lambda check: check.name):
         rows = f"{check.target_rows:,}"
         same = "[green]same[/]" if check.ok else "[red]DIFFERENT[/]"
         table.add_row(check.name, f"{check.source_rows:,}", rows, same)

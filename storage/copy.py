@@ -41,7 +41,8 @@ from typing import Any
 
 from storage.db import Database, Snapshot, Tx
 from storage.pg_db import PgTx
-from storage.store import open_database
+from storage.sqlite_db import path_from_url
+from storage.store import is_postgres, open_database
 from storage.times import from_db, to_db
 
 # Rows written per statement batch.
@@ -415,6 +416,9 @@ async def both(source_url: str, target_url: str) -> AsyncIterator[tuple[Database
     """Opens (and migrates) the two databases; closes both at the end."""
     if source_url == target_url:
         raise CopyError("--from and --to name the same database")
+    if not is_postgres(source_url) and not path_from_url(source_url).exists():
+        # Opening it would make a new, empty one: a mistyped path would copy nothing.
+        raise CopyError(f"there is no database at {path_from_url(source_url)}")
     source = await open_database(source_url)
     try:
         target = await open_database(target_url)

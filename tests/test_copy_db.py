@@ -296,6 +296,9 @@ async def test_the_command_prints_each_table_and_exits_by_what_it_found(
     # Again into the same database: refused, exit 2, nothing copied.
     code, out, err = await run("--from", source, "--to", target)
     assert code == 2 and "not empty" in err and out == ""
+    missing = tmp_path / "missing.db"
+    code, _, err = await run("--from", f"sqlite:///{missing}", "--to", target)
+    assert code == 2 and f"there is no database at {missing}" in err and not missing.exists()
     code, _, err = await run("--from", source, "--to", "mysql://nowhere/db")
     assert code == 2 and "DATABASE_URL must start with 'sqlite:///'" in err
 
