@@ -228,10 +228,11 @@ async def plan(source: Database, target: Database) -> Plan:
     kinds = theirs if source.dialect == "postgresql" else ours
     columns: dict[str, list[Column]] = {}
     for name in wanted:
-        names = [column.name for column in ours[name]]
-        if names != [column.name for column in theirs[name]]:
+        names = [column.name for column in ours[name]]  # in the target's order
+        if set(names) != {column.name for column in theirs[name]}:
             raise CopyError(f"the table {name} has different columns in the two databases")
-        columns[name] = kinds[name]
+        kind = {column.name: column for column in kinds[name]}
+        columns[name] = [kind[column] for column in names]
     order = copy_order(wanted, await foreign_keys(target))
     return Plan(order, columns)
 

@@ -234,6 +234,13 @@ async def test_a_target_with_data_is_refused_and_left_as_it_was(
         await copy_database(source, other)
     with pytest.raises(CopyError, match="same database"):
         await copy_database(source, source)
+    # A target with a table cocreate's schema does not have is not cocreate's: refused.
+    stranger = tmp_path / "stranger.db"
+    db = await open_database(f"sqlite:///{stranger}")
+    await db.execute("CREATE TABLE extra (x INTEGER)")
+    await db.close()
+    with pytest.raises(CopyError, match=r"tables differ \(extra\)"):
+        await copy_database(source, f"sqlite:///{stranger}")
 
 
 async def test_a_row_changed_after_the_copy_is_found(
