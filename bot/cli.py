@@ -367,6 +367,8 @@ def copy_db(
     """Copy the whole database into an empty one (e.g. SQLite to PostgreSQL), then check
     every table's rows and checksum. Stop the bot first."""
     # Imported here: only this command needs them (rich slows every command's start).
+    import sqlite3
+
     import asyncpg
     from rich.console import Console
     from rich.table import Table
@@ -378,8 +380,11 @@ def copy_db(
     except (CopyError, ValueError) as exc:
         typer.echo(f"cocreate: {exc}", err=True)
         raise typer.Exit(2) from None
-    except (OSError, asyncpg.PostgresError) as exc:
+    except OSError as exc:  # no such server or socket, a folder it may not write in
         typer.echo(f"cocreate: could not open a database: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except (asyncpg.PostgresError, sqlite3.Error) as exc:  # the copy was rolled back
+        typer.echo(f"cocreate: the copy failed, and nothing was written: {exc}", err=True)
         raise typer.Exit(2) from None
     table = Table("Table", title="Copied, then checked")
     for heading in ("Rows (from)", "Rows (to)"):

@@ -306,6 +306,8 @@ async def test_the_command_prints_each_table_and_exits_by_what_it_found(
     missing = tmp_path / "missing.db"
     code, _, err = await run("--from", f"sqlite:///{missing}", "--to", target)
     assert code == 2 and f"there is no database at {missing}" in err and not missing.exists()
+    code, _, err = await run("--from", source, "--to", pg_cluster.url("no_such_database"))
+    assert code == 2 and "nothing was written" in err and "no_such_database" in err
     code, _, err = await run("--from", source, "--to", "mysql://nowhere/db")
     assert code == 2 and "DATABASE_URL must start with 'sqlite:///'" in err
 
