@@ -65,7 +65,9 @@ async def test_old_responses_and_their_files_are_deleted(
     # Bulk waits for CHAT_INTERVAL's quiet in each chat (bot/budget.py): let the round finish.
     async def round_done() -> bool:
         busy = await count(store, "outbox WHERE status IN ('queued', 'sending')")
-        return not busy and bool(await count(store, "delivery_batches WHERE reported_at > ''"))
+        return not busy and bool(
+            await count(store, "delivery_batches WHERE reported_at IS NOT NULL")
+        )
 
     async with asyncio.timeout(10):
         while not await round_done():  # noqa: ASYNC110 - the sender works in another task
