@@ -115,12 +115,8 @@ class Retention:
                     (submission_ids, answer_ids),
                 )
             )
-            await conn.execute(
-                f"DELETE FROM submissions WHERE id IN {ids}", (submission_ids,)
-            )
-            await conn.execute(
-                f"DELETE FROM answers WHERE id IN {ids}", (answer_ids,)
-            )
+            await conn.execute(f"DELETE FROM submissions WHERE id IN {ids}", (submission_ids,))
+            await conn.execute(f"DELETE FROM answers WHERE id IN {ids}", (answer_ids,))
             votes = await conn.execute(
                 "DELETE FROM votes WHERE (member_id, statement_id) IN"
                 " (SELECT member_id, statement_id FROM votes WHERE voted_at < ? LIMIT ?)",
