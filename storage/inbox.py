@@ -62,9 +62,10 @@ class Inbox:
         return {int(row[0]) for row in found}
 
     async def mark_done(self, update_id: int) -> None:
-        """Marks an update handled and forgets its content."""
+        """Marks an update handled and forgets its content, and whose it was."""
         await self._db.execute(
-            "UPDATE inbox SET done_at = ?, payload = NULL WHERE update_id = ? AND done_at IS NULL",
+            "UPDATE inbox SET done_at = ?, payload = NULL, person_id = NULL"
+            " WHERE update_id = ? AND done_at IS NULL",
             (to_db(self._now()), update_id),
         )
 
@@ -91,7 +92,8 @@ class Inbox:
         marks = ", ".join("?" for _ in ids)
         try:
             await self._db.execute(
-                f"UPDATE inbox SET done_at = ?, payload = NULL WHERE update_id IN ({marks})"
+                "UPDATE inbox SET done_at = ?, payload = NULL, person_id = NULL"
+                f" WHERE update_id IN ({marks})"
                 " AND done_at IS NULL",
                 (to_db(self._now()), *ids),
             )

@@ -25,6 +25,7 @@ from datetime import datetime
 
 from storage import kinds
 from storage.db import Database
+from storage.dialect import ids_from_json
 from storage.outbox import Outbox
 from storage.times import to_db
 
@@ -87,6 +88,7 @@ class Retention:
         answers (first given before it), oldest first, in one unit of work, then empties up
         to `limit` old outbox rows. Call again until it returns nothing (`anything` False)."""
         before = to_db(cutoff)
+        ids = ids_from_json(self._db)
         async with self._db.transaction() as conn:
             submissions = [
                 (int(r["id"]), str(r["kind"]))
@@ -108,20 +110,13 @@ class Retention:
             files = tuple(
                 str(r["file_name"])
                 for r in await conn.fetch_all(
-                    "SELECT file_name FROM media"
-                    " WHERE submission_id IN (SELECT value FROM json_each(?))"
-                    " UNION ALL SELECT file_name FROM media"
-                    " WHERE answer_id IN (SELECT value FROM json_each(?))",
+                    f"SELECT file_name FROM media WHERE submission_id IN {ids}"
+                    f" UNION ALL SELECT file_name FROM media WHERE answer_id IN {ids}",
                     (submission_ids, answer_ids),
                 )
             )
-            await conn.execute(
-                "DELETE FROM submissions WHERE id IN (SELECT value FROM json_each(?))",
-                (submission_ids,),
-            )
-            await conn.execute(
-                "DELETE FROM answers WHERE id IN (SELECT value FROM json_each(?))", (answer_ids,)
-            )
+            await conn.execute(f"DELETE FROM submissions WHERE id IN {ids}", (submission_ids,))
+            await conn.execute(f"DELETE FROM answers WHERE id IN {ids}", (answer_ids,))
             votes = await conn.execute(
                 "DELETE FROM votes WHERE (member_id, statement_id) IN"
                 " (SELECT member_id, statement_id FROM votes WHERE voted_at < ? LIMIT ?)",

@@ -265,7 +265,7 @@ class Tracker:
     async def items(self, offset: int = 0, limit: int = 8) -> list[Tracked]:
         """Ideas and sent question rounds, newest first, a page at a time."""
         rows = await self._db.fetch_all(
-            f"SELECT * FROM ({_ITEMS}) ORDER BY at DESC, kind, id DESC LIMIT ? OFFSET ?",
+            f"SELECT * FROM ({_ITEMS}) AS items ORDER BY at DESC, kind, id DESC LIMIT ? OFFSET ?",
             (limit, offset),
         )
         return [_tracked(r) for r in rows]
@@ -273,7 +273,7 @@ class Tracker:
     async def get(self, item: Item) -> Tracked | None:
         """One idea or round, if it can have a status."""
         rows = await self._db.fetch_all(
-            f"SELECT * FROM ({_ITEMS}) WHERE kind = ? AND id = ?", (item.kind, item.id)
+            f"SELECT * FROM ({_ITEMS}) AS items WHERE kind = ? AND id = ?", (item.kind, item.id)
         )
         return _tracked(rows[0]) if rows else None
 
@@ -376,14 +376,14 @@ class Tracker:
             "  (SELECT x.id FROM statements x WHERE x.submission_id = c.submission_id))"
             " LEFT JOIN question_rounds r ON r.id = c.round_id"
             " LEFT JOIN questions q ON q.id = r.question_id"
-            " WHERE s.member_id = ?1"
+            " WHERE s.member_id = ?"
             " OR (st.state = 'approved' AND (st.project_id IS NULL OR st.project_id IN"
-            "  (SELECT project_id FROM member_projects WHERE member_id = ?1)))"
+            "  (SELECT project_id FROM member_projects WHERE member_id = ?)))"
             " OR (c.round_id IS NOT NULL AND EXISTS (SELECT 1 FROM outbox o"
-            "  WHERE o.batch_id = r.batch_id AND o.member_id = ?1"
+            "  WHERE o.batch_id = r.batch_id AND o.member_id = ?"
             "  AND o.status IN ('sent', 'unconfirmed')))"
-            " ORDER BY c.id DESC LIMIT ?2 OFFSET ?3",
-            (member_id, limit, offset),
+            " ORDER BY c.id DESC LIMIT ? OFFSET ?",
+            (member_id, member_id, member_id, limit, offset),
         )
         found = []
         for r in rows:

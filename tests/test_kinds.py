@@ -130,7 +130,8 @@ async def test_a_kind_added_to_the_list_flows_through_chat_mydata_export_and_del
 
 async def one_member(store: Store, user_id: int) -> int:
     await store.db.execute(
-        "INSERT INTO members (telegram_user_id, chat_id, joined_at) VALUES (?, ?, 'x')",
+        "INSERT INTO members (telegram_user_id, chat_id, joined_at)"
+        " VALUES (?, ?, '2026-11-30T10:00:00+00:00')",
         (user_id, user_id),
     )
     found = await store.db.fetch_one(
