@@ -308,7 +308,7 @@ class DeliveryWorker:
                 wait = self._poll
                 # The pass ended its calls, so a row left 'sending' will never be confirmed.
                 with contextlib.suppress(Exception):
-                    await self._outbox.recover_after_restart()
+                    await self._outbox.recover_after_restart(mine=True)
             if self._stopping:
                 break
             wait = self._next_wait() if wait is None else wait
@@ -356,7 +356,7 @@ class DeliveryWorker:
         return calls
 
     async def _recover(self) -> None:
-        interrupted = await self._outbox.recover_after_restart()
+        interrupted = await self._outbox.recover_after_restart(mine=True)
         counts = await self._outbox.status_counts()
         self._recovered = True
         logger.info(

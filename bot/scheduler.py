@@ -93,6 +93,11 @@ class Scheduler:
         # Called from a handler, commit its work first: never wait for the scheduler's lock
         # while holding the database's (the scheduler's tick may hold one, waiting for the other).
         await commit_point()
+        # Then work in a task of its own, outside the handler's unit: what is due is read
+        # afresh after each round's unit (the unit's reads would still show the round due).
+        await asyncio.create_task(self._send_due())
+
+    async def _send_due(self) -> None:
         coordination = self.store.coordination
         # With several processes, one leads the schedule (its timers); whoever runs due work
         # (the leader, or a handler's "send now" anywhere) does it alone, and each round is

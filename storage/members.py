@@ -7,11 +7,10 @@ from every table that holds a member's data (most by ON DELETE CASCADE).
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from storage.db import Database, Row, Statement, new_id
+from storage.db import Database, IntegrityErrors, Row, Statement, new_id
 from storage.models import ConsentReceipt, Member, Project
 from storage.outbox import Outbox
 from storage.times import from_db, to_db
@@ -60,11 +59,13 @@ class Projects:
     async def add(self, code: str, name: str) -> Project:
         """Creates a project; raises ValueError if the code is taken."""
         try:
-            await self._db.execute(
-                "INSERT INTO projects (code, name, created_at) VALUES (?, ?, ?)",
-                (code, name, to_db(self._now())),
-            )
-        except sqlite3.IntegrityError as exc:
+            # A savepoint: in PostgreSQL a failed statement would spoil the whole transaction.
+            async with self._db.transaction() as conn:
+                await conn.execute(
+                    "INSERT INTO projects (code, name, created_at) VALUES (?, ?, ?)",
+                    (code, name, to_db(self._now())),
+                )
+        except IntegrityErrors as exc:
             raise ValueError(f"A project with the code {code!r} already exists") from exc
         project = await self.by_code(code)
         assert project is not None
@@ -135,8 +136,8 @@ class Members:
                 member_id = existing["id"]
             if project_id is not None:
                 await conn.execute(
-                    "INSERT OR IGNORE INTO member_projects (member_id, project_id, joined_at)"
-                    " VALUES (?, ?, ?)",
+                    "INSERT INTO member_projects (member_id, project_id, joined_at)"
+                    " VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                     (member_id, project_id, now),
                 )
         member = await self.get(int(member_id))
@@ -146,8 +147,8 @@ class Members:
     async def join_project(self, member_id: int, project_id: int) -> bool:
         """Adds the member to a project; False if they were in it already."""
         changed = await self._db.execute(
-            "INSERT OR IGNORE INTO member_projects (member_id, project_id, joined_at)"
-            " VALUES (?, ?, ?)",
+            "INSERT INTO member_projects (member_id, project_id, joined_at)"
+            " VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             (member_id, project_id, to_db(self._now())),
         )
         return changed > 0

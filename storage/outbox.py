@@ -544,16 +544,19 @@ class Outbox:
                 (member_id,),
             )
 
-    async def recover_after_restart(self) -> int:
+    async def recover_after_restart(self, *, mine: bool = False) -> int:
         """Every row left 'sending' becomes 'unconfirmed': its request had left, and may have
         reached Telegram, so it is not sent again silently. Returns how many. Call before the
         first pass. With several processes, only the rows of processes that are gone (and
-        again from time to time: a process may die while the others run)."""
+        again from time to time: a process may die while the others run); and with `mine`,
+        this process's own too (its sender calls it when none of its calls is in flight:
+        at its start, after a pass that failed)."""
         if self.process is not None:
             return await self._db.execute(
                 "UPDATE outbox SET status = 'unconfirmed', last_error = 'interrupted'"
-                " WHERE status = 'sending' AND (claimed_by IS NULL OR claimed_by NOT IN"
-                " (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL))"
+                " WHERE status = 'sending' AND (claimed_by IS NULL OR claimed_by = ?"
+                " OR claimed_by NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL))",
+                (self.process if mine else None,),
             )
         return await self._db.execute(
             "UPDATE outbox SET status = 'unconfirmed', last_error = 'interrupted'"

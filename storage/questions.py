@@ -262,8 +262,9 @@ class Questions:
             )
             return
         await conn.execute(
-            "INSERT OR IGNORE INTO question_rounds (question_id, due_at)"
-            " SELECT question_id, ? FROM question_rounds WHERE id = ?",
+            "INSERT INTO question_rounds (question_id, due_at)"
+            " SELECT question_id, ? FROM question_rounds WHERE id = ?"
+            " ON CONFLICT DO NOTHING",
             (to_db(next_due_at), round_id),
         )
 
@@ -335,7 +336,7 @@ class Questions:
         messages or cannot be reached (the sender would skip them). Counted in SQL."""
         sql, params = audience_query(audience)
         row = await self._db.fetch_one(
-            f"SELECT COUNT(*) AS n FROM ({sql})"
+            f"SELECT COUNT(*) AS n FROM ({sql}) AS a"
             " WHERE stopped_at IS NULL AND unreachable_at IS NULL",
             params,
         )

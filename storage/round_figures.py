@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from storage.db import Database
+from storage.dialect import ids_from_json
 from storage.search import File, file_of
 from storage.times import from_db
 
@@ -107,7 +108,7 @@ class Rounds:
         if rows:
             media = await self._db.fetch_all(
                 "SELECT id, answer_id, kind, mime_type, duration FROM media"
-                " WHERE answer_id IN (SELECT value FROM json_each(?)) ORDER BY id",
+                f" WHERE answer_id IN {ids_from_json(self._db)} ORDER BY id",
                 (json.dumps([int(r["id"]) for r in rows]),),
             )
             for m in media:

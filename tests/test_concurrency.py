@@ -20,7 +20,7 @@ from bot.settings import Settings
 from conversations.door import FLOOD
 from emulator import Emulator
 from storage.store import Store
-from tests.dbs import sqlite_db
+from tests.dbs import Statements, sqlite_db
 from tests.media_samples import voice
 from tests.transcript import Person, join
 
@@ -129,18 +129,17 @@ async def test_a_fetched_batch_is_recorded_in_one_statement_before_it_is_confirm
 async def fetch_by_hand(emulator: Emulator, bot: CocreateApplication, store: Store) -> None:
     users = [emulator.user(6300 + n, first_name="Cy") for n in range(30)]
     ids = [u.send("/start") for u in users]
-    statements: list[str] = []
-    await sqlite_db(store.db)._conn.set_trace_callback(statements.append)
-    try:
+    with Statements(store.db) as statements:
         updates = await bot.bot.get_updates(offset=ids[0], timeout=0)
-    finally:
-        await sqlite_db(store.db)._conn.set_trace_callback(lambda _: None)
     assert [u.update_id for u in updates] == ids
     assert not any(emulator.is_confirmed(i) for i in ids)
     inserts = [s for s in statements if "INTO inbox" in s]
     assert len(inserts) == 1
-    recorded = await store.inbox.unfinished()
-    assert [update_id for update_id, _ in recorded] == ids
+    recorded = await store.db.fetch_all(
+        "SELECT update_id FROM inbox WHERE done_at IS NULL AND payload IS NOT NULL"
+        " ORDER BY update_id"
+    )
+    assert [r["update_id"] for r in recorded] == ids
     # A redelivery of the same batch is recognised: nothing is handled twice.
     again = await bot.bot.get_updates(offset=ids[0], timeout=0)
     assert len(again) == 30

@@ -215,7 +215,13 @@ async def handled(bot: CocreateApplication, someone: Person, raw: dict[str, Any]
 
 async def replayed(bot: CocreateApplication, someone: Person, raw: dict[str, Any]) -> list[Any]:
     """Hands the bot the same update again, as after a crash before Telegram heard it was
-    handled; returns what the bot sent."""
+    handled, and before its done-mark (written a moment later) reached the inbox: at start
+    it is handled again (its effects and the session were saved); returns what the bot sent."""
+    inbox = bot.resources.store.inbox
+    await inbox.flush()
+    await bot.resources.store.db.execute(
+        "UPDATE inbox SET done_at = NULL WHERE update_id = ?", (raw["update_id"],)
+    )
     queue = bot.update_queue
     assert isinstance(queue, DurableUpdateQueue)
     await queue.requeue(Update.de_json(raw, bot.bot))
@@ -223,11 +229,12 @@ async def replayed(bot: CocreateApplication, someone: Person, raw: dict[str, Any
 
 
 async def everything(store: Store) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table but the inbox (which records the replay itself)."""
+    """Every row of every table but the inbox (which records the replay itself) and, on
+    PostgreSQL, the sending pace (which moves with the question asked again)."""
     return {
         name: [tuple(r) for r in await store.db.fetch_all(f"SELECT * FROM {name} ORDER BY 1")]
         for name in await store.db.table_names()
-        if name != "inbox"
+        if name not in ("inbox", "send_pace")
     }
 
 

@@ -387,3 +387,15 @@ async def test_closing_commits_what_waits_for_the_group_commit(
     await waiting
     await leader
     assert leader.exception() is None
+
+
+async def test_a_taken_project_code_is_refused_and_the_update_goes_on(store: Store) -> None:
+    """On either database: the code is taken whatever its case, and the refusal spoils
+    nothing else the same update writes (PostgreSQL aborts a transaction at its first error,
+    so the insert has a savepoint of its own)."""
+    await store.projects.add("parks", "Parks for all")
+    async with store.db.unit():
+        with pytest.raises(ValueError, match="already exists"):
+            await store.projects.add("PARKS", "again")
+        await store.projects.add("libraries", "Libraries")
+    assert [p.code for p in await store.projects.all()] == ["parks", "libraries"]
