@@ -587,6 +587,7 @@ def test_bad_command_line_input_exits_with_one_sentence_and_writes_nothing(
 async def test_an_export_that_fails_half_way_leaves_no_file(
     store: Store, clock: FakeClock, tmp_path: Path
 ) -> None:
+    database_files = sorted(os.listdir(tmp_path))  # SQLite's file and its WAL; PostgreSQL: none
     member = await store.members.join(
         telegram_user_id=7020, chat_id=7020, language="en", consent_version="1", agreed_to=["x"]
     )
@@ -612,7 +613,7 @@ async def test_an_export_that_fails_half_way_leaves_no_file(
                 media_out=tmp_path / "x-media.zip",
                 progress=broken,
             )
-        assert sorted(os.listdir(tmp_path)) == ["cocreate.db", "cocreate.db-shm", "cocreate.db-wal"]
+        assert sorted(os.listdir(tmp_path)) == database_files
     with pytest.raises(BadExport, match="no project with the code 'nope'"):
         await store.responses.export(
             "csv", tmp_path / "x.csv", ExportFilter(project="nope"), LONDON, actor="test"
@@ -648,7 +649,7 @@ def test_a_folder_it_may_not_write_in_gets_one_sentence_and_no_traceback(
 
 
 async def test_a_compact_date_is_the_same_whole_day_as_a_dashed_one(
-    store: Store, clock: FakeClock, tmp_path: Path
+    store: Store, clock: FakeClock, tmp_path: Path, database_url: str
 ) -> None:
     # --until 20261201 once meant midnight at the start of the day: nothing from that day.
     member = await store.members.join(
@@ -660,7 +661,7 @@ async def test_a_compact_date_is_the_same_whole_day_as_a_dashed_one(
     )
     await store.sharing.answer(draft.id, member.id, "idea", "A late bus")
     await store.sharing.submit(draft.id)
-    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cocreate.db'}", "TIMEZONE": "Europe/London"}
+    env = {"DATABASE_URL": database_url, "TIMEZONE": "Europe/London"}
     runner = CliRunner()
 
     def exported(*options: str) -> list[str]:

@@ -30,18 +30,22 @@ def settings_overrides() -> dict[str, Any]:
     return {"organiser_ids": [STAFF]}
 
 
-def group_key(answer: str | None) -> str | None:
-    """An answer's group: SQLite's lower(), which folds ASCII letters only."""
+def group_key(answer: str | None, database: str = "sqlite") -> str | None:
+    """An answer's group: the database's lower(). SQLite's folds ASCII letters only;
+    PostgreSQL's (in a UTF-8 locale, storage/migrations_pg.py) every letter."""
     if answer is None:
         return None
+    if database == "postgresql":
+        return answer.lower()
     return "".join(c.lower() if c.isascii() else c for c in answer)
 
 
-async def test_stats_count_each_member_as_the_old_queries_did(store: Store) -> None:
+async def test_stats_count_each_member_as_the_old_queries_did(store: Store, database: str) -> None:
     rng = random.Random(5)
     states = ["active", "active", "active", "stopped", "unreachable", "joining", "stopped+blocked"]
     # Typed answers that differ only in case are one group, shown by their smallest spelling;
-    # "Ÿnys" and "ÿnys" are two (SQLite's lower() folds ASCII letters only).
+    # "Ÿnys" and "ÿnys" are two on SQLite (its lower() folds ASCII letters only), one on
+    # PostgreSQL.
     areas = ["Splott", "splott", "SPLOTT", "Grangetown", "Ÿnys", "ÿnys", None]
     people = []
     for i in range(1, 301):
@@ -112,7 +116,7 @@ async def test_stats_count_each_member_as_the_old_queries_did(store: Store) -> N
     overview = await store.stats.overview(ABOUT_FIELDS)
     assert overview.membership == expected
     for field in ABOUT_FIELDS:
-        keys = {i: group_key(a[field]) for i, _, a, _, _ in people}
+        keys = {i: group_key(a[field], database) for i, _, a, _, _ in people}
         spellings: dict[str | None, list[str]] = {}
         for i, _, answers, _, _ in people:
             spellings.setdefault(keys[i], []).append(answers[field] or "")
@@ -126,7 +130,8 @@ async def test_stats_count_each_member_as_the_old_queries_did(store: Store) -> N
         assert overview.breakdowns[field] == groups, field
     splott = next(g for g in overview.breakdowns["area"] if g.answer == "SPLOTT")
     assert splott.joined == joined_as(people, "area", "splott")
-    assert {g.answer for g in overview.breakdowns["area"]} >= {"Ÿnys", "ÿnys"}
+    ynys = {g.answer for g in overview.breakdowns["area"]} & {"Ÿnys", "ÿnys"}
+    assert ynys == ({"ÿnys"} if database == "postgresql" else {"Ÿnys", "ÿnys"})  # smallest
 
 
 def joined_as(people: list[Any], field: str, key: str) -> int:
