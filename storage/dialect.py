@@ -33,3 +33,18 @@ def text_agg(db: Database, expression: str, separator: str) -> str:
     if db.dialect == POSTGRESQL:
         return f"string_agg({expression}, {separator})"
     return f"group_concat({expression}, {separator})"
+
+
+# ---- group C (search, themes, workbench, exports)
+
+
+def ordered_text_agg(db: Database, column: str, separator: str, rest: str, order: str) -> str:
+    """A subquery joining `column` of the rows `rest` (FROM … WHERE …) finds, in `order`,
+    with `separator` (an SQL string literal); NULL when there is none. SQLite before 3.44
+    takes no ORDER BY inside group_concat: it joins the rows of an ordered subquery."""
+    if db.dialect == POSTGRESQL:
+        return f"(SELECT string_agg({column}, {separator} ORDER BY {order}) {rest})"
+    return (
+        f"(SELECT group_concat(v, {separator}) FROM"
+        f" (SELECT {column} AS v {rest} ORDER BY {order}) AS joined)"
+    )

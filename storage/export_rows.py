@@ -26,6 +26,7 @@ from typing import Any
 from storage import kinds
 from storage.db import Database
 from storage.db import Snapshot as DbSnapshot
+from storage.dialect import ids_from_json, ordered_text_agg
 from storage.sharing import Pseudonyms
 from storage.times import from_db, to_db
 
@@ -118,42 +119,58 @@ def _parts_sql(parts: tuple[str, ...]) -> str:
 _SUBMISSIONS_FROM = (
     " FROM submissions s LEFT JOIN projects p ON p.id = s.project_id WHERE s.status = 'submitted'"
 )
-# An item's themes (storage/themes.py), by name, joined with "; " (a name has no ";").
-_THEMES_SQL = (
-    "(SELECT group_concat(name, '; ') FROM (SELECT t.name FROM item_themes it"
-    " JOIN themes t ON t.id = it.theme_id WHERE it.{column} = {item}"
-    " ORDER BY t.name COLLATE NOCASE)) AS themes"
-)
-_SUBMISSIONS_SELECT = (
-    "SELECT s.id, s.member_id, s.kind, p.code AS project, s.language, s.volunteer,"
-    " s.submitted_at,"
-    " (SELECT group_concat(file_name, ' ') FROM (SELECT file_name FROM media"
-    " WHERE submission_id = s.id ORDER BY id)) AS media,"
-    " EXISTS (SELECT 1 FROM safeguarding_flags WHERE submission_id = s.id) AS flagged, "
-    + _THEMES_SQL.format(column="submission_id", item="s.id")
-    + ", {parts}"
-)
+
+
+def _themes_sql(db: Database, column: str, item: str) -> str:
+    """An item's themes (storage/themes.py), by name, joined with "; " (a name has no ";")."""
+    rest = f"FROM item_themes it JOIN themes t ON t.id = it.theme_id WHERE it.{column} = {item}"
+    return ordered_text_agg(db, "t.name", "'; '", rest, "t.name") + " AS themes"
+
+
+def _media_sql(db: Database, column: str, item: str) -> str:
+    """An item's files' names, in the order they came, joined with spaces."""
+    rest = f"FROM media WHERE {column} = {item}"
+    return ordered_text_agg(db, "file_name", "' '", rest, "id") + " AS media"
+
+
+def _submissions_select(db: Database, parts: tuple[str, ...]) -> str:
+    return (
+        "SELECT s.id, s.member_id, s.kind, p.code AS project, s.language, s.volunteer,"
+        f" s.submitted_at, {_media_sql(db, 'submission_id', 's.id')},"
+        " EXISTS (SELECT 1 FROM safeguarding_flags WHERE submission_id = s.id) AS flagged,"
+        f" {_themes_sql(db, 'submission_id', 's.id')}, {_parts_sql(parts)}"
+    )
+
+
 _ANSWERS_FROM = (
     " FROM answers a JOIN question_rounds r ON r.id = a.round_id"
     " JOIN questions q ON q.id = r.question_id WHERE 1 = 1"
 )
-# What is the same on every row of a member or of a question is read once (see _Facts).
-_ANSWERS_SELECT = (
-    "SELECT a.id, a.member_id, a.choice, a.text, a.answered_at, r.question_id,"
-    " (SELECT group_concat(file_name, ' ') FROM (SELECT file_name FROM media"
-    " WHERE answer_id = a.id ORDER BY id)) AS media,"
-    " EXISTS (SELECT 1 FROM safeguarding_flags WHERE answer_id = a.id) AS flagged, "
-    + _THEMES_SQL.format(column="answer_id", item="a.id")
-)
-_MEMBERS_SELECT = (
-    "SELECT m.id, m.display_name, m.language, "
-    + _ABOUT_SQL
-    + " FROM members m WHERE m.id IN (SELECT value FROM json_each(?))"
-)
-_QUESTIONS_SELECT = (
-    "SELECT id, text, kind, options, audience FROM questions"
-    " WHERE id IN (SELECT value FROM json_each(?))"
-)
+
+
+def _answers_select(db: Database) -> str:
+    """What is the same on every row of a member or of a question is read once (_Facts)."""
+    return (
+        "SELECT a.id, a.member_id, a.choice, a.text, a.answered_at, r.question_id,"
+        f" {_media_sql(db, 'answer_id', 'a.id')},"
+        " EXISTS (SELECT 1 FROM safeguarding_flags WHERE answer_id = a.id) AS flagged,"
+        f" {_themes_sql(db, 'answer_id', 'a.id')}"
+    )
+
+
+def _members_select(db: Database) -> str:
+    return (
+        f"SELECT m.id, m.display_name, m.language, {_ABOUT_SQL}"
+        f" FROM members m WHERE m.id IN {ids_from_json(db)}"
+    )
+
+
+def _questions_select(db: Database) -> str:
+    return (
+        f"SELECT id, text, kind, options, audience FROM questions WHERE id IN {ids_from_json(db)}"
+    )
+
+
 MEMBERS_KEPT = 50_000  # members' facts kept at once (a few hundred bytes each): bounded
 
 
@@ -221,8 +238,8 @@ class _Facts:
     so each row fetches only what is its own.
     """
 
-    def __init__(self, snapshot: DbSnapshot, pseudonyms: Pseudonyms) -> None:
-        self._snapshot, self._pseudonyms = snapshot, pseudonyms
+    def __init__(self, db: Database, snapshot: DbSnapshot, pseudonyms: Pseudonyms) -> None:
+        self._db, self._snapshot, self._pseudonyms = db, snapshot, pseudonyms
         self.members: dict[int, Person] = {}
         self.questions: dict[int, Asked] = {}
 
@@ -235,7 +252,9 @@ class _Facts:
             self.members.clear()
             missing = member_ids
         if missing:
-            found = await self._snapshot.fetch_all(_MEMBERS_SELECT, (json.dumps(sorted(missing)),))
+            found = await self._snapshot.fetch_all(
+                _members_select(self._db), (json.dumps(sorted(missing)),)
+            )
             pseudonyms = await self._pseudonyms.of_many(r[0] for r in found)
             for member_id, name, language, age_band, area, extra in found:
                 pseudonym = pseudonyms[member_id]
@@ -243,7 +262,7 @@ class _Facts:
         missing = question_ids - self.questions.keys()
         if missing:
             asked = await self._snapshot.fetch_all(
-                _QUESTIONS_SELECT, (json.dumps(sorted(missing)),)
+                _questions_select(self._db), (json.dumps(sorted(missing)),)
             )
             for question_id, text, kind, options, audience in asked:
                 scope, _, code = str(audience).partition(":")
@@ -285,7 +304,7 @@ class ResponseRows:
     async def snapshot(self) -> AsyncIterator[Snapshot]:
         """One snapshot of the database, read-only, until it closes (Database.snapshot)."""
         async with self._db.snapshot() as snapshot:
-            yield Snapshot(snapshot, self._pseudonyms)
+            yield Snapshot(self._db, snapshot, self._pseudonyms)
 
     async def rows(self, flt: ExportFilter, tz: tzinfo) -> AsyncIterator[Row]:
         """Every matching response as a row of COLUMNS' values (for tests and small uses)."""
@@ -296,10 +315,11 @@ class ResponseRows:
 
 
 class Snapshot:
-    """One consistent view of the responses, read-only, open while an export runs."""
+    """One consistent view of the responses, read-only, open while an export runs (`db`:
+    the database it is of, for its dialect)."""
 
-    def __init__(self, snapshot: DbSnapshot, pseudonyms: Pseudonyms) -> None:
-        self._snapshot, self._pseudonyms = snapshot, pseudonyms
+    def __init__(self, db: Database, snapshot: DbSnapshot, pseudonyms: Pseudonyms) -> None:
+        self._db, self._snapshot, self._pseudonyms = db, snapshot, pseudonyms
 
     @property
     def reader(self) -> DbSnapshot:
@@ -320,20 +340,19 @@ class Snapshot:
         """The matching rows, a chunk at a time: stories and ideas (by response id), then
         answers (by response id)."""
         snapshot = self._snapshot
-        facts = _Facts(snapshot, self._pseudonyms)
+        facts = _Facts(self._db, snapshot, self._pseudonyms)
         names, parts = columns(), kinds.part_names()
         more = (None,) * (len(names) - len(COLUMNS))  # answers have no part of a later kind
         submissions = _submissions_where(flt)
         if submissions is not None:
             where, params = submissions
-            select = _SUBMISSIONS_SELECT.format(parts=_parts_sql(parts))
-            sql = select + where + " ORDER BY s.id"
+            sql = _submissions_select(self._db, parts) + where + " ORDER BY s.id"
             async with aclosing(snapshot.stream(sql, params)) as batches:
                 async for batch in batches:
                     await facts.load({r[1] for r in batch})
                     yield [_submission_row(r, facts.members[r[1]], tz, parts, names) for r in batch]
         where, params = _answers_where(flt)
-        sql = _ANSWERS_SELECT + where + " ORDER BY a.id"
+        sql = _answers_select(self._db) + where + " ORDER BY a.id"
         async with aclosing(snapshot.stream(sql, params)) as batches:
             async for batch in batches:
                 await facts.load({r[1] for r in batch}, {r[5] for r in batch})

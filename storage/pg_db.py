@@ -305,8 +305,12 @@ class PostgresDatabase(Database):
         return PostgresDatabase(self.pool, self._triggered, self._parents, owns_pool=False)
 
     async def change_mark(self) -> int:
-        """The write-ahead log's position: it moves whenever anything is committed."""
-        row = await self.pool.fetchrow("SELECT (pg_current_wal_lsn() - '0/0')::bigint")
+        """A fingerprint of which transactions have ended (a snapshot: xmin, xmax and those
+        still running between): any commit changes it, and nothing else but a rollback does.
+        Any role may read it, and it is read in a statement of its own, so it is fresh.
+        (The write-ahead log's position is no such mark: reads write to it too, pruning
+        pages, and with synchronous_commit off its written end lags behind commits.)"""
+        row = await self.pool.fetchrow("SELECT hashtextextended(pg_current_snapshot()::text, 0)")
         assert row is not None
         return int(row[0])
 

@@ -9,7 +9,9 @@ migration). Its tokenizer is unicode61 with remove_diacritics 2: case and accent
 "ŵ" matches "w" and "caffi" matches "Caffi", in English and Welsh alike. There is no
 stemmer: porter is English only (it would cut Welsh words wrongly), so a search finds the
 words as written; "park*" finds words that start with "park". Welsh mutations are not
-undone either: "coed" does not find "goed".
+undone either: "coed" does not find "goed". PostgreSQL has a table of the same name and
+rows, searched through a tsvector that folds and matches the same way, given the same query
+string (`match_query`; storage/migrations_pg.py).
 
 Everything here is read on the workbench's own read-only connection (storage/workbench.py).
 """
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from storage.db import Database, Row
+from storage.dialect import POSTGRESQL, ids_from_json, json_list
 from storage.kinds import IDEA, find
 from storage.times import from_db, to_db
 
@@ -105,6 +108,15 @@ def file_of(row: Row) -> File:
     return File(int(row["id"]), str(row["kind"]), row["mime_type"], row["duration"])
 
 
+def _matching(db: Database) -> str:
+    """A query of the ids of the submissions whose text matches `match_query`'s string (one
+    parameter): FTS5's MATCH, or PostgreSQL's tsvector and cocreate_match (its counterpart
+    of FTS5's query syntax; storage/migrations_pg.py)."""
+    if db.dialect == POSTGRESQL:
+        return "SELECT rowid FROM submission_search WHERE document @@ cocreate_match(?)"
+    return "SELECT rowid FROM submission_search WHERE submission_search MATCH ?"
+
+
 def _start_of(day: date, tz: tzinfo) -> str:
     return to_db(datetime.combine(day, time(), tzinfo=tz))
 
@@ -150,9 +162,7 @@ class Library:
             params.append(filters.theme_id)
         query = match_query(filters.words)
         if query is not None:
-            where.append(
-                "s.id IN (SELECT rowid FROM submission_search WHERE submission_search MATCH ?)"
-            )
+            where.append(f"s.id IN ({_matching(self._db)})")
             params.append(query)
         # Newest first reads submissions_submitted backwards and stops at the page's end: quick
         # when many match. When a filter keeps few (a rare word, a status, flags), reading
@@ -161,8 +171,8 @@ class Library:
         few = await self._few(filters, query)
         lead = ""
         if few is not None:
-            lead = "json_each(?) j CROSS JOIN "
-            where.append("s.id = j.value")
+            lead = f"{json_list(self._db, 'j')} CROSS JOIN "
+            where.append("s.id = CAST(j.value AS BIGINT)")
             params.insert(0, json.dumps(sorted(few)))
         rows = await self._db.fetch_all(
             "SELECT s.id, s.member_id, s.kind, s.submitted_at, s.language, p.name AS project,"
@@ -218,12 +228,7 @@ class Library:
                 )
             )
         if query is not None:
-            sources.append(
-                (
-                    "SELECT rowid FROM submission_search WHERE submission_search MATCH ?",
-                    (query,),
-                )
-            )
+            sources.append((_matching(self._db), (query,)))
         few: set[int] | None = None
         for sql, params in sources:
             rows = await self._db.fetch_all(f"{sql} LIMIT {FEW + 1}", params)
@@ -239,12 +244,12 @@ class Library:
         part_rows = await self._db.fetch_all(
             "SELECT p.submission_id, p.part, p.text, s.kind FROM submission_parts p"
             " JOIN submissions s ON s.id = p.submission_id"
-            " WHERE p.submission_id IN (SELECT value FROM json_each(?)) AND p.skipped = 0",
+            f" WHERE p.submission_id IN {ids_from_json(self._db)} AND p.skipped = 0",
             (wanted,),
         )
         file_rows = await self._db.fetch_all(
             "SELECT id, submission_id, part, kind, mime_type, duration FROM media"
-            " WHERE submission_id IN (SELECT value FROM json_each(?)) ORDER BY id",
+            f" WHERE submission_id IN {ids_from_json(self._db)} ORDER BY id",
             (wanted,),
         )
         files: dict[tuple[int, str], list[File]] = {}
@@ -270,11 +275,7 @@ class Library:
     async def themes(self) -> list[tuple[int, str]] | None:
         """Every theme, by name: the theme filter's choices; None before themes exist (they
         come with storage/themes.py's tables, themes and item_themes)."""
-        row = await self._db.fetch_one(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
-            " AND name IN ('themes', 'item_themes')"
-        )
-        if row is None or int(row[0]) < 2:
+        if not {"themes", "item_themes"} <= set(await self._db.table_names()):
             return None
         rows = await self._db.fetch_all("SELECT id, name FROM themes ORDER BY name, id")
         return [(int(r["id"]), str(r["name"])) for r in rows]
@@ -293,5 +294,8 @@ async def forget_deleted(db: Database) -> None:
     """Rewrites the search index without what was deleted from it. FTS5 only marks a deleted
     row as gone, and keeps its words in the index's old segments until they merge; after an
     erasure or retention (before the checkpoint that clears the WAL) they must go for good.
-    'optimize' merges every segment into one (secure_delete zeroes the pages freed)."""
+    'optimize' merges every segment into one (secure_delete zeroes the pages freed).
+    PostgreSQL's index has no such segments: a deleted row's words go with the row."""
+    if db.dialect == POSTGRESQL:
+        return
     await db.execute("INSERT INTO submission_search (submission_search) VALUES ('optimize')")

@@ -15,13 +15,14 @@ Creating, renaming and merging themes goes in the audit log with the themes' ids
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from storage.db import Database, Row, Tx
+from storage.db import Database, IntegrityErrors, Row, Tx
+from storage.dialect import ids_from_json
+from storage.kinds import find
 from storage.times import from_db, to_db
 
 Now = Callable[[], datetime]
@@ -90,7 +91,7 @@ def clean_name(name: str) -> str:
 
 
 def _split(items: Iterable[ItemRef]) -> tuple[str, str]:
-    """Submission ids and answer ids, each as a JSON list (for json_each)."""
+    """Submission ids and answer ids, each as a JSON list (for ids_from_json)."""
     chosen = sorted(set(items))
     return (
         json.dumps([i.id for i in chosen if i.kind == "submission"]),
@@ -102,27 +103,24 @@ def _split(items: Iterable[ItemRef]) -> tuple[str, str]:
 # answers with words. `{where_s}` and `{where_a}` say which (tagged or not, and so on);
 # `{newest_s}` and `{newest_a}` may keep only the newest of each (in the order of an index:
 # when shared, then id; an answer's id), so that SQLite reads those and stops, not every
-# story or answer there is.
+# story or answer there is. A story's or idea's text is read after (`Themes._with_parts`).
 _TEXT_SQL = """
 SELECT * FROM (
     SELECT * FROM (
-        SELECT 'submission' AS kind_of, s.id, s.member_id, s.kind,
-               s.submitted_at AS at,
-               (SELECT group_concat(text, char(10)) FROM
-                   (SELECT text FROM submission_parts WHERE submission_id = s.id
-                    AND text IS NOT NULL AND text != '' ORDER BY rowid)) AS text
+        SELECT 'submission' AS kind_of, s.id, s.member_id, s.kind, s.submitted_at AS at,
+               CAST(NULL AS TEXT) AS text
         FROM submissions s
         WHERE s.status = 'submitted' AND {where_s}
         AND EXISTS (SELECT 1 FROM submission_parts WHERE submission_id = s.id
                     AND text IS NOT NULL AND text != ''){newest_s}
-    )
+    ) AS shared
     UNION ALL
     SELECT * FROM (
         SELECT 'answer', a.id, a.member_id, 'answer', a.answered_at, a.text
         FROM answers a
         WHERE a.text IS NOT NULL AND a.text != '' AND {where_a}{newest_a}
-    )
-)
+    ) AS answered
+) AS items
 ORDER BY at DESC, kind_of, id DESC
 """
 _UNTAGGED_S = "NOT EXISTS (SELECT 1 FROM item_themes WHERE submission_id = s.id)"
@@ -146,12 +144,12 @@ def _text_sql(where_s: str, where_a: str, limit: int | None = None) -> str:
     )
 
 
-def _free_text(row: Row) -> FreeText:
+def _free_text(row: Row, text: str) -> FreeText:
     return FreeText(
         item=ItemRef(row["kind_of"], int(row["id"])),
         member_id=int(row["member_id"]),
         kind=str(row["kind"]),
-        text=str(row["text"]),
+        text=text,
         at=from_db(row["at"]),
     )
 
@@ -168,7 +166,7 @@ class Themes:
         """Every theme with how many items have it, by name."""
         rows = await self._db.fetch_all(
             "SELECT t.id, t.name, (SELECT COUNT(*) FROM item_themes WHERE theme_id = t.id)"
-            " AS items FROM themes t ORDER BY t.name COLLATE NOCASE, t.id"
+            " AS items FROM themes t ORDER BY t.name, t.id"
         )
         return [Theme(int(r["id"]), str(r["name"]), int(r["items"])) for r in rows]
 
@@ -192,7 +190,7 @@ class Themes:
         """The names of an item's themes, by name."""
         rows = await self._db.fetch_all(
             "SELECT t.name FROM item_themes it JOIN themes t ON t.id = it.theme_id"
-            f" WHERE it.{_COLUMN[item.kind]} = ? ORDER BY t.name COLLATE NOCASE",
+            f" WHERE it.{_COLUMN[item.kind]} = ? ORDER BY t.name",
             (item.id,),
         )
         return [str(r["name"]) for r in rows]
@@ -200,7 +198,7 @@ class Themes:
     async def untagged(self, limit: int | None = None) -> list[FreeText]:
         """Free text no theme has yet, newest first (`limit` of them, or all)."""
         sql = _text_sql(_UNTAGGED_S, _UNTAGGED_A, limit)
-        return [_free_text(r) for r in await self._db.fetch_all(sql)]
+        return await self._with_parts(await self._db.fetch_all(sql))
 
     async def untagged_count(self, cap: int = 10_000) -> int:
         """How many items with free text have no theme yet, counted up to `cap` (past it,
@@ -210,8 +208,8 @@ class Themes:
             "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM submissions s"
             " WHERE s.status = 'submitted' AND EXISTS (SELECT 1 FROM submission_parts"
             f" WHERE submission_id = s.id AND text IS NOT NULL AND text != '') AND {_UNTAGGED_S}"
-            f" LIMIT {n})) + (SELECT COUNT(*) FROM (SELECT 1 FROM answers a"
-            f" WHERE a.text IS NOT NULL AND a.text != '' AND {_UNTAGGED_A} LIMIT {n}))"
+            f" LIMIT {n}) AS shared) + (SELECT COUNT(*) FROM (SELECT 1 FROM answers a"
+            f" WHERE a.text IS NOT NULL AND a.text != '' AND {_UNTAGGED_A} LIMIT {n}) AS answered)"
         )
         assert row is not None
         return min(int(row[0]), n)
@@ -223,7 +221,34 @@ class Themes:
             "a.id IN (SELECT answer_id FROM item_themes WHERE theme_id = ?)",
             limit,
         )
-        return [_free_text(r) for r in await self._db.fetch_all(sql, (theme_id, theme_id))]
+        return await self._with_parts(await self._db.fetch_all(sql, (theme_id, theme_id)))
+
+    async def _with_parts(self, rows: list[Row]) -> list[FreeText]:
+        """The items `_TEXT_SQL` found, each with its text: an answer's words; a story's or
+        idea's typed parts, in the order its kind asks them, a line each."""
+        ids = [int(r["id"]) for r in rows if r["kind_of"] == "submission"]
+        parts: dict[int, list[tuple[int, str, str]]] = {}
+        if ids:
+            for p in await self._db.fetch_all(
+                "SELECT p.submission_id, p.part, p.text, s.kind FROM submission_parts p"
+                " JOIN submissions s ON s.id = p.submission_id"
+                f" WHERE p.submission_id IN {ids_from_json(self._db)}"
+                " AND p.text IS NOT NULL AND p.text != ''",
+                (json.dumps(ids),),
+            ):
+                kind, part = find(str(p["kind"])), str(p["part"])
+                known = kind.parts if kind is not None else ()
+                order = known.index(part) if part in known else len(known)
+                parts.setdefault(int(p["submission_id"]), []).append((order, part, p["text"]))
+        return [
+            _free_text(
+                r,
+                str(r["text"])
+                if r["kind_of"] == "answer"
+                else "\n".join(text for _, _, text in sorted(parts.get(int(r["id"]), []))),
+            )
+            for r in rows
+        ]
 
     # ---- writing
 
@@ -252,7 +277,7 @@ class Themes:
                 raise ThemeError("There is no such theme.")
             try:
                 await conn.execute("UPDATE themes SET name = ? WHERE id = ?", (name, theme_id))
-            except sqlite3.IntegrityError:
+            except IntegrityErrors:
                 raise ThemeError(
                     f"There is a theme called {name!r} already. To put the two together, "
                     "merge them."
@@ -283,9 +308,11 @@ class Themes:
             moved = len(
                 list(
                     await conn.fetch_all(
-                        "UPDATE OR IGNORE item_themes SET theme_id = ?"
-                        " WHERE theme_id = ? RETURNING id",
-                        (into_id, source_id),
+                        "UPDATE item_themes SET theme_id = ? WHERE theme_id = ?"
+                        " AND NOT EXISTS (SELECT 1 FROM item_themes o WHERE o.theme_id = ?"
+                        " AND (o.submission_id = item_themes.submission_id"
+                        " OR o.answer_id = item_themes.answer_id)) RETURNING id",
+                        (into_id, source_id, into_id),
                     )
                 )
             )
@@ -306,20 +333,20 @@ class Themes:
         """Gives items a theme (those that exist and do not have it yet); returns how many
         were tagged now."""
         submissions, answers = _split(items)
-        now = to_db(self._now())
+        now, ids = to_db(self._now()), ids_from_json(self._db)
         found = await self._db.execute_all(
             [
                 (
-                    "INSERT OR IGNORE INTO item_themes (theme_id, submission_id, tagged_by,"
-                    " tagged_at) SELECT t.id, s.id, ?, ? FROM themes t, submissions s"
-                    " WHERE t.id = ? AND s.status = 'submitted'"
-                    " AND s.id IN (SELECT value FROM json_each(?)) RETURNING id",
+                    "INSERT INTO item_themes (theme_id, submission_id, tagged_by, tagged_at)"
+                    " SELECT t.id, s.id, ?, ? FROM themes t, submissions s"
+                    f" WHERE t.id = ? AND s.status = 'submitted' AND s.id IN {ids}"
+                    " ON CONFLICT DO NOTHING RETURNING id",
                     (by, now, theme_id, submissions),
                 ),
                 (
-                    "INSERT OR IGNORE INTO item_themes (theme_id, answer_id, tagged_by,"
-                    " tagged_at) SELECT t.id, a.id, ?, ? FROM themes t, answers a"
-                    " WHERE t.id = ? AND a.id IN (SELECT value FROM json_each(?)) RETURNING id",
+                    "INSERT INTO item_themes (theme_id, answer_id, tagged_by, tagged_at)"
+                    " SELECT t.id, a.id, ?, ? FROM themes t, answers a"
+                    f" WHERE t.id = ? AND a.id IN {ids} ON CONFLICT DO NOTHING RETURNING id",
                     (by, now, theme_id, answers),
                 ),
             ]

@@ -9,6 +9,8 @@ for who takes part). On the bot's own connection every update would wait meanwhi
 workbench reads on a second connection, which in WAL mode reads beside the bot's writes and
 never holds the bot's lock. It is read-only (`query_only`), and its `PRAGMA data_version`
 moves whenever another connection commits: a free way to learn that something changed.
+PostgreSQL's readers never hold up its writers: the reader shares the bot's pool, and its
+change mark is a fingerprint of which transactions have ended (storage/pg_db.py).
 """
 
 from __future__ import annotations

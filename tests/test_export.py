@@ -7,6 +7,7 @@ storage layer, by `python -m bot export` in a subprocess, and by /export in chat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -31,7 +32,8 @@ from bot.export_args import export_filter
 from bot.settings import Settings
 from conversations import exporting
 from emulator import BotMessage, SimUser
-from storage.export_rows import COLUMNS, BadExport, ExportFilter
+from storage import pg_db, sqlite_db
+from storage.export_rows import COLUMNS, WHEN_COLUMN, BadExport, ExportFilter, ResponseRows
 from storage.store import Store
 from tests.media_samples import voice
 from tests.transcript import Person, join
@@ -584,9 +586,50 @@ def test_bad_command_line_input_exits_with_one_sentence_and_writes_nothing(
     assert entry.split()[3:] == ["export", "format=json,", "rows=0"]
 
 
+async def test_an_export_reads_one_snapshot_a_batch_at_a_time(
+    store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large export is read a batch at a time (on PostgreSQL through a server-side cursor),
+    all from one snapshot: the bot saves meanwhile, and what it saves is not in the export.
+    Times come out as datetimes in the export's time zone."""
+    monkeypatch.setattr(pg_db, "STREAM_BATCH", 4)
+    monkeypatch.setattr(sqlite_db, "STREAM_BATCH", 4)
+    member = await store.members.join(
+        telegram_user_id=7010, chat_id=7010, language="en", consent_version="1", agreed_to=["x"]
+    )
+
+    async def idea(text: str) -> int:
+        draft = await store.sharing.start(
+            member_id=member.id, kind="idea", project_id=None, language="en"
+        )
+        await store.sharing.answer(draft.id, member.id, "idea", text)
+        await store.sharing.submit(draft.id)
+        return draft.id
+
+    ideas = [await idea(f"Idea {n}") for n in range(10)]
+    async with (
+        ResponseRows(store.db, store.pseudonyms).snapshot() as snapshot,
+        contextlib.aclosing(snapshot.chunks(ExportFilter(), LONDON)) as chunks,
+    ):
+        first = await anext(chunks)
+        late = await asyncio.wait_for(idea("Saved while the export runs"), timeout=10)
+        rest = [chunk async for chunk in chunks]
+        assert await snapshot.count(ExportFilter()) == len(ideas)  # a query begun after it
+    assert [len(chunk) for chunk in (first, *rest)] == [4, 4, 2]
+    rows = [row for chunk in (first, *rest) for row in chunk]
+    assert [row[0] for row in rows] == [f"S-{i}" for i in ideas]
+    assert f"S-{late}" not in {row[0] for row in rows}
+    when = rows[0][WHEN_COLUMN]
+    assert isinstance(when, datetime) and when.tzinfo is LONDON and when == clock.now()
+    assert [row[0] async for row in store.responses.rows(ExportFilter(), LONDON)][-1] == (
+        f"S-{late}"
+    )
+
+
 async def test_an_export_that_fails_half_way_leaves_no_file(
     store: Store, clock: FakeClock, tmp_path: Path
 ) -> None:
+    database_files = sorted(os.listdir(tmp_path))  # SQLite's file and its WAL; PostgreSQL: none
     member = await store.members.join(
         telegram_user_id=7020, chat_id=7020, language="en", consent_version="1", agreed_to=["x"]
     )
@@ -612,7 +655,7 @@ async def test_an_export_that_fails_half_way_leaves_no_file(
                 media_out=tmp_path / "x-media.zip",
                 progress=broken,
             )
-        assert sorted(os.listdir(tmp_path)) == ["cocreate.db", "cocreate.db-shm", "cocreate.db-wal"]
+        assert sorted(os.listdir(tmp_path)) == database_files
     with pytest.raises(BadExport, match="no project with the code 'nope'"):
         await store.responses.export(
             "csv", tmp_path / "x.csv", ExportFilter(project="nope"), LONDON, actor="test"
@@ -648,7 +691,7 @@ def test_a_folder_it_may_not_write_in_gets_one_sentence_and_no_traceback(
 
 
 async def test_a_compact_date_is_the_same_whole_day_as_a_dashed_one(
-    store: Store, clock: FakeClock, tmp_path: Path
+    store: Store, clock: FakeClock, tmp_path: Path, database_url: str
 ) -> None:
     # --until 20261201 once meant midnight at the start of the day: nothing from that day.
     member = await store.members.join(
@@ -660,7 +703,7 @@ async def test_a_compact_date_is_the_same_whole_day_as_a_dashed_one(
     )
     await store.sharing.answer(draft.id, member.id, "idea", "A late bus")
     await store.sharing.submit(draft.id)
-    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cocreate.db'}", "TIMEZONE": "Europe/London"}
+    env = {"DATABASE_URL": database_url, "TIMEZONE": "Europe/London"}
     runner = CliRunner()
 
     def exported(*options: str) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import secrets
 import socket
 import sys
 import time
@@ -20,7 +21,9 @@ from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import httpx
 import pytest
 from axe_playwright_python.async_playwright import Axe
@@ -34,6 +37,7 @@ from bot.web.access import GUESS_LIMIT, SESSION_COOKIE
 from bot.web.overview import Figures, Overview
 from bot.web.server import serving
 from emulator import Emulator
+from storage.pg_db import PostgresDatabase
 from storage.store import Store
 from storage.workbench import Reader
 from tests import test_try
@@ -517,6 +521,54 @@ async def no_serious_violations(axe: Axe, page: Page) -> None:
         if v["impact"] in ("serious", "critical")
     ]
     assert serious == [], f"{page.url}: {serious}"
+
+
+async def test_the_change_mark_moves_with_each_commit_and_only_then(
+    store: Store, database: str, database_url: str, clock: FakeClock
+) -> None:
+    """The live figures read again when the mark (Reader.changes) moved: every commit moves
+    it; reading does not, not even reading rows that updates left behind (PostgreSQL prunes
+    those pages as it reads them, which writes to its log). On PostgreSQL a role that is
+    not a superuser can read it too."""
+    reader = await Reader.open(store.db)
+
+    async def join_one(n: int) -> None:
+        member = await store.members.join(
+            telegram_user_id=9100 + n,
+            chat_id=9100 + n,
+            language="en",
+            consent_version="1",
+            agreed_to=["take_part"],
+        )
+        await store.members.mark_onboarded(member.id)
+
+    try:
+        for n in range(20):
+            await join_one(n)
+        mark = await reader.changes()
+        for _ in range(3):
+            await reader.counters(since=clock.now() - timedelta(days=7))
+            await reader.stats.overview()
+        assert await reader.changes() == mark
+        await join_one(20)
+        assert await reader.changes() != mark
+    finally:
+        await reader.close()
+    if database != "postgresql":
+        return
+    role = f"plain_{secrets.token_hex(4)}"
+    await store.db.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER")
+    url = urlsplit(database_url)
+    as_role = urlunsplit(url._replace(netloc=f"{role}@{url.hostname or ''}"))
+    plain = PostgresDatabase(await asyncpg.create_pool(as_role, min_size=1, max_size=1))
+    try:
+        mark = await plain.change_mark()
+        assert await plain.change_mark() == mark
+        await join_one(21)
+        assert await plain.change_mark() != mark
+    finally:
+        await plain.close()
+        await store.db.execute(f"DROP ROLE {role}")
 
 
 async def test_the_overview_reads_who_takes_part_at_most_every_so_often(

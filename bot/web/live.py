@@ -2,14 +2,16 @@
 
 How the page learns of a change: one task asks the database every POLL_EVERY (0.5 s) whether
 anything was committed since (storage/workbench.py `changes`: SQLite's data_version on the
-workbench's own connection; no table is read). Only then are the figures read again, once
+workbench's own connection, PostgreSQL's snapshot of which transactions ended; no table is
+read). Only then are the figures read again, once
 for all open overviews (and the next reading waits at least as long as this one took, so
 reading takes at most half the time, however big the database). Each overview's stream then
 checks its session and role again, and sends the figures, by server-sent events, if they
 differ from what it last sent. So a member's message shows within POLL_EVERY plus one
 reading, and someone removed from the team loses the stream as soon. A quiet bot costs one
-trivial query a half second, and only while somebody is watching. (data_version sees the
-commits of every process on the SQLite file; PostgreSQL will need LISTEN/NOTIFY instead.)
+trivial query a half second, and only while somebody is watching. (Both see the commits of
+every process sharing the database; PostgreSQL's also those of other databases on the same
+server, which only makes a reading for nothing.)
 """
 
 from __future__ import annotations
