@@ -266,7 +266,8 @@ async def test_a_durable_cluster_keeps_postgresqls_fsync_and_synchronous_commit(
     durability += "current_setting('full_page_writes')"
     throwaway = await asyncpg.connect(pg_cluster.url("postgres"))
     try:
-        assert tuple(await throwaway.fetchrow(durability)) == ("off", "off", "off")
+        settings = await throwaway.fetchrow(durability)
+        assert settings is not None and tuple(settings) == ("off", "off", "off")
     finally:
         await throwaway.close()
     durable = ThrowawayCluster(durable=True)  # for benches (bench/workers.py)
@@ -274,7 +275,8 @@ async def test_a_durable_cluster_keeps_postgresqls_fsync_and_synchronous_commit(
     try:
         connection = await asyncpg.connect(durable.url("postgres"))
         try:
-            assert tuple(await connection.fetchrow(durability)) == ("on", "on", "on")
+            settings = await connection.fetchrow(durability)
+            assert settings is not None and tuple(settings) == ("on", "on", "on")
             assert await connection.fetchval("SHOW listen_addresses") == ""
         finally:
             await connection.close()

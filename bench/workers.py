@@ -1,0 +1,504 @@
+"""Bench: update throughput with one and two `cocreate run` processes on one PostgreSQL, and
+SQLite against PostgreSQL with one process (issue 14).
+
+    .venv/bin/python bench/workers.py [--members 300] [--parallel 40] [--rounds 1]
+                                      [--only sqlite1,pg1,pg2] [--profile DIR]
+
+Every bot runs in webhook mode (WEBHOOK_URL, WEBHOOK_SECRET, each process on its own
+WEB_PORT), as several processes behind a reverse proxy would: the Bot API emulator (its own
+process, bench/updates.py's) plays the proxy and posts each update to the next process in
+turn, up to --parallel posts in flight at once (Telegram's default max_connections is 40),
+never two of one chat. The set-ups:
+
+    sqlite1   one process, DATABASE_URL a fresh SQLite file (WAL, synchronous=FULL)
+    pg1       one process, a fresh database on a throw-away PostgreSQL cluster
+    pg2       two processes on one such database (per-person advisory locks, a shared
+              sending pace: storage/coordination.py)
+
+The cluster (tests/pg.py, `ThrowawayCluster(durable=True)`) keeps PostgreSQL's durability
+on: fsync, synchronous_commit and full_page_writes (each commit waits for the disk, as
+SQLite's synchronous=FULL does); the settings used are printed. It listens on a Unix socket
+only, as the tests' does.
+
+The members and streams are bench/updates.py's (newcomers' /start, onboarding, story parts,
+typed answers to a question the organiser asks them all): --members at once, each waiting
+for the whole reply before the next message, every update a write. Both bots run with
+Telegram's rate limit off (BROADCAST_RATE=1000, a per-chat burst larger than any stream).
+
+It prints, for each set-up, updates a second (all streams, and each), p50 and p95 of the
+reply time (a member's message sent to the bot's last message of the reply received), CPU
+per update of each cocreate process and of PostgreSQL's server (the postmaster and all its
+backends), and where the machine's CPU went (cocreate, PostgreSQL, the emulator, this
+driver) as cores busy. Then PG×2 / PG×1 (the goal is 1.6) and SQLite×1 / PG×1.
+
+--profile DIR records py-spy's samples of each cocreate process (`pip install py-spy` into
+the virtualenv; not a dependency) and prints where their time went.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import resource
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.updates import (
+    ANSWER,
+    ASK,
+    FIRST_MEMBER,
+    ONBOARDING,
+    ORGANISER,
+    PROBE,
+    STORY,
+    TICKS,
+    Driver,
+    calibrate,
+    cpu_seconds,
+    free_port,
+    start_cocreate,
+    start_emulator,
+    stop,
+)
+from tests.pg import ThrowawayCluster
+
+SETUPS = {"sqlite1": ("sqlite", 1), "pg1": ("postgresql", 1), "pg2": ("postgresql", 2)}
+HOOK_PATH = "/telegram"
+PLAN = {"start": ["/start"], "onboarding": ONBOARDING, "story": STORY, "answers": [ANSWER]}
+SHOWN = (
+    "fsync",
+    "synchronous_commit",
+    "full_page_writes",
+    "wal_level",
+    "shared_buffers",
+    "max_connections",
+    "server_version",
+)
+
+
+# ---- CPU of the processes involved
+
+
+def postgres_cpu(postmaster: int) -> float:
+    """CPU seconds of PostgreSQL's server: the postmaster, its ended children (reaped, so in
+    its cutime/cstime) and the children still running (backends, writers)."""
+    fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            child = stat.read_text().rsplit(")", 1)[1].split()
+            if int(child[1]) == postmaster:
+                ticks += int(child[11]) + int(child[12])
+    return ticks / TICKS
+
+
+def machine_cpu() -> float:
+    """CPU seconds every process on the machine used (not idle, not waiting for the disk)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / TICKS
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class Meter:
+    """CPU seconds of each part, read at once."""
+
+    bots: list[int]
+    emulator: int
+    postmaster: int | None
+
+    def read(self) -> dict[str, float]:
+        parts = {f"cocreate {n + 1}": cpu_seconds(pid) for n, pid in enumerate(self.bots)}
+        if self.postmaster is not None:
+            parts["postgres"] = postgres_cpu(self.postmaster)
+        parts["emulator"] = cpu_seconds(self.emulator)
+        parts["driver"] = own_cpu()
+        # The machine's other work (other sessions): what is not ours.
+        parts["others"] = machine_cpu() - sum(parts.values())
+        return parts
+
+
+@dataclass
+class Figure:
+    """One stream in one set-up."""
+
+    updates: int
+    messages: int
+    seconds: float
+    cpu: dict[str, float]  # CPU seconds of each part during the stream
+    latencies: list[float] = field(default_factory=list)
+
+
+def merge(figures: Sequence[Figure]) -> Figure:
+    total = Figure(0, 0, 0.0, {})
+    for figure in figures:
+        total.updates += figure.updates
+        total.messages += figure.messages
+        total.seconds += figure.seconds
+        total.latencies += figure.latencies
+        for part, seconds in figure.cpu.items():
+            total.cpu[part] = total.cpu.get(part, 0.0) + seconds
+    return total
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
+
+
+# ---- one set-up
+
+
+@dataclass
+class Setup:
+    name: str
+    backend: str
+    processes: int
+    load: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    figures: dict[str, Figure] = field(default_factory=dict)
+
+    @property
+    def total(self) -> Figure:
+        return merge(list(self.figures.values()))
+
+
+async def wait_ready(http: aiohttp.ClientSession, port: int, secret: str, bot: Process) -> None:
+    """Until the process's webhook takes updates: an empty post is then refused as not an
+    update (400) instead of "not yet" (503) or no connection."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if bot.poll() is not None:
+            raise RuntimeError(f"cocreate on port {port} exited with {bot.returncode}")
+        with contextlib.suppress(aiohttp.ClientError):
+            headers = {"X-Telegram-Bot-Api-Secret-Token": secret}
+            url = f"http://127.0.0.1:{port}{HOOK_PATH}"
+            async with http.post(url, data=b"{}", headers=headers) as response:
+                if response.status == 400:
+                    return
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"cocreate on port {port} did not take updates within 90 s")
+
+
+Process = subprocess.Popen[bytes]
+
+
+def spy_on(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy recording the process's samples into `out` until it ends."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spy = str(Path(sys.executable).with_name("py-spy"))
+    command = [spy, "record", "--format", "raw", "-r", "100", "-o", str(out), "-p", str(pid)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def step(driver: Driver, user: int, text: str, expect: int, latencies: list[float]) -> None:
+    started = time.monotonic()
+    await driver.send(user, text)
+    await driver.replies(user, expect)
+    latencies.append(time.monotonic() - started)
+
+
+async def run_setup(
+    setup: Setup,
+    folder: Path,
+    members: int,
+    parallel: int,
+    cluster: ThrowawayCluster | None,
+    profile: Path | None,
+) -> None:
+    emulator = start_emulator()
+    secret = secrets.token_urlsafe(16)
+    ports = [free_port() for _ in range(setup.processes)]
+    url = f"sqlite:///{folder / 'cocreate.db'}"
+    postmaster = None
+    if cluster is not None:
+        name = cluster.unique_name("bench")
+        await cluster.create_database(name)
+        url = cluster.url(name)
+        postmaster = int((cluster.data_dir / "postmaster.pid").read_text().split()[0])
+    bots: list[Process] = []
+    spies: list[subprocess.Popen[bytes]] = []
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
+            targets = [f"http://127.0.0.1:{port}" for port in ports]
+            body = {"targets": targets, "parallel": parallel}
+            async with http.post(f"{emulator.control}/webhook", json=body) as response:
+                response.raise_for_status()
+            for n, port in enumerate(ports):
+                home = folder / f"process{n + 1}"
+                home.mkdir()
+                extra = {
+                    "DATABASE_URL": url,
+                    "MEDIA_DIR": str(folder / "media"),
+                    "WEBHOOK_URL": f"https://bot.example.org{HOOK_PATH}",
+                    "WEBHOOK_SECRET": secret,
+                    "WEB_PORT": str(port),
+                }
+                bots.append(start_cocreate(emulator, home, extra=extra))
+            for bot, port in zip(bots, ports, strict=True):
+                await wait_ready(http, port, secret, bot)
+            if profile is not None:
+                spies = [
+                    spy_on(bot.pid, profile / f"{setup.name}-{n + 1}.raw")
+                    for n, bot in enumerate(bots)
+                ]
+            meter = Meter([bot.pid for bot in bots], emulator.process.pid, postmaster)
+            await drive(setup, Driver(http, emulator.control), members, meter)
+    finally:
+        for bot in bots:
+            stop(bot)
+        for spy in spies:
+            spy.wait(timeout=60)
+        emulator.process.send_signal(signal.SIGTERM)
+        emulator.process.wait(timeout=10)
+        for n in range(len(bots)):
+            show_failures(setup.name, n + 1, folder / f"process{n + 1}" / "log")
+
+
+def show_failures(setup: str, process: int, path: Path) -> None:
+    """The first error in a process's log, and how many there were."""
+    log = path.read_text()
+    errors = log.count("Traceback") + log.count(" ERROR ")
+    if errors:
+        first = min(i for i in (log.find("Traceback"), log.find("ERROR")) if i >= 0)
+        print(f"--- {setup} process {process}: {errors} errors; the first:", file=sys.stderr)
+        print(log[max(0, first - 300) : first + 4000], file=sys.stderr)
+
+
+async def drive(setup: Setup, driver: Driver, members: int, meter: Meter) -> None:
+    """bench/updates.py's streams, timed, with each reply's wait and each part's CPU."""
+    await driver.send(PROBE, "/start")
+    await driver.replies(PROBE, 1, timeout=30)
+    await driver.settle(PROBE)
+    scout = FIRST_MEMBER - 1  # how many messages each step brings (not timed)
+    counts = {name: await calibrate(driver, scout, steps) for name, steps in PLAN.items()}
+    users = list(range(FIRST_MEMBER, FIRST_MEMBER + members))
+    for name, steps in PLAN.items():
+        if name == "answers":
+            for text in ASK:
+                await driver.send(ORGANISER, text)
+                await driver.settle(ORGANISER, quiet=0.3)
+            await driver.send(ORGANISER, "Send")
+            await asyncio.gather(*(driver.replies(u, 1) for u in users))
+            await driver.settle(ORGANISER, quiet=0.3)
+        latencies: list[float] = []
+        expected = [max(count, 1) for count in counts[name]]
+
+        async def one(
+            user: int,
+            steps: Sequence[str] = steps,
+            expect: list[int] = expected,
+            latencies: list[float] = latencies,
+        ) -> None:
+            for text, count in zip(steps, expect, strict=True):
+                await step(driver, user, text, count, latencies)
+
+        setup.load = os.getloadavg()
+        before = meter.read()
+        started = time.monotonic()
+        await asyncio.gather(*(one(u) for u in users))
+        seconds = time.monotonic() - started
+        after = meter.read()
+        cpu = {part: after[part] - before[part] for part in before}
+        updates = len(users) * len(steps)
+        messages = len(users) * sum(expected)
+        setup.figures[name] = Figure(updates, messages, seconds, cpu, latencies)
+
+
+# ---- the report
+
+
+def cpu_ms(figure: Figure, part: str) -> float:
+    return 1000 * figure.cpu.get(part, 0.0) / figure.updates
+
+
+def report(setups: list[Setup], members: int, parallel: int, settings: dict[str, str]) -> None:
+    print(
+        f"{members} members at once, webhook posts in flight at most {parallel}, "
+        f"{os.cpu_count()} CPUs; Telegram's rate limit off"
+    )
+    if settings:
+        print("PostgreSQL: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+    print("SQLite: WAL, synchronous=FULL (as cocreate always runs it)")
+    print()
+    head = f"{'set-up':<8} {'load':>5} {'updates/s':>9} {'msgs/s':>7} {'p50 ms':>7} {'p95 ms':>7}"
+    print(head + "  CPU ms per update: cocreate each | postgres | emulator | driver")
+    for setup in setups:
+        total = setup.total
+        bots = [p for p in total.cpu if p.startswith("cocreate")]
+        each = " + ".join(f"{cpu_ms(total, p):.2f}" for p in bots)
+        print(
+            f"{setup.name:<8} {setup.load[0]:5.1f} {total.updates / total.seconds:9.0f} "
+            f"{total.messages / total.seconds:7.0f} "
+            f"{1000 * percentile(total.latencies, 0.5):7.0f} "
+            f"{1000 * percentile(total.latencies, 0.95):7.0f}  "
+            f"{each} | {cpu_ms(total, 'postgres'):.2f} | {cpu_ms(total, 'emulator'):.2f} | "
+            f"{cpu_ms(total, 'driver'):.2f}"
+        )
+    print()
+    print("cores busy (CPU seconds per second) during the streams:")
+    for setup in setups:
+        total = setup.total
+        parts = ", ".join(f"{p} {s / total.seconds:.2f}" for p, s in total.cpu.items())
+        busy = sum(total.cpu.values()) / total.seconds
+        print(f"  {setup.name:<8} {parts}; all {busy:.2f} of {os.cpu_count()}")
+    print()
+    print(f"{'stream':<11}" + "".join(f" {s.name + '/s':>10}" for s in setups))
+    for name in PLAN:
+        rates = "".join(
+            f" {s.figures[name].updates / s.figures[name].seconds:10.0f}"
+            if name in s.figures
+            else f" {'-':>10}"
+            for s in setups
+        )
+        print(f"{name:<11}{rates}")
+    by_name: dict[str, list[Setup]] = {}
+    for setup in setups:
+        by_name.setdefault(setup.name, []).append(setup)
+
+    def rate(name: str) -> float | None:
+        runs = by_name.get(name)
+        if not runs:
+            return None
+        total = merge([s.total for s in runs])
+        return total.updates / total.seconds
+
+    pg1, pg2, sqlite1 = rate("pg1"), rate("pg2"), rate("sqlite1")
+    print()
+    if pg1 and pg2:
+        print(f"PG×2 / PG×1: {pg2 / pg1:.2f} (goal 1.6)")
+    if pg1 and sqlite1:
+        print(f"SQLite×1 / PG×1: {sqlite1 / pg1:.2f}")
+
+
+# Where a sample's time is counted: the innermost frame in one of these (self time by area).
+AREAS = {
+    "asyncpg": ("(asyncpg/",),
+    "aiosqlite": ("(aiosqlite/",),
+    "ptb": ("(telegram/",),
+    "aiohttp": ("(aiohttp/", "(yarl/", "(multidict/"),
+    "uvicorn/starlette": ("(uvicorn/", "(starlette/", "(h11/"),
+    "json": ("(json/",),
+    "asyncio": ("(asyncio/", "(selectors.py"),
+    "cocreate storage": ("(storage/",),
+    "cocreate bot": ("(bot/", "(conversations/"),
+}
+# And what a sample was inside of, wherever (inclusive time).
+WITHIN = {
+    "the database (storage/ and below)": ("(storage/",),
+    "coordination (advisory locks, pace)": ("(storage/coordination.py",),
+    "the webhook's receiving (bot/web/webhook.py)": ("(bot/web/webhook.py",),
+    "Bot API calls (bot/transport.py)": ("(bot/transport.py",),
+}
+
+
+def area_of(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for area, marks in AREAS.items():
+            if any(mark in frame for mark in marks):
+                return area
+    return "other"
+
+
+def profile_summary(profile: Path, top: int = 10) -> None:
+    """Where each profiled process's samples were: by area, inside what, and the leaves."""
+    for raw in sorted(profile.glob("*.raw")):
+        leaves: Counter[str] = Counter()
+        areas: Counter[str] = Counter()
+        within: Counter[str] = Counter()
+        samples = 0
+        for line in raw.read_text().splitlines():
+            stack, _, count_text = line.rpartition(" ")
+            if not stack or not count_text.isdigit():
+                continue
+            count = int(count_text)
+            samples += count
+            frames = stack.split(";")
+            leaves[frames[-1]] += count
+            areas[area_of(frames)] += count
+            for name, marks in WITHIN.items():
+                if any(mark in frame for frame in frames for mark in marks):
+                    within[name] += count
+        if not samples:
+            continue
+        print(f"\n{raw.name}: {samples} samples (100 a second while not idle)")
+        print(
+            "  self: " + ", ".join(f"{a} {100 * n / samples:.0f}%" for a, n in areas.most_common())
+        )
+        print("  inside: " + ", ".join(f"{a} {100 * n / samples:.0f}%" for a, n in within.items()))
+        for frame, count in leaves.most_common(top):
+            print(f"  {100 * count / samples:5.1f}%  {frame[:110]}")
+
+
+async def main(args: argparse.Namespace) -> None:
+    wanted = [name.strip() for name in args.only.split(",")]
+    cluster = None
+    settings: dict[str, str] = {}
+    if any(SETUPS[name][0] == "postgresql" for name in wanted):
+        cluster = ThrowawayCluster(durable=True)
+        cluster.start()
+        import asyncpg
+
+        connection = await asyncpg.connect(cluster.url("postgres"))
+        try:
+            for name in SHOWN:
+                settings[name] = str(await connection.fetchval(f"SHOW {name}"))
+        finally:
+            await connection.close()
+    setups: list[Setup] = []
+    try:
+        for _ in range(args.rounds):
+            for name in wanted:
+                backend, processes = SETUPS[name]
+                setup = Setup(name, backend, processes)
+                with tempfile.TemporaryDirectory(prefix="bench-workers-") as folder:
+                    await run_setup(
+                        setup,
+                        Path(folder),
+                        args.members,
+                        args.parallel,
+                        cluster if backend == "postgresql" else None,
+                        args.profile,
+                    )
+                setups.append(setup)
+                print(
+                    f"{name}: {setup.total.updates / setup.total.seconds:.0f} updates/s "
+                    f"(load {setup.load[0]:.1f})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    finally:
+        if cluster is not None:
+            cluster.stop()
+    report(setups, args.members, args.parallel, settings)
+    if args.profile is not None:
+        profile_summary(args.profile)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--members", type=int, default=300)
+    parser.add_argument("--parallel", type=int, default=40, help="webhook posts in flight")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--only", default="sqlite1,pg1,pg2", help="set-ups, comma-separated")
+    parser.add_argument("--profile", type=Path, help="folder for py-spy's samples")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main(parser.parse_args()))
