@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -173,8 +174,15 @@ class Setup:
     name: str
     backend: str
     processes: int
-    load: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    turn: int  # which round
+    loads: list[float] = field(default_factory=list)  # the 1-minute load as each stream began
     figures: dict[str, Figure] = field(default_factory=dict)
+    split: list[int] = field(default_factory=list)  # updates each process recorded (PG)
+    asking: float = 0.0  # seconds from the organiser's "Send" to the last member's question
+
+    @property
+    def load(self) -> float:
+        return sum(self.loads) / len(self.loads) if self.loads else 0.0
 
     @property
     def total(self) -> Figure:
@@ -217,13 +225,10 @@ async def step(driver: Driver, user: int, text: str, expect: int, latencies: lis
 
 
 async def run_setup(
-    setup: Setup,
-    folder: Path,
-    members: int,
-    parallel: int,
-    cluster: ThrowawayCluster | None,
-    profile: Path | None,
+    setup: Setup, folder: Path, args: argparse.Namespace, cluster: ThrowawayCluster | None
 ) -> None:
+    """Starts the emulator and the set-up's processes, drives the streams, stops them all."""
+    profile: Path | None = args.profile
     emulator = start_emulator()
     secret = secrets.token_urlsafe(16)
     ports = [free_port() for _ in range(setup.processes)]
@@ -239,7 +244,7 @@ async def run_setup(
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
             targets = [f"http://127.0.0.1:{port}" for port in ports]
-            body = {"targets": targets, "parallel": parallel}
+            body = {"targets": targets, "parallel": args.parallel}
             async with http.post(f"{emulator.control}/webhook", json=body) as response:
                 response.raise_for_status()
             for n, port in enumerate(ports):
@@ -257,11 +262,14 @@ async def run_setup(
                 await wait_ready(http, port, secret, bot)
             if profile is not None:
                 spies = [
-                    spy_on(bot.pid, profile / f"{setup.name}-{n + 1}.raw")
+                    spy_on(bot.pid, profile / f"{setup.name}-{setup.turn}-{n + 1}.raw")
                     for n, bot in enumerate(bots)
                 ]
             meter = Meter([bot.pid for bot in bots], emulator.process.pid, postmaster)
-            await drive(setup, Driver(http, emulator.control), members, meter)
+            streams = args.streams.split(",")
+            await drive(setup, Driver(http, emulator.control), args.members, meter, streams)
+            if cluster is not None:
+                setup.split = await taken_by(url)
     finally:
         for bot in bots:
             stop(bot)
@@ -271,6 +279,20 @@ async def run_setup(
         emulator.process.wait(timeout=10)
         for n in range(len(bots)):
             show_failures(setup.name, n + 1, folder / f"process{n + 1}" / "log")
+        if cluster is not None:
+            await cluster.drop_database(url.split("/")[3].split("?")[0])
+
+
+async def taken_by(url: str) -> list[int]:
+    """How many updates each process recorded (the inbox's taken_by), most first."""
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch(
+            "SELECT count(*) FROM inbox GROUP BY taken_by ORDER BY count(*) DESC"
+        )
+    finally:
+        await connection.close()
+    return [int(row[0]) for row in rows]
 
 
 def show_failures(setup: str, process: int, path: Path) -> None:
@@ -283,7 +305,9 @@ def show_failures(setup: str, process: int, path: Path) -> None:
         print(log[max(0, first - 300) : first + 4000], file=sys.stderr)
 
 
-async def drive(setup: Setup, driver: Driver, members: int, meter: Meter) -> None:
+async def drive(
+    setup: Setup, driver: Driver, members: int, meter: Meter, streams: Sequence[str]
+) -> None:
     """bench/updates.py's streams, timed, with each reply's wait and each part's CPU."""
     await driver.send(PROBE, "/start")
     await driver.replies(PROBE, 1, timeout=30)
@@ -292,12 +316,16 @@ async def drive(setup: Setup, driver: Driver, members: int, meter: Meter) -> Non
     counts = {name: await calibrate(driver, scout, steps) for name, steps in PLAN.items()}
     users = list(range(FIRST_MEMBER, FIRST_MEMBER + members))
     for name, steps in PLAN.items():
+        if name not in streams:
+            continue
         if name == "answers":
             for text in ASK:
                 await driver.send(ORGANISER, text)
                 await driver.settle(ORGANISER, quiet=0.3)
+            sent = time.monotonic()
             await driver.send(ORGANISER, "Send")
-            await asyncio.gather(*(driver.replies(u, 1) for u in users))
+            await asyncio.gather(*(driver.replies(u, 1, timeout=300) for u in users))
+            setup.asking = time.monotonic() - sent
             await driver.settle(ORGANISER, quiet=0.3)
         latencies: list[float] = []
         expected = [max(count, 1) for count in counts[name]]
@@ -311,7 +339,7 @@ async def drive(setup: Setup, driver: Driver, members: int, meter: Meter) -> Non
             for text, count in zip(steps, expect, strict=True):
                 await step(driver, user, text, count, latencies)
 
-        setup.load = os.getloadavg()
+        setup.loads.append(os.getloadavg()[0])
         before = meter.read()
         started = time.monotonic()
         await asyncio.gather(*(one(u) for u in users))
@@ -346,7 +374,7 @@ def report(setups: list[Setup], members: int, parallel: int, settings: dict[str,
         bots = [p for p in total.cpu if p.startswith("cocreate")]
         each = " + ".join(f"{cpu_ms(total, p):.2f}" for p in bots)
         print(
-            f"{setup.name:<8} {setup.load[0]:5.1f} {total.updates / total.seconds:9.0f} "
+            f"{setup.name:<8} {setup.load:5.1f} {total.updates / total.seconds:9.0f} "
             f"{total.messages / total.seconds:7.0f} "
             f"{1000 * percentile(total.latencies, 0.5):7.0f} "
             f"{1000 * percentile(total.latencies, 0.95):7.0f}  "
@@ -360,6 +388,30 @@ def report(setups: list[Setup], members: int, parallel: int, settings: dict[str,
         parts = ", ".join(f"{p} {s / total.seconds:.2f}" for p, s in total.cpu.items())
         busy = sum(total.cpu.values()) / total.seconds
         print(f"  {setup.name:<8} {parts}; all {busy:.2f} of {os.cpu_count()}")
+    print()
+    print("ceilings from the CPU per update (updates a second, were the CPUs ours alone):")
+    cores = os.cpu_count() or 1
+    for setup in setups:
+        total = setup.total
+        bots = [p for p in total.cpu if p.startswith("cocreate")]
+        bot = sum(cpu_ms(total, p) for p in bots)
+        server = bot + cpu_ms(total, "postgres")
+        everything = server + cpu_ms(total, "emulator") + cpu_ms(total, "driver")
+        busiest = max(cpu_ms(total, p) for p in bots)
+        print(
+            f"  {setup.name:<8} the whole bench on {cores} cores {1000 * cores / everything:.0f}; "
+            f"cocreate and PostgreSQL alone (Telegram and members elsewhere) "
+            f"{1000 * cores / server:.0f}; each cocreate process one core at most: "
+            f"{1000 * len(bots) / busiest:.0f}"
+        )
+    for setup in setups:
+        if len(setup.split) > 1:
+            print(f"  {setup.name}: updates each process took: {setup.split}")
+        if setup.asking:
+            print(
+                f"  {setup.name}: the organiser's question reached all {members} members "
+                f"{setup.asking:.1f} s after Send"
+            )
     print()
     print(f"{'stream':<11}" + "".join(f" {s.name + '/s':>10}" for s in setups))
     for name in PLAN:
@@ -455,8 +507,6 @@ async def main(args: argparse.Namespace) -> None:
     if any(SETUPS[name][0] == "postgresql" for name in wanted):
         cluster = ThrowawayCluster(durable=True)
         cluster.start()
-        import asyncpg
-
         connection = await asyncpg.connect(cluster.url("postgres"))
         try:
             for name in SHOWN:
@@ -465,23 +515,17 @@ async def main(args: argparse.Namespace) -> None:
             await connection.close()
     setups: list[Setup] = []
     try:
-        for _ in range(args.rounds):
+        for turn in range(1, args.rounds + 1):
             for name in wanted:
                 backend, processes = SETUPS[name]
-                setup = Setup(name, backend, processes)
+                setup = Setup(name, backend, processes, turn)
                 with tempfile.TemporaryDirectory(prefix="bench-workers-") as folder:
-                    await run_setup(
-                        setup,
-                        Path(folder),
-                        args.members,
-                        args.parallel,
-                        cluster if backend == "postgresql" else None,
-                        args.profile,
-                    )
+                    pg = cluster if backend == "postgresql" else None
+                    await run_setup(setup, Path(folder), args, pg)
                 setups.append(setup)
                 print(
                     f"{name}: {setup.total.updates / setup.total.seconds:.0f} updates/s "
-                    f"(load {setup.load[0]:.1f})",
+                    f"(load {setup.load:.1f})",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -500,5 +544,6 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--only", default="sqlite1,pg1,pg2", help="set-ups, comma-separated")
     parser.add_argument("--profile", type=Path, help="folder for py-spy's samples")
+    parser.add_argument("--streams", default=",".join(PLAN), help="streams, comma-separated")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main(parser.parse_args()))
