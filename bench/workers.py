@@ -82,6 +82,7 @@ HOOK_PATH = "/telegram"
 PLAN = {"start": ["/start"], "onboarding": ONBOARDING, "story": STORY, "answers": [ANSWER]}
 SHOWN = (
     "fsync",
+    "autovacuum",
     "synchronous_commit",
     "full_page_writes",
     "wal_level",
@@ -178,6 +179,7 @@ class Setup:
     loads: list[float] = field(default_factory=list)  # the 1-minute load as each stream began
     figures: dict[str, Figure] = field(default_factory=dict)
     split: list[int] = field(default_factory=list)  # updates each process recorded (PG)
+    pace: tuple[float, float] = (0.0, 0.0)  # ms a pace call takes: logged, unlogged (PG)
     asking: float = 0.0  # seconds from the organiser's "Send" to the last member's question
 
     @property
@@ -242,7 +244,9 @@ async def run_setup(
     bots: list[Process] = []
     spies: list[subprocess.Popen[bytes]] = []
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
+        connector = aiohttp.TCPConnector(limit=0)  # every member waiting at once
+        timeout = aiohttp.ClientTimeout(total=120)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
             targets = [f"http://127.0.0.1:{port}" for port in ports]
             body = {"targets": targets, "parallel": args.parallel}
             async with http.post(f"{emulator.control}/webhook", json=body) as response:
@@ -280,7 +284,28 @@ async def run_setup(
         for n in range(len(bots)):
             show_failures(setup.name, n + 1, folder / f"process{n + 1}" / "log")
         if cluster is not None:
+            with contextlib.suppress(asyncpg.PostgresError, OSError):
+                setup.pace = await pace_cost(url)
             await cluster.drop_database(url.split("/")[3].split("?")[0])
+
+
+async def pace_cost(url: str, calls: int = 300) -> tuple[float, float]:
+    """Milliseconds a call of the shared sending pace (cocreate_pace, which every Bot API
+    call of a PostgreSQL-backed process makes, one after another) takes alone: as it is, and
+    with its table UNLOGGED (no WAL to flush at commit). The bots have stopped by then."""
+    connection = await asyncpg.connect(url)
+    try:
+        took = []
+        for unlogged in (False, True):
+            if unlogged:
+                await connection.execute("ALTER TABLE send_pace SET UNLOGGED")
+            started = time.perf_counter()
+            for _ in range(calls):
+                await connection.fetchval("SELECT cocreate_pace(NULL, 0.0, 0.0)")
+            took.append(1000 * (time.perf_counter() - started) / calls)
+    finally:
+        await connection.close()
+    return took[0], took[1]
 
 
 async def taken_by(url: str) -> list[int]:
@@ -406,6 +431,13 @@ def report(setups: list[Setup], members: int, parallel: int, settings: dict[str,
     for setup in setups:
         if len(setup.split) > 1:
             print(f"  {setup.name}: updates each process took: {setup.split}")
+        if setup.pace[0]:
+            logged, unlogged = setup.pace
+            print(
+                f"  {setup.name}: the shared pace alone {logged:.2f} ms a call (at most "
+                f"{1000 / logged:.0f} Bot API calls a second, all processes together); with "
+                f"send_pace UNLOGGED {unlogged:.2f} ms ({1000 / unlogged:.0f} a second)"
+            )
         if setup.asking:
             print(
                 f"  {setup.name}: the organiser's question reached all {members} members "
