@@ -31,6 +31,7 @@ per update of each cocreate process and of PostgreSQL's server (the postmaster a
 backends), and where the machine's CPU went (cocreate, PostgreSQL, the emulator, this
 driver) as cores busy. Then PG×2 / PG×1 (the goal is 1.6) and SQLite×1 / PG×1.
 
+--statements loads pg_stat_statements and prints the most called statements per update.
 --profile DIR records py-spy's samples of each cocreate process (`pip install py-spy` into
 the virtualenv; not a dependency) and prints where their time went.
 """
@@ -127,6 +128,26 @@ class Meter:
     bots: list[int]
     emulator: int
     postmaster: int | None
+    url: str | None = None  # the database (PostgreSQL): its transactions and WAL counted
+
+    async def counts(self) -> dict[str, float]:
+        """PostgreSQL's counters (cumulative; its statistics lag by up to a second)."""
+        if self.url is None:
+            return {}
+        connection = await asyncpg.connect(self.url)
+        try:
+            row = await connection.fetchrow(
+                "SELECT d.xact_commit + d.xact_rollback, w.wal_records, w.wal_sync"
+                " FROM pg_stat_database d, pg_stat_wal w WHERE d.datname = current_database()"
+            )
+        finally:
+            await connection.close()
+        assert row is not None
+        return {
+            "transactions": float(row[0]),
+            "WAL records": float(row[1]),
+            "WAL syncs": float(row[2]),
+        }
 
     def read(self) -> dict[str, float]:
         parts = {f"cocreate {n + 1}": cpu_seconds(pid) for n, pid in enumerate(self.bots)}
@@ -148,6 +169,8 @@ class Figure:
     seconds: float
     cpu: dict[str, float]  # CPU seconds of each part during the stream
     latencies: list[float] = field(default_factory=list)
+    # PostgreSQL's counts during the stream: transactions, WAL records, WAL syncs (fsyncs).
+    counts: dict[str, float] = field(default_factory=dict)
 
 
 def merge(figures: Sequence[Figure]) -> Figure:
@@ -159,6 +182,8 @@ def merge(figures: Sequence[Figure]) -> Figure:
         total.latencies += figure.latencies
         for part, seconds in figure.cpu.items():
             total.cpu[part] = total.cpu.get(part, 0.0) + seconds
+        for what, count in figure.counts.items():
+            total.counts[what] = total.counts.get(what, 0.0) + count
     return total
 
 
@@ -180,6 +205,7 @@ class Setup:
     figures: dict[str, Figure] = field(default_factory=dict)
     split: list[int] = field(default_factory=list)  # updates each process recorded (PG)
     pace: tuple[float, float] = (0.0, 0.0)  # ms a pace call takes: logged, unlogged (PG)
+    statements: list[tuple[int, float, str]] = field(default_factory=list)  # --statements
     asking: float = 0.0  # seconds from the organiser's "Send" to the last member's question
 
     @property
@@ -269,11 +295,20 @@ async def run_setup(
                     spy_on(bot.pid, profile / f"{setup.name}-{setup.turn}-{n + 1}.raw")
                     for n, bot in enumerate(bots)
                 ]
-            meter = Meter([bot.pid for bot in bots], emulator.process.pid, postmaster)
+            meter = Meter(
+                [bot.pid for bot in bots],
+                emulator.process.pid,
+                postmaster,
+                url if cluster is not None else None,
+            )
             streams = args.streams.split(",")
+            if args.statements and cluster is not None:
+                await statements(url, reset=True)
             await drive(setup, Driver(http, emulator.control), args.members, meter, streams)
             if cluster is not None:
                 setup.split = await taken_by(url)
+            if args.statements and cluster is not None:
+                setup.statements = await statements(url)
     finally:
         for bot in bots:
             stop(bot)
@@ -306,6 +341,35 @@ async def pace_cost(url: str, calls: int = 300) -> tuple[float, float]:
     finally:
         await connection.close()
     return took[0], took[1]
+
+
+async def statements(url: str, *, reset: bool = False) -> list[tuple[int, float, str]]:
+    """pg_stat_statements' most called statements in the database (calls, ms in all, the
+    statement), or (reset) clears them, setting the extension up first."""
+    connection = await asyncpg.connect(url)
+    try:
+        if reset:
+            await connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            await connection.execute("SELECT pg_stat_statements_reset()")
+            return []
+        rows = await connection.fetch(
+            "SELECT calls, total_exec_time, query FROM pg_stat_statements"
+            " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " ORDER BY calls DESC LIMIT 20"
+        )
+    finally:
+        await connection.close()
+    return [(int(r[0]), float(r[1]), " ".join(str(r[2]).split())) for r in rows]
+
+
+def with_statements(cluster: ThrowawayCluster) -> None:
+    """Restarts the cluster with pg_stat_statements loaded (--statements)."""
+    with (cluster.data_dir.parent / "statements.conf").open("w") as conf:
+        conf.write("shared_preload_libraries = 'pg_stat_statements'\n")
+    with (cluster.data_dir / "postgresql.conf").open("a") as conf:
+        conf.write(f"include '{cluster.data_dir.parent / 'statements.conf'}'\n")
+    log = cluster.socket_dir / "server.log"
+    cluster._run("pg_ctl", "restart", f"--pgdata={cluster.data_dir}", f"--log={log}", "--wait")
 
 
 async def taken_by(url: str) -> list[int]:
@@ -365,15 +429,18 @@ async def drive(
                 await step(driver, user, text, count, latencies)
 
         setup.loads.append(os.getloadavg()[0])
+        counted = await meter.counts()
         before = meter.read()
         started = time.monotonic()
         await asyncio.gather(*(one(u) for u in users))
         seconds = time.monotonic() - started
         after = meter.read()
         cpu = {part: after[part] - before[part] for part in before}
+        await asyncio.sleep(1.0)  # PostgreSQL's statistics catch up
+        grown = {what: n - counted[what] for what, n in (await meter.counts()).items()}
         updates = len(users) * len(steps)
         messages = len(users) * sum(expected)
-        setup.figures[name] = Figure(updates, messages, seconds, cpu, latencies)
+        setup.figures[name] = Figure(updates, messages, seconds, cpu, latencies, grown)
 
 
 # ---- the report
@@ -431,6 +498,14 @@ def report(setups: list[Setup], members: int, parallel: int, settings: dict[str,
     for setup in setups:
         if len(setup.split) > 1:
             print(f"  {setup.name}: updates each process took: {setup.split}")
+        total = setup.total
+        if total.counts:
+            each = ", ".join(f"{n / total.updates:.1f} {what}" for what, n in total.counts.items())
+            print(f"  {setup.name}: per update, {each}")
+        if setup.statements:
+            print(f"  {setup.name}: the most called statements (calls per update, ms each):")
+            for calls, ms, sql in setup.statements:
+                print(f"    {calls / total.updates:5.2f} {ms / calls:6.3f}  {sql[:100]}")
         if setup.pace[0]:
             logged, unlogged = setup.pace
             print(
@@ -538,6 +613,8 @@ async def main(args: argparse.Namespace) -> None:
     if any(SETUPS[name][0] == "postgresql" for name in wanted):
         cluster = ThrowawayCluster(durable=True)
         cluster.start()
+        if args.statements:
+            with_statements(cluster)
         connection = await asyncpg.connect(cluster.url("postgres"))
         try:
             for name in SHOWN:
@@ -576,5 +653,10 @@ if __name__ == "__main__":
     parser.add_argument("--only", default="sqlite1,pg1,pg2", help="set-ups, comma-separated")
     parser.add_argument("--profile", type=Path, help="folder for py-spy's samples")
     parser.add_argument("--streams", default=",".join(PLAN), help="streams, comma-separated")
+    parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="count PostgreSQL's statements (pg_stat_statements; costs some CPU)",
+    )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main(parser.parse_args()))
