@@ -2,7 +2,8 @@
 SQLite against PostgreSQL with one process (issue 14).
 
     .venv/bin/python bench/workers.py [--members 300] [--parallel 40] [--rounds 1]
-                                      [--only sqlite1,pg1,pg2] [--profile DIR]
+                                      [--only sqlite1,pg1,pg2] [--streams start,...]
+                                      [--statements] [--profile DIR]
 
 Every bot runs in webhook mode (WEBHOOK_URL, WEBHOOK_SECRET, each process on its own
 WEB_PORT), as several processes behind a reverse proxy would: the Bot API emulator (its own
@@ -22,14 +23,18 @@ only, as the tests' does.
 
 The members and streams are bench/updates.py's (newcomers' /start, onboarding, story parts,
 typed answers to a question the organiser asks them all): --members at once, each waiting
-for the whole reply before the next message, every update a write. Both bots run with
+for the whole reply before the next message, every update a write. The bots run with
 Telegram's rate limit off (BROADCAST_RATE=1000, a per-chat burst larger than any stream).
 
-It prints, for each set-up, updates a second (all streams, and each), p50 and p95 of the
-reply time (a member's message sent to the bot's last message of the reply received), CPU
-per update of each cocreate process and of PostgreSQL's server (the postmaster and all its
-backends), and where the machine's CPU went (cocreate, PostgreSQL, the emulator, this
-driver) as cores busy. Then PG×2 / PG×1 (the goal is 1.6) and SQLite×1 / PG×1.
+It prints, for each set-up, the 1-minute load as its streams began, updates a second (all
+streams, and each), p50 and p95 of the reply time (a member's message sent to the bot's
+last message of the reply received: with every member waiting at once, mostly time spent
+queued), CPU per update of cocreate (all its processes) and of PostgreSQL's server (the
+postmaster and all its backends), and where the machine's CPU went (cocreate, PostgreSQL,
+the emulator, this driver, and the machine's other work) as cores busy; the ceilings those
+figures set on this machine; for PostgreSQL, its transactions, WAL records and WAL syncs
+per update, the updates each process took, and what one call of the shared sending pace
+costs. Then PG×2 / PG×1 (the goal is 1.6) and SQLite×1 / PG×1.
 
 --statements loads pg_stat_statements and prints the most called statements per update.
 --profile DIR records py-spy's samples of each cocreate process (`pip install py-spy` into
