@@ -39,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,8 +118,15 @@ def start_emulator(*, rate_limit: bool = False) -> Emulator:
 
 
 def start_cocreate(
-    emulator: Emulator, folder: Path, *, rate: int = 1000, burst: int = 1000
+    emulator: Emulator,
+    folder: Path,
+    *,
+    rate: int = 1000,
+    burst: int = 1000,
+    extra: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
+    """`cocreate run` in its own process, on a SQLite file in `folder` unless `extra` (more
+    settings, e.g. DATABASE_URL, WEBHOOK_URL, WEB_PORT) says otherwise."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "ABOUT_", "WEB"))}
     env.update(
         TELEGRAM_BOT_TOKEN=TOKEN,
@@ -134,6 +141,7 @@ def start_cocreate(
         LOG_LEVEL="WARNING",
         WEB_PORT=str(free_port()),  # the workbench, on a port nobody uses
     )
+    env.update(extra or {})
     bot = subprocess.Popen(
         [sys.executable, "-m", "bot", "run"], cwd=folder, env=env, stderr=open(folder / "log", "a")
     )

@@ -3,9 +3,10 @@
 The server listens only on a Unix socket in that folder (no TCP port), so any number of
 clusters (one per xdist worker, per checkout, per session on the machine) never meet.
 initdb and postgres refuse to run as root: as root, they run as the `postgres` user (or
-`nobody`), who owns the folder. Nothing here is durable: fsync is off, the folder goes when
-the cluster stops, at exit at the latest, and a later cluster sweeps away the folders of
-clusters whose process was killed before it could clean up.
+`nobody`), who owns the folder. Nothing here is durable: fsync is off (unless
+`ThrowawayCluster(durable=True)`, for benches: commits reach the disk as in production), the
+folder goes when the cluster stops, at exit at the latest, and a later cluster sweeps away the
+folders of clusters whose process was killed before it could clean up.
 
     cluster = ThrowawayCluster()
     cluster.start()
@@ -57,6 +58,9 @@ SETTINGS = {
     "log_min_messages": "warning",
     "log_min_error_statement": "panic",
 }
+# What `durable=True` leaves at PostgreSQL's defaults (on): each commit waits for its WAL to
+# reach the disk, as a production server's does.
+UNSAFE = ("fsync", "synchronous_commit", "full_page_writes")
 
 
 class PostgresMissing(RuntimeError):
@@ -113,8 +117,9 @@ class RunAs:
 class ThrowawayCluster:
     """A PostgreSQL cluster on a temporary folder, reached by its Unix socket only."""
 
-    def __init__(self, bindir: Path | None = None) -> None:
+    def __init__(self, bindir: Path | None = None, *, durable: bool = False) -> None:
         self.bindir = bindir if bindir is not None else find_bindir()
+        self.durable = durable
         self.user = RunAs.for_cluster()
         self.folder: Path | None = None
         self.running = False
@@ -163,6 +168,8 @@ class ThrowawayCluster:
                 "--no-sync",
             )
             settings = {**SETTINGS, "unix_socket_directories": f"'{self.socket_dir}'"}
+            if self.durable:
+                settings = {key: value for key, value in settings.items() if key not in UNSAFE}
             with (self.data_dir / "postgresql.conf").open("a") as conf:
                 conf.write("".join(f"{key} = {value}\n" for key, value in settings.items()))
             self._run(

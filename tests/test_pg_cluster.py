@@ -257,3 +257,28 @@ def test_a_cluster_whose_process_was_killed_is_swept_by_the_next() -> None:
     sweep_stale()
     assert not folder.exists()
     assert ends(pid)
+
+
+async def test_a_durable_cluster_keeps_postgresqls_fsync_and_synchronous_commit(
+    pg_cluster: ThrowawayCluster,
+) -> None:
+    durability = "SELECT current_setting('fsync'), current_setting('synchronous_commit'), "
+    durability += "current_setting('full_page_writes')"
+    throwaway = await asyncpg.connect(pg_cluster.url("postgres"))
+    try:
+        settings = await throwaway.fetchrow(durability)
+        assert settings is not None and tuple(settings) == ("off", "off", "off")
+    finally:
+        await throwaway.close()
+    durable = ThrowawayCluster(durable=True)  # for benches (bench/workers.py)
+    durable.start()
+    try:
+        connection = await asyncpg.connect(durable.url("postgres"))
+        try:
+            settings = await connection.fetchrow(durability)
+            assert settings is not None and tuple(settings) == ("on", "on", "on")
+            assert await connection.fetchval("SHOW listen_addresses") == ""
+        finally:
+            await connection.close()
+    finally:
+        durable.stop()
