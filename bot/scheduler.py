@@ -21,7 +21,7 @@ from telegram.ext import ContextTypes
 
 from bot.catalogue import DEFAULT_LANGUAGE, LANGUAGES, t
 from storage.broadcasts import Broadcast
-from storage.db import commit_point
+from storage.db import commit_point, current_unit
 from storage.outbox import Outgoing
 from storage.questions import Question, Round, audience_query, reminder_query
 
@@ -93,6 +93,16 @@ class Scheduler:
         # Called from a handler, commit its work first: never wait for the scheduler's lock
         # while holding the database's (the scheduler's tick may hold one, waiting for the other).
         await commit_point()
+        if current_unit() is not None:
+            # Called from a handler ("send now"): the due work is not the update's. In the
+            # update's unit its reads are cached (storage/db.py), so `due_rounds` kept giving
+            # the round each pass had just marked sent, queuing it again and again (up to
+            # 1000 times). A task of its own works outside the update's unit.
+            await asyncio.create_task(self._run_due(), name="scheduler:due-now")
+            return
+        await self._run_due()
+
+    async def _run_due(self) -> None:
         coordination = self.store.coordination
         # With several processes, one leads the schedule (its timers); whoever runs due work
         # (the leader, or a handler's "send now" anywhere) does it alone, and each round is

@@ -335,7 +335,7 @@ class Questions:
         messages or cannot be reached (the sender would skip them). Counted in SQL."""
         sql, params = audience_query(audience)
         row = await self._db.fetch_one(
-            f"SELECT COUNT(*) AS n FROM ({sql})"
+            f"SELECT COUNT(*) AS n FROM ({sql}) a"
             " WHERE stopped_at IS NULL AND unreachable_at IS NULL",
             params,
         )
