@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from storage.db import Database, Row, Tx, new_id
+from storage.dialect import ids_from_json, json_list
 from storage.kinds import check_kind
 from storage.times import from_db, to_db
 
@@ -389,7 +390,8 @@ class Pseudonyms:
     async def _secret(self) -> bytes:
         if self._key is None:
             await self._db.execute(
-                "INSERT OR IGNORE INTO app_secrets (name, value) VALUES ('pseudonym_key', ?)",
+                "INSERT INTO app_secrets (name, value) VALUES ('pseudonym_key', ?)"
+                " ON CONFLICT DO NOTHING",
                 (secrets.token_hex(32),),
             )
             row = await self._db.fetch_one(
@@ -409,8 +411,7 @@ class Pseudonyms:
         wanted = sorted(set(member_ids))
         ids = json.dumps(wanted)
         rows = await self._db.fetch_all(
-            "SELECT member_id, name FROM pseudonyms"
-            " WHERE member_id IN (SELECT value FROM json_each(?))",
+            f"SELECT member_id, name FROM pseudonyms WHERE member_id IN {ids_from_json(self._db)}",
             (ids,),
         )
         names = {
@@ -423,8 +424,9 @@ class Pseudonyms:
     async def _assign(self, key: bytes, ids: str) -> dict[int, str]:
         async with self._db.transaction() as conn:
             found = await conn.fetch_all(
-                "SELECT i.value AS id, p.name, EXISTS (SELECT 1 FROM members WHERE id = i.value)"
-                " AS known FROM json_each(?) i LEFT JOIN pseudonyms p ON p.member_id = i.value",
+                "SELECT i.id, p.name, EXISTS (SELECT 1 FROM members WHERE id = i.id) AS known"
+                f" FROM (SELECT CAST(j.value AS BIGINT) AS id FROM {json_list(self._db, 'j')}) AS i"
+                " LEFT JOIN pseudonyms p ON p.member_id = i.id",
                 (ids,),
             )
             names: dict[int, str] = {}

@@ -161,6 +161,13 @@ async def test_three_processes_share_the_work_and_survive_losing_two(
     await pg_cluster.create_database(name)  # empty: the processes migrate it as they start
     url = pg_cluster.url(name)
     emulator = Emulator(token=TOKEN, rate_limit=True, webhook_parallel=24)
+    import emulator.server as _srv  # DEBUG
+    _orig = _srv.error_response
+    _errs: Counter[str] = Counter()
+    def _rec(error):  # type: ignore[no-untyped-def]
+        _errs[str(error.description)] += 1
+        return _orig(error)
+    _srv.error_response = _rec  # type: ignore[assignment]
     await emulator.start()
     group = ProcessGroup(
         tmp_path,
@@ -191,6 +198,9 @@ async def test_three_processes_share_the_work_and_survive_losing_two(
         assert "Traceback" not in group.logs()
     except BaseException:
         print(group.logs()[-20000:])  # noqa: T201 - what the processes said, on failure
+        failed = [c for c in emulator.calls if c[0] == "sendmessage"][:0]
+        print("ERRS", _errs)  # noqa: T201
+        print("CALLS", Counter(c[0] for c in emulator.calls), failed)  # noqa: T201
         raise
     finally:
         await group.kill_all()
@@ -220,7 +230,8 @@ async def run_the_day(
             agreed_to=AGREED_TO,
         )
         await store.members.mark_onboarded(member.id)
-    users = {user_id: emulator.user(user_id, first_name=f"M{user_id}") for user_id in ids}
+    users = {user_id: emulator.user(user_id, first_name=f"M{user_id}") for user_id in joiners}
+    users.update({user_id: emulator.open_chat(user_id) for user_id in seeded})
     staff = emulator.user(STAFF, first_name="Fran")
 
     t0 = time.monotonic()
