@@ -11,8 +11,8 @@ import pytest
 
 from bot.clock import FakeClock, SystemClock
 from conversations.onboarding import AGREED_TO, CONSENT_VERSION
-from storage.questions import audience_query
 from emulator import Emulator
+from storage.questions import audience_query
 from storage.store import Store
 from tests.test_process import BotProcess, wait_until
 
@@ -50,7 +50,7 @@ async def test_a_question_still_being_sent_takes_answers_already(
     batch_id, queued = await store.outbox.enqueue_query(
         "question", round_.id, audience_query("everyone"), texts, "en"
     )
-    assert queued == 1
+    assert queued == 1 and batch_id is not None
     await store.questions.mark_round_sent(
         round_.id,
         batch_id=batch_id,
