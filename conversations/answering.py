@@ -110,8 +110,13 @@ async def choose(
     round_: Round,
     question: Question,
     option: Option,
+    *,
+    pressed: bool = False,
 ) -> None:
-    """Stores a chosen option (or skips the question for now)."""
+    """Stores a chosen option (or skips the question for now). `pressed`: it came by a
+    button, which is answered only once the choice is stored (see `on_button`)."""
+    if pressed and (option.key == SKIP.key or question.kind == "open"):
+        await settle_button(update)
     if option.key == SKIP.key:
         shown = await say(
             update,
@@ -125,6 +130,8 @@ async def choose(
     if question.kind == "open":  # an open question's only button is Skip
         return
     await context.store.answers.save(round_.id, member.id, choice=option.key, text=None)
+    if pressed:
+        await settle_button(update)
     await saved(update, context, member, round_)
 
 
@@ -159,14 +166,18 @@ async def on_button(update: Update, context: CocreateContext) -> None:
     """An answer button: stores the choice if the question is still open to this member."""
     query = update.callback_query
     assert query is not None
-    await settle_button(update)
+    # The button is answered (settle_button) only once the choice is stored: any call to
+    # Telegram first commits the update as applied (bot/receiving.py, CommitFirst), so a
+    # process killed between the two lost the answer, and a replay only asked again.
     member = await current_member(update, context)
     if member is None:
+        await settle_button(update)
         await say(update, context, "bad.not_started")
         return
     _, round_id, key = [*(query.data or "").split(":"), "", ""][:3]
     found = await open_round(context, member, int(round_id)) if round_id.isdigit() else None
     if found is None:
+        await settle_button(update)
         await say(
             update,
             context,
@@ -178,9 +189,10 @@ async def on_button(update: Update, context: CocreateContext) -> None:
     round_, question = found
     option = next((o for o in [*options_of(question), SKIP] if o.key == key), None)
     if option is None:
+        await settle_button(update)
         await say(update, context, "bad.old_button", language=member.language)
         return
-    await choose(update, context, member, round_, question, option)
+    await choose(update, context, member, round_, question, option, pressed=True)
 
 
 async def list_open(update: Update, context: CocreateContext) -> None:
