@@ -125,8 +125,10 @@ async def take_over(context: CocreateContext, *, poll_timeout: int = 30) -> None
     ):
         await updater.start_polling(timeout=poll_timeout)
         logger.info("This process polls Telegram now")
-    if not coordination.leads("scheduler") and await coordination.lead("scheduler"):
-        await application.scheduler.run_due()  # what fell due while no one led
+    if await coordination.lead("scheduler"):
+        # What fell due while no one led, and what another process scheduled since (its
+        # timers are the leader's alone): due within LEADER_RETRY seconds, not the next tick.
+        await application.scheduler.run_due()
     taken = await application.replay_unfinished()
     if taken:
         logger.info("Took up %s updates left by a process that stopped", taken)

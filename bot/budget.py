@@ -123,7 +123,9 @@ class _Queues:
 class SharedPace(Protocol):
     """The sending pace several processes share (storage/coordination.py)."""
 
-    async def pace(self, chat_id: int | None, overall: float, per_chat: float) -> float: ...
+    async def pace(
+        self, chat_id: int | None, overall: float, per_chat: float, *, waits: bool = True
+    ) -> float: ...
 
 
 class Budget(BaseRateLimiter[Bulk]):
@@ -233,11 +235,12 @@ class Budget(BaseRateLimiter[Bulk]):
 
     async def _share(self, chat: Chat, bulk: bool) -> None:
         """Waits for this call's moment in the pace every process shares: the overall rate
-        across them all, and for a bulk message its chat's second."""
+        across them all (spaced as this budget spaces its own calls, with its slack), and
+        for a bulk message its chat's second. A reply does not wait for its chat, but holds
+        back the next bulk message to it, whichever process sends that."""
         assert self._shared is not None
-        overall = 1.0 / self.rate if self.rate else 0.0
-        chat_id = chat if isinstance(chat, int) and bulk else None
-        wait = await self._shared.pace(chat_id, overall, self._per_chat if bulk else 0.0)
+        chat_id = chat if isinstance(chat, int) else None
+        wait = await self._shared.pace(chat_id, self._interval, self._per_chat, waits=bulk)
         if wait > EPSILON:
             await self._sleep(wait)
 

@@ -58,10 +58,14 @@ class Coordination(ABC):
         """Whether this process leads `role`."""
 
     @abstractmethod
-    async def pace(self, chat_id: int | None, overall: float, per_chat: float) -> float:
+    async def pace(
+        self, chat_id: int | None, overall: float, per_chat: float, *, waits: bool = True
+    ) -> float:
         """Takes the next free moment to send, shared by every process: `overall` seconds
-        apart for all, and `per_chat` apart for this chat (0: none). Returns how long to
-        wait for it (0 with one process: its own budget paces it)."""
+        apart for all; for a chat, `per_chat` after its last message when `waits` (a
+        broadcast), and the chat's next moment `per_chat` after this one either way (a reply,
+        which does not wait, still holds back the next broadcast to its chat). Returns how
+        long to wait for it (0 with one process: its own budget paces it)."""
 
     @abstractmethod
     async def close(self) -> None:
@@ -85,7 +89,9 @@ class OneProcess(Coordination):
     def leads(self, role: str) -> bool:
         return True
 
-    async def pace(self, chat_id: int | None, overall: float, per_chat: float) -> float:
+    async def pace(
+        self, chat_id: int | None, overall: float, per_chat: float, *, waits: bool = True
+    ) -> float:
         return 0.0
 
     async def close(self) -> None:
@@ -144,12 +150,18 @@ class Shared(Coordination):
     def leads(self, role: str) -> bool:
         return role in self._leading
 
-    async def pace(self, chat_id: int | None, overall: float, per_chat: float) -> float:
+    async def pace(
+        self, chat_id: int | None, overall: float, per_chat: float, *, waits: bool = True
+    ) -> float:
         # On the pool: the pace's row is locked a moment by each process that sends.
-        wait = await self._pool.fetchval(
-            "SELECT cocreate_pace($1, $2, $3)", chat_id, overall, per_chat
-        )
-        return float(wait) if isinstance(wait, int | float) else 0.0
+        while True:
+            wait = await self._pool.fetchval(
+                "SELECT cocreate_pace($1, $2, $3, $4)", chat_id, overall, per_chat, waits
+            )
+            wait = float(wait) if isinstance(wait, int | float) else 0.0
+            if wait >= 0:
+                return wait
+            await asyncio.sleep(-wait)  # the chat is not free yet; nothing was taken
 
     async def close(self) -> None:
         self._leading.clear()

@@ -532,6 +532,42 @@ MIGRATIONS_PG: tuple[str, ...] = (
         RETURN at_s - now_s;
     END $$;
     """,
+    # 3: the shared pace keeps each chat's second for replies too: a reply does not wait for
+    # its chat (it answers someone who just wrote), but a broadcast to that chat then waits a
+    # second after it, whichever process sent the reply.
+    """
+    DROP FUNCTION cocreate_pace(BIGINT, DOUBLE PRECISION, DOUBLE PRECISION);
+    -- Takes the next moment a message may go: `overall` seconds after the last one to anyone;
+    -- the chat's next moment moves `per_chat` past it. Returns the seconds to wait for it.
+    -- A bulk message (`waits`) to a chat that had one less than `per_chat` ago takes nothing
+    -- and gets minus the seconds until its chat is free: it asks again then, and meanwhile
+    -- does not hold up everyone else's moments. Every process's sends pass here, so the
+    -- rates hold across them all.
+    CREATE FUNCTION cocreate_pace(chat BIGINT, overall DOUBLE PRECISION,
+                                  per_chat DOUBLE PRECISION, waits BOOLEAN)
+    RETURNS DOUBLE PRECISION LANGUAGE plpgsql AS $$
+    DECLARE
+        now_s  DOUBLE PRECISION := extract(epoch FROM clock_timestamp());
+        at_s   DOUBLE PRECISION;
+        mine   DOUBLE PRECISION := 0;
+    BEGIN
+        IF chat IS NOT NULL AND per_chat > 0 THEN
+            INSERT INTO send_pace (chat_id, next_at) VALUES (chat, 0) ON CONFLICT DO NOTHING;
+            SELECT next_at INTO mine FROM send_pace WHERE chat_id = chat FOR UPDATE;
+            IF waits AND mine > now_s THEN
+                RETURN now_s - mine;  -- the chat is not free yet: nothing taken
+            END IF;
+        END IF;
+        SELECT GREATEST(next_at, now_s) INTO at_s FROM send_pace
+            WHERE chat_id = 0 FOR UPDATE;
+        UPDATE send_pace SET next_at = at_s + overall WHERE chat_id = 0;
+        IF chat IS NOT NULL AND per_chat > 0 THEN
+            UPDATE send_pace SET next_at = GREATEST(next_at, at_s + per_chat)
+                WHERE chat_id = chat;
+        END IF;
+        RETURN at_s - now_s;
+    END $$;
+    """,
 )
 
 _TRACKING = """

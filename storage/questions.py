@@ -350,7 +350,10 @@ class Questions:
             "SELECT r.id, o.sent_at FROM question_rounds r"
             " JOIN outbox o ON o.batch_id = r.batch_id"
             " JOIN questions q ON q.id = r.question_id"
-            " WHERE o.member_id = ? AND o.status IN ('sent', 'unconfirmed')"
+            # 'sending' too: Telegram may have shown the question before the sender recorded
+            # it 'sent' (it records several together; with several processes, or a sender
+            # killed meanwhile, a while later), and a member who presses its button has it.
+            " WHERE o.member_id = ? AND o.status IN ('sending', 'sent', 'unconfirmed')"
             " AND r.closes_at > ? AND q.status != 'cancelled' ORDER BY o.sent_at DESC, r.id DESC",
             (member_id, to_db(now)),
         )

@@ -83,9 +83,10 @@ async def test_the_sending_pace_holds_across_processes(processes: Open) -> None:
         moments.append(asked + await store.coordination.pace(None, 0.1, 0.0))
     gaps = [b - a for a, b in itertools.pairwise(moments)]
     assert all(0.06 < gap < 0.2 for gap in gaps), gaps  # 0.1 s apart, whoever asks
-    chat_first = await first.coordination.pace(7, 0.001, 1.0)
-    chat_second = await second.coordination.pace(7, 0.001, 1.0)
-    assert chat_second - chat_first > 0.9  # the same chat: a second apart
+    await first.coordination.pace(7, 0.001, 1.0)
+    started = time.monotonic()
+    await second.coordination.pace(7, 0.001, 1.0)
+    assert time.monotonic() - started > 0.9  # the same chat: a second apart
 
 
 async def test_a_dead_process_s_updates_are_taken_up_in_order(processes: Open) -> None:
@@ -140,3 +141,17 @@ async def test_a_dead_process_s_sends_become_unconfirmed_not_the_living_s(
     after_a, after_b = await alive.outbox.get(row_a), await alive.outbox.get(row_b)
     assert after_a is not None and after_a.status == "unconfirmed"
     assert after_b is not None and after_b.status == "sending"
+
+
+async def test_a_reply_holds_back_the_next_broadcast_to_its_chat(processes: Open) -> None:
+    """A reply does not wait for its chat (it answers someone who just wrote), but the next
+    broadcast to that chat waits a second after it, even from another process."""
+    replying, sending = await processes(), await processes()
+    assert await replying.coordination.pace(8, 0.001, 1.0, waits=False) < 0.05
+    assert await replying.coordination.pace(8, 0.001, 1.0, waits=False) < 0.05  # no wait
+    other = asyncio.create_task(sending.coordination.pace(9, 0.001, 1.0))
+    started = time.monotonic()
+    assert await sending.coordination.pace(8, 0.001, 1.0) < 0.05  # its moment, once free
+    assert time.monotonic() - started > 0.9  # a second after the reply
+    assert other.done()  # another chat went meanwhile: a chat waiting holds up no one
+    assert await other < 0.05
