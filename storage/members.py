@@ -220,8 +220,6 @@ class Members:
                 return
             user_id = row["telegram_user_id"]
             await Outbox.forget_member(conn, member_id, row["chat_id"])
-            if self._db.dialect == "postgresql":  # when their chat may next be sent to
-                await conn.execute("DELETE FROM send_pace WHERE chat_id = ?", (row["chat_id"],))
             # A name never shown needs no reserving (a placeholder from migration 6); a name
             # that was shown stays reserved, unlinked by ON DELETE SET NULL.
             await conn.execute(

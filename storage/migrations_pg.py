@@ -534,7 +534,8 @@ MIGRATIONS_PG: tuple[str, ...] = (
     """,
     # 3: the shared pace keeps each chat's second for replies too: a reply does not wait for
     # its chat (it answers someone who just wrote), but a broadcast to that chat then waits a
-    # second after it, whichever process sent the reply.
+    # second after it, whichever process sent the reply. Chats are kept by a hash of their id,
+    # and only for that second.
     """
     DROP FUNCTION cocreate_pace(BIGINT, DOUBLE PRECISION, DOUBLE PRECISION);
     -- Takes the next moment a message may go: `overall` seconds after the last one to anyone;
@@ -546,14 +547,25 @@ MIGRATIONS_PG: tuple[str, ...] = (
     CREATE FUNCTION cocreate_pace(chat BIGINT, overall DOUBLE PRECISION,
                                   per_chat DOUBLE PRECISION, waits BOOLEAN)
     RETURNS DOUBLE PRECISION LANGUAGE plpgsql AS $$
+    -- A chat is kept by a hash of its id, never the id, and only until its moment has passed
+    -- (a row then says no more than no row): the table keeps no trace of who was sent to.
     DECLARE
         now_s  DOUBLE PRECISION := extract(epoch FROM clock_timestamp());
         at_s   DOUBLE PRECISION;
         mine   DOUBLE PRECISION := 0;
+        key    BIGINT;
     BEGIN
+        -- First, a few chats whose moment has passed (each call adds one at most, so they
+        -- never pile up; SKIP LOCKED: never wait for another sender's).
+        DELETE FROM send_pace WHERE chat_id IN (SELECT chat_id FROM send_pace
+            WHERE chat_id <> 0 AND next_at < now_s LIMIT 16 FOR UPDATE SKIP LOCKED);
         IF chat IS NOT NULL AND per_chat > 0 THEN
-            INSERT INTO send_pace (chat_id, next_at) VALUES (chat, 0) ON CONFLICT DO NOTHING;
-            SELECT next_at INTO mine FROM send_pace WHERE chat_id = chat FOR UPDATE;
+            key := hashtextextended(chat::text, 1);
+            IF key = 0 THEN
+                key := 1;  -- 0 is everyone's row
+            END IF;
+            INSERT INTO send_pace (chat_id, next_at) VALUES (key, 0) ON CONFLICT DO NOTHING;
+            SELECT next_at INTO mine FROM send_pace WHERE chat_id = key FOR UPDATE;
             IF waits AND mine > now_s THEN
                 RETURN now_s - mine;  -- the chat is not free yet: nothing taken
             END IF;
@@ -561,9 +573,9 @@ MIGRATIONS_PG: tuple[str, ...] = (
         SELECT GREATEST(next_at, now_s) INTO at_s FROM send_pace
             WHERE chat_id = 0 FOR UPDATE;
         UPDATE send_pace SET next_at = at_s + overall WHERE chat_id = 0;
-        IF chat IS NOT NULL AND per_chat > 0 THEN
+        IF key IS NOT NULL THEN
             UPDATE send_pace SET next_at = GREATEST(next_at, at_s + per_chat)
-                WHERE chat_id = chat;
+                WHERE chat_id = key;
         END IF;
         RETURN at_s - now_s;
     END $$;

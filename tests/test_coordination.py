@@ -155,3 +155,15 @@ async def test_a_reply_holds_back_the_next_broadcast_to_its_chat(processes: Open
     assert time.monotonic() - started > 0.9  # a second after the reply
     assert other.done()  # another chat went meanwhile: a chat waiting holds up no one
     assert await other < 0.05
+
+
+async def test_the_pace_keeps_no_chat_id_and_forgets_a_chat_once_its_second_passed(
+    processes: Open,
+) -> None:
+    store = await processes()
+    await store.coordination.pace(987654321, 0.001, 0.05, waits=False)
+    rows = await store.db.fetch_all("SELECT chat_id FROM send_pace")
+    assert len(rows) == 2 and all(r["chat_id"] != 987654321 for r in rows)  # a hash of it
+    await asyncio.sleep(0.1)  # its moment passes
+    await store.coordination.pace(None, 0.001, 0.0)  # anyone's next call clears it
+    assert [r["chat_id"] for r in await store.db.fetch_all("SELECT chat_id FROM send_pace")] == [0]
