@@ -77,12 +77,15 @@ async def _prepare(conn: asyncpg.Connection) -> None:
 
 
 async def _keep(conn: asyncpg.Connection) -> None:
-    """A connection goes back to the pool as it is. asyncpg's default reset sends four
-    statements (RESET ALL, pg_advisory_unlock_all(), UNLISTEN *, CLOSE ALL) each time, and a
-    unit gives its connection back at every commit point: about 7 of 16 transactions an
-    update cost (bench/workers.py). Nothing here sets a session setting, listens, or takes an
-    advisory lock on a pooled connection (those are on coordination.py's own connection),
-    and a cursor lives only in a snapshot's transaction."""
+    """A connection goes back to the pool as it is, unless a transaction was left open (a
+    failed rollback): that one is rolled back. asyncpg's default reset sends four statements
+    (RESET ALL, pg_advisory_unlock_all(), UNLISTEN *, CLOSE ALL) each time, and a unit gives
+    its connection back at every commit point: about 7 of 16 transactions an update cost
+    (bench/workers.py). Nothing here sets a session setting, listens, or takes an advisory
+    lock on a pooled connection (those are on coordination.py's own connection), and a
+    cursor lives only in a snapshot's transaction."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
 
 
 def _changed(status: str) -> int:

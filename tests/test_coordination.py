@@ -167,3 +167,19 @@ async def test_the_pace_keeps_no_chat_id_and_forgets_a_chat_once_its_second_pass
     await asyncio.sleep(0.1)  # its moment passes
     await store.coordination.pace(None, 0.001, 0.0)  # anyone's next call clears it
     assert [r["chat_id"] for r in await store.db.fetch_all("SELECT chat_id FROM send_pace")] == [0]
+
+
+async def test_a_connection_left_in_a_transaction_goes_back_to_the_pool_rolled_back(
+    processes: Open,
+) -> None:
+    """The pool skips asyncpg's reset (storage/pg_db.py, `_keep`), but never hands out a
+    connection still inside a transaction someone left open."""
+    store = await processes()
+    pool = store.db.pool  # type: ignore[attr-defined]
+    conn = await pool.acquire()
+    await conn.execute("BEGIN")
+    await conn.execute("INSERT INTO projects (code, name, created_at) VALUES ('x', 'X', now())")
+    await pool.release(conn)
+    async with pool.acquire() as again:
+        assert not again.is_in_transaction()
+    assert await store.db.fetch_one("SELECT 1 FROM projects WHERE code = 'x'") is None
