@@ -208,15 +208,15 @@ class CocreateApplication(Application):  # type: ignore[type-arg]
         """Handles a person's update while this process alone handles them (several
         processes share the database): first their older updates still waiting, whichever
         process recorded them, then this one, unless another process has handled it."""
-        inbox = self.resources.store.inbox
-        for update_id, payload in await inbox.take_older(person, update.update_id):
+        waiting = await self.resources.store.inbox.take_waiting(person, update.update_id)
+        for update_id, payload in waiting:
+            if update_id == update.update_id:
+                await self.door.handle(update, dispatch, self.reask)
+                return
             logger.info("Handling update %s first: it came before this one", update_id)
             older = Update.de_json(json.loads(payload), self.bot)
             await self.door.handle(older, dispatch, self.reask)
-        if await inbox.is_done(update.update_id):
-            logger.debug("Update %s was handled by another process", update.update_id)
-            return
-        await self.door.handle(update, dispatch, self.reask)
+        logger.debug("Update %s was handled by another process", update.update_id)
 
     async def reask(self, update: Update) -> bool:
         """Asks the person again where they are in a flow (conversations/routes.py)."""

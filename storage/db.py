@@ -213,9 +213,6 @@ class Database(ABC):
             await self._commit(unit, final=True)
         finally:
             _UNIT.reset(token)
-            outer = self._mine()
-            if outer is not None:  # a unit inside an update's (its "send now"): what the
-                outer.reads.clear()  # update read may have changed since
         for action in unit.after:  # outside the unit: their writes are their own
             await action()
 

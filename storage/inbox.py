@@ -6,7 +6,7 @@ been handled; rows that were never finished are handled again at start, in updat
 With several processes on one database (storage/coordination.py), a row also says whose
 update it is (`person_id`) and which process took it (`taken_by`): a process that dies
 leaves its rows to the others (`orphans`), and whoever handles a person's update first
-handles that person's older ones still waiting, in order (`take_older`).
+handles that person's older ones still waiting, in order (`take_waiting`).
 """
 
 from __future__ import annotations
@@ -121,23 +121,18 @@ class Inbox:
         )
         return sorted((int(r["update_id"]), str(r["payload"])) for r in rows)
 
-    async def take_older(self, person_id: int, update_id: int) -> list[tuple[int, str]]:
-        """Takes a person's unfinished updates older than this one, oldest first: whoever
-        handles the person now (holding their lock) handles those first, whichever process
-        recorded them."""
+    async def take_waiting(self, person_id: int, update_id: int) -> list[tuple[int, str]]:
+        """Takes a person's unfinished updates up to this one, oldest first: whoever handles
+        the person now (holding their lock) handles the older ones first, whichever process
+        recorded them. This update is among them unless another process finished it."""
         rows = await self._db.execute_returning(
-            "UPDATE inbox SET taken_by = ? WHERE person_id = ? AND update_id < ?"
-            " AND done_at IS NULL RETURNING update_id, payload",
-            (self.process, person_id, update_id),
+            # This one by its id too: a row recorded before inbox rows said whose they were.
+            "UPDATE inbox SET taken_by = ? WHERE done_at IS NULL"
+            " AND (update_id = ? OR (person_id = ? AND update_id < ?))"
+            " RETURNING update_id, payload",
+            (self.process, update_id, person_id, update_id),
         )
         return sorted((int(r["update_id"]), str(r["payload"])) for r in rows)
-
-    async def is_done(self, update_id: int) -> bool:
-        """Whether an update was handled (by any process)."""
-        row = await self._db.fetch_one(
-            "SELECT done_at IS NOT NULL AS done FROM inbox WHERE update_id = ?", (update_id,)
-        )
-        return row is not None and bool(row["done"])
 
     async def prune(self, before: datetime, batch: int = PRUNE_BATCH) -> int:
         """Forgets handled updates older than `before` (Telegram redelivers for 24 h at most),

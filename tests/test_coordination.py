@@ -105,9 +105,13 @@ async def test_a_dead_process_s_updates_are_taken_up_in_order(processes: Open) -
     other = await processes()
     assert await other.inbox.record(10, "{}", person_id=9)
     assert await other.inbox.record(11, "{}", person_id=9)
-    older = await alive.inbox.take_older(9, 11)
-    assert [update_id for update_id, _ in older] == [3, 4, 5, 10]
-    assert not await alive.inbox.is_done(11)
+    waiting = await alive.inbox.take_waiting(9, 11)
+    assert [update_id for update_id, _ in waiting] == [3, 4, 5, 10, 11]
+    assert await other.inbox.record(12, "{}")  # recorded without whose it is (an old row)
+    assert [update_id for update_id, _ in await alive.inbox.take_waiting(9, 12)][-1] == 12
+    await alive.inbox.mark_done(11)
+    after = [update_id for update_id, _ in await alive.inbox.take_waiting(9, 11)]
+    assert after == [3, 4, 5, 10]  # 11 is done: another process finished it
 
 
 async def test_two_processes_never_claim_the_same_outbox_row(processes: Open) -> None:
