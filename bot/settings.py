@@ -9,11 +9,11 @@ import re
 from datetime import time
 from ipaddress import ip_address
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from telegram.constants import FloodLimit
 
@@ -91,6 +91,17 @@ class Settings(BaseSettings):
     # seconds each process tries to take over a role (polling, the scheduler) whose leader
     # died, and takes up what a dead process left (its updates, its unconfirmed sends).
     leader_retry: float = Field(default=5.0, gt=0, le=25)
+    # SMS (README, SMS): members without Telegram text a number. Empty: no SMS. "twilio":
+    # Twilio's API, or a provider that copies it at SMS_API_BASE_URL.
+    sms_provider: Literal["", "twilio"] = ""
+    twilio_account_sid: str = ""
+    twilio_auth_token: SecretStr | None = None
+    sms_from: str = ""  # the number members text, as +447700900123
+    sms_rate: float = Field(default=1.0, gt=0, le=1000)  # texts a second (a long code: 1)
+    sms_api_base_url: str = "https://api.twilio.com"
+    # Seals members' phone numbers in the database (a dump does not show them): any long
+    # random text, kept outside the database. Changing it makes the stored numbers unreadable.
+    sms_number_key: SecretStr | None = None
 
     @field_validator("organiser_ids", mode="before")
     @classmethod
@@ -111,6 +122,41 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("twilio_auth_token", "sms_number_key", mode="before")
+    @classmethod
+    def _empty_secret_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _check_sms(self) -> Settings:
+        if self.sms_provider != "twilio":
+            return self
+        missing = [
+            name
+            for name, value in (
+                ("TWILIO_ACCOUNT_SID", self.twilio_account_sid),
+                ("TWILIO_AUTH_TOKEN", self.twilio_auth_token),
+                ("SMS_FROM", self.sms_from),
+                ("SMS_NUMBER_KEY", self.sms_number_key),
+            )
+            if not value
+        ]
+        if missing:
+            raise ValueError(f"SMS_PROVIDER=twilio needs {', '.join(missing)}")
+        if not re.fullmatch(r"\+[1-9]\d{6,14}", self.sms_from):
+            raise ValueError(
+                f"SMS_FROM must be a number such as +447700900123, got {self.sms_from!r}"
+            )
+        key = self.sms_number_key
+        if key is not None and len(key.get_secret_value()) < 16:
+            raise ValueError("SMS_NUMBER_KEY must be at least 16 characters of random text")
+        return self
+
+    @property
+    def sms_on(self) -> bool:
+        """Whether members can take part by SMS."""
+        return self.sms_provider != ""
 
     @field_validator("webhook_secret")
     @classmethod
