@@ -71,6 +71,7 @@ from bot.budget import Budget, Bulk, NotSent
 from bot.catalogue import t
 from bot.clock import Clock
 from bot.settings import QuietHours, Settings
+from bot.sms_cost import SMS_CHATS, report_line, sent_segments
 from bot.transport import PoolTimeout
 from conversations.unconfirmed import send_again_button
 from storage.outbox import (
@@ -182,9 +183,12 @@ def quiet_hours_end(now: datetime, quiet: QuietHours | None, tz: tzinfo) -> date
     return None
 
 
-def report_text(counts: BatchCounts, language: str, unconfirmed: Sequence[str] = ()) -> str:
+def report_text(
+    counts: BatchCounts, language: str, unconfirmed: Sequence[str] = (), sms: int = 0
+) -> str:
     """The delivery report an author gets: what reached people, and what did not, and why;
-    `unconfirmed` names (pseudonyms) the members nobody is sure got it."""
+    `unconfirmed` names (pseudonyms) the members nobody is sure got it; `sms`: the SMS
+    segments what reached SMS members took (no line when none)."""
     lines = [
         t(language, "delivery.report.done"),
         t(language, "delivery.report.reached", sent=counts.sent, total=counts.total),
@@ -204,6 +208,8 @@ def report_text(counts: BatchCounts, language: str, unconfirmed: Sequence[str] =
                 more = len(unconfirmed) - NAMES_SHOWN
                 names = f"{names} {t(language, 'delivery.report.unconfirmed_more', count=more)}"
             lines.append(t(language, "delivery.report.unconfirmed_names", names=names))
+    if sms:
+        lines.append(report_line(sms, language))
     return "\n".join(lines)
 
 
@@ -572,7 +578,9 @@ class DeliveryWorker:
                 await self._pseudonyms.of(member_id)
                 for member_id in await self._outbox.unconfirmed_members(batch.id)
             ]
-            text = report_text(counts, language, names)
+            sent_by_sms = await self._outbox.sent_texts(batch.id, SMS_CHATS)
+            sms = sent_segments((s.text, s.reply_markup, s.language) for s in sent_by_sms)
+            text = report_text(counts, language, names, sms)
             markup = None
             if counts.unconfirmed:
                 markup = send_again_button(batch.id, counts.unconfirmed, language).to_dict()

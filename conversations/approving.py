@@ -26,7 +26,7 @@ from telegram import InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler
 
-from bot.catalogue import t, tn
+from bot.catalogue import t, tn, writing_to
 from conversations import replies
 from conversations.choices import Option, from_callback, keyboard, match, number
 from conversations.context import CocreateContext
@@ -286,7 +286,8 @@ async def approved(
         author = await author_of(context, made)
         if author is not None:
             key = "approving.author.edited" if made.edited else "approving.author.approved"
-            pieces = quoted(author.language, key, made.text or "")
+            with writing_to(author.chat_id):
+                pieces = quoted(author.language, key, made.text or "")
             await tell(context, author, "approved", made.id, pieces)
         await replies.send(update, context, t(lang, "approving.approved"))
     await show_next(update, context, statement_id)
@@ -340,8 +341,9 @@ async def take_summary(
         await context.store.audit.add(actor(update), "statement_summarised", statement=made.id)
         author = await author_of(context, made)
         if author is not None:
-            pieces = quoted(author.language, "approving.author.summary", words)
-            markup = keyboard(AUTHOR_OPTIONS, author.language, f"{AUTHOR_PREFIX}:{made.id}")
+            with writing_to(author.chat_id):
+                pieces = quoted(author.language, "approving.author.summary", words)
+                markup = keyboard(AUTHOR_OPTIONS, author.language, f"{AUTHOR_PREFIX}:{made.id}")
             await tell(context, author, SUMMARY_BATCH, made.id, pieces, markup)
         await replies.send(update, context, t(lang, "approving.summary_sent"))
     await show_next(update, context, statement_id)

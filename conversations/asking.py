@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import IntEnum
+from functools import partial
 from typing import Any, Final
 
 from telegram import Update
@@ -98,12 +99,22 @@ def as_question(update: Update, d: dict[str, Any], lang: str, now: datetime) -> 
     )
 
 
+def sent(question: Question, language: str) -> tuple[str, dict[str, Any]]:
+    """The question as a member in this language gets it: its text and buttons."""
+    text, markup = render(question, 0, language)
+    return text, markup.to_dict()
+
+
 async def preview(update: Update, context: CocreateContext, lang: str) -> None:
     """Shows the question exactly as members will see it, then Send / Change / Cancel."""
     d = draft(context)
-    text, markup = render(as_question(update, d, lang, context.clock.now()), 0, lang)
+    question = as_question(update, d, lang, context.clock.now())
+    text, markup = render(question, 0, lang)
     await replies.send(update, context, t(lang, "staff.ask.preview_intro"))
     await replies.send(update, context, text, markup)
+    cost = await audiences.sms_cost(context, question.audience, partial(sent, question), lang)
+    if cost is not None:  # some get it by SMS: how many SMS each, and the total
+        await replies.send(update, context, cost)
     reminder = (
         tn(lang, "staff.reminder.after.hours", int(d["reminder"]), hours=d["reminder"])
         if d.get("reminder")

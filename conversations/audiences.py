@@ -1,9 +1,11 @@
 """Who a question or broadcast goes to: everyone, one project, members tagged with a word
-(one of their "about you" answers, e.g. an area), or members who answered a question."""
+(one of their "about you" answers, e.g. an area), or members who answered a question; and,
+for previews, what it costs its SMS members (bot/sms_cost.py)."""
 
 from __future__ import annotations
 
 from bot.catalogue import t
+from bot.sms_cost import SMS_CHATS, Message, audience_cost, preview_text
 from conversations.choices import Option
 from conversations.context import CocreateContext
 
@@ -47,3 +49,14 @@ async def size(context: CocreateContext, audience: str) -> int:
     """How many members the audience names who can get a message now: not those who
     stopped messages or cannot be reached (the sender would skip them)."""
     return await context.store.questions.reachable(audience)
+
+
+async def sms_cost(
+    context: CocreateContext, audience: str, message: Message, lang: str
+) -> str | None:
+    """For a preview: how many SMS each SMS member of the audience will get (`message`: the
+    message in a language) and the total for them all; None when the audience has no SMS
+    member who can get it now."""
+    people = await context.store.questions.reachable_by_language(audience, SMS_CHATS)
+    cost = audience_cost(people, message)
+    return preview_text(cost, lang) if cost is not None else None

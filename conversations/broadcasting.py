@@ -46,14 +46,23 @@ async def nobody(context: CocreateContext) -> bool:
     return not await audiences.size(context, str(draft(context).get("audience", "everyone")))
 
 
+def as_sent(text: str, language: str) -> str:
+    """The broadcast as a member in this language gets it (as bot/scheduler.py sends it)."""
+    return f"{t(language, 'broadcast.header')}\n\n{text}"
+
+
 async def preview(update: Update, context: CocreateContext, lang: str) -> None:
     """Shows the message as members will see it, then Send / Cancel (or, when nobody could
-    get it, Choose who gets it / Cancel)."""
+    get it, Choose who gets it / Cancel). When some get it by SMS: how many SMS each of them
+    gets, and the total."""
     text = str(draft(context).get("text", ""))
+    audience = str(draft(context).get("audience", "everyone"))
     await replies.send(update, context, t(lang, "staff.ask.preview_intro"))
-    await replies.send(update, context, f"{t(lang, 'broadcast.header')}\n\n{text}")
+    await replies.send(update, context, as_sent(text, lang))
+    cost = await audiences.sms_cost(context, audience, lambda lg: (as_sent(text, lg), None), lang)
+    if cost is not None:
+        await replies.send(update, context, cost)
     if await nobody(context):
-        audience = str(draft(context).get("audience", "everyone"))
         described = await audiences.describe(context, audience, lang)
         prefix = FLOW.prefix(State.PREVIEW)
         key = "staff.broadcast.nobody"

@@ -27,7 +27,8 @@ from telegram import Update
 from telegram.constants import ChatType
 from telegram.error import TelegramError
 
-from bot.catalogue import t
+from bot.catalogue import recipient_channel, t
+from bot.channels import channel_of
 from conversations import safeguarding
 from conversations.context import CURRENT_SESSION, QUIET, RISK_NOTED, Resources
 from conversations.replies import chat_of, person_language
@@ -76,6 +77,8 @@ class Door:
             return
         risk_token = RISK_NOTED.set(None)
         quiet_token = QUIET.set(False)
+        # Texts are for this person: on SMS, the catalogue's SMS variants (and only theirs).
+        channel_token = recipient_channel.set(channel_of(chat.id if chat else user.id))
         session_token = None
         try:
             async with store.db.unit() as unit:
@@ -99,6 +102,7 @@ class Door:
             if RISK_NOTED.get():
                 self.wake_delivery()  # staff alerts were queued with the update's effects
         finally:
+            recipient_channel.reset(channel_token)
             QUIET.reset(quiet_token)
             RISK_NOTED.reset(risk_token)
             if session_token is not None:

@@ -20,7 +20,7 @@ import logging
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
-from bot.catalogue import t, tn
+from bot.catalogue import t, tn, writing_to
 from conversations import replies, steps
 from conversations.choices import Option
 from conversations.context import CocreateContext
@@ -165,10 +165,11 @@ async def relay_reply(
     round_ = await store.questions.round(answer.round_id)
     question = await store.questions.get(round_.question_id) if round_ else None
     reply = await store.replies.create(answer.id, staff_id, staff_chat_id, text)
-    back = InlineKeyboardButton(
-        t(member.language, "reply.answer_back"), callback_data=f"back:{reply.id}"
-    )
-    body = t(member.language, "reply.from_team", question=question.text if question else "")
+    with writing_to(member.chat_id):  # in the words for their channel
+        back = InlineKeyboardButton(
+            t(member.language, "reply.answer_back"), callback_data=f"back:{reply.id}"
+        )
+        body = t(member.language, "reply.from_team", question=question.text if question else "")
     await store.outbox.enqueue_batch(
         "reply",
         reply.id,

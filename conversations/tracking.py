@@ -26,7 +26,7 @@ from typing import Any, Final
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
-from bot.catalogue import long_date, t, tn
+from bot.catalogue import long_date, t, tn, writing_to
 from conversations import replies, steps
 from conversations.choices import Option, keyboard
 from conversations.context import CocreateContext
@@ -279,14 +279,12 @@ async def set_status(
 
     def tell(recipients: Sequence[Recipient]) -> list[Outgoing]:
         return [
-            Outgoing(
-                r.member_id,
-                r.chat_id,
-                told(r, question, status, reason, r.language),
-                words_of=r.words_of,
-            )
-            for r in recipients
+            Outgoing(r.member_id, r.chat_id, told_to(r), words_of=r.words_of) for r in recipients
         ]
+
+    def told_to(r: Recipient) -> str:
+        with writing_to(r.chat_id):  # in the words for their channel
+            return told(r, question, status, reason, r.language)
 
     changed = await store.tracker.change(
         item,

@@ -75,6 +75,15 @@ class OutboxRow:
 
 
 @dataclass(frozen=True)
+class SentText:
+    """A message a member was sent: its text and buttons, and the member's language."""
+
+    text: str
+    reply_markup: dict[str, Any] | None
+    language: str
+
+
+@dataclass(frozen=True)
 class Batch:
     id: int
     kind: str
@@ -613,6 +622,25 @@ class Outbox:
             counts[key] = counts.get(key, 0) + int(r["n"])
             held += int(r["held"] or 0)
         return BatchCounts(**counts, held_for_quiet_hours=held)
+
+    async def sent_texts(self, batch_id: int, chats: tuple[int, int]) -> list[SentText]:
+        """What the batch's rows sent ('sent') to chats in the range [first, end) of `chats`
+        (a channel's range: bot/channels.py) carried, each with its member's language."""
+        rows = await self._db.fetch_all(
+            "SELECT o.text, o.reply_markup, m.language FROM outbox o"
+            " LEFT JOIN members m ON m.id = o.member_id"
+            " WHERE o.batch_id = ? AND o.status = 'sent' AND o.chat_id >= ? AND o.chat_id < ?"
+            " ORDER BY o.id",
+            (batch_id, *chats),
+        )
+        return [
+            SentText(
+                r["text"],
+                json.loads(r["reply_markup"]) if r["reply_markup"] else None,
+                str(r["language"] or "en"),
+            )
+            for r in rows
+        ]
 
     async def close_finished_batches(self) -> int:
         """Stamps finished_at on open batches whose rows are all final; returns how many."""

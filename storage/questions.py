@@ -342,6 +342,19 @@ class Questions:
         )
         return int(row["n"]) if row else 0
 
+    async def reachable_by_language(self, audience: str, chats: tuple[int, int]) -> dict[str, int]:
+        """How many members of an audience can get a message now (as `reachable` counts),
+        by language, among those whose chat id is in the range [first, end) of `chats` (a
+        channel's range: bot/channels.py). Counted in SQL."""
+        sql, params = audience_query(audience)
+        rows = await self._db.fetch_all(
+            f"SELECT language, COUNT(*) AS n FROM ({sql}) AS a"
+            " WHERE stopped_at IS NULL AND unreachable_at IS NULL"
+            " AND chat_id >= ? AND chat_id < ? GROUP BY language ORDER BY language",
+            (*params, *chats),
+        )
+        return {str(r["language"]): int(r["n"]) for r in rows}
+
     # ---- rounds sent to a member
 
     async def open_rounds_for(self, member_id: int, now: datetime) -> list[tuple[Round, Question]]:

@@ -50,7 +50,7 @@ DIARY_TEXTS = {
     "diary.cancel_ask": "Do you want to throw this diary page away?",
     "diary.resume": "You did not finish your last diary page. Let us carry on.",
     "diary.another": "Write one more page",
-    "diary.mydata": "• Diary pages: {count}",
+    "diary.mydata": "- Diary pages: {count}",
     "sharing.paused.diary": "We have kept your diary page for later.",
 }
 SAW = "A heron stood by the lock gate."
@@ -98,8 +98,8 @@ async def test_a_kind_added_to_the_list_flows_through_chat_mydata_export_and_del
     # /mydata: the summary counts it, and the file has it under the kind's plural.
     await ann.says("/mydata")
     summary, document = ann.user.messages[-2:]
-    assert summary.text is not None and "• Diary pages: 1" in summary.text
-    assert "• Stories: 0" in summary.text and "• Ideas: 0" in summary.text
+    assert summary.text is not None and "- Diary pages: 1" in summary.text
+    assert "- Stories: 0" in summary.text and "- Ideas: 0" in summary.text
     assert document.file_bytes is not None
     data = json.loads(document.file_bytes)
     [page] = data["diaries"]

@@ -10,10 +10,18 @@ A text whose words change with a number ("1 response", "2 responses") is a plura
 `msgid_plural` repeats the key, and there is one `msgstr[i]` per plural form of the
 language, as its `Plural-Forms` header says (English has 2; Welsh has 6, for 0, 1, 2, 3, 6
 and the rest). `tn` picks the form through Babel's `ngettext`; `t` is for the other texts.
+
+A text too long for SMS (at most 2 segments: bot/segments.py) that cannot be cut for
+Telegram members without loss has an SMS variant, `<key>.sms`, in sms_variants.po. It is
+used while `recipient_channel` says the person written to is on SMS: conversations/door.py
+sets it for each update from a member, from their chat id (bot/channels.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date, datetime
 from functools import cache, lru_cache
 from io import BytesIO
@@ -25,9 +33,14 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
+from bot.channels import Channel, channel_of
+
 LANGUAGES: tuple[str, ...] = ("en", "cy")
 DEFAULT_LANGUAGE = "en"
 _HERE = Path(__file__).parent
+SMS_VARIANT = ".sms"  # `<key>.sms`: the text as an SMS member gets it
+# The channel of the person the texts being written are for: "telegram" or "sms".
+recipient_channel: ContextVar[Channel] = ContextVar("recipient_channel", default="telegram")
 
 
 class Catalogue:
@@ -52,7 +65,11 @@ class Catalogue:
         if key in self._forms.get(DEFAULT_LANGUAGE, {}):
             raise KeyError(f"{key!r} changes with a number: use tn()")
         texts = self._texts.get(language) or self._texts[DEFAULT_LANGUAGE]
-        template = texts.get(key) or self._texts[DEFAULT_LANGUAGE][key]
+        if key not in texts:
+            texts = self._texts[DEFAULT_LANGUAGE]
+        template = texts[key]
+        if recipient_channel.get() == "sms":  # its SMS variant, in the same language
+            template = texts.get(key + SMS_VARIANT) or template
         return template.format(**values) if values else template
 
     def plural(self, language: str, key: str, n: int, /, **values: object) -> str:
@@ -169,3 +186,13 @@ def t(language: str, key: str, /, **values: object) -> str:
 def tn(language: str, key: str, n: int, /, **values: object) -> str:
     """Shorthand for `catalogue().plural(...)`: the form of `key` for the number n."""
     return catalogue().plural(language, key, n, **values)
+
+
+@contextmanager
+def writing_to(chat_id: int) -> Iterator[None]:
+    """Texts looked up inside are for the person with this chat id: on SMS, SMS variants."""
+    token = recipient_channel.set(channel_of(chat_id))
+    try:
+        yield
+    finally:
+        recipient_channel.reset(token)
