@@ -200,7 +200,7 @@ def projects_poster(
 ) -> None:
     """Write a printable A4 poster (PDF) with a QR code that joins the project."""
     # Imported here: the PDF library would slow every other command's start.
-    from bot.posters import bot_username, join_link, poster_pdf
+    from bot.posters import bot_username, join_link, poster_pdf, text_to_join
 
     if language not in POSTER_LANGUAGES:
         typer.echo(f"cocreate: --language must be en or cy, not {language!r}", err=True)
@@ -230,7 +230,8 @@ def projects_poster(
             raise typer.Exit(1) from None
     link = join_link(username.removeprefix("@"), project.code)
     try:
-        out.write_bytes(poster_pdf(project.name, link, language))
+        sms = text_to_join(settings, project.code)
+        out.write_bytes(poster_pdf(project.name, link, language, sms))
     except OSError as exc:
         typer.echo(f"cocreate: {could_not_write(out, exc)}", err=True)
         raise typer.Exit(2) from None

@@ -5,11 +5,17 @@ learns its username from Telegram (getMe), as ptb does when it starts. The QR co
 segno and drawn as squares (sharp at any size); the page by reportlab (BSD-licensed, pure
 Python). The words come from the catalogue (poster.po), in English or Welsh; the font is
 DejaVu Sans, shipped in bot/fonts/ (cut down to Latin letters, so Welsh's ŵ and ŷ print).
+
+With SMS on (settings.sms_on), people without Telegram join by texting the project's code to
+the SMS number: the poster says so ("Or text CODE to +44 7700 900123"), as the workbench's
+Projects page does.
 """
 
 from __future__ import annotations
 
 import io
+import re
+from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
 
@@ -29,6 +35,26 @@ REGULAR, BOLD = "PosterSans", "PosterSans-Bold"
 MARGIN = 20 * mm
 QR_SIDE = 110 * mm  # about 11 cm: a phone reads it from a couple of metres
 INK = (0.07, 0.07, 0.07)
+
+
+@dataclass(frozen=True)
+class TextToJoin:
+    """How to join a project by SMS: text its code to the number (shown spaced out)."""
+
+    code: str
+    number: str
+
+
+def spaced_number(number: str) -> str:
+    """A number in E.164 as people write it: +447700900123 as +44 7700 900123 (a UK
+    number); any other as it is."""
+    uk = re.fullmatch(r"\+44(\d{4})(\d{6})", number)
+    return f"+44 {uk.group(1)} {uk.group(2)}" if uk else number
+
+
+def text_to_join(settings: Settings, code: str) -> TextToJoin | None:
+    """How to join the project by SMS; None when SMS is off."""
+    return TextToJoin(code, spaced_number(settings.sms_from)) if settings.sms_on else None
 
 
 def join_link(username: str, code: str) -> str:
@@ -97,9 +123,10 @@ class _Page:
 
 
 @lru_cache(maxsize=32)
-def poster_pdf(project_name: str, link: str, language: str) -> bytes:
+def poster_pdf(project_name: str, link: str, language: str, sms: TextToJoin | None = None) -> bytes:
     """An A4 poster for a project: what it is, how to join (the QR code, and the link in
-    words), that it is free, and what is kept. The last few made are kept (they are small)."""
+    words; with `sms`, the code to text and the number), that it is free, and what is kept.
+    The last few made are kept (they are small)."""
     _fonts()
     out = io.BytesIO()
     canvas = Canvas(out, pagesize=A4, pageCompression=1)
@@ -114,6 +141,8 @@ def poster_pdf(project_name: str, link: str, language: str) -> bytes:
     page.qr(link)
     page.text(t(language, "poster.link"), REGULAR, 12, after=0)
     page.text(link.removeprefix("https://"), BOLD, 14, after=6 * mm)
+    if sms is not None:
+        page.text(t(language, "poster.text", code=sms.code, number=sms.number), BOLD, 14)
     page.text(t(language, "poster.free"), BOLD, 15)
     page.text(t(language, "poster.kept"), REGULAR, 12)
     canvas.showPage()

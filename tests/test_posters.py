@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import httpx
@@ -20,6 +22,7 @@ from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import async_playwright, expect
 
 from bot.catalogue import t
+from bot.posters import TextToJoin, poster_pdf, spaced_number
 from bot.settings import Settings
 from emulator import Emulator
 from storage.store import Store
@@ -37,6 +40,7 @@ from tests.test_workbench import (
 )
 
 JOIN = "https://t.me/cocreate_test_bot?start=buses-2026"  # the emulator's bot is cocreate_test_bot
+SMS_NUMBER = "+44 7700 900123"
 POSTER_TEXTS = ("poster.heading", "poster.what", "poster.how", "poster.free", "poster.kept")
 
 
@@ -58,6 +62,29 @@ def page_of(pdf: bytes) -> tuple[str, list[str], tuple[float, float]]:
 
 def says_everything(words: str, language: str) -> bool:
     return all(" ".join(t(language, key).split()) in words for key in POSTER_TEXTS)
+
+
+def says_text_to_join(words: str, language: str, code: str = "buses-2026") -> bool:
+    """Whether the poster says to text the project's code to the SMS number."""
+    return t(language, "poster.text", code=code, number=SMS_NUMBER) in words
+
+
+def test_the_sms_number_is_written_as_people_write_it() -> None:
+    assert spaced_number("+447700900123") == SMS_NUMBER
+    assert spaced_number("+12025550123") == "+12025550123"  # not a UK number: as it is
+
+
+@pytest.mark.parametrize("language", ["en", "cy"])
+def test_with_sms_on_the_poster_says_to_text_the_code_to_the_number(language: str) -> None:
+    with_sms = poster_pdf("Buses in Cardiff", JOIN, language, TextToJoin("buses-2026", SMS_NUMBER))
+    words, codes, size = page_of(with_sms)
+    assert says_text_to_join(words, language) and says_everything(words, language)
+    assert codes == [JOIN] and size == (210, 297)
+    assert t(language, "poster.text", code="buses-2026", number=SMS_NUMBER).endswith(
+        "buses-2026 i +44 7700 900123" if language == "cy" else "buses-2026 to +44 7700 900123"
+    )
+    words, codes, _ = page_of(poster_pdf("Buses in Cardiff", JOIN, language))
+    assert not says_text_to_join(words, language) and codes == [JOIN]
 
 
 async def test_the_projects_page_shows_each_join_link_and_its_posters_qr_decodes_to_it(
@@ -82,6 +109,8 @@ async def test_the_projects_page_shows_each_join_link_and_its_posters_qr_decodes
         assert codes == [JOIN]
         assert size == (210, 297)  # A4
         assert "Buses in Cardiff" in words and says_everything(words, language)
+        assert not says_text_to_join(words, language)  # SMS is off
+    assert "By SMS" not in page.text and "text-to-join" not in page.text
     # A code that is no project, and a language there is no poster in, are not found.
     assert (await http.get("/projects/nope/poster-en.pdf")).status_code == 404
     assert (await http.get("/projects/parks/poster-fr.pdf")).status_code == 404
@@ -111,9 +140,14 @@ def cli_env(settings: Settings, emulator: Emulator) -> dict[str, str]:
 
 
 async def poster_command(
-    settings: Settings, emulator: Emulator, cwd: Path, *args: str
+    settings: Settings,
+    emulator: Emulator,
+    cwd: Path,
+    *args: str,
+    env: Mapping[str, str] = MappingProxyType({}),
 ) -> tuple[int, str, str]:
-    """`python -m bot projects poster …` in a subprocess: its exit code, stdout, stderr."""
+    """`python -m bot projects poster …` in a subprocess (with settings `env` too): its exit
+    code, stdout, stderr."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -122,7 +156,7 @@ async def poster_command(
         "poster",
         *args,
         cwd=cwd,
-        env=cli_env(settings, emulator),
+        env={**cli_env(settings, emulator), **env},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

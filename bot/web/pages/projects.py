@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from telegram.error import TelegramError
 
-from bot.posters import bot_username, join_link, poster_pdf
+from bot.posters import TextToJoin, bot_username, join_link, poster_pdf, text_to_join
 from bot.web.bench import Bench
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ class Row:
     code: str
     name: str
     link: str | None  # None while the bot's username is not known
+    sms: TextToJoin | None  # None when SMS is off
 
 
 class Username:
@@ -58,11 +59,24 @@ def routes(bench: Bench) -> list[BaseRoute]:
         if isinstance(staff, Response):
             return staff
         name = await username.get()
+        settings = bench.resources.settings
         rows = [
-            Row(p.code, p.name, join_link(name, p.code) if name else None)
+            Row(
+                p.code,
+                p.name,
+                join_link(name, p.code) if name else None,
+                text_to_join(settings, p.code),
+            )
             for p in await bench.resources.store.projects.all()
         ]
-        return bench.page(request, "projects", staff=staff, projects=rows, languages=LANGUAGES)
+        return bench.page(
+            request,
+            "projects",
+            staff=staff,
+            projects=rows,
+            languages=LANGUAGES,
+            sms_on=settings.sms_on,
+        )
 
     async def poster(request: Request) -> Response:
         """A project's poster, as a PDF to print."""
@@ -76,7 +90,8 @@ def routes(bench: Bench) -> list[BaseRoute]:
             return Response("Not found", status_code=404, media_type="text/plain")
         # Made in a thread (tens of milliseconds): the bot's loop goes on meanwhile.
         link = join_link(name, project.code)
-        pdf = await asyncio.to_thread(poster_pdf, project.name, link, language)
+        sms = text_to_join(bench.resources.settings, project.code)
+        pdf = await asyncio.to_thread(poster_pdf, project.name, link, language, sms)
         filename = f"poster-{project.code}-{language}.pdf"
         return Response(
             pdf,
