@@ -23,6 +23,7 @@ from conversations.context import CURRENT_SESSION, RISK_NOTED, CocreateContext, 
 from conversations.replies import chat_of, person_language, quoted, settle_button
 from conversations.staff import acting_staff
 from storage import kinds
+from storage.db import after_commit
 from storage.outbox import Outgoing
 
 logger = logging.getLogger(__name__)
@@ -70,12 +71,19 @@ async def notice(update: Update, resources: Resources, words: str) -> None:
     assert user is not None and chat_id is not None
     session = CURRENT_SESSION.get()
     member = await store.members.by_telegram_id(user.id)
-    language = await person_language(update, resources)
-    help_text = settings.safeguarding_help or t(language, "safeguarding.help")
-    try:
-        await update.get_bot().send_message(chat_id, help_text)
-    except TelegramError as exc:  # blocked, or Telegram down: the flag and alerts still go
-        logger.warning("Could not send safeguarding help: %s", exc)
+    help_text = await _help_text(update, resources)
+
+    async def send_help() -> None:
+        try:
+            await update.get_bot().send_message(chat_id, help_text)
+        except TelegramError as exc:  # blocked, or Telegram down: the flag and alerts still go
+            logger.warning("Could not send safeguarding help: %s", exc)
+
+    # The help goes as soon as the flag, the alerts and what the flow does with the words are
+    # on disk, before the flow's reply. Sent first, it would mark the update applied before
+    # them, and a kill just then would lose them (storage/db.py `after_commit`). If the kill
+    # comes between that commit and the help, the replay sends it (`help_again`).
+    await after_commit(send_help)
     if member is None:
         RISK_NOTED.set(Risk(flag_id=None))
         logger.info("Safeguarding help sent to someone who has not joined; nothing kept")
@@ -107,6 +115,25 @@ async def notice(update: Update, resources: Resources, words: str) -> None:
         )
     if alerts:
         await store.outbox.enqueue_batch("alert", flag_id, alerts)
+
+
+async def _help_text(update: Update, resources: Resources) -> str:
+    language = await person_language(update, resources)
+    return resources.settings.safeguarding_help or t(language, "safeguarding.help")
+
+
+async def help_again(update: Update, resources: Resources) -> None:
+    """Sends the help again for risky words in an update applied before a crash (the door
+    replays it): the process may have died before the help went. Nothing is kept again."""
+    message = update.message
+    words = (message.text or message.caption) if message is not None else None
+    chat_id = chat_of(update)
+    if not words or chat_id is None or not at_risk(words, risk_phrases(resources.settings)):
+        return
+    try:
+        await update.get_bot().send_message(chat_id, await _help_text(update, resources))
+    except TelegramError as exc:
+        logger.warning("Could not send safeguarding help again: %s", exc)
 
 
 async def _language_of(context: CocreateContext, user_id: int) -> str:
