@@ -241,10 +241,18 @@ def leave_question(context: CocreateContext) -> None:
         context.session.end()
 
 
+def leave_answering(context: CocreateContext) -> None:
+    """Typed words no longer answer the round /questions put first: call before sending
+    what the member is asked instead (before: a kill just after the send would keep it)."""
+    context.data.pop(ANSWERING, None)
+
+
 def remember_prompt(context: CocreateContext, message: Message | None) -> None:
     """Notes that the member was just asked something other than a question (e.g. the menu),
     so that typed words go to that, not to a question delivered before it. Telegram's
-    message ids rise within a chat, so they say which came last."""
+    message ids rise within a chat, so they say which came last. (Its id is known only once
+    it is sent: a kill just then loses the note, and a question delivered before it may take
+    typed words meant for it. Call `leave_answering` before the send.)"""
     if message is not None:
         context.data[PROMPT] = message.message_id
     context.data.pop(ANSWERING, None)
@@ -305,6 +313,7 @@ async def send_menu(update: Update, context: CocreateContext, member: Member) ->
     leave_question(context)
     await pause_draft(update, context, member)
     options = menu_options(member)
+    leave_answering(context)
     shown = await say(
         update,
         context,
@@ -401,6 +410,7 @@ async def answer_unknown_button(update: Update, context: CocreateContext) -> Non
     if member is None:
         await say(update, context, "bad.not_started")
         return
+    leave_question(context)  # before anything is sent: the door commits at each send
     await say(update, context, "bad.old_button")
     if context.session.flow != SHARING or not await context.ask_again(update):
         await show_menu(update, context)

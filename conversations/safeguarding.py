@@ -168,10 +168,12 @@ async def on_read(update: Update, context: CocreateContext) -> None:
             parts = await context.store.sharing.parts(detail.submission.id)
             given = parts.get(detail.part)
             text = (given.text or "") if given else ""
+    # Kept before the words go, with this update (see bot/receiving.py): recorded after the
+    # first message, it would be lost to a kill before the next commit.
+    await context.store.safeguarding.record(flag_id, user.id, "read")
     # The words may be as long as Telegram allows: with the heading they take several messages.
     for piece in quoted(language, "safeguarding.item", text, pseudonym=pseudonym, what=what):
         await context.bot.send_message(chat_id, piece)
-    await context.store.safeguarding.record(flag_id, user.id, "read")
 
 
 def build_handlers(not_allowed: Action) -> list[BaseHandler[Update, CocreateContext, None]]:

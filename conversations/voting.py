@@ -35,6 +35,7 @@ from conversations.replies import (
     await_answer,
     awaited,
     current_member,
+    leave_answering,
     leave_question,
     menu_button,
     quoted,
@@ -140,6 +141,7 @@ async def show_idea(
     markup = _keyboard(VOTE, statement.id, VOTE_OPTIONS, lang)
     await_answer(context, VOTE)
     context.data["vote"] = statement.id
+    leave_answering(context)
     await _send_first(update, context, first)
     await _send_quoted(update, context, idea_text(statement, lang), markup)
 
@@ -201,6 +203,7 @@ async def vote(
     elif recorded == "new" and (given := await votes.counted(member.id)) % EVERY == 0:
         context.data.pop("vote", None)
         await_answer(context, MORE.name)
+        leave_answering(context)
         markup = keyboard(MORE.options, lang, MORE.name)
         await _send_first(update, context, result)
         shown = await say(
@@ -352,6 +355,7 @@ async def show_mine(
         buttons.append([InlineKeyboardButton(button_text(i, option, lang), callback_data=data)])
     await_answer(context, MINE)
     context.data["myvotes"] = offset
+    leave_answering(context)
     await _send_first(update, context, first)
     await _send_quoted(update, context, texts, InlineKeyboardMarkup(buttons))
 
@@ -424,6 +428,7 @@ class MineQuestion(PendingQuestion):
 
     async def ask_again(self, update: Update, context: CocreateContext, language: str) -> None:
         """Says typed words were not one of the choices, and shows the page again."""
+        await_answer(context, MINE)  # before anything is sent: the door commits at each send
         await say(update, context, "bad.choice", language=language)
         await show_mine(update, context, context.data.get("myvotes", 0))
 
