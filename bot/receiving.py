@@ -41,7 +41,7 @@ from conversations.context import (
     Scheduling,
 )
 from conversations.door import Dispatch, Door
-from storage.db import commit_point
+from storage.db import commit_point, uncommitted
 from storage.inbox import Inbox
 
 logger = logging.getLogger(__name__)
@@ -266,7 +266,10 @@ class CommitFirst(BaseRateLimiter[Any]):
     Every Bot API call passes ptb's rate limiter, so wrapping it is the one place where "an
     answer is on disk before the bot says saved" holds for every reply. Then it defers to the
     real limiter (`inner`). A quiet call made while the update has writes not yet committed
-    (rare: the door's) keeps them uncommitted meanwhile, in the update's transaction.
+    (rare: the door's, a language chosen) keeps them uncommitted meanwhile, in the update's
+    transaction; and it does not wait for a turn in the real limiter: a broadcast's turn
+    there may be waiting for its own commit, which (SQLite has one writer) would wait for
+    this update's.
     """
 
     def __init__(self, inner: BaseRateLimiter[Any]) -> None:
@@ -288,7 +291,10 @@ class CommitFirst(BaseRateLimiter[Any]):
         rate_limit_args: Any,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
         """Commits (unless the call is quiet), then lets the real limiter send the request."""
-        if endpoint not in QUIET_CALLS:
+        if endpoint in QUIET_CALLS:
+            if uncommitted():
+                return await callback(*args, **kwargs)
+        else:
             await commit_point()
         return await self.inner.process_request(
             callback, args, kwargs, endpoint, data, rate_limit_args

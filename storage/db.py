@@ -172,6 +172,13 @@ async def commit_point() -> None:
         await db.durable()
 
 
+def uncommitted() -> bool:
+    """Whether the current update has writes not committed yet (on SQLite it then holds the
+    one writer's lock until its next commit)."""
+    unit = current_unit()
+    return unit is not None and unit.open
+
+
 async def after_commit(action: Callable[[], Awaitable[object]]) -> None:
     """Runs `action` (Bot API calls) once what the current update wrote, and writes until its
     next message, is committed: just after its next commit point, or its last commit; and not

@@ -25,9 +25,11 @@ from bot.clock import FakeClock
 from bot.receiving import CocreateApplication
 from bot.settings import Settings
 from emulator import Emulator, SimUser
+from storage.outbox import Outgoing
 from storage.store import Store
+from tests.media_samples import png
 from tests.test_process import wait_until
-from tests.test_voting import statement
+from tests.test_voting import statement, voters
 from tests.transcript import Person, join
 
 STAFF = 7103
@@ -256,3 +258,57 @@ async def test_risky_words_keep_their_flag_and_story_part_when_the_process_dies_
     # then the story's next question, once.
     assert got[:2] == [t("en", "safeguarding.help")] * 2
     assert got[2:] == [t("en", "story.how_it_affected")]
+
+
+async def test_a_photo_with_risky_words_is_kept_when_the_process_dies_fetching_it(
+    bots: Restarts, emulator: Emulator, store: Store
+) -> None:
+    # The flag is written at the door, before the photo is fetched: getFile, which tells no
+    # one anything, used to commit it there and mark the update applied, so a kill during
+    # the download lost the photo and the story part (and the help had gone before both).
+    fay = bots.person(emulator.user(7106, first_name="Fay"))
+    await join(fay)
+    await fay.taps(t("en", "menu.story"))
+    words = "I want to end my life."
+    calls = len(emulator.calls)
+    await bots.kill_during(
+        emulator,
+        "getFile",
+        lambda: fay.user.send_photo(png(), caption=words),
+        lambda: any(method == "getfile" for method, _ in emulator.calls[calls:]),
+    )
+    flags = await store.db.fetch_all("SELECT id FROM safeguarding_flags")
+    assert len(flags) == 1
+    parts = await store.db.fetch_all("SELECT part, text FROM submission_parts")
+    assert [(r["part"], r["text"]) for r in parts] == [("what_happened", words)]
+    media = await store.db.fetch_all("SELECT part, kind FROM media")
+    assert [(r["part"], r["kind"]) for r in media] == [("what_happened", "photo")]
+    # Nothing was said before the kill: the replay ran the update as if for the first time.
+    assert [m.text for m in fay.user.unread()] == [
+        t("en", "safeguarding.help"),
+        t("en", "story.how_it_affected"),
+    ]
+
+
+async def test_a_language_chosen_during_a_broadcast_is_not_held_up_by_it(
+    bots: Restarts, emulator: Emulator, store: Store
+) -> None:
+    # Choosing a language writes it, then sets the chat's command menu: a quiet call, no
+    # commit point, made while the write is not committed (SQLite's one writer is held).
+    # Waiting there for a turn among the broadcast's messages would wait for one whose turn
+    # came first, which waits to commit its 'sending' mark: for ever.
+    gwen = bots.person(emulator.user(7107, first_name="Gwen"))
+    await join(gwen)
+    members = await voters(store, 20_000, 200)
+    messages = [Outgoing(m, 20_000 + i, "The hall opens on Sunday.") for i, m in enumerate(members)]
+    await store.outbox.enqueue_batch("broadcast", None, messages)
+    assert bots.app is not None
+    bots.app.delivery.wake()
+    await wait_until(lambda: len(emulator.calls_to("sendMessage")) > 20)  # under way
+    await gwen.says("/language")
+    async with asyncio.timeout(15):
+        replies = await gwen.taps("Cymraeg")
+    assert replies[0] == t("cy", "language.set")
+    member = await store.members.by_telegram_id(7107)
+    assert member is not None and member.language == "cy"
+    await wait_until(lambda: len(emulator.calls_to("sendMessage")) >= len(members), timeout=60)
