@@ -169,9 +169,9 @@ async def on_button(update: Update, context: CocreateContext) -> None:
     """An answer button: stores the choice if the question is still open to this member."""
     query = update.callback_query
     assert query is not None
-    # The button is answered (settle_button) only once the choice is stored: any call to
-    # Telegram first commits the update as applied (bot/receiving.py, CommitFirst), so a
-    # process killed between the two lost the answer, and a replay only asked again.
+    # The button is settled (settle_button) only once the choice is stored and committed
+    # (storage/db.py after_commit): a commit point before the choice would mark the update
+    # applied, so a process killed between the two lost the answer (a replay only asks again).
     member = await current_member(update, context)
     if member is None:
         await settle_button(update)

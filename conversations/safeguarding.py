@@ -2,7 +2,8 @@
 whenever someone writes (the door calls `notice` for every message, before any flow). For a
 member, also a flag in the database (holding the words) and an alert to staff (the member's
 pseudonym and a "Read it" button; never the words themselves in the alert). The member's flow
-carries on: nothing is blocked.
+carries on: nothing is blocked. The help goes as soon as all this, and what the flow does with
+the words, is on disk, before the flow's reply; a replay after a crash sends it again.
 """
 
 from __future__ import annotations
