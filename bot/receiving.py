@@ -9,9 +9,14 @@ person's strictly in order (`ChatOrder`).
 `CocreateApplication.process_update` then hands it to the one door (conversations/door.py),
 which handles it as one unit of work: its effects, the person's place in a flow and the
 update's id commit together before each message the bot sends (`CommitFirst`), and the
-inbox's done-mark with the last commit. ptb's persistence is not used: nothing waits for its
-60-second flush. At start, `replay_unfinished` queues what was recorded but never finished,
-in order; the door recognises an update that was applied before the crash.
+inbox's done-mark with the last commit. A call that tells no one what the update did
+(`QUIET_CALLS`: a button's answer, a chat action, getFile) is no commit point: were it one,
+it would mark the update applied before the handler's writes that follow it, and a kill
+just then would lose them (the replay only asks again). Without it, a replay runs the
+handler again, and Telegram refusing a second answer to a button is harmless.
+ptb's persistence is not used: nothing waits for its 60-second flush. At start,
+`replay_unfinished` queues what was recorded but never finished, in order; the door
+recognises an update that was applied before the crash.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from conversations.context import (
     Scheduling,
 )
 from conversations.door import Dispatch, Door
-from storage.db import commit_point
+from storage.db import commit_point, uncommitted
 from storage.inbox import Inbox
 
 logger = logging.getLogger(__name__)
@@ -248,12 +253,23 @@ class CocreateApplication(Application):  # type: ignore[type-arg]
             )
 
 
+# Calls that tell no one what an update did, and are harmless to make again: no commit points.
+QUIET_CALLS = frozenset(
+    {"answerCallbackQuery", "sendChatAction", "getFile", "setMyCommands", "deleteMyCommands"}
+)
+
+
 class CommitFirst(BaseRateLimiter[Any]):
-    """Commits the current update's writes before any request leaves for Telegram.
+    """Commits the current update's writes before any request leaves for Telegram, except
+    `QUIET_CALLS`.
 
     Every Bot API call passes ptb's rate limiter, so wrapping it is the one place where "an
     answer is on disk before the bot says saved" holds for every reply. Then it defers to the
-    real limiter (`inner`).
+    real limiter (`inner`). A quiet call made while the update has writes not yet committed
+    (rare: the door's, a language chosen) keeps them uncommitted meanwhile, in the update's
+    transaction; and it does not wait for a turn in the real limiter: a broadcast's turn
+    there may be waiting for its own commit, which (SQLite has one writer) would wait for
+    this update's.
     """
 
     def __init__(self, inner: BaseRateLimiter[Any]) -> None:
@@ -274,8 +290,12 @@ class CommitFirst(BaseRateLimiter[Any]):
         data: dict[str, Any],
         rate_limit_args: Any,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
-        """Commits, then lets the real limiter send the request."""
-        await commit_point()
+        """Commits (unless the call is quiet), then lets the real limiter send the request."""
+        if endpoint in QUIET_CALLS:
+            if uncommitted():
+                return await callback(*args, **kwargs)
+        else:
+            await commit_point()
         return await self.inner.process_request(
             callback, args, kwargs, endpoint, data, rate_limit_args
         )

@@ -100,9 +100,11 @@ async def show(update: Update, context: CocreateContext) -> None:
             blocks.append(t(lang, "agreement.common.none"))
         for number, result in enumerate(results, start=1):
             blocks.append("\n".join(idea_lines(number, result, lang, short(extra), fields)))
+    # Kept before the results go, with this update (see bot/receiving.py): kept after the
+    # first message, it would be lost to a kill before the next commit.
+    await context.store.audit.add(f"telegram:{user.id}", "agreement_viewed", ideas=len(results))
     for text in replies.split_text("", "\n\n".join(blocks)):
         await replies.send(update, context, text)
-    await context.store.audit.add(f"telegram:{user.id}", "agreement_viewed", ideas=len(results))
 
 
 def build_handlers() -> list[BaseHandler[Update, CocreateContext, object]]:

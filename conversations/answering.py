@@ -24,6 +24,7 @@ from conversations.replies import (
     around,
     chat_of,
     current_member,
+    leave_answering,
     menu_button,
     remember_prompt,
     say,
@@ -118,6 +119,7 @@ async def choose(
     if pressed and (option.key == SKIP.key or question.kind == "open"):
         await settle_button(update)
     if option.key == SKIP.key:
+        leave_answering(context)
         shown = await say(
             update,
             context,
@@ -139,6 +141,7 @@ async def saved(update: Update, context: CocreateContext, member: Member, round_
     """Thanks the member and says until when the answer can be changed."""
     closes = round_.closes_at or context.clock.now()
     when = long_date(closes.astimezone(context.settings.tz).date(), member.language)
+    leave_answering(context)
     shown = await say(
         update,
         context,
@@ -166,9 +169,9 @@ async def on_button(update: Update, context: CocreateContext) -> None:
     """An answer button: stores the choice if the question is still open to this member."""
     query = update.callback_query
     assert query is not None
-    # The button is answered (settle_button) only once the choice is stored: any call to
-    # Telegram first commits the update as applied (bot/receiving.py, CommitFirst), so a
-    # process killed between the two lost the answer, and a replay only asked again.
+    # The button is settled (settle_button) only once the choice is stored and committed
+    # (storage/db.py after_commit): a commit point before the choice would mark the update
+    # applied, so a process killed between the two lost the answer (a replay only asks again).
     member = await current_member(update, context)
     if member is None:
         await settle_button(update)
@@ -218,6 +221,7 @@ async def list_open(update: Update, context: CocreateContext) -> None:
     chat_id = chat_of(update)
     assert chat_id is not None
     lang = member.language
+    context.data[ANSWERING] = rounds[0][0].id  # before anything is sent (see machine.py)
     for round_, question in rounds[:5]:
         text, markup = render(question, round_.id, lang)
         answer = answers[round_.id]
@@ -231,7 +235,6 @@ async def list_open(update: Update, context: CocreateContext) -> None:
         for piece in first:
             await send(update, context, piece)
         await send(update, context, last, markup)
-    context.data[ANSWERING] = rounds[0][0].id
 
 
 async def link_flag(context: CocreateContext, answer_id: int) -> None:

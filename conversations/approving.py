@@ -21,6 +21,7 @@ summary_refused; ids only, never words.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from telegram import InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
@@ -122,19 +123,31 @@ async def show_waiting(update: Update, context: CocreateContext) -> None:
     await show_next(update, context, 0)
 
 
-async def show_next(update: Update, context: CocreateContext, after: int) -> None:
+async def show_next(
+    update: Update, context: CocreateContext, after: int, *, first: Sequence[str] = ()
+) -> None:
     """Shows the waiting idea after `after` (from the first again at the end), or says none
-    is waiting."""
+    is waiting. `first`: texts to send before it, once the facilitator is moved there (what
+    was done with the last one): a kill after a send keeps no move made after it."""
     lang = await language_of(update, context)
     waiting = await context.store.statements.next_waiting(after)
     if waiting is None:
         leave_question(context)
+        for text in first:
+            await replies.send(update, context, text)
         await replies.send(update, context, t(lang, "approving.none"))
         return
-    await show(update, context, waiting, lang)
+    await show(update, context, waiting, lang, first=first)
 
 
-async def show(update: Update, context: CocreateContext, waiting: Waiting, lang: str) -> None:
+async def show(
+    update: Update,
+    context: CocreateContext,
+    waiting: Waiting,
+    lang: str,
+    *,
+    first: Sequence[str] = (),
+) -> None:
     """One waiting idea: who may see it, its words (or its files), and the buttons. The
     facilitator may also type a choice's number or word."""
     statement = waiting.statement
@@ -154,6 +167,8 @@ async def show(update: Update, context: CocreateContext, waiting: Waiting, lang:
         words = f"{words}\n\n{label}: {waiting.who_it_helps}".strip()
     await_answer(context, CHOOSE)  # before anything is sent (see conversations/machine.py)
     context.data["statement"] = statement.id
+    for text in first:
+        await replies.send(update, context, text)
     await send_files(update, context, waiting)
     markup = keyboard(options_for(waiting), lang, f"{PREFIX}:{statement.id}")
     *first, last = split_text("\n".join(lines) + "\n\n", words)
@@ -202,8 +217,8 @@ async def on_button(update: Update, context: CocreateContext) -> None:
         if key == NEXT.key and statement_id:
             await show_next(update, context, statement_id)
             return
-        await replies.send(update, context, t(lang, "approving.gone"))
-        await show_next(update, context, statement_id or 0)
+        gone = [t(lang, "approving.gone")]
+        await show_next(update, context, statement_id or 0, first=gone)
         return
     await act(update, context, waiting, option, lang)
 
@@ -244,13 +259,13 @@ async def act(
         await approved(update, context, statement.id, made, lang)
     elif option.key == DECLINE.key:
         if await context.store.statements.decline(statement.id, user_id(update)) is None:
-            await replies.send(update, context, t(lang, "approving.gone"))
+            said = t(lang, "approving.gone")
         else:
             await context.store.audit.add(
                 actor(update), "statement_declined", statement=statement.id
             )
-            await replies.send(update, context, t(lang, "approving.declined"))
-        await show_next(update, context, statement.id)
+            said = t(lang, "approving.declined")
+        await show_next(update, context, statement.id, first=[said])
     else:  # Edit then approve, or Write a summary: the words come next
         question = EDIT if option.key == EDIT_OPTION.key else SUMMARY
         await ask_words(update, context, waiting, question, lang)
@@ -279,7 +294,7 @@ async def approved(
 ) -> None:
     """Tells the author and the facilitator that an idea was approved; shows the next."""
     if made is None:
-        await replies.send(update, context, t(lang, "approving.gone"))
+        said = t(lang, "approving.gone")
     else:
         action = "statement_edited" if made.edited else "statement_approved"
         await context.store.audit.add(actor(update), action, statement=made.id)
@@ -289,8 +304,8 @@ async def approved(
             with writing_to(author.chat_id):
                 pieces = quoted(author.language, key, made.text or "")
             await tell(context, author, "approved", made.id, pieces)
-        await replies.send(update, context, t(lang, "approving.approved"))
-    await show_next(update, context, statement_id)
+        said = t(lang, "approving.approved")
+    await show_next(update, context, statement_id, first=[said])
 
 
 async def staff_words(
@@ -304,9 +319,9 @@ async def staff_words(
         return None
     words = text.strip()
     if not words or len(words) > most:
-        await replies.send(update, context, tn(lang, "staff.ask.text_bad.letters", most, max=most))
-        await_answer(context, question)
+        await_answer(context, question)  # before anything is sent (see machine.py)
         context.data["statement"] = statement_id
+        await replies.send(update, context, tn(lang, "staff.ask.text_bad.letters", most, max=most))
         return None
     return lang, words
 
@@ -336,7 +351,7 @@ async def take_summary(
     lang, words = got
     made = await context.store.statements.summarise(statement_id, user_id(update), words)
     if made is None:
-        await replies.send(update, context, t(lang, "approving.gone"))
+        said = t(lang, "approving.gone")
     else:
         await context.store.audit.add(actor(update), "statement_summarised", statement=made.id)
         author = await author_of(context, made)
@@ -345,8 +360,8 @@ async def take_summary(
                 pieces = quoted(author.language, "approving.author.summary", words)
                 markup = keyboard(AUTHOR_OPTIONS, author.language, f"{AUTHOR_PREFIX}:{made.id}")
             await tell(context, author, SUMMARY_BATCH, made.id, pieces, markup)
-        await replies.send(update, context, t(lang, "approving.summary_sent"))
-    await show_next(update, context, statement_id)
+        said = t(lang, "approving.summary_sent")
+    await show_next(update, context, statement_id, first=[said])
     return True
 
 

@@ -6,7 +6,11 @@ In order, for each update:
    An update the session says was already applied (a replay after a crash) changes nothing.
 3. Everything the update does is one unit of work (storage/db.py): its writes, the step the
    person moved to and "update N was applied" commit together, before each message the bot
-   sends and at the end, with the inbox's done-mark.
+   sends and at the end, with the inbox's done-mark. So what the door itself says (help,
+   "we got your messages") waits until the update's writes are on disk, and goes before the
+   flow's reply (storage/db.py `after_commit`): said at once, it would mark the update
+   applied before the flow's writes. A replay of an update applied before a crash sends
+   the help again, if its words called for it.
 4. What applies to every message happens here, once: someone who wrote can be reached again;
    words that suggest a risk to life get help at once, in any flow and before joining
    (conversations/safeguarding.py).
@@ -32,6 +36,7 @@ from bot.channels import channel_of
 from conversations import safeguarding
 from conversations.context import CURRENT_SESSION, QUIET, RISK_NOTED, Resources
 from conversations.replies import chat_of, person_language
+from storage.db import after_commit
 from storage.sessions import Session
 
 logger = logging.getLogger(__name__)
@@ -91,6 +96,7 @@ class Door:
                 unit.hooks += [self._keep(session, update), self._done(update)]
                 if update.update_id <= session.last_update_id:
                     logger.info("Update %s was applied before a restart", update.update_id)
+                    await safeguarding.help_again(update, self.resources)
                     try:
                         await reask(update)
                     except TelegramError as exc:  # the update is done all the same
@@ -140,11 +146,15 @@ class Door:
         chat_id = chat_of(update)
         logger.info("Someone sent many messages at once; answering their last one")
         if chat_id is not None:
-            language = await person_language(update, self.resources)
-            try:
-                await update.get_bot().send_message(chat_id, t(language, "flood.got_them"))
-            except TelegramError as exc:
-                logger.warning("Could not tell someone their messages arrived: %s", exc)
+            text = t(await person_language(update, self.resources), "flood.got_them")
+
+            async def tell() -> None:
+                try:
+                    await update.get_bot().send_message(chat_id, text)
+                except TelegramError as exc:
+                    logger.warning("Could not tell someone their messages arrived: %s", exc)
+
+            await after_commit(tell)  # after this update's writes (see the module docstring)
         return True
 
     def _keep(self, session: Session, update: Update) -> Callable[[bool], Awaitable[None]]:

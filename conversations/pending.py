@@ -62,6 +62,7 @@ class PendingQuestion:
         current = awaited(context) == self.name
         await settle_button(update, chosen=current and option is not None)
         if option is None or not current:
+            leave_question(context)  # before anything is sent: the door commits at each send
             await say(update, context, "bad.old_button")
             await show_menu(update, context)
             return

@@ -11,12 +11,13 @@ from typing import Final
 
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import MessageLimit
-from telegram.error import BadRequest
+from telegram.error import BadRequest, TelegramError
 
 from bot.catalogue import DEFAULT_LANGUAGE, LANGUAGES, catalogue, t
 from conversations.choices import Option, keyboard, normalise, number
 from conversations.context import CURRENT_SESSION, QUIET, RISK_NOTED, CocreateContext, Resources
 from storage import kinds
+from storage.db import after_commit
 from storage.models import Member
 from storage.sharing import Submission
 
@@ -152,15 +153,31 @@ def pressed_label(query: CallbackQuery) -> str | None:
 async def settle_button(update: Update, text: str | None = None, *, chosen: bool = True) -> None:
     """Answers a button press and takes the buttons off their message, so they cannot be
     pressed twice. The message keeps its words; if the press `chosen` something, a last line
-    says what ("✓ Yes"), so the chat stays a record of what was asked and answered."""
+    says what ("✓ Yes"), so the chat stays a record of what was asked and answered.
+
+    Both wait until what the press does is committed (storage/db.py `after_commit`): they
+    are made just before the handler's next message, or once it is done. Were they made at
+    once, their commit point would mark the update applied before the handler's writes, and
+    a kill just then would lose those writes."""
     query = update.callback_query
     if query is None:
         return
+
+    async def settle() -> None:
+        try:
+            await _settle(query, text, chosen=chosen)
+        except TelegramError as exc:  # what the press did is kept all the same
+            logger.warning("Could not settle a button: %s", exc)
+
+    await after_commit(settle)
+
+
+async def _settle(query: CallbackQuery, text: str | None, *, chosen: bool) -> None:
     try:
         await query.answer(text)
     except BadRequest as exc:
         # Telegram takes an answer only once, and only soon after the press: a press handled
-        # late (queued across a restart) is still handled, without one.
+        # late (queued across a restart, or run again by a replay) is still handled, without.
         if "query is too old" not in exc.message.lower():
             raise
         logger.info("A button press was handled too late to answer it")
@@ -224,10 +241,18 @@ def leave_question(context: CocreateContext) -> None:
         context.session.end()
 
 
+def leave_answering(context: CocreateContext) -> None:
+    """Typed words no longer answer the round /questions put first: call before sending
+    what the member is asked instead (before: a kill just after the send would keep it)."""
+    context.data.pop(ANSWERING, None)
+
+
 def remember_prompt(context: CocreateContext, message: Message | None) -> None:
     """Notes that the member was just asked something other than a question (e.g. the menu),
     so that typed words go to that, not to a question delivered before it. Telegram's
-    message ids rise within a chat, so they say which came last."""
+    message ids rise within a chat, so they say which came last. (Its id is known only once
+    it is sent: a kill just then loses the note, and a question delivered before it may take
+    typed words meant for it. Call `leave_answering` before the send.)"""
     if message is not None:
         context.data[PROMPT] = message.message_id
     context.data.pop(ANSWERING, None)
@@ -288,6 +313,7 @@ async def send_menu(update: Update, context: CocreateContext, member: Member) ->
     leave_question(context)
     await pause_draft(update, context, member)
     options = menu_options(member)
+    leave_answering(context)
     shown = await say(
         update,
         context,
@@ -384,6 +410,7 @@ async def answer_unknown_button(update: Update, context: CocreateContext) -> Non
     if member is None:
         await say(update, context, "bad.not_started")
         return
+    leave_question(context)  # before anything is sent: the door commits at each send
     await say(update, context, "bad.old_button")
     if context.session.flow != SHARING or not await context.ask_again(update):
         await show_menu(update, context)

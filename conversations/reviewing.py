@@ -94,6 +94,10 @@ async def on_page(update: Update, context: CocreateContext) -> None:
         await steps.ask(update, context, lang, "staff.responses.none")
         return
     start = int(offset) if offset.isdigit() else 0
+    answers = await context.store.answers.to_question(question.id, start, PAGE + 1)
+    # Named before anything is sent: a new pseudonym is kept, and kept after the first message
+    # it would be lost to a kill before the next commit (see bot/receiving.py).
+    names = await context.store.pseudonyms.of_many(a.member_id for a in answers[:PAGE])
     if start == 0:
         per_choice, answered, sent = await context.store.answers.counts(question.id)
         lines = [
@@ -103,12 +107,11 @@ async def on_page(update: Update, context: CocreateContext) -> None:
             lines.append(f"{option.text(lang)}: {per_choice.get(option.key, 0)}")
         for piece in split_text("", "\n".join(lines)):
             await replies.send(update, context, piece)
-    answers = await context.store.answers.to_question(question.id, start, PAGE + 1)
     if not answers and start == 0:
         await steps.ask(update, context, lang, "staff.responses.no_answers")
         return
     for answer in answers[:PAGE]:
-        pseudonym = await context.store.pseudonyms.of(answer.member_id)
+        pseudonym = names[answer.member_id]
         parts = [choice_label(question, answer.choice, lang)] if answer.choice else []
         parts += [t(lang, f"sharing.media.{k}") for k in answer.media_kinds]
         parts += [answer.text] if answer.text else []
@@ -198,13 +201,13 @@ async def take_reply(update: Update, context: CocreateContext, answer_id: int, t
         await steps.ask(update, context, lang, "staff.responses.gone")
         return True
     if len(text) > MAX_REPLY:
+        await_answer(context, REPLY)  # before anything is sent (see machine.py)
+        context.data["answer"] = answer_id
         await replies.send(
             update,
             context,
             tn(lang, "staff.ask.text_bad.letters", MAX_REPLY, max=MAX_REPLY),
         )
-        await_answer(context, REPLY)
-        context.data["answer"] = answer_id
         return True
     await relay_reply(context.store, answer, member, user.id, user.id, text)
     context.delivery.wake()

@@ -169,8 +169,10 @@ async def on_button(update: Update, context: CocreateContext) -> None:
             await say(update, context, "roles.not_facilitator", language=lang)
             return
         logger.info("Organiser %s removed facilitator %s", user.id, user_id)
-        await say(update, context, "roles.removed", language=lang, name=name)
+        # Before the reply: a command menu is no commit point (bot/receiving.py QUIET_CALLS),
+        # so a kill after the reply cannot leave it undone.
         await _update_menu(context, user_id, None)
+        await say(update, context, "roles.removed", language=lang, name=name)
 
 
 def build_handlers() -> list[BaseHandler[Update, CocreateContext, object]]:

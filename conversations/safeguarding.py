@@ -2,7 +2,8 @@
 whenever someone writes (the door calls `notice` for every message, before any flow). For a
 member, also a flag in the database (holding the words) and an alert to staff (the member's
 pseudonym and a "Read it" button; never the words themselves in the alert). The member's flow
-carries on: nothing is blocked.
+carries on: nothing is blocked. The help goes as soon as all this, and what the flow does with
+the words, is on disk, before the flow's reply; a replay after a crash sends it again.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from conversations.context import CURRENT_SESSION, RISK_NOTED, CocreateContext, 
 from conversations.replies import chat_of, person_language, quoted, settle_button
 from conversations.staff import acting_staff
 from storage import kinds
+from storage.db import after_commit
 from storage.outbox import Outgoing
 
 logger = logging.getLogger(__name__)
@@ -70,12 +72,19 @@ async def notice(update: Update, resources: Resources, words: str) -> None:
     assert user is not None and chat_id is not None
     session = CURRENT_SESSION.get()
     member = await store.members.by_telegram_id(user.id)
-    language = await person_language(update, resources)
-    help_text = settings.safeguarding_help or t(language, "safeguarding.help")
-    try:
-        await update.get_bot().send_message(chat_id, help_text)
-    except TelegramError as exc:  # blocked, or Telegram down: the flag and alerts still go
-        logger.warning("Could not send safeguarding help: %s", exc)
+    help_text = await _help_text(update, resources)
+
+    async def send_help() -> None:
+        try:
+            await update.get_bot().send_message(chat_id, help_text)
+        except TelegramError as exc:  # blocked, or Telegram down: the flag and alerts still go
+            logger.warning("Could not send safeguarding help: %s", exc)
+
+    # The help goes as soon as the flag, the alerts and what the flow does with the words are
+    # on disk, before the flow's reply. Sent first, it would mark the update applied before
+    # them, and a kill just then would lose them (storage/db.py `after_commit`). If the kill
+    # comes between that commit and the help, the replay sends it (`help_again`).
+    await after_commit(send_help)
     if member is None:
         RISK_NOTED.set(Risk(flag_id=None))
         logger.info("Safeguarding help sent to someone who has not joined; nothing kept")
@@ -107,6 +116,25 @@ async def notice(update: Update, resources: Resources, words: str) -> None:
         )
     if alerts:
         await store.outbox.enqueue_batch("alert", flag_id, alerts)
+
+
+async def _help_text(update: Update, resources: Resources) -> str:
+    language = await person_language(update, resources)
+    return resources.settings.safeguarding_help or t(language, "safeguarding.help")
+
+
+async def help_again(update: Update, resources: Resources) -> None:
+    """Sends the help again for risky words in an update applied before a crash (the door
+    replays it): the process may have died before the help went. Nothing is kept again."""
+    message = update.message
+    words = (message.text or message.caption) if message is not None else None
+    chat_id = chat_of(update)
+    if not words or chat_id is None or not at_risk(words, risk_phrases(resources.settings)):
+        return
+    try:
+        await update.get_bot().send_message(chat_id, await _help_text(update, resources))
+    except TelegramError as exc:
+        logger.warning("Could not send safeguarding help again: %s", exc)
 
 
 async def _language_of(context: CocreateContext, user_id: int) -> str:
@@ -141,10 +169,12 @@ async def on_read(update: Update, context: CocreateContext) -> None:
             parts = await context.store.sharing.parts(detail.submission.id)
             given = parts.get(detail.part)
             text = (given.text or "") if given else ""
+    # Kept before the words go, with this update (see bot/receiving.py): recorded after the
+    # first message, it would be lost to a kill before the next commit.
+    await context.store.safeguarding.record(flag_id, user.id, "read")
     # The words may be as long as Telegram allows: with the heading they take several messages.
     for piece in quoted(language, "safeguarding.item", text, pseudonym=pseudonym, what=what):
         await context.bot.send_message(chat_id, piece)
-    await context.store.safeguarding.record(flag_id, user.id, "read")
 
 
 def build_handlers(not_allowed: Action) -> list[BaseHandler[Update, CocreateContext, None]]:

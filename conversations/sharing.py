@@ -417,6 +417,8 @@ async def after_choosing_who(update: Update, context: CocreateContext, option: O
         submission = await context.store.sharing.get(submission_id)
         if submission is not None and submission.member_id == member.id:
             made = await context.store.statements.share(submission_id, visibility)
+    # "Share one more?" is waited for before anything is sent: the door commits at each send.
+    await_answer(context, after(kinds.IDEA).name)
     if made is not None:
         logger.info("Submission %s is shared (%s), waiting for approval", submission_id, visibility)
         await say(update, context, f"approving.share.{made.visibility}_ok", language=lang)

@@ -35,6 +35,7 @@ from conversations.replies import (
     await_answer,
     awaited,
     current_member,
+    leave_answering,
     leave_question,
     menu_button,
     quoted,
@@ -102,8 +103,14 @@ def idea_text(statement: Statement, lang: str, key: str = "voting.idea") -> list
     return quoted(lang, key, statement.text)
 
 
-async def show_next(update: Update, context: CocreateContext) -> None:
-    """Shows the member the next idea to weigh (fewest votes first), or says none are left."""
+async def _send_first(update: Update, context: CocreateContext, first: Sequence[str]) -> None:
+    for text in first:
+        await replies.send(update, context, text)
+
+
+async def show_next(update: Update, context: CocreateContext, *, first: Sequence[str] = ()) -> None:
+    """Shows the member the next idea to weigh (fewest votes first), or says none are left.
+    `first`: texts to send before it, once the member is moved there (a vote's result)."""
     member = await current_member(update, context)
     if member is None:
         await say(update, context, "bad.not_started")
@@ -113,21 +120,29 @@ async def show_next(update: Update, context: CocreateContext) -> None:
         leave_question(context)
         context.data.pop("vote", None)
         lang = member.language
+        await _send_first(update, context, first)
         await say(
             update, context, "voting.none_left", language=lang, reply_markup=menu_button(lang)
         )
         return
-    await show_idea(update, context, member, statement)
+    await show_idea(update, context, member, statement, first=first)
 
 
 async def show_idea(
-    update: Update, context: CocreateContext, member: Member, statement: Statement
+    update: Update,
+    context: CocreateContext,
+    member: Member,
+    statement: Statement,
+    *,
+    first: Sequence[str] = (),
 ) -> None:
     """Asks what the member thinks of one idea, and waits for the answer."""
     lang = member.language
     markup = _keyboard(VOTE, statement.id, VOTE_OPTIONS, lang)
     await_answer(context, VOTE)
     context.data["vote"] = statement.id
+    leave_answering(context)
+    await _send_first(update, context, first)
     await _send_quoted(update, context, idea_text(statement, lang), markup)
 
 
@@ -163,14 +178,13 @@ async def vote(
         await send_menu(update, context, member)
         return
     if choice == "keep":
-        await say(update, context, "voting.kept", language=lang)
-        await show_mine(update, context, context.data.get("myvotes", 0))
+        kept = [t(lang, "voting.kept")]
+        await show_mine(update, context, context.data.get("myvotes", 0), first=kept)
         return
     votes = context.store.votes
     statement = await votes.open_to(member.id, statement_id)
     if statement is None or choice not in LABELS:
-        await say(update, context, "voting.gone", language=lang)
-        await show_next(update, context)
+        await show_next(update, context, first=[t(lang, "voting.gone")])
         return
     picked: Choice = "skip"
     for known in ("agree", "disagree", "unsure"):
@@ -180,21 +194,24 @@ async def vote(
     if picked == "skip":
         await show_next(update, context)
         return
+    # The member moves on before anything is sent (see conversations/machine.py): the result
+    # goes with what comes next.
+    result = [result_text(await votes.tally(statement.id), lang)]
     if again:
-        await say(update, context, "voting.changed", language=lang)
-    await replies.send(update, context, result_text(await votes.tally(statement.id), lang))
-    if again:
-        await show_mine(update, context, context.data.get("myvotes", 0))
+        changed = [t(lang, "voting.changed"), *result]
+        await show_mine(update, context, context.data.get("myvotes", 0), first=changed)
     elif recorded == "new" and (given := await votes.counted(member.id)) % EVERY == 0:
         context.data.pop("vote", None)
         await_answer(context, MORE.name)
+        leave_answering(context)
         markup = keyboard(MORE.options, lang, MORE.name)
+        await _send_first(update, context, result)
         shown = await say(
             update, context, "voting.five", language=lang, reply_markup=markup, count=given
         )
         remember_prompt(context, shown)
     else:
-        await show_next(update, context)
+        await show_next(update, context, first=result)
 
 
 class IdeaQuestion(PendingQuestion):
@@ -300,8 +317,11 @@ def mine_options(page: Sequence[MyVote], offset: int, total: int) -> list[Option
     return options
 
 
-async def show_mine(update: Update, context: CocreateContext, offset: int = 0) -> None:
-    """Lists the member's votes, newest first, a page at a time, each to tap and change."""
+async def show_mine(
+    update: Update, context: CocreateContext, offset: int = 0, *, first: Sequence[str] = ()
+) -> None:
+    """Lists the member's votes, newest first, a page at a time, each to tap and change.
+    `first`: texts to send before it, once the member is moved there (a changed vote)."""
     member = await current_member(update, context)
     if member is None:
         await say(update, context, "bad.not_started")
@@ -313,6 +333,7 @@ async def show_mine(update: Update, context: CocreateContext, offset: int = 0) -
         page, total = await context.store.votes.mine(member.id, offset, PAGE)
     if not page:
         leave_question(context)
+        await _send_first(update, context, first)
         await say(
             update, context, "voting.mine.none", language=lang, reply_markup=menu_button(lang)
         )
@@ -334,6 +355,8 @@ async def show_mine(update: Update, context: CocreateContext, offset: int = 0) -
         buttons.append([InlineKeyboardButton(button_text(i, option, lang), callback_data=data)])
     await_answer(context, MINE)
     context.data["myvotes"] = offset
+    leave_answering(context)
+    await _send_first(update, context, first)
     await _send_quoted(update, context, texts, InlineKeyboardMarkup(buttons))
 
 
@@ -405,6 +428,7 @@ class MineQuestion(PendingQuestion):
 
     async def ask_again(self, update: Update, context: CocreateContext, language: str) -> None:
         """Says typed words were not one of the choices, and shows the page again."""
+        await_answer(context, MINE)  # before anything is sent: the door commits at each send
         await say(update, context, "bad.choice", language=language)
         await show_mine(update, context, context.data.get("myvotes", 0))
 

@@ -13,6 +13,15 @@ inbox's done-mark), at every commit point: before every request the bot sends
 (`commit_point`, called by the bot's HTTP request class), so an answer is on disk before the
 bot says "saved", and a replayed update can be recognised as already applied. An update
 reads a query once until it writes what the query names (`Unit.reads`).
+
+A commit point marks the update applied, so whatever the update writes after it would be lost
+if the process died before the next one (a replay only asks again). So a call that tells no
+one what the update did (a pressed button's answer, a chat action, getFile: bot/receiving.py
+`QUIET_CALLS`) is not a commit point; and what must be said once the update's writes are on
+disk, but not before them (a pressed button's answer and its "✓ Yes", the door's safeguarding
+help and "we got your messages"), is handed to `after_commit`: it runs just after the next
+commit point (before the update's next message) or its last commit. Its calls are not commit
+points: nothing was written since.
 """
 
 from __future__ import annotations
@@ -132,10 +141,14 @@ class Unit:
     # What the update has read, by query, until it writes anything (Database.fetch_all):
     # handling one update reads the person's member row, role and draft several times.
     reads: dict[tuple[str, tuple[Any, ...]], list[Row]] = field(default_factory=dict)
+    # Calls to make just after the unit's next commit (`after_commit`); dropped if it fails.
+    then: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
 
 
 _UNIT: ContextVar[Unit | None] = ContextVar("cocreate_unit", default=None)
 _DATABASES: weakref.WeakSet[Database] = weakref.WeakSet()  # open ones, for commit_point
+# Set while `after_commit`'s calls are made: right after a commit, they are no commit points.
+_JUST_COMMITTED: ContextVar[bool] = ContextVar("cocreate_just_committed", default=False)
 
 
 def current_unit() -> Unit | None:
@@ -148,12 +161,48 @@ async def commit_point() -> None:
     """Commits the current unit's writes and its hooks' (the person's session, saying this
     update was applied), if any: call before telling anyone about them. Outside a unit, it
     waits until whatever anyone wrote (and so whatever may have been read) is on disk."""
+    if _JUST_COMMITTED.get():
+        return
     unit = current_unit()
     if unit is not None:
         await unit.db._commit(unit, final=False)
+        await _then(unit)
         return
     for db in list(_DATABASES):
         await db.durable()
+
+
+def uncommitted() -> bool:
+    """Whether the current update has writes not committed yet (on SQLite it then holds the
+    one writer's lock until its next commit)."""
+    unit = current_unit()
+    return unit is not None and unit.open
+
+
+async def after_commit(action: Callable[[], Awaitable[object]]) -> None:
+    """Runs `action` (Bot API calls) once what the current update wrote, and writes until its
+    next message, is committed: just after its next commit point, or its last commit; and not
+    at all if the update fails first. Outside an update, at once. Its calls are not commit
+    points (nothing was written since); it must not write, and must catch its own errors
+    (nothing the update did waits on it)."""
+    unit = current_unit()
+    if unit is None:
+        await action()
+        return
+    unit.then.append(action)
+
+
+async def _then(unit: Unit) -> None:
+    """Makes the calls left for just after the commit the unit just made."""
+    if not unit.then:
+        return
+    actions, unit.then = unit.then, []
+    token = _JUST_COMMITTED.set(True)
+    try:
+        for action in actions:
+            await action()
+    finally:
+        _JUST_COMMITTED.reset(token)
 
 
 class Database(ABC):
@@ -211,6 +260,7 @@ class Database(ABC):
                 await self._abort(unit)
                 raise
             await self._commit(unit, final=True)
+            await _then(unit)
         finally:
             _UNIT.reset(token)
         for action in unit.after:  # outside the unit: their writes are their own
