@@ -88,9 +88,12 @@ async def bot(
     assert sms is not None
     routes.routes = sms
     provider.inbound_url = f"{settings.workbench_url}/sms/inbound"
-    wake = application.delivery.wake
     async with (
-        serving(application.resources, routes=sms.routes(), wake=lambda: wake()),
+        serving(
+            application.resources,
+            routes=sms.routes(),
+            wake=lambda: application.delivery.wake(),  # the worker running() starts
+        ),
         running(application, poll_timeout=1, sms=sms) as app,
     ):
         yield app
