@@ -43,11 +43,11 @@ async def provider() -> AsyncIterator[SmsProvider]:
 
 @pytest.fixture
 def settings_overrides(provider: SmsProvider) -> dict[str, Any]:
-    return sms_settings(provider, free_port())
+    return sms_settings(provider.base_url, free_port())
 
 
-def sms_settings(provider: SmsProvider, port: int, **more: Any) -> dict[str, Any]:
-    """Settings with SMS on, through the stand-in, the web app on `port`."""
+def sms_settings(base_url: str, port: int, **more: Any) -> dict[str, Any]:
+    """Settings with SMS on, through a provider at `base_url`, the web app on `port`."""
     return {
         "organiser_ids": [STAFF],
         "web_port": port,
@@ -56,7 +56,7 @@ def sms_settings(provider: SmsProvider, port: int, **more: Any) -> dict[str, Any
         "twilio_auth_token": TOKEN,
         "sms_from": NUMBER,
         "sms_number_key": KEY,
-        "sms_api_base_url": provider.base_url,
+        "sms_api_base_url": base_url,
         "sms_rate": 1000,  # no pacing here (tests/test_sms_parts.py tests the pace)
         **more,
     }
