@@ -6,7 +6,9 @@ broadcast tracked to "delivered", STOP and START, and /delete leaving no trace o
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -14,12 +16,15 @@ import pytest
 from bot.app import build_application, running
 from bot.catalogue import t
 from bot.clock import FakeClock
-from bot.receiving import CocreateApplication
+from bot.receiving import CocreateApplication, DurableUpdateQueue
 from bot.settings import Settings
 from bot.sms import NumberKey
+from bot.sms_text import sms_body
 from bot.web.server import serving
-from bot.web.sms import SmsRoutes
+from bot.web.sms import SmsRoutes, text_update, twiml
 from emulator.sms import SmsProvider
+from storage.inbox import Inbox
+from storage.sms import SMS_BASE
 from storage.store import Store
 from tests.net import free_port
 from tests.sms_member import Texter
@@ -73,20 +78,15 @@ class SmsRoutesBox:
     routes: SmsRoutes | None = None
 
 
-@pytest.fixture
-async def bot(
-    settings: Settings,
-    store: Store,
-    clock: FakeClock,
-    provider: SmsProvider,
-    routes: SmsRoutesBox,
-) -> AsyncIterator[CocreateApplication]:
+@asynccontextmanager
+async def served(
+    settings: Settings, store: Store, clock: FakeClock, provider: SmsProvider
+) -> AsyncIterator[tuple[CocreateApplication, SmsRoutes]]:
     """The bot with SMS on, as `cocreate run` starts it: the SMS routes are routes of the
-    workbench's app, served over HTTP on WEB_PORT."""
+    workbench's app, served over HTTP on WEB_PORT, where the provider posts texts."""
     application = build_application(settings, store, clock)
     sms = SmsRoutes.of(application)
     assert sms is not None
-    routes.routes = sms
     provider.inbound_url = f"{settings.workbench_url}/sms/inbound"
     async with (
         serving(
@@ -96,9 +96,22 @@ async def bot(
         ),
         running(application, poll_timeout=1, sms=sms) as app,
     ):
-        yield app
+        yield app, sms
         await sms.settled()
         await provider.settled()
+
+
+@pytest.fixture
+async def bot(
+    settings: Settings,
+    store: Store,
+    clock: FakeClock,
+    provider: SmsProvider,
+    routes: SmsRoutesBox,
+) -> AsyncIterator[CocreateApplication]:
+    async with served(settings, store, clock, provider) as (app, sms):
+        routes.routes = sms
+        yield app
 
 
 async def chat_of(store: Store, number: str) -> int:
@@ -227,3 +240,158 @@ async def test_an_sms_member_joins_shares_answers_gets_news_stops_starts_and_is_
             assert not any(trace in text for trace in traces), table
     assert await store.sms.by_chat(chat) is None
     assert await store.sms.messages_to(chat) == []
+
+
+# ---- what comes in
+
+
+async def everything(store: Store) -> dict[str, list[str]]:
+    """Every row of every table, as text (with the inbox's done-marks written first)."""
+    await store.inbox.flush()
+    tables: dict[str, list[str]] = {}
+    for table in sorted(await store.db.table_names()):
+        rows = await store.db.fetch_all(f"SELECT * FROM {table}")
+        tables[table] = sorted(repr(tuple(row)) for row in rows)
+    return tables
+
+
+def post_of(provider: SmsProvider, number: str, body: str) -> dict[str, str]:
+    """The form the provider posts for a text (as its last one, with a new sid and body)."""
+    form = dict(provider.received[-1].form)
+    sid = "SM" + "f" * 32
+    form.update(From=number, Body=body, MessageSid=sid, SmsMessageSid=sid, SmsSid=sid)
+    return form
+
+
+async def test_unsigned_and_forged_posts_are_refused_and_change_nothing(
+    bot: CocreateApplication, store: Store, provider: SmsProvider
+) -> None:
+    await store.projects.add("PARK", "The park")
+    sam = Texter(provider, bot, SAM)
+    await join_by_text(sam)
+    chat = await chat_of(store, SAM)
+    [sent] = (await store.sms.messages_to(chat))[-1:]
+    await provider.settled()
+    before = await everything(store)
+    assert provider.inbound_url is not None
+    join = post_of(provider, "+447700900555", "PARK")
+    help_ = post_of(provider, SAM, "HELP")
+    status_url = f"{bot.resources.settings.workbench_url}/sms/status?m={sent.id}"
+    failed = {"MessageSid": str(sent.sid), "MessageStatus": "failed", "AccountSid": SID}
+    for url, form in (
+        (provider.inbound_url, join),
+        (provider.inbound_url, help_),
+        (status_url, failed),
+    ):
+        assert (await provider.post_unsigned(url, form))[0] == 403
+        assert (await provider.post_forged(url, form))[0] == 403
+    assert await everything(store) == before
+    assert provider.sent_to("+447700900555") == [] and sam.unread() == []
+    # Signed as the provider signs, the same post is taken.
+    status, _ = await provider.text("+447700900555", "PARK")
+    assert status == 200
+    assert await store.sms.by_hash(NumberKey(KEY).hash("+447700900555")) is not None
+
+
+async def test_a_new_number_texting_anything_but_a_code_gets_one_reply_and_is_not_kept(
+    bot: CocreateApplication, store: Store, provider: SmsProvider
+) -> None:
+    await store.projects.add("PARK", "The park")
+    before = await everything(store)
+    hint = f"{t('en', 'sms.text_the_code')}\n{t('cy', 'sms.text_the_code')}"
+    status, answer = await provider.text(SAM, "Hello, what is this?")
+    assert status == 200 and answer == str(twiml_of(hint))
+    status, answer = await provider.text(SAM, "STOP")
+    assert status == 200 and answer == str(twiml_of())  # STOP: not even that
+    assert await everything(store) == before
+    assert provider.sent_to(SAM) == []
+    # The code, in any case, starts joining that project.
+    sam = Texter(provider, bot, SAM)
+    hello, _ = await sam.texts(" Park ")
+    assert hello == f"{t('en', 'start.hello')}\n{t('cy', 'start.hello')}"
+
+
+def twiml_of(*texts: str) -> str:
+    return bytes(twiml(*texts).body).decode()
+
+
+async def test_a_retried_post_is_handled_once(
+    bot: CocreateApplication, store: Store, provider: SmsProvider
+) -> None:
+    await store.projects.add("PARK", "The park")
+    sam = Texter(provider, bot, SAM)
+    await join_by_text(sam)
+    helped = await sam.texts("help")
+    assert helped[0] == sms_body(t("en", "help.text"), "en")
+    status, _ = await provider.repost_last(SAM)  # the provider never got our answer: again
+    assert status == 200
+    sid = provider.received_from(SAM)[-1].sid
+    update_id = await sam.update_id(sid)
+    rows = await store.db.fetch_all("SELECT * FROM inbox WHERE update_id = ?", (update_id,))
+    assert len(rows) == 1
+    await sam.texts("menu")  # handled after the repost: a second HELP would show by now
+    assert [text for text in sam.received if text == helped[0]] == [helped[0]]
+
+
+async def test_a_photo_or_voice_note_gets_a_kind_word_and_its_words_are_handled(
+    bot: CocreateApplication, store: Store, provider: SmsProvider, routes: SmsRoutesBox
+) -> None:
+    await store.projects.add("PARK", "The park")
+    sam = Texter(provider, bot, SAM)
+    await join_by_text(sam)
+    assert routes.routes is not None
+    photo = await sam.texts("", media=["image/jpeg"])
+    await routes.routes.settled()
+    assert [*photo, *sam.unread()] == [t("en", "sms.no_media")]
+    menu = await sam.texts("Menu", media=["audio/amr"])
+    await routes.routes.settled()
+    menu += sam.unread()
+    assert sorted(menu) == sorted(
+        [t("en", "sms.no_media"), next(m for m in sam.received if m.startswith("What would"))]
+    )
+
+
+async def test_yes_starts_again_only_after_stop(
+    bot: CocreateApplication, store: Store, provider: SmsProvider, routes: SmsRoutesBox
+) -> None:
+    await store.projects.add("PARK", "The park")
+    sam = Texter(provider, bot, SAM)
+    await join_by_text(sam)
+    chat = await chat_of(store, SAM)
+    stopped = await sam.texts("QUIT")
+    assert routes.routes is not None
+    await routes.routes.settled()
+    assert [*stopped, *sam.unread()] == [t("en", "sms.stopped")]
+    known = await store.sms.by_chat(chat)
+    assert known is not None and known.stopped
+    await sam.texts("what?")  # handled, but nothing is texted to a number that said STOP
+    assert sam.unread() == []
+    assert await sam.texts("Yes") == [t("en", "resume.done") + "\nReply 1 for Menu."]
+    known = await store.sms.by_chat(chat)
+    assert known is not None and not known.stopped
+
+
+async def test_a_text_recorded_but_not_handled_before_a_crash_is_handled_at_start(
+    settings: Settings, store: Store, clock: FakeClock, provider: SmsProvider
+) -> None:
+    # As if the last process died after recording the text (and answering 200) but before
+    # handling it: the next start handles it.
+    await store.projects.add("PARK", "The park")
+    keys = NumberKey(KEY)
+    known = await store.sms.add(keys.hash(SAM), keys.seal(SAM))
+    update_id, fresh = await store.sms.inbound_id("SM" + "1" * 32, known.chat_id)
+    assert fresh and update_id > SMS_BASE
+    date = int(clock.now().timestamp())
+    payload = json.dumps(text_update(update_id, known.chat_id, "/start PARK", date))
+    await Inbox(store.db, clock.now).record(update_id, payload, known.chat_id)
+    async with served(settings, store, clock, provider) as (app, _):
+        await app.wait_handled(update_id)
+        sam = Texter(provider, app, SAM)
+        hello, languages = sam.unread()
+        assert hello == f"{t('en', 'start.hello')}\n{t('cy', 'start.hello')}"
+        assert languages.endswith("Reply 1 for English, 2 for Cymraeg.")
+        # A Telegram update id below the SMS one is not taken for handled.
+        queue = app.update_queue
+        assert isinstance(queue, DurableUpdateQueue)
+        assert queue.taken(update_id) and not queue.taken(10_000)
+    assert await store.inbox.unfinished() == []
