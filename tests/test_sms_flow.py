@@ -219,8 +219,8 @@ async def test_an_sms_member_joins_shares_answers_gets_news_stops_starts_and_is_
     ann = person(7301, "Ann")  # on Telegram
     await join(ann)
     await broadcast(staff, "The park opens at nine.")
-    [news] = [m.text for m in await ann.user.wait_messages(1, timeout=10)]
-    assert news is not None and news.endswith("The park opens at nine.")
+    [told] = await ann.user.wait_messages(1, timeout=10)
+    assert (told.text or "").endswith("The park opens at nine.")
     await staff.user.wait_messages(1, timeout=10)  # the report: the broadcast is done
     assert sam.unread() == []
     assert await sam.texts("START") == [t("en", "resume.done") + "\nReply 1 for Menu."]
