@@ -120,6 +120,7 @@ class InboundSms:
     headers: dict[str, str]
     http_status: int | None = None
     answer: str = ""
+    error: str | None = None  # the post failed: the bot's web app did not answer
     order: int = field(default_factory=lambda: next(_order))
 
 
@@ -168,7 +169,10 @@ class SmsProvider:
         self._failing: set[str] = set()
         self._held: list[SentSms] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._changed = Signal()
+        # Grows with every change (a text either way, a status, a bot's answer), and
+        # `changed` wakes whoever waits for one: the chat page's thread long-polls on it.
+        self.version = 0
+        self.changed = Signal()
         self._clock = clock
         self._requested_port = port
         self._port: int | None = None
@@ -245,13 +249,18 @@ class SmsProvider:
         """The texts `number` sent the bot through `text()`, oldest first."""
         return [sms for sms in self.received if sms.from_ == number]
 
+    def thread(self, number: str) -> list[SentSms | InboundSms]:
+        """`number`'s texts both ways, as their phone shows them (oldest first)."""
+        texts: list[SentSms | InboundSms] = [*self.sent_to(number), *self.received_from(number)]
+        return sorted(texts, key=lambda sms: sms.order)
+
     def statuses(self, sid: str) -> list[str]:
         """The statuses posted by callback for message `sid`, in order."""
         return [callback.status for callback in self.callbacks if callback.sid == sid]
 
     async def wait_for(self, number: str, count: int = 1, timeout: float = 5.0) -> list[SentSms]:
         """Wait until the bot has sent `number` at least `count` texts; return them all."""
-        if not await wait_until(self._changed, lambda: len(self.sent_to(number)) >= count, timeout):
+        if not await wait_until(self.changed, lambda: len(self.sent_to(number)) >= count, timeout):
             texts = [sms.body for sms in self.sent_to(number)]
             raise TimeoutError(f"{number} got {len(texts)} texts, not {count}: {texts!r}")
         return self.sent_to(number)
@@ -273,6 +282,10 @@ class SmsProvider:
         held, self._held = self._held, []
         for sms in held:
             self._spawn(self._finish(sms))
+
+    def _notify(self) -> None:
+        self.version += 1
+        self.changed.notify()
 
     # ---- a member's phone
 
@@ -323,9 +336,15 @@ class SmsProvider:
         }
         inbound = InboundSms(sid, number, body, media, url, form, headers)
         self.received.append(inbound)
-        self._changed.notify()
-        status, answer = await self._post(url, form, headers)
+        self._notify()
+        try:
+            status, answer = await self._post(url, form, headers)
+        except (aiohttp.ClientError, TimeoutError) as error:
+            inbound.error = type(error).__name__
+            self._notify()
+            raise
         inbound.http_status, inbound.answer = status, answer
+        self._notify()
         return status, answer
 
     async def repost_last(self, number: str) -> tuple[int, str]:
@@ -419,7 +438,7 @@ class SmsProvider:
             created=self._clock(),
         )
         self.sent.append(sms)
-        self._changed.notify()
+        self._notify()
         response = web.json_response(self._resource(sms), status=201)
         # The callbacks begin once the 201 is on its way, as Twilio's come after its answer.
         await response.prepare(request)
@@ -482,7 +501,7 @@ class SmsProvider:
 
     async def _report(self, sms: SentSms, status: str) -> None:
         sms.status = status
-        self._changed.notify()
+        self._notify()
         url = sms.status_callback
         if url is None:
             return
@@ -512,7 +531,7 @@ class SmsProvider:
             logger.warning("status callback for %s failed: %s", sms.sid, type(error).__name__)
             http_status = None
         self.callbacks.append(Callback(sms.sid, status, url, form, http_status))
-        self._changed.notify()
+        self._notify()
 
 
 def _country(number: str) -> str:
