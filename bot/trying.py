@@ -97,11 +97,16 @@ STAFF_INTRO = (
 # drama (Ofcom), never anyone's phone.
 SMS_NUMBER = "+447700900000"
 SAM_NUMBER = "+447700900123"
+# Joining by SMS is texting a project's code (as on its poster): the try has this project.
+TRY_PROJECT = ("TRY", "Try cocreate")
 SAM_HINT = (
     "Sam has no Telegram, only a phone that sends texts. The bot's buttons come as numbered "
     "lines: reply with the number. Questions from Fran arrive here as texts."
 )
-SAM_INTRO = f"These are Sam's texts with the bot's number, {SMS_NUMBER}. Send a text to join."
+SAM_INTRO = (
+    f"These are Sam's texts with the bot's number, {SMS_NUMBER}. "
+    f"To join, text the project's code: {TRY_PROJECT[0]}"
+)
 PEOPLE = (
     Person(1001, "Ana", "member", MEMBER_HINT, MEMBER_INTRO, MEMBER_STEPS),
     Person(1002, "Bryn", "member", MEMBER_HINT, MEMBER_INTRO, MEMBER_STEPS),
@@ -209,6 +214,8 @@ async def _try(settings: Settings, data: TryData, *, port: int | None, open_brow
         await store.roles.grant_facilitator(
             FACILITATOR.id, FACILITATOR.name, granted_by=ORGANISER.id
         )
+        if await store.projects.by_code(TRY_PROJECT[0]) is None:  # a kept database has it
+            await store.projects.add(*TRY_PROJECT)
         application = build_application(settings, store, clock)
         # The staff workbench, as `cocreate run` serves it: /workbench sends a sign-in link.
         await stack.enter_async_context(

@@ -25,9 +25,10 @@ What it does, as Twilio does it:
   and run as background tasks: `settled()` waits for them. A bot must expect a callback for
   a sid it has not stored yet, as from Twilio.
 - Inbound: `text()` posts the form Twilio posts for an incoming SMS or MMS to
-  `inbound_url`, signed against that URL. `repost_last(number)` repeats a request exactly
-  (Twilio retries a post that failed or timed out); `post_unsigned` and `post_forged` are
-  for the refusal tests.
+  `inbound_url`, signed against that URL. A TwiML answer's <Message>s are texted back to
+  the member, as Twilio does (recorded in `sent`, direction "outbound-reply", no callback).
+  `repost_last(number)` repeats a request exactly (Twilio retries a post that failed or
+  timed out); `post_unsigned` and `post_forged` are for the refusal tests.
 
 Segments are not counted here: `SentSms.segments` is None and the Message resource says
 "num_segments": "0" (Twilio's own answer while it has not counted them yet).
@@ -48,6 +49,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from types import TracebackType
 from typing import Any
+from xml.etree import ElementTree
 
 import aiohttp
 from aiohttp import web
@@ -104,6 +106,7 @@ class SentSms:
     segments: int | None = None  # the stand-in does not count them
     messaging_service_sid: str | None = None
     created: float = 0.0
+    direction: str = "outbound-api"  # "outbound-reply": a TwiML <Message> answering a text
     order: int = field(default_factory=lambda: next(_order))
 
 
@@ -345,6 +348,7 @@ class SmsProvider:
             raise
         inbound.http_status, inbound.answer = status, answer
         self._notify()
+        self._twiml_replies(number, status, answer)
         return status, answer
 
     async def repost_last(self, number: str) -> tuple[int, str]:
@@ -353,7 +357,9 @@ class SmsProvider:
         if not last:
             raise LookupError(f"{number} has not texted yet")
         previous = last[-1]
-        return await self._post(previous.url, previous.form, previous.headers)
+        status, answer = await self._post(previous.url, previous.form, previous.headers)
+        self._twiml_replies(number, status, answer)
+        return status, answer
 
     async def post_unsigned(self, url: str, form: Mapping[str, str]) -> tuple[int, str]:
         """Post `form` to `url` with no X-Twilio-Signature."""
@@ -368,6 +374,29 @@ class SmsProvider:
     def sign(self, url: str, form: Mapping[str, str]) -> str:
         """The X-Twilio-Signature Twilio would send with `form` posted to `url`."""
         return str(self._validator.compute_signature(url, dict(form)))
+
+    def _twiml_replies(self, number: str, status: int, answer: str) -> None:
+        """Text `number` each <Message> of a TwiML answer, as Twilio does."""
+        if not 200 <= status < 300 or "<Response" not in answer:
+            return
+        try:
+            root = ElementTree.fromstring(answer)
+        except ElementTree.ParseError:
+            logger.warning("the answer to a text was not TwiML Twilio could read")
+            return
+        for message in root.iter("Message"):
+            body = message.findtext("Body")
+            sms = SentSms(
+                sid=_sid("SM"),
+                to=message.get("to") or number,
+                from_=message.get("from") or self.number,
+                body=body if body is not None else (message.text or "").strip(),
+                created=self._clock(),
+                direction="outbound-reply",
+            )
+            self.sent.append(sms)
+            self._notify()
+            self._spawn(self._deliver(sms))
 
     # ---- HTTP
 
@@ -466,7 +495,7 @@ class SmsProvider:
             "date_created": _rfc2822(sms.created),
             "date_sent": None if sms.status == "queued" else _rfc2822(sms.created),
             "date_updated": _rfc2822(sms.created),
-            "direction": "outbound-api",
+            "direction": sms.direction,
             "error_code": int(UNDELIVERED_CODE) if failed else None,
             "error_message": "Unreachable destination handset" if failed else None,
             "from": sms.from_,

@@ -19,6 +19,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
+from twilio.twiml.messaging_response import MessagingResponse
 
 from emulator.sms import SmsProvider
 
@@ -69,6 +70,7 @@ class Receiver:
     def __init__(self) -> None:
         self.posts: list[Received] = []
         self.status = 200
+        self.answer = "<Response/>"  # TwiML: <Message>s are texted back to the member
         self.base_url = ""
         self._runner: web.AppRunner | None = None
 
@@ -91,7 +93,7 @@ class Receiver:
         self.posts.append(
             Received(url, form, request.headers.get("X-Twilio-Signature"), dict(request.headers))
         )
-        return web.Response(text="<Response/>", content_type="text/xml", status=self.status)
+        return web.Response(text=self.answer, content_type="text/xml", status=self.status)
 
     def to(self, path: str) -> list[Received]:
         return [post for post in self.posts if post.url.endswith(path)]
@@ -368,6 +370,33 @@ async def test_inbound_texts_are_signed_as_twilio_signs_them(
     assert first.form["MessageSid"] != second.form["MessageSid"]
     assert [sms.body for sms in provider.received_from(SAM)] == ["HELLO", "Second"]
     assert provider.received_from(SAM)[0].http_status == 200
+
+
+async def test_a_twiml_answer_is_texted_back_as_twilio_does(
+    provider: SmsProvider, receiver: Receiver
+) -> None:
+    answer = MessagingResponse()
+    answer.message("Text the project's code to join.")
+    answer.message("Anfonwch y cod.")
+    receiver.answer = str(answer)  # twilio's own TwiML
+    assert (await provider.text(SAM, "HELLO"))[0] == 200
+    first, second = provider.sent_to(SAM)
+    assert (first.body, second.body) == ("Text the project's code to join.", "Anfonwch y cod.")
+    assert (first.from_, first.direction, first.status_callback) == (NUMBER, "outbound-reply", None)
+    await provider.settled()
+    assert first.status == "delivered"
+    assert provider.callbacks == []  # a TwiML reply names no StatusCallback
+    assert [type(sms).__name__ for sms in provider.thread(SAM)] == [
+        "InboundSms",
+        "SentSms",
+        "SentSms",
+    ]
+    receiver.answer = "<Response/>"
+    await provider.text(SAM, "Again")
+    receiver.status = 500
+    receiver.answer = str(answer)
+    await provider.text(SAM, "Failed")  # no TwiML is read from an error
+    assert len(provider.sent_to(SAM)) == 2
 
 
 async def test_an_mms_carries_its_media_fields(provider: SmsProvider, receiver: Receiver) -> None:

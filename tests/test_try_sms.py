@@ -9,7 +9,9 @@ The bot's own SMS side is not needed here: a tiny web app stands in for its /sms
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from pathlib import Path
@@ -25,13 +27,23 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from bot.settings import Settings
-from bot.trying import PEOPLE, SAM_NUMBER, SMS_NUMBER, TryData, _settings_for, start_sms_provider
+from bot.trying import (
+    PEOPLE,
+    SAM_NUMBER,
+    SMS_NUMBER,
+    TRY_PROJECT,
+    TryData,
+    _settings_for,
+    start_sms_provider,
+)
 from emulator import Emulator, SmsProvider
+from tests import test_try
 from tests.test_sms_provider import LocalHttpClient
-from tests.test_try import ARTIFACTS, ZOOMED, phone_page
+from tests.test_try import ARTIFACTS, ZOOMED, TryProcess, phone_page
 from tests.test_workbench import no_serious_violations
 
 SAM = next(person for person in PEOPLE if person.channel == "sms")
+trying = test_try.trying  # `cocreate try` as a subprocess (a fixture)
 SIDEWAYS = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
 
 
@@ -281,3 +293,26 @@ async def test_sams_screen_is_a_plain_phone_thread(
         except BaseException:
             await page.screenshot(path=ARTIFACTS / "try-sms-failure.png", full_page=True)
             raise
+
+
+@pytest.mark.process
+async def test_cocreate_try_has_sam_a_project_to_join_and_a_phone_wired_to_the_bot(
+    trying: TryProcess,
+) -> None:
+    assert any("Sam (by SMS)" in line for line in trying.output)
+    number = SAM_NUMBER.replace("+", "%2B")
+    async with httpx.AsyncClient(base_url=trying.url) as http:
+        people = (await http.get("/_emu/people")).json()
+        assert [p["name"] for p in people if p["channel"] == "sms"] == ["Sam"]
+        thread = (await http.get(f"/_emu/sms/{number}/thread")).json()
+        assert (thread["number"], thread["texts"]) == (SMS_NUMBER, [])
+        # Sam's text reaches the bot's web app (the workbench's port), which answers.
+        sent = await http.post(f"/_emu/sms/{number}/send", json={"text": TRY_PROJECT[0]})
+        assert sent.status_code == 200
+        [text] = (await http.get(f"/_emu/sms/{number}/thread")).json()["texts"]
+        assert text["error"] is None and text["answered"] == sent.json()["status"]
+    # The code Sam's intro gives is a project in the try's database.
+    with contextlib.closing(sqlite3.connect(trying.folder / "cocreate-try.db")) as db:
+        codes = [row[0] for row in db.execute("SELECT code FROM projects")]
+    assert codes == [TRY_PROJECT[0]]
+    assert TRY_PROJECT[0] in SAM.intro
