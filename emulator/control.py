@@ -617,6 +617,6 @@ class ControlRoutes:
 
 def _sms_counts(provider: SmsProvider | None) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for sms in provider.sent if provider is not None else []:
+    for sms in [*provider.sent, *provider.replies] if provider is not None else []:
         counts[sms.to] = counts.get(sms.to, 0) + 1
     return counts

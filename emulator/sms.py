@@ -26,7 +26,8 @@ What it does, as Twilio does it:
   a sid it has not stored yet, as from Twilio.
 - Inbound: `text()` posts the form Twilio posts for an incoming SMS or MMS to
   `inbound_url`, signed against that URL. A TwiML answer's <Message>s are texted back to
-  the member, as Twilio does (recorded in `sent`, direction "outbound-reply", no callback).
+  the member, as Twilio does: they are in `replies` (direction "outbound-reply", no
+  callback) and in the member's `thread`, not in `sent`, which holds the REST API's texts.
   `repost_last(number)` repeats a request exactly (Twilio retries a post that failed or
   timed out); `post_unsigned` and `post_forged` are for the refusal tests.
 
@@ -165,6 +166,7 @@ class SmsProvider:
         self.hold_delivery = False
         self.sent: list[SentSms] = []
         self.received: list[InboundSms] = []
+        self.replies: list[SentSms] = []  # TwiML <Message>s answering a member's text
         self.callbacks: list[Callback] = []
         # Refused REST calls: (HTTP status, Twilio error code).
         self.refusals: list[tuple[int, int]] = []
@@ -254,8 +256,16 @@ class SmsProvider:
 
     def thread(self, number: str) -> list[SentSms | InboundSms]:
         """`number`'s texts both ways, as their phone shows them (oldest first)."""
-        texts: list[SentSms | InboundSms] = [*self.sent_to(number), *self.received_from(number)]
+        texts: list[SentSms | InboundSms] = [
+            *self.sent_to(number),
+            *self.replies_to(number),
+            *self.received_from(number),
+        ]
         return sorted(texts, key=lambda sms: sms.order)
+
+    def replies_to(self, number: str) -> list[SentSms]:
+        """The TwiML replies texted to `number` (not in `sent_to`), oldest first."""
+        return [sms for sms in self.replies if sms.to == number]
 
     def statuses(self, sid: str) -> list[str]:
         """The statuses posted by callback for message `sid`, in order."""
@@ -394,7 +404,7 @@ class SmsProvider:
                 created=self._clock(),
                 direction="outbound-reply",
             )
-            self.sent.append(sms)
+            self.replies.append(sms)
             self._notify()
             self._spawn(self._deliver(sms))
 

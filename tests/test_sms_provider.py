@@ -380,7 +380,8 @@ async def test_a_twiml_answer_is_texted_back_as_twilio_does(
     answer.message("Anfonwch y cod.")
     receiver.answer = str(answer)  # twilio's own TwiML
     assert (await provider.text(SAM, "HELLO"))[0] == 200
-    first, second = provider.sent_to(SAM)
+    assert provider.sent_to(SAM) == []  # `sent` is the REST API's
+    first, second = provider.replies_to(SAM)
     assert (first.body, second.body) == ("Text the project's code to join.", "Anfonwch y cod.")
     assert (first.from_, first.direction, first.status_callback) == (NUMBER, "outbound-reply", None)
     await provider.settled()
@@ -396,7 +397,7 @@ async def test_a_twiml_answer_is_texted_back_as_twilio_does(
     receiver.status = 500
     receiver.answer = str(answer)
     await provider.text(SAM, "Failed")  # no TwiML is read from an error
-    assert len(provider.sent_to(SAM)) == 2
+    assert len(provider.replies_to(SAM)) == 2
 
 
 async def test_an_mms_carries_its_media_fields(provider: SmsProvider, receiver: Receiver) -> None:

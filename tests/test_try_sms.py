@@ -25,6 +25,7 @@ from playwright.async_api import Page, expect
 from pydantic import SecretStr
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
+from twilio.twiml.messaging_response import MessagingResponse
 
 from bot.settings import Settings
 from bot.trying import (
@@ -54,6 +55,7 @@ class BotInbound:
         self.validator = RequestValidator(auth_token)
         self.texts: list[dict[str, str]] = []
         self.status = 200
+        self.answer = "<Response/>"  # TwiML: its <Message>s are texted back to the member
         self.url = ""
         self._runner: web.AppRunner | None = None
 
@@ -75,7 +77,7 @@ class BotInbound:
         if not self.validator.validate(self.url, form, signature):
             return web.Response(status=403)
         self.texts.append(form)
-        return web.Response(text="<Response/>", content_type="text/xml", status=self.status)
+        return web.Response(text=self.answer, content_type="text/xml", status=self.status)
 
 
 @pytest.fixture
@@ -163,6 +165,9 @@ async def test_the_page_lists_sam_and_his_texts_reach_the_bot_signed(
         empty = (await http.get(f"/_emu/sms/{number}/thread")).json()
         assert empty == {"version": provider.version, "number": SMS_NUMBER, "texts": []}
 
+        hint = MessagingResponse()
+        hint.message("Text the project's code to join.")
+        inbound.answer = str(hint)
         sent = await http.post(f"/_emu/sms/{number}/send", json={"text": "HELLO"})
         assert sent.json() == {"status": 200}
         [text] = inbound.texts  # it passed the bot's signature check
@@ -170,6 +175,7 @@ async def test_the_page_lists_sam_and_his_texts_reach_the_bot_signed(
         assert [sms.body for sms in provider.received_from(SAM_NUMBER)] == ["HELLO"]
 
         # The thread long-polls: it answers when the bot's text arrives.
+        await provider.settled()  # the reply's statuses are in
         seen = (await http.get(f"/_emu/sms/{number}/thread")).json()["version"]
         waiting = asyncio.create_task(
             http.get(f"/_emu/sms/{number}/thread", params={"since": seen, "timeout": 10})
@@ -179,17 +185,19 @@ async def test_the_page_lists_sam_and_his_texts_reach_the_bot_signed(
         await bot_texts(provider, "+447700900456", "Not for Sam.")
         thread = (await waiting).json()
         assert thread["version"] > seen
+        assert thread["texts"][-1]["text"] == "Welcome. Reply 1 for Yes, 2 for No."
         await provider.settled()
         thread = (await http.get(f"/_emu/sms/{number}/thread")).json()
         assert [(t["from_me"], t["text"]) for t in thread["texts"]] == [
             (True, "HELLO"),
+            (False, "Text the project's code to join."),  # the TwiML answer, texted back
             (False, "Welcome. Reply 1 for Yes, 2 for No."),
         ]
-        mine, theirs = thread["texts"]
+        mine, _, theirs = thread["texts"]
         assert (mine["answered"], mine["error"], mine["media"]) == (200, None, [])
         assert theirs["status"] == "delivered"
         assert (await http.get("/_emu/state")).json()["sms_sent"] == {
-            SAM_NUMBER: 1,
+            SAM_NUMBER: 2,
             "+447700900456": 1,
         }
 
