@@ -44,6 +44,7 @@ from bot.receiving import CocreateApplication
 from bot.settings import Settings
 from bot.web import WorkbenchUnavailable
 from bot.web.server import listen, serving
+from bot.web.sms import SmsRoutes
 from conversations.workbench import sign_in_link
 from emulator import Emulator, SmsProvider
 from storage.store import Store
@@ -217,11 +218,16 @@ async def _try(settings: Settings, data: TryData, *, port: int | None, open_brow
         if await store.projects.by_code(TRY_PROJECT[0]) is None:  # a kept database has it
             await store.projects.add(*TRY_PROJECT)
         application = build_application(settings, store, clock)
-        # The staff workbench, as `cocreate run` serves it: /workbench sends a sign-in link.
+        # The staff workbench, as `cocreate run` serves it: /workbench sends a sign-in link;
+        # Sam's texts come to its SMS routes (bot/web/sms.py), as with `cocreate run`.
+        sms_routes = SmsRoutes.of(application)
+        routes = sms_routes.routes() if sms_routes is not None else []
         await stack.enter_async_context(
-            serving(application.resources, web, wake=lambda: application.delivery.wake())
+            serving(application.resources, web, routes, wake=lambda: application.delivery.wake())
         )
-        await stack.enter_async_context(running(application, poll_timeout=POLL_TIMEOUT))
+        await stack.enter_async_context(
+            running(application, poll_timeout=POLL_TIMEOUT, sms=sms_routes)
+        )
         # Olu and Fran find a sign-in link in their chat when they first open it.
         links = SignInLinks(application)
         emulator.on_open = links.opened

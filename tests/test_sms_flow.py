@@ -327,7 +327,8 @@ async def test_a_new_number_texting_anything_but_a_code_gets_one_reply_and_is_no
     status, answer = await provider.text(SAM, "STOP")
     assert status == 200 and answer == str(twiml_of())  # STOP: not even that
     assert await everything(store) == before
-    assert provider.sent_to(SAM) == []
+    assert provider.sent_to(SAM) == []  # nothing through the REST API: no record of it
+    assert [reply.body for reply in provider.replies_to(SAM)] == [hint]  # the TwiML's one
     # The code, in any case, starts joining that project.
     sam = Texter(provider, bot, SAM)
     hello, _ = await sam.texts(" Park ")
