@@ -17,8 +17,8 @@ What each call does for an SMS chat:
     sendVideo, sendAudio, sendAnimation,
     sendMediaGroup                       the caption only (nothing without one)
     anything else (sendChatAction,       nothing; success
-    answerCallbackQuery, deleteMessage,
-    pinChatMessage …)
+    deleteMessage, pinChatMessage,
+    setMyCommands for the chat …)
 
 A number that texted STOP (storage/sms.py `stopped_at`) is sent nothing, but the one reply
 saying how to come back (`send_text(..., force=True)`). The provider's refusals come back as
@@ -302,10 +302,11 @@ class SmsAdapter:
 
     # ---- Bot API calls
 
-    async def call(self, endpoint: str, params: Mapping[str, Any]) -> tuple[int, bytes]:
+    async def call(
+        self, endpoint: str, chat_id: int, params: Mapping[str, Any]
+    ) -> tuple[int, bytes]:
         """Answers one Bot API call to an SMS chat as Telegram would (HTTP status, body)."""
         name = endpoint.lower()
-        chat_id = int(params["chat_id"])
         markup = params.get("reply_markup")
         markup = markup if isinstance(markup, Mapping) else None
         if name == "sendmessage":
@@ -472,10 +473,14 @@ def _refusal(exc: TwilioRestException) -> tuple[int, bytes]:
 
 
 def _chat_id(request_data: RequestData | None) -> int | None:
-    """The chat a Bot API call is for, if it names one by number."""
+    """The chat a Bot API call is for, if it names one by number (as chat_id, or in a
+    command menu's scope)."""
     if request_data is None:
         return None
     value = request_data.parameters.get("chat_id")
+    scope = request_data.parameters.get("scope")
+    if value is None and isinstance(scope, Mapping):
+        value = scope.get("chat_id")
     if isinstance(value, int):
         return value
     if isinstance(value, str) and value.lstrip("-").isdigit():
@@ -519,7 +524,7 @@ class ChannelRequest(BaseRequest):
         if self.sms is not None and chat_id is not None and is_sms(chat_id):
             assert request_data is not None
             endpoint = url.rsplit("/", 1)[-1]
-            return await self.sms.call(endpoint, request_data.parameters)
+            return await self.sms.call(endpoint, chat_id, request_data.parameters)
         return await self.telegram.do_request(
             url,
             method,

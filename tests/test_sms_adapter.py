@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import Bot, BotCommandScopeChat, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 
 from bot.catalogue import t
@@ -102,7 +102,10 @@ async def test_a_message_is_one_text_and_an_edit_is_sent_only_if_it_asks_somethi
             "Sure?\nReply 1 for Yes, 2 for No.",
             "Reply 1 for Yes, 2 for No.",
         ]
-        # A chat action, a deletion, a photo without a caption: nothing is texted.
+        # A chat action, a deletion, a photo without a caption, a command menu for the chat:
+        # nothing is texted, and nothing goes to Telegram.
+        assert await bot.set_my_commands([("menu", "Menu")], scope=BotCommandScopeChat(chat))
+        assert emulator.calls_to("setMyCommands") == []
         assert await bot.send_chat_action(chat, "typing") is True
         assert await bot.delete_message(chat, message.message_id) is True
         await bot.send_photo(chat, b"\x89PNG\r\n\x1a\n" + b"0" * 64)
