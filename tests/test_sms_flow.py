@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from bot.app import build_application, running
@@ -419,3 +420,27 @@ async def test_a_text_recorded_but_not_handled_before_a_crash_is_handled_at_star
         assert isinstance(queue, DurableUpdateQueue)
         assert queue.taken(update_id) and not queue.taken(10_000)
     assert await store.inbox.unfinished() == []
+
+
+async def test_a_text_whose_update_id_was_kept_before_a_crash_is_recorded_when_posted_again(
+    bot: CocreateApplication, store: Store, provider: SmsProvider
+) -> None:
+    # The process that took the post kept its update id, then died before recording the
+    # update (so it never answered 200): the provider's retry records it under that id.
+    await store.projects.add("PARK", "The park")
+    sam = Texter(provider, bot, SAM)
+    await join_by_text(sam)
+    chat = await chat_of(store, SAM)
+    form = post_of(provider, SAM, "help")
+    kept, fresh = await store.sms.inbound_id(form["MessageSid"], chat)
+    assert fresh
+    assert provider.inbound_url is not None
+    signature = provider.sign(provider.inbound_url, form)
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(
+            provider.inbound_url, data=form, headers={"X-Twilio-Signature": signature}
+        )
+    assert answer.status_code == 200
+    await bot.wait_handled(kept)
+    assert sam.unread()[0] == sms_body(t("en", "help.text"), "en")
+    assert await sam.update_id(form["MessageSid"]) == kept
