@@ -73,7 +73,8 @@ from storage.store import Store
 
 logger = logging.getLogger(__name__)
 
-TWILIO_API = "https://api.twilio.com"
+# Twilio's API, also at an edge or region (TWILIO_EDGE, TWILIO_REGION in the environment).
+TWILIO_API = re.compile(r"^https://api(?:\.[a-z0-9-]+)*\.twilio\.com(?=/|$)")
 STATUS_PATH = "/sms/status"
 INBOUND_PATH = "/sms/inbound"
 OPTED_OUT = 21610  # Twilio: "Attempt to send to unsubscribed recipient"
@@ -173,8 +174,7 @@ class RebasedHttpClient(AsyncHttpClient):  # type: ignore[misc]
         allow_redirects: bool = False,
     ) -> TwilioResponse:
         """One request to the provider; its status, body and headers."""
-        if uri.startswith(TWILIO_API):
-            uri = self.base_url + uri[len(TWILIO_API) :]
+        uri = TWILIO_API.sub(lambda _: self.base_url, uri, count=1)
         sent = dict(headers or {})
         if auth is not None:
             pair = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
