@@ -444,3 +444,17 @@ async def test_a_text_whose_update_id_was_kept_before_a_crash_is_recorded_when_p
     await bot.wait_handled(kept)
     assert sam.unread()[0] == sms_body(t("en", "help.text"), "en")
     assert await sam.update_id(form["MessageSid"]) == kept
+
+
+async def test_an_sms_member_has_no_first_name_to_use_and_stays_anonymous(
+    bot: CocreateApplication, store: Store, provider: SmsProvider
+) -> None:
+    await store.projects.add("PARK", "The park")
+    sam = Texter(provider, bot, SAM)
+    await sam.texts("PARK")
+    await sam.choose("English")
+    await sam.choose(t("en", "consent.agree"))
+    named = await sam.choose(t("en", "naming.named"))
+    assert named[0] == t("en", "naming.anonymous_ok")
+    member = await store.members.by_telegram_id(await chat_of(store, SAM))
+    assert member is not None and member.display_name is None
