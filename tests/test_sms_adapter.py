@@ -16,13 +16,16 @@ from aiohttp import web
 from telegram import Bot, BotCommandScopeChat, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 
+from bot.app import build_application
 from bot.catalogue import t
 from bot.channels import OUTBOX_ROW, SMS_BASE
 from bot.clock import FakeClock
+from bot.delivery import DeliveryWorker
 from bot.sms import ChannelRequest, NumberKey, Pace, SmsAdapter, carrier_word
 from bot.transport import AiohttpRequest
 from emulator import Emulator
 from emulator.sms import SmsProvider
+from storage.outbox import Outgoing
 from storage.store import Store
 from tests.conftest import TOKEN, make_settings
 from tests.test_sms_flow import KEY, NUMBER, SAM, SID, sms_settings
@@ -330,3 +333,30 @@ def test_numbers_are_sealed_and_hashed_with_the_key() -> None:
 )
 def test_carrier_words_are_the_whole_text_in_any_case(body: str, word: str | None) -> None:
     assert carrier_word(body) == word
+
+
+async def test_a_number_that_opted_out_at_the_carrier_makes_its_member_unreachable(
+    tmp_path: Path,
+    emulator: Emulator,
+    store: Store,
+    clock: FakeClock,
+    refusing: tuple[Refusing, str],
+) -> None:
+    provider, url = refusing
+    provider.answer = (400, 21610)
+    overrides = {**sms_settings(url, 8080), "twilio_auth_token": "token"}
+    settings = make_settings(tmp_path, emulator, **overrides)
+    application = build_application(settings, store, clock)  # the bot's own ChannelRequest
+    chat = await sms_member(store)
+    member = await store.members.by_telegram_id(chat)
+    assert member is not None
+    await store.outbox.enqueue_batch("broadcast", 1, [Outgoing(member.id, chat, "News")])
+    await application.bot.initialize()
+    try:
+        await DeliveryWorker(application.bot, store, settings, clock).run_once()
+    finally:
+        await application.bot.shutdown()
+    assert provider.calls == 1
+    assert await store.outbox.status_counts() == {"skipped": 1}
+    member = await store.members.by_telegram_id(chat)
+    assert member is not None and member.unreachable_at is not None

@@ -458,3 +458,21 @@ async def test_an_sms_member_has_no_first_name_to_use_and_stays_anonymous(
     assert named[0] == t("en", "naming.anonymous_ok")
     member = await store.members.by_telegram_id(await chat_of(store, SAM))
     assert member is not None and member.display_name is None
+
+
+async def test_texts_posted_before_the_bot_has_started_are_refused_for_later(
+    settings: Settings, store: Store, clock: FakeClock, provider: SmsProvider
+) -> None:
+    # The web app is up before the bot has started (and replayed what was left): a text
+    # posted then gets 503, so the provider tries again, and nothing is kept.
+    await store.projects.add("PARK", "The park")
+    application = build_application(settings, store, clock)
+    sms = SmsRoutes.of(application)
+    assert sms is not None
+    provider.inbound_url = f"{settings.workbench_url}/sms/inbound"
+    before = await everything(store)
+    async with serving(application.resources, routes=sms.routes()):
+        status, _ = await provider.text(SAM, "PARK")
+    assert status == 503
+    assert await everything(store) == before
+    assert provider.sent_to(SAM) == []
