@@ -66,7 +66,7 @@ def sms_settings(base_url: str, port: int, **more: Any) -> dict[str, Any]:
         "sms_from": NUMBER,
         "sms_number_key": KEY,
         "sms_api_base_url": base_url,
-        "sms_rate": 1000,  # no pacing here (tests/test_sms_parts.py tests the pace)
+        "sms_rate": 1000,  # no pacing here (tests/test_sms_adapter.py tests the pace)
         **more,
     }
 
