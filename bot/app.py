@@ -20,6 +20,7 @@ from telegram.ext import (
     ContextTypes,
     Defaults,
 )
+from telegram.request import BaseRequest
 
 from bot.budget import Budget, SharedPace
 from bot.catalogue import LANGUAGES
@@ -34,6 +35,7 @@ from bot.receiving import (
 )
 from bot.scheduler import Scheduler
 from bot.settings import Settings
+from bot.sms import ChannelRequest, SmsAdapter
 from bot.transport import AiohttpRequest
 from conversations import prompts
 from conversations.commands import member_commands, register_staff_menus
@@ -68,13 +70,17 @@ def build_application(settings: Settings, store: Store, clock: Clock) -> Cocreat
     """Builds the bot with every handler; resources come in, nothing is opened here."""
     resources = Resources(settings=settings, store=store, clock=clock)
     queue = DurableUpdateQueue(store.inbox)
+    # SMS members' calls go to the SMS adapter, the rest to Telegram (bot/sms.py).
+    request: BaseRequest = AiohttpRequest()
+    if settings.sms_on:
+        request = ChannelRequest(request, SmsAdapter(settings, store, clock))
     bot = CocreateBot(
         settings.token(),
         update_queue=queue,  # each fetched batch is recorded before it is queued
         base_url=settings.telegram_api_base_url,
         base_file_url=settings.telegram_file_base_url,
         # HTTP over aiohttp, not ptb's httpx: a sixth of the CPU a call (bot/transport.py).
-        request=AiohttpRequest(),
+        request=request,
         get_updates_request=AiohttpRequest(connection_pool_size=1),
         defaults=Defaults(tzinfo=settings.tz),
         # One budget for every call, behind a commit of the update's work (see CommitFirst);
@@ -103,6 +109,7 @@ def build_application(settings: Settings, store: Store, clock: Clock) -> Cocreat
 async def prune_inbox(context: CocreateContext) -> int:
     """Forgets handled updates older than INBOX_MEMORY (the daily job); returns how many."""
     pruned = await context.store.inbox.prune(before=context.clock.now() - INBOX_MEMORY)
+    await context.store.sms.prune_inbound(before=context.clock.now() - INBOX_MEMORY)
     if pruned:
         logger.info("Forgot %s handled updates", pruned)
     return pruned
@@ -176,11 +183,13 @@ async def running(
     *,
     poll_timeout: int = 30,
     webhook: ServedWebhook | None = None,
+    sms: ServedWebhook | None = None,
 ) -> AsyncIterator[CocreateApplication]:
     """Runs the bot (polling, or a webhook when WEBHOOK_URL is set) until the block exits.
 
     In webhook mode, updates come to `webhook` when given (a route of the workbench's app,
     opened once the bot has started); else to ptb's own webhook server on WEBHOOK_LISTEN:PORT.
+    SMS members' texts come to `sms` (bot/web/sms.py), opened once the bot has started too.
 
     Unfinished updates from before a restart are handled first; on exit, in-flight work
     finishes and whatever was fetched but not handled stays in the inbox for next time.
@@ -226,6 +235,8 @@ async def running(
                     first=settings.leader_retry,
                     name=TAKE_OVER_JOB,
                 )
+            if sms is not None:
+                await sms.open()
             if settings.webhook_mode and webhook is not None:
                 await webhook.open()
             elif settings.webhook_mode:
@@ -247,6 +258,8 @@ async def running(
             try:
                 yield application
             finally:
+                if sms is not None:
+                    sms.close()
                 if webhook is not None:
                     webhook.close()
                 if application.updater.running:

@@ -9,6 +9,7 @@ adapter instead of Telegram; so each member's messages come back on the channel 
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Literal
 
 Channel = Literal["telegram", "sms"]
@@ -25,3 +26,8 @@ def channel_of(chat_id: int) -> Channel:
 def is_sms(chat_id: int) -> bool:
     """Whether this chat is an SMS member's."""
     return SMS_BASE <= chat_id < NEXT_BASE
+
+
+# The outbox row whose message is being sent (bot/delivery.py sets it around each row's
+# call), so a channel's adapter can link what it sends to its row (bot/sms.py).
+OUTBOX_ROW: ContextVar[int | None] = ContextVar("cocreate_outbox_row", default=None)

@@ -111,6 +111,7 @@ async def serve(settings: Settings) -> None:
         return
     # Imported here: the web libraries would slow every other command's start.
     from bot.web.server import serving
+    from bot.web.sms import SmsRoutes
     from bot.web.webhook import Webhook
 
     clock = SystemClock(settings.tz)
@@ -123,9 +124,12 @@ async def serve(settings: Settings) -> None:
         # Telegram's updates too (bot/web/webhook.py): one app, one port.
         webhook = Webhook(application) if settings.webhook_mode else None
         routes = webhook.routes() if webhook is not None else []
+        # With SMS on, members' texts and delivery statuses come to the same app.
+        sms = SmsRoutes.of(application)
+        routes += sms.routes() if sms is not None else []
         async with (
             serving(application.resources, routes=routes, wake=lambda: application.delivery.wake()),
-            running(application, webhook=webhook),
+            running(application, webhook=webhook, sms=sms),
         ):
             await stop.wait()
             logger.info("Stopping: finishing what is in hand")

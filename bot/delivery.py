@@ -69,6 +69,7 @@ from telegram.ext import ExtBot
 
 from bot.budget import Budget, Bulk, NotSent
 from bot.catalogue import t
+from bot.channels import OUTBOX_ROW
 from bot.clock import Clock
 from bot.settings import QuietHours, Settings
 from bot.sms_cost import SMS_CHATS, report_line, sent_segments
@@ -437,6 +438,7 @@ class DeliveryWorker:
     async def _call(self, row: OutboxRow, markup: Markup | None) -> int | Exception | None:
         """One Telegram call, after its turn in the budget: the message id, what went wrong,
         or None if it never left (every outcome is recorded, so nothing is lost by catching)."""
+        token = OUTBOX_ROW.set(row.id)  # an SMS records the row its text came from
         try:
             message = await self._bot.send_message(
                 chat_id=row.chat_id,
@@ -449,6 +451,8 @@ class DeliveryWorker:
             return None
         except Exception as exc:
             return exc
+        finally:
+            OUTBOX_ROW.reset(token)
         return message.message_id
 
     async def _turn_came(self, row: OutboxRow) -> bool:

@@ -31,6 +31,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application, BaseRateLimiter, BaseUpdateProcessor, ExtBot
 
+from bot.channels import Channel, channel_of
 from conversations import routes
 from conversations.context import (
     CocreateContext,
@@ -55,7 +56,9 @@ class DurableUpdateQueue(asyncio.Queue[object]):
     """An update queue that records each update on disk before accepting it.
 
     It also knows which updates are queued or in hand but not finished (`unfinished`), and
-    the highest update id it ever took (`highest`), for `CocreateApplication.wait_handled`.
+    the highest update id it ever took from each channel (`highest`: Telegram's ids and an
+    SMS member's, bot/channels.py, are separate ranges), for
+    `CocreateApplication.wait_handled`.
     """
 
     def __init__(self, inbox: Inbox) -> None:
@@ -64,7 +67,7 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         # Updates a getUpdates batch recorded (True: new; False: a redelivery), until queued.
         self._decided: dict[int, bool] = {}
         self.unfinished: set[int] = set()
-        self.highest = 0
+        self.highest: dict[Channel, int] = {}
 
     async def record_batch(self, updates: tuple[Update, ...]) -> None:
         """Records a fetched batch in one transaction (`CocreateBot.get_updates`)."""
@@ -93,7 +96,12 @@ class DurableUpdateQueue(asyncio.Queue[object]):
 
     def _taking(self, update: Update) -> None:
         self.unfinished.add(update.update_id)
-        self.highest = max(self.highest, update.update_id)
+        channel = channel_of(update.update_id)
+        self.highest[channel] = max(self.highest.get(channel, 0), update.update_id)
+
+    def taken(self, update_id: int) -> bool:
+        """Whether this update (or a later one of its channel) has been taken."""
+        return self.highest.get(channel_of(update_id), 0) >= update_id
 
 
 class CocreateBot(ExtBot[None]):
@@ -249,7 +257,7 @@ class CocreateApplication(Application):  # type: ignore[type-arg]
         queue = self._durable_queue
         async with asyncio.timeout(timeout), self._handled:
             await self._handled.wait_for(
-                lambda: queue.highest >= update_id and update_id not in queue.unfinished
+                lambda: queue.taken(update_id) and update_id not in queue.unfinished
             )
 
 

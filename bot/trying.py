@@ -7,6 +7,12 @@ below are people in the emulator; the organiser comes in through ORGANISER_IDS a
 facilitator is granted the role in the database at start, so nothing in the bot knows it is
 being tried. The data goes to a throw-away folder (removed on exit) unless `--db` names a
 file to keep. Quiet hours are off, so questions arrive at once.
+
+Sam takes part by SMS: the same process holds a stand-in for a Twilio-compatible SMS
+provider (emulator/sms.py), and the bot is given SMS settings pointing at it (a made-up
+account, a number key new each run), so Sam's texts reach the bot's /sms/inbound signed as
+Twilio signs them and the bot's texts to Sam go through the stand-in's REST API. The chat
+page shows Sam's screen as a plain phone thread.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import contextlib
 import errno
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -37,8 +44,9 @@ from bot.receiving import CocreateApplication
 from bot.settings import Settings
 from bot.web import WorkbenchUnavailable
 from bot.web.server import listen, serving
+from bot.web.sms import SmsRoutes
 from conversations.workbench import sign_in_link
-from emulator import Emulator
+from emulator import Emulator, SmsProvider
 from storage.store import Store
 from storage.web_sessions import LINK_TTL
 
@@ -68,6 +76,10 @@ class Person:
     hint: str  # shown on the page under the switch
     intro: str  # shown on an empty chat, above the first steps
     steps: tuple[FirstStep, ...]  # buttons on an empty chat
+    # "telegram", or "sms": a phone thread on the page, texting from `number`. An SMS
+    # person's `id` only tells the page's people apart: the bot picks its own chat id.
+    channel: str = "telegram"
+    number: str = ""
 
 
 def _command(command: str, what: str) -> FirstStep:
@@ -82,10 +94,25 @@ STAFF_INTRO = (
     "This is the start of your chat with the bot. You are {a_role}, so you do not need to "
     "join. Try one of these:"
 )
+# Sam texts the bot from a phone. The stand-in's number and Sam's are UK numbers kept for
+# drama (Ofcom), never anyone's phone.
+SMS_NUMBER = "+447700900000"
+SAM_NUMBER = "+447700900123"
+# Joining by SMS is texting a project's code (as on its poster): the try has this project.
+TRY_PROJECT = ("TRY", "Try cocreate")
+SAM_HINT = (
+    "Sam has no Telegram, only a phone that sends texts. The bot's buttons come as numbered "
+    "lines: reply with the number. Questions from Fran arrive here as texts."
+)
+SAM_INTRO = (
+    f"These are Sam's texts with the bot's number, {SMS_NUMBER}. "
+    f"To join, text the project's code: {TRY_PROJECT[0]}"
+)
 PEOPLE = (
     Person(1001, "Ana", "member", MEMBER_HINT, MEMBER_INTRO, MEMBER_STEPS),
     Person(1002, "Bryn", "member", MEMBER_HINT, MEMBER_INTRO, MEMBER_STEPS),
     Person(1003, "Cai", "member", MEMBER_HINT, MEMBER_INTRO, MEMBER_STEPS),
+    Person(4001, "Sam", "member", SAM_HINT, SAM_INTRO, (), channel="sms", number=SAM_NUMBER),
     Person(
         2001,
         "Fran",
@@ -165,8 +192,14 @@ async def _try(settings: Settings, data: TryData, *, port: int | None, open_brow
     async with contextlib.AsyncExitStack() as stack:
         emulator = await start_emulator(port, data.first_id)
         stack.push_async_callback(emulator.stop)
+        # Sam's SMS provider, stopped after the bot (which may text while it stops).
+        sms = await start_sms_provider()
+        stack.push_async_callback(sms.stop)
+        emulator.sms = sms
         emulator.people = [asdict(person) for person in PEOPLE]
         for person in PEOPLE:
+            if person.channel == "sms":
+                continue
             if person.role == "member":
                 emulator.user(person.id, first_name=person.name)
             else:  # staff have opened the bot before, so alerts and reports can reach them
@@ -174,19 +207,27 @@ async def _try(settings: Settings, data: TryData, *, port: int | None, open_brow
 
         web = workbench_socket(settings)
         stack.callback(web.close)
-        settings = _settings_for(settings, emulator, data, web_port=web.getsockname()[1])
+        settings = _settings_for(settings, emulator, data, web_port=web.getsockname()[1], sms=sms)
+        sms.inbound_url = settings.workbench_url + "/sms/inbound"
         clock = SystemClock(settings.tz)
         store = await Store.open_url(settings.database_url, clock.now)
         stack.push_async_callback(store.close)
         await store.roles.grant_facilitator(
             FACILITATOR.id, FACILITATOR.name, granted_by=ORGANISER.id
         )
+        if await store.projects.by_code(TRY_PROJECT[0]) is None:  # a kept database has it
+            await store.projects.add(*TRY_PROJECT)
         application = build_application(settings, store, clock)
-        # The staff workbench, as `cocreate run` serves it: /workbench sends a sign-in link.
+        # The staff workbench, as `cocreate run` serves it: /workbench sends a sign-in link;
+        # Sam's texts come to its SMS routes (bot/web/sms.py), as with `cocreate run`.
+        sms_routes = SmsRoutes.of(application)
+        routes = sms_routes.routes() if sms_routes is not None else []
         await stack.enter_async_context(
-            serving(application.resources, web, wake=lambda: application.delivery.wake())
+            serving(application.resources, web, routes, wake=lambda: application.delivery.wake())
         )
-        await stack.enter_async_context(running(application, poll_timeout=POLL_TIMEOUT))
+        await stack.enter_async_context(
+            running(application, poll_timeout=POLL_TIMEOUT, sms=sms_routes)
+        )
         # Olu and Fran find a sign-in link in their chat when they first open it.
         links = SignInLinks(application)
         emulator.on_open = links.opened
@@ -243,7 +284,9 @@ class SignInLinks:
 
 def _announce(url: str, workbench: str, data: TryData) -> None:
     """Tells the person at the terminal where to go."""
-    members = ", ".join(p.name for p in PEOPLE if p.role == "member")
+    members = ", ".join(
+        p.name + (" (by SMS)" if p.channel == "sms" else "") for p in PEOPLE if p.role == "member"
+    )
     where = (
         f"kept in {data.db}"
         if data.kept
@@ -285,6 +328,13 @@ async def start_emulator(port: int | None, first_id: int) -> Emulator:
     raise AssertionError("unreachable: port 0 always binds or raises")
 
 
+async def start_sms_provider() -> SmsProvider:
+    """The SMS provider stand-in on a free port, with a made-up account."""
+    account = "AC" + secrets.token_hex(16)
+    provider = SmsProvider(account, secrets.token_urlsafe(24), number=SMS_NUMBER)
+    return await provider.start()
+
+
 def workbench_socket(settings: Settings) -> socket.socket:
     """The workbench's listening socket: on WEB_PORT if it was set, else on WORKBENCH_PORT,
     else on any free port (on this computer only)."""
@@ -300,9 +350,10 @@ def workbench_socket(settings: Settings) -> socket.socket:
 
 
 def _settings_for(
-    settings: Settings, emulator: Emulator, data: TryData, *, web_port: int
+    settings: Settings, emulator: Emulator, data: TryData, *, web_port: int, sms: SmsProvider
 ) -> Settings:
-    """The settings `cocreate run` would read, pointed at the emulator and the try's data."""
+    """The settings `cocreate run` would read, pointed at the emulator, the SMS provider
+    stand-in and the try's data (never at a real SMS account, whatever the environment says)."""
     return settings.model_copy(
         update={
             "telegram_bot_token": SecretStr(emulator.token),
@@ -318,6 +369,12 @@ def _settings_for(
             "web_port": web_port,
             "web_listen": "127.0.0.1",
             "web_url": "",
+            "sms_provider": "twilio",
+            "twilio_account_sid": sms.account_sid,
+            "twilio_auth_token": SecretStr(sms.auth_token),
+            "sms_from": sms.number,
+            "sms_api_base_url": sms.base_url,
+            "sms_number_key": SecretStr(secrets.token_urlsafe(32)),
         }
     )
 

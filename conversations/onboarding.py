@@ -209,8 +209,9 @@ async def answer(
     if state is State.NAMING:
         named = option is not None and option.key == "named"
         go(context, State.AGE)
+        # (An SMS member has no first name to use: they stay anonymous.)
         first_name = update.effective_user.first_name if update.effective_user else None
-        await context.store.members.set_display_name(member.id, first_name if named else None)
+        await context.store.members.set_display_name(member.id, (named and first_name) or None)
         if named and first_name:
             await say(update, context, "naming.named_ok", language=member.language, name=first_name)
         else:

@@ -11,12 +11,15 @@ Where things live:
 - `faults.py` – injected errors and delays; `webhook.py` – webhook delivery (also as a
   reverse proxy in front of several bot processes); `rates.py` – counting new messages and
   429s (`Emulator.rate_report()`); `formatting.py` – parse_mode and bot_command entities.
+- `sms.py` – `SmsProvider`: a stand-in for a Twilio-compatible SMS provider (its REST API,
+  signed status callbacks, members' signed inbound texts).
 """
 
 from emulator.emulator import DEFAULT_TOKEN, Emulator
 from emulator.faults import ApiError, Fault, Faults
 from emulator.member import SimUser
 from emulator.rates import RateReport
+from emulator.sms import SentSms, SmsProvider
 from emulator.state import BotMessage
 
 __all__ = [
@@ -27,5 +30,7 @@ __all__ = [
     "Fault",
     "Faults",
     "RateReport",
+    "SentSms",
     "SimUser",
+    "SmsProvider",
 ]

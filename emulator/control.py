@@ -30,6 +30,15 @@
     DELETE /_emu/faults
     POST /_emu/block/{id}, /_emu/unblock/{id}
 
+    With an SMS provider stand-in (`emulator.sms`, emulator/sms.py), a member's phone thread:
+    GET  /_emu/sms/{number}/thread?since=<version>&timeout=<s>
+                                        {"version", "number": the provider's, "texts": [text,
+                                        ...]}; with `since`, long-polls until something changed
+    POST /_emu/sms/{number}/send        {"text"} → {"status": the bot's HTTP status}: the member
+                                        texts the number (`SmsProvider.text`, signed as Twilio)
+    A text is {key, from_me, text, media, status, answered, error}: `status` is the delivery
+    status of the bot's texts; `answered`/`error` what the bot's web app said to the member's.
+
 A message is {message_id, text, buttons, callback_data, kind, file_name, file_url, mime_type,
 date, edited, deleted, version, reply_markup, from_bot}; `version` grows with every change in
 the chat, so a page can pass the highest one it saw as `since` to hear about edits. Errors are
@@ -42,11 +51,12 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any, Protocol
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, ClientError, web
 
 from emulator.faults import Faults
 from emulator.member import SimUser
 from emulator.methods import UploadedFile
+from emulator.sms import InboundSms, SentSms, SmsProvider
 from emulator.state import JSON, BotMessage, Chat, MemberMessage, TelegramState, wait_until
 
 
@@ -56,6 +66,7 @@ class Emulated(Protocol):
 
     state: TelegramState
     people: list[dict[str, Any]]
+    sms: SmsProvider | None
     on_open: Callable[[int], None] | None
     webhook_parallel: int
 
@@ -191,6 +202,8 @@ class ControlRoutes:
             ("POST", "/_emu/chats/open", self.open_chats),
             ("POST", "/_emu/block/{id}", self.block),
             ("POST", "/_emu/unblock/{id}", self.unblock),
+            ("GET", "/_emu/sms/{number}/thread", self.sms_thread),
+            ("POST", "/_emu/sms/{number}/send", self.sms_send),
         ]
         for method, path, handler in routes:
             app.router.add_route(method, path, _guarded(handler))
@@ -447,6 +460,68 @@ class ControlRoutes:
             headers=headers,
         )
 
+    # ---- a member's phone (SMS)
+
+    def _phone(self, request: web.Request) -> tuple[SmsProvider, str]:
+        provider = self._emu.sms
+        if provider is None:
+            raise LookupError("no SMS provider here")
+        return provider, request.match_info["number"]
+
+    @staticmethod
+    def _text_dict(sms: SentSms | InboundSms) -> JSON:
+        if isinstance(sms, SentSms):
+            return {
+                "key": f"out-{sms.sid}",
+                "from_me": False,
+                "text": sms.body,
+                "media": [],
+                "status": sms.status,
+                "answered": None,
+                "error": None,
+            }
+        return {
+            "key": f"in-{sms.sid}",
+            "from_me": True,
+            "text": sms.body,
+            "media": sms.media,
+            "status": None,
+            "answered": sms.http_status,
+            "error": sms.error,
+        }
+
+    def _thread(self, provider: SmsProvider, number: str) -> JSON:
+        return {
+            "version": provider.version,
+            "number": provider.number,
+            "texts": [self._text_dict(sms) for sms in provider.thread(number)],
+        }
+
+    async def sms_thread(self, request: web.Request) -> web.StreamResponse:
+        provider, number = self._phone(request)
+        since = request.query.get("since")
+        if since is not None:
+            seen = _int(since, "since")
+            timeout = min(float(request.query.get("timeout", "10")), MAX_WAIT)
+            state = self._emu.state
+            await wait_until(
+                provider.changed,
+                lambda: provider.version > seen or state.closing.is_set(),
+                timeout,
+            )
+        return web.json_response(self._thread(provider, number))
+
+    async def sms_send(self, request: web.Request) -> web.StreamResponse:
+        provider, number = self._phone(request)
+        text = (await _json_body(request)).get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("text is required")
+        try:
+            status, _ = await provider.text(number, text)
+        except (ClientError, TimeoutError):
+            return web.json_response({"error": "the bot did not answer"}, status=502)
+        return web.json_response({"status": status})
+
     # ---- the emulator itself
 
     async def state(self, request: web.Request) -> web.StreamResponse:
@@ -461,6 +536,8 @@ class ControlRoutes:
                 "faults": len(emu.faults),
                 # 429s answered by Telegram's overall flood limit (None: the limit is off).
                 "flood_refused": emu.state.flood.refused if emu.state.flood else None,
+                # Texts the bot sent each phone number (the SMS stand-in's, if any).
+                "sms_sent": _sms_counts(emu.sms),
             }
         )
 
@@ -536,3 +613,10 @@ class ControlRoutes:
     async def unblock(self, request: web.Request) -> web.StreamResponse:
         self._emu.unblock(self._user(request).id)
         return web.json_response({"ok": True})
+
+
+def _sms_counts(provider: SmsProvider | None) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for sms in [*provider.sent, *provider.replies] if provider is not None else []:
+        counts[sms.to] = counts.get(sms.to, 0) + 1
+    return counts

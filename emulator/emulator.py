@@ -23,6 +23,7 @@ from emulator.member import SimUser
 from emulator.methods import BotApi
 from emulator.rates import RateReport
 from emulator.server import BotApiRoutes
+from emulator.sms import SmsProvider
 from emulator.state import BotMessage, TelegramState, wait_until
 from emulator.webhook import WebhookSender
 
@@ -82,6 +83,8 @@ class Emulator:
         self.people: list[dict[str, Any]] = []
         # Called with the user's id when the chat page opens their chat (`cocreate try`).
         self.on_open: Callable[[int], None] | None = None
+        # The SMS provider stand-in whose phone threads the chat page shows (`cocreate try`).
+        self.sms: SmsProvider | None = None
 
     # ---- lifecycle
 

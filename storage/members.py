@@ -13,6 +13,7 @@ from datetime import datetime
 from storage.db import Database, IntegrityErrors, Row, Statement, new_id
 from storage.models import ConsentReceipt, Member, Project
 from storage.outbox import Outbox
+from storage.sms import Sms
 from storage.times import from_db, to_db
 
 Now = Callable[[], datetime]
@@ -234,6 +235,7 @@ class Members:
             # Cascades to about_you and member_projects; unlinks consent_receipts.
             await conn.execute("DELETE FROM members WHERE id = ?", (member_id,))
             await conn.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+            await Sms.forget(conn, row["chat_id"])  # an SMS member's number, and its texts
             await conn.execute(
                 "INSERT INTO audit_log (at, actor, action) VALUES (?, 'member', 'erasure')",
                 (now,),

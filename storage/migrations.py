@@ -553,6 +553,44 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX inbox_person_pending ON inbox (person_id, update_id) WHERE done_at IS NULL;
     ALTER TABLE outbox ADD COLUMN claimed_by INTEGER;
     """,
+    # SMS (issue 15): members who text a number. sms_numbers: one row per phone number, the
+    # number sealed (bot/sms.py: a dump does not show it) and found by a keyed hash; its
+    # member's chat id (and user id) is SMS_BASE + id (bot/channels.py), never reused
+    # (AUTOINCREMENT). stopped_at: the number texted STOP (nothing is sent to it but the one
+    # reply, until START); asked: what its last text asked (its buttons), so an edit that asks
+    # nothing new is not sent. sms_inbound: each text received, by the provider's MessageSid;
+    # its update id is SMS_BASE + id (a retried post is the same update). sms_messages: each
+    # text sent: the provider's sid, the outbox row it came from, its segments and its status
+    # (sending, queued, sent, delivered, undelivered, failed), from the status callbacks.
+    """
+    CREATE TABLE sms_numbers (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        number_hash  TEXT NOT NULL UNIQUE,
+        sealed       TEXT NOT NULL,
+        stopped_at   TEXT,
+        asked        TEXT,
+        created_at   TEXT NOT NULL
+    );
+    CREATE TABLE sms_inbound (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_sid  TEXT NOT NULL UNIQUE,
+        chat_id      INTEGER NOT NULL,
+        received_at  TEXT NOT NULL
+    );
+    CREATE INDEX sms_inbound_chat ON sms_inbound (chat_id);
+    CREATE TABLE sms_messages (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        sid          TEXT UNIQUE,
+        chat_id      INTEGER NOT NULL,
+        outbox_id    INTEGER,
+        segments     INTEGER NOT NULL,
+        status       TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        updated_at   TEXT NOT NULL
+    );
+    CREATE INDEX sms_messages_chat ON sms_messages (chat_id);
+    CREATE INDEX sms_messages_outbox ON sms_messages (outbox_id) WHERE outbox_id IS NOT NULL;
+    """,
 )
 
 

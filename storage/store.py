@@ -25,6 +25,7 @@ from storage.safeguarding import Safeguarding
 from storage.search import forget_deleted
 from storage.sessions import Sessions
 from storage.sharing import Pseudonyms, Sharing
+from storage.sms import Sms
 from storage.sqlite_db import SqliteDatabase, path_from_url
 from storage.statements import Statements
 from storage.stats import Stats
@@ -86,6 +87,7 @@ class Store:
         self.web_sessions = WebSessions(db, now)  # signing in to the workbench (bot/web/)
         self.safeguarding = Safeguarding(db, now)  # the flags staff work through
         self.themes = Themes(db, now)  # themes staff give to what members said
+        self.sms = Sms(db, now)  # SMS members' numbers and texts (bot/sms.py)
 
     @classmethod
     async def open(cls, path: Path, now: Callable[[], datetime]) -> Store:

@@ -1,5 +1,7 @@
 // The chat page of `cocreate try`: one chat per person, over the emulator's member API
-// (/_emu/...). Plain JavaScript, no build step, nothing fetched from elsewhere.
+// (/_emu/...). Plain JavaScript, no build step, nothing fetched from elsewhere. A person
+// whose channel is "sms" gets a plain phone thread instead (/_emu/sms/...): bubbles and a
+// text box, no buttons, no commands, no photos.
 "use strict";
 
 const POLL_SECONDS = 25;
@@ -14,6 +16,8 @@ const page = {
   abort: null,
   seen: {}, // chat id -> messages the bot had sent when last shown
   sent: null, // chat id -> messages the bot has sent, as the emulator last said
+  smsSent: {}, // phone number -> texts the bot has sent it, as the emulator last said
+  smsVersion: 0, // the SMS stand-in's version when the thread was last read
   stick: true, // keep the newest message in view (until the reader scrolls up to read)
   scrolledTo: null, // where the page last scrolled itself
 };
@@ -43,6 +47,14 @@ function pause(ms) {
 
 function say(text) {
   $("status").textContent = text;
+}
+
+function isSms(person) {
+  return person.channel === "sms";
+}
+
+function threadPath(person) {
+  return `/_emu/sms/${encodeURIComponent(person.number)}/thread`;
 }
 
 // ---- keeping the newest message in view
@@ -93,7 +105,7 @@ async function loadPeople() {
     ...page.people.map((person) => {
       const option = document.createElement("option");
       option.value = String(person.id);
-      option.textContent = `${person.name} (${person.role})`;
+      option.textContent = label(person);
       return option;
     }),
   );
@@ -105,28 +117,40 @@ async function loadPeople() {
   }
 }
 
+// How the switch names someone: "Ana (member)", "Sam (SMS)".
+function label(person) {
+  return isSms(person) ? `${person.name} (SMS)` : `${person.name} (${person.role})`;
+}
+
 async function show(person) {
   page.generation += 1;
   if (page.abort) page.abort.abort();
   page.person = person;
+  const sms = isSms(person);
   // Tells `cocreate try` the chat is open (it sends staff a sign-in link the first time).
-  post(`/_emu/chats/${person.id}/opened`, {}).catch(() => {});
+  if (!sms) post(`/_emu/chats/${person.id}/opened`, {}).catch(() => {});
   page.messages.clear();
   page.after = 0;
   page.since = 0;
+  page.smsVersion = 0;
   history.replaceState(null, "", `#as=${person.id}`);
   $("hint").textContent = person.hint || "";
   drawFirstSteps(person);
-  $("chat-title").textContent = `${person.name}'s chat with the bot`;
-  document.title = `${person.name} – Try cocreate`;
+  drawChannel(person);
   const list = $("messages");
   list.setAttribute("aria-busy", "true");
   list.replaceChildren();
   const generation = page.generation;
   try {
-    const messages = await api(`/_emu/chats/${person.id}/messages?all=1`);
-    if (generation !== page.generation) return;
-    merge(messages);
+    if (sms) {
+      const thread = await api(threadPath(person));
+      if (generation !== page.generation) return;
+      mergeThread(thread);
+    } else {
+      const messages = await api(`/_emu/chats/${person.id}/messages?all=1`);
+      if (generation !== page.generation) return;
+      merge(messages);
+    }
     say("");
   } catch (error) {
     say(`Could not load the chat: ${error.message}`);
@@ -135,8 +159,30 @@ async function show(person) {
   }
   render();
   toNewest();
-  loadCommands();
-  follow(generation);
+  if (sms) {
+    followThread(generation);
+  } else {
+    loadCommands();
+    follow(generation);
+  }
+}
+
+// A Telegram chat, or a plain phone thread: what the page around the messages offers.
+function drawChannel(person) {
+  const sms = isSms(person);
+  document.body.classList.toggle("sms", sms);
+  const what = sms ? "texts" : "chat";
+  $("chat-title").textContent = `${person.name}'s ${what} with the bot`;
+  document.title = `${person.name} – Try cocreate`;
+  const box = sms ? "Text message" : "Message";
+  $("text-label").textContent = box;
+  $("text").placeholder = box;
+  $("attach").hidden = sms;
+  $("phone-bar").hidden = true;
+  if (sms) {
+    $("keyboard").hidden = true;
+    $("commands").hidden = true;
+  }
 }
 
 // ---- following the chat
@@ -168,6 +214,68 @@ async function follow(generation) {
       await pause(2000);
     }
   }
+}
+
+// ---- following a phone thread
+
+async function followThread(generation) {
+  while (generation === page.generation) {
+    page.abort = new AbortController();
+    const query = `since=${page.smsVersion}&timeout=${POLL_SECONDS}`;
+    const started = Date.now();
+    try {
+      const thread = await api(`${threadPath(page.person)}?${query}`, {
+        signal: page.abort.signal,
+      });
+      if (generation !== page.generation) return;
+      if (thread.version <= page.smsVersion && Date.now() - started < 1000) {
+        await pause(1000); // an early answer with nothing new: the emulator is stopping
+      }
+      if (thread.version > page.smsVersion) {
+        mergeThread(thread);
+        render();
+        keepNewest();
+      }
+      say("");
+    } catch (error) {
+      if (generation !== page.generation) return;
+      say("Lost touch with cocreate try. Is it still running? Trying again…");
+      await pause(2000);
+    }
+  }
+}
+
+// A thread only grows, so a text's place in it is its id. Texts become messages as the
+// chat draws them; `version` changes only with what the bubble shows.
+function mergeThread(thread) {
+  page.smsVersion = thread.version;
+  const bar = $("phone-bar");
+  bar.textContent = `Texts with the bot's number, ${thread.number}`;
+  bar.hidden = false;
+  thread.texts.forEach((text, index) => {
+    const note = textNote(text);
+    page.messages.set(index + 1, {
+      message_id: index + 1,
+      from_bot: !text.from_me,
+      text: text.text,
+      kind: "text",
+      note,
+      reply_markup: null,
+      deleted: false,
+      version: note || "",
+    });
+  });
+}
+
+// Under a text: a picture sent (MMS), or the bot's web app not taking the text.
+function textNote(text) {
+  const notes = [];
+  if (text.media && text.media.length) notes.push("(a picture)");
+  if (text.error) notes.push("Not sent: the bot did not answer.");
+  else if (text.answered && text.answered >= 400) {
+    notes.push(`The bot did not take this text (HTTP ${text.answered}).`);
+  }
+  return notes.join(" ");
 }
 
 function merge(messages) {
@@ -247,6 +355,12 @@ function drawMessage(message) {
     text.textContent = message.text;
     item.append(text);
   }
+  if (message.note) {
+    const note = document.createElement("p");
+    note.className = "small";
+    note.textContent = message.note;
+    item.append(note);
+  }
   const inline = message.reply_markup && message.reply_markup.inline_keyboard;
   if (inline && inline.length) item.append(drawInline(message, inline));
   return item;
@@ -292,6 +406,7 @@ function drawInline(message, rows) {
 // What an empty chat offers: Start for a member, the role's own commands for staff.
 function drawFirstSteps(person) {
   $("intro").textContent = person.intro || "This is the start of your chat with the bot.";
+  $("first-steps").hidden = !(person.steps && person.steps.length);
   $("first-steps").replaceChildren(
     ...(person.steps || []).map((step) => {
       const button = document.createElement("button");
@@ -388,6 +503,11 @@ async function act(element, action) {
 
 function sendText(text, element) {
   const person = page.person;
+  if (isSms(person)) {
+    // The member texts the bot's number: the SMS stand-in posts it to the bot, signed.
+    const path = `/_emu/sms/${encodeURIComponent(person.number)}/send`;
+    return act(element, () => post(path, { text }));
+  }
   return act(element, () =>
     post(`/_emu/users/${person.id}/send`, { text, first_name: person.name }),
   );
@@ -429,7 +549,9 @@ function duration(file) {
 // Marks people whose chat has news, from the emulator's count of messages sent to each.
 async function watchOthers() {
   try {
-    page.sent = (await api("/_emu/state")).sent;
+    const state = await api("/_emu/state");
+    page.sent = state.sent;
+    page.smsSent = state.sms_sent || {};
   } catch {
     return; // the status line already says when the try has stopped
   }
@@ -441,10 +563,10 @@ function drawNews() {
   for (const option of $("who").options) {
     const person = page.people.find((p) => String(p.id) === option.value);
     if (!person) continue;
-    const sent = page.sent[option.value] || 0;
+    const sent = (isSms(person) ? page.smsSent[person.number] : page.sent[option.value]) || 0;
     if (page.seen[person.id] === undefined) page.seen[person.id] = sent;
     const news = person !== page.person && sent > page.seen[person.id];
-    option.textContent = `${person.name} (${person.role})${news ? " – new messages" : ""}`;
+    option.textContent = `${label(person)}${news ? " – new messages" : ""}`;
   }
 }
 
