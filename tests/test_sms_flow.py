@@ -131,7 +131,7 @@ async def join_by_text(sam: Texter, code: str = "park") -> None:
     assert hello == f"{t('en', 'start.hello')}\n{t('cy', 'start.hello')}"
     assert languages.endswith("Reply 1 for English, 2 for Cymraeg.")
     [consent] = await sam.choose("English")
-    assert consent.startswith(t("en", "consent.text").split("\n")[0])
+    assert consent.startswith(t("en", "consent.text.sms").split("\n")[0])
     assert consent.endswith("Reply 1 for Yes, I agree, 2 for Not now.")
     joined = await sam.choose(t("en", "consent.agree"))
     assert joined[0] == t("en", "project.joined", name="The park")
@@ -347,7 +347,7 @@ async def test_a_retried_post_is_handled_once(
     sam = Texter(provider, bot, SAM)
     await join_by_text(sam)
     helped = await sam.texts("help")
-    assert helped[0] == sms_body(t("en", "help.text"), "en")
+    assert helped[0] == sms_body(t("en", "help.text.sms"), "en")
     status, _ = await provider.repost_last(SAM)  # the provider never got our answer: again
     assert status == 200
     sid = provider.received_from(SAM)[-1].sid
@@ -442,7 +442,7 @@ async def test_a_text_whose_update_id_was_kept_before_a_crash_is_recorded_when_p
         )
     assert answer.status_code == 200
     await bot.wait_handled(kept)
-    assert sam.unread()[0] == sms_body(t("en", "help.text"), "en")
+    assert sam.unread()[0] == sms_body(t("en", "help.text.sms"), "en")
     assert await sam.update_id(form["MessageSid"]) == kept
 
 
