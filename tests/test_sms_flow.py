@@ -206,7 +206,8 @@ async def test_an_sms_member_joins_shares_answers_gets_news_stops_starts_and_is_
     await broadcast(staff, "We have put in three new lights.")
     [news] = await sam.wait()
     assert news == f"{t('en', 'broadcast.header')}\n\nWe have put in three new lights."
-    await staff.user.wait_messages(1, timeout=10)  # the broadcast's report
+    [report] = await staff.user.wait_messages(1, timeout=10)  # the broadcast's report
+    assert t("en", "delivery.report.sms_segments", count=1) in (report.text or "")
     await provider.settled()
     [texted] = [sms for sms in provider.sent_to(SAM) if sms.body == news]
     assert provider.statuses(texted.sid) == ["sent", "delivered"]

@@ -317,8 +317,31 @@ async def test_cocreate_try_has_sam_a_project_to_join_and_a_phone_wired_to_the_b
         # Sam's text reaches the bot's web app (the workbench's port), which answers.
         sent = await http.post(f"/_emu/sms/{number}/send", json={"text": TRY_PROJECT[0]})
         assert sent.status_code == 200
-        [text] = (await http.get(f"/_emu/sms/{number}/thread")).json()["texts"]
+        [text, *_] = (await http.get(f"/_emu/sms/{number}/thread")).json()["texts"]
         assert text["error"] is None and text["answered"] == sent.json()["status"]
+
+        async def bot_texts(count: int) -> list[str]:
+            """The bot's texts to Sam, once there are `count` of them."""
+            version = -1
+            for _ in range(40):
+                thread = (
+                    await http.get(f"/_emu/sms/{number}/thread?since={version}&timeout=2")
+                ).json()
+                version = thread["version"]
+                mine = [x["text"] for x in thread["texts"] if not x["from_me"]]
+                if len(mine) >= count:
+                    return mine
+            raise AssertionError(f"Sam got {mine}")
+
+        # ... and Sam joins by typing numbers: English, then I agree.
+        texts = await bot_texts(2)
+        assert texts[-1].endswith("Reply 1 for English, 2 for Cymraeg.")
+        await http.post(f"/_emu/sms/{number}/send", json={"text": "1"})
+        texts = await bot_texts(3)
+        assert texts[-1].endswith("Reply 1 for Yes, I agree, 2 for Not now.")
+        await http.post(f"/_emu/sms/{number}/send", json={"text": "1"})
+        texts = await bot_texts(4)
+        assert any(x.startswith("You have joined the project") for x in texts[3:]), texts
     # The code Sam's intro gives is a project in the try's database.
     with contextlib.closing(sqlite3.connect(trying.folder / "cocreate-try.db")) as db:
         codes = [row[0] for row in db.execute("SELECT code FROM projects")]
