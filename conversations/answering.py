@@ -58,6 +58,20 @@ async def pending(context: CocreateContext, member: Member) -> tuple[Round, Ques
     return None
 
 
+async def came_after(context: CocreateContext, member: Member) -> bool:
+    """Whether a question the member has not answered reached them after the one-step
+    question they wait at was asked: then what they type answers the newer one (on SMS,
+    people reply to the last text they got)."""
+    asked = context.session.updated_at
+    if asked is None:
+        return False
+    found = await pending(context, member)
+    if found is None:
+        return False
+    round_, _ = found
+    return await context.store.questions.delivered_after(round_.id, member.id, asked)
+
+
 async def take_typed(update: Update, context: CocreateContext, member: Member) -> bool:
     """Reads a message as the answer to the pending question; False if it is not one."""
     message = update.effective_message

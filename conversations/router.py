@@ -1,8 +1,9 @@
 """Words and things a member sends outside any multi-step flow, and what to say to the rest.
 
 A message that is not a command goes, in this order, to: the one-step question the person was
-just asked (language, delete, share another?, a reply or answer back), the story or idea they
-are telling, the facilitator's question they were just sent, a typed everyday word (MENU,
+just asked (language, delete, share another?, a reply or answer back) unless a facilitator's
+question reached them after it, the story or idea they are telling, the facilitator's
+question they were just sent, a typed everyday word (MENU,
 HELP …), a typed menu choice. Also what to say to anything else: unknown commands, stickers
 and the like outside a flow, edited messages, old buttons, people who have not started.
 """
@@ -56,6 +57,9 @@ async def on_message(update: Update, context: CocreateContext, routing: Routing)
     member = await current_member(update, context)
     lang = await language_of(update, context)
     question = awaited(context)
+    if question is not None and member and await answering.came_after(context, member):
+        leave_question(context)  # a facilitator's question came after it: that one is answered
+        question = None
     if text is not None and question is not None:
         for pending in routing.pending:
             if (

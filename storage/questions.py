@@ -372,6 +372,15 @@ class Questions:
         )
         return await self._with_questions([int(r["id"]) for r in rows])
 
+    async def delivered_after(self, round_id: int, member_id: int, since: str) -> bool:
+        """Whether the round reached the member after a moment (an ISO time, as stored)."""
+        row = await self._db.fetch_one(
+            "SELECT 1 FROM outbox o JOIN question_rounds r ON r.batch_id = o.batch_id"
+            " WHERE r.id = ? AND o.member_id = ? AND o.status = 'sent' AND o.sent_at > ?",
+            (round_id, member_id, since),
+        )
+        return row is not None
+
     async def delivered_message(self, round_id: int, member_id: int) -> int | None:
         """The Telegram message id the round reached the member with."""
         row = await self._db.fetch_one(

@@ -36,6 +36,9 @@ class Session:
     saved: tuple[str | None, str | None, str, int] | None = field(
         default=None, compare=False, repr=False
     )
+    # When the row was last written (the person's last update that changed or moved it):
+    # a one-step question they are waiting at was asked no later than this.
+    updated_at: str | None = field(default=None, compare=False)
 
     def go(self, flow: str, state: str) -> None:
         """Puts the person at a state of a flow."""
@@ -67,7 +70,7 @@ class Sessions:
     def reading(user_id: int) -> Statement:
         """The query `get` makes (for Database.prefetch)."""
         return (
-            "SELECT flow, state, data, last_update_id FROM sessions WHERE user_id = ?",
+            "SELECT flow, state, data, last_update_id, updated_at FROM sessions WHERE user_id = ?",
             (user_id,),
         )
 
@@ -79,7 +82,16 @@ class Sessions:
         flow, state, data = row["flow"], row["state"], row["data"]
         last = int(row["last_update_id"])
         saved = (flow, state, data, last)
-        return Session(user_id, flow, state, json.loads(data), last, stored=True, saved=saved)
+        return Session(
+            user_id,
+            flow,
+            state,
+            json.loads(data),
+            last,
+            stored=True,
+            saved=saved,
+            updated_at=row["updated_at"],
+        )
 
     async def save(self, session: Session) -> None:
         """Writes the session (or deletes it, if dropped), unless the row already holds it."""

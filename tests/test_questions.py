@@ -380,3 +380,39 @@ async def test_a_member_who_blocked_the_bot_is_skipped_until_they_write_again(
     await staff.taps("Send")
     [second] = await texts(ann)
     assert second.startswith("Second question?")
+
+
+async def test_typed_words_answer_whichever_came_last_a_question_or_a_one_step_prompt(
+    person: MakePerson, store: Store, clock: FakeClock
+) -> None:
+    """A member at "Share one more?" who then gets a question answers the question by typing
+    its number; one who gets the question first and then a one-step prompt answers the
+    prompt. (On SMS, people reply to the last text they got.)"""
+    staff = person(STAFF, "Fran")
+    [ann] = await members(person, "Ann")
+    await ann.says("/delete")  # a one-step prompt: "Delete it all?" 1. Yes 2. No
+    clock.advance(timedelta(minutes=1))
+    await ask(staff, "Is the path too dark?", "Yes or no")
+    await staff.taps("Send")
+    [question] = await texts(ann)
+    assert question.startswith("Is the path too dark?")
+    await texts(staff)  # the report
+    # "2" is No to the question, not "No, keep it" to the prompt before it.
+    [saved] = await ann.says("2")
+    assert saved.startswith(t("en", "questions.saved", when="").split("{")[0][:30])
+    [asked] = await store.questions.recent(1)
+    per_choice, answered, _ = await store.answers.counts(asked.id)
+    assert per_choice == {"no": 1} and answered == 1
+    assert await store.members.by_telegram_id(7000) is not None
+
+    # The other way round: a question came first, then the prompt; "2" answers the prompt.
+    clock.advance(timedelta(minutes=1))
+    await ask(staff, "Is the bus on time?", "Yes or no")
+    await staff.taps("Send")
+    await texts(ann)
+    await texts(staff)
+    clock.advance(timedelta(minutes=1))
+    assert await ann.says("/delete") == [t("en", "delete.ask")]
+    assert await ann.says("2") == [t("en", "delete.kept"), t("en", "menu.title")]
+    [bus, _] = await store.questions.recent(2)
+    assert (await store.answers.counts(bus.id))[1] == 0

@@ -10,6 +10,7 @@ import json
 import zipfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +159,7 @@ async def test_an_sms_member_joins_shares_answers_gets_news_stops_starts_and_is_
     routes: SmsRoutesBox,
     settings: Settings,
     tmp_path: Path,
+    clock: FakeClock,
 ) -> None:
     await store.projects.add("PARK", "The park")
     sam = Texter(provider, bot, SAM)
@@ -182,14 +184,15 @@ async def test_an_sms_member_joins_shares_answers_gets_news_stops_starts_and_is_
         t("en", "story.saved"),
         t("en", "sharing.next") + "\nReply 1 for Share one more story, 2 for Menu.",
     ]
-    await sam.choose("Menu")  # (a one-step question still open would take the "2" below)
+    # "Share one more?" stays open: the "2" below answers the question that came after it.
     [story] = await store.sharing.of_member(member.id)
     assert story.status == "submitted"
     parts = await store.sharing.parts(story.id)
     assert parts["what_happened"].text == "The bus did not stop for my wheelchair."
     assert parts["what_would_help"].text == "A driver who waits."
 
-    # ... and a facilitator's question (asked on Telegram) answered by typing "2".
+    # ... and a facilitator's question (asked on Telegram) a minute later, answered by typing "2".
+    clock.advance(timedelta(minutes=1))
     await ask(staff, "Is the path too dark?", "Yes or no")
     await staff.taps("Send")
     [question] = await sam.wait()
