@@ -110,6 +110,8 @@ async def prune_inbox(context: CocreateContext) -> int:
     """Forgets handled updates older than INBOX_MEMORY (the daily job); returns how many."""
     pruned = await context.store.inbox.prune(before=context.clock.now() - INBOX_MEMORY)
     await context.store.sms.prune_inbound(before=context.clock.now() - INBOX_MEMORY)
+    # Numbers of people who texted but never joined (or said "Not now" as the bot stopped).
+    await context.store.sms.forget_unjoined(before=context.clock.now() - INBOX_MEMORY)
     if pruned:
         logger.info("Forgot %s handled updates", pruned)
     return pruned

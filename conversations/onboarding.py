@@ -273,6 +273,9 @@ async def decline(update: Update, context: CocreateContext) -> int:
     lang = await language_of(update, context)
     context.session.drop()
     await say(update, context, "consent.declined", language=lang)
+    chat = update.effective_chat
+    if chat is not None:  # how to reach them, kept until the reply above had gone
+        await context.store.forget_contact(chat.id)
     return END
 
 

@@ -144,6 +144,38 @@ class Sms:
             "DELETE FROM sms_inbound WHERE received_at < ?", (to_db(before),)
         )
 
+    async def forget_unjoined(
+        self, chat_id: int | None = None, before: datetime | None = None
+    ) -> int:
+        """Forgets the numbers (and their texts) of people who never joined: one chat's, or
+        every one first seen before a moment and with no member and no place in joining left.
+        Returns how many numbers."""
+        clauses: list[str] = []
+        params: list[object] = []
+        if chat_id is not None:
+            if chat_id < SMS_BASE:
+                return 0
+            clauses.append("n.id = ?")
+            params.append(chat_id - SMS_BASE)
+        if before is not None:
+            clauses.append("n.created_at < ?")
+            params.append(to_db(before))
+        where = " AND ".join(clauses) or "1 = 1"
+        unjoined = (
+            f"SELECT n.id FROM sms_numbers n WHERE {where}"
+            " AND NOT EXISTS (SELECT 1 FROM members m WHERE m.telegram_user_id = n.id + ?)"
+            " AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = n.id + ?"
+            " AND s.flow IS NOT NULL)"
+        )
+        async with self._db.transaction() as tx:
+            ids = [
+                int(r["id"]) for r in await tx.fetch_all(unjoined, (*params, SMS_BASE, SMS_BASE))
+            ]
+            for id_ in ids:
+                await tx.execute("DELETE FROM sms_numbers WHERE id = ?", (id_,))
+                await tx.execute("DELETE FROM sms_messages WHERE chat_id = ?", (SMS_BASE + id_,))
+        return len(ids)
+
     # ---- texts sent
 
     async def sending(

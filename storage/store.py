@@ -108,6 +108,11 @@ class Store:
             raise
         return cls(db, now, coordination)
 
+    async def forget_contact(self, chat_id: int) -> None:
+        """Forgets how to reach someone who is not a member (said "Not now" to joining): an
+        SMS number; nothing is kept for a Telegram chat."""
+        await self.sms.forget_unjoined(chat_id)
+
     async def erase_member(self, member_id: int) -> None:
         """Deletes everything kept about a member (see Members.erase)."""
         await self.members.erase(member_id)

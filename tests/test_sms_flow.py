@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.app import build_application, running
+from bot.app import build_application, prune_inbox, running
 from bot.catalogue import t
 from bot.clock import FakeClock
 from bot.receiving import CocreateApplication, DurableUpdateQueue
@@ -26,6 +26,7 @@ from bot.sms import NumberKey
 from bot.sms_text import sms_body
 from bot.web.server import serving
 from bot.web.sms import SmsRoutes, text_update, twiml
+from conversations.context import CocreateContext
 from emulator.sms import SmsProvider
 from storage.export_rows import ExportFilter
 from storage.inbox import Inbox
@@ -480,3 +481,32 @@ async def test_texts_posted_before_the_bot_has_started_are_refused_for_later(
     assert status == 503
     assert await everything(store) == before
     assert provider.sent_to(SAM) == []
+
+
+async def test_not_now_forgets_the_number_and_a_join_left_unfinished_is_forgotten_later(
+    bot: CocreateApplication, store: Store, provider: SmsProvider, clock: FakeClock
+) -> None:
+    """Someone who texts the code and then says "Not now" is told how to come back, and
+    their number is gone at once; someone who stops halfway through joining is forgotten by
+    the daily sweep once the inbox forgets their texts."""
+    await store.projects.add("PARK", "The park")
+    sam = Texter(provider, bot, SAM)
+    await sam.texts("park")
+    [consent] = await sam.choose("English")
+    assert consent.endswith("Reply 1 for Yes, I agree, 2 for Not now.")
+    assert await sam.choose(t("en", "consent.not_now")) == [t("en", "consent.declined")]
+    assert await store.sms.by_hash(NumberKey(KEY).hash(SAM)) is None
+    tables = await everything(store)
+    traces = (SAM, SAM.removeprefix("+"), NumberKey(KEY).hash(SAM))
+    assert not any(trace in row for rows in tables.values() for row in rows for trace in traces)
+
+    other = "+447700900777"
+    bo = Texter(provider, bot, other)
+    await bo.texts("park")  # ... and never answers
+    assert await store.sms.by_hash(NumberKey(KEY).hash(other)) is not None
+    await prune_inbox(CocreateContext(bot))
+    assert await store.sms.by_hash(NumberKey(KEY).hash(other)) is not None  # still joining
+    await store.sessions.forget(bo_chat := await chat_of(store, other))  # gave up: session gone
+    clock.advance(timedelta(days=3))
+    await prune_inbox(CocreateContext(bot))
+    assert await store.sms.by_chat(bo_chat) is None
