@@ -21,16 +21,35 @@ _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _ADDRESS = re.compile(r"(?:https?://|\bt\.me/|\btelegram\.me/)\S*", re.IGNORECASE)
 _SPACES = re.compile(r"[ \t]{2,}")
 _NUMBERED = re.compile(r"^(\d+)[.)]\s*(.+)$", re.ASCII | re.DOTALL)
+# Punctuation outside the SMS alphabet, as the alphabet writes it (as Twilio's "smart
+# encoding" does): one curly quote would make the whole text UCS-2, at 70 characters an SMS
+# instead of 160. Letters (Welsh ŵ, ŷ …) are never changed.
+_SMART = str.maketrans(
+    {
+        "\u201c": '"',  # “
+        "\u201d": '"',  # ”
+        "\u201e": '"',  # „
+        "\u2018": "'",  # ‘
+        "\u2019": "'",  # ’
+        "\u201a": "'",  # ‚
+        "\u2013": "-",  # –
+        "\u2014": "-",  # —
+        "\u2026": "...",  # …
+        "\u00a0": " ",  # no-break space
+        "\u2022": "-",  # •
+    }
+)
 
 
 def plain(text: str, parse_mode: str | None) -> str:
-    """The words of a Telegram text, without markup or web addresses."""
+    """The words of a Telegram text, without markup or web addresses, with curly quotes,
+    dashes and dots written as the SMS alphabet has them."""
     if parse_mode and parse_mode.upper() == "HTML":
         text = html.unescape(_TAG.sub("", _BR.sub("\n", text)))
     elif parse_mode and parse_mode.upper().startswith("MARKDOWN"):
         text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # [words](address)
         text = re.sub(r"[*_`~|]", "", text)
-    text = _ADDRESS.sub("", text)
+    text = _ADDRESS.sub("", text).translate(_SMART)
     lines = [_SPACES.sub(" ", line).strip() for line in text.splitlines()]
     return "\n".join(lines).strip()
 

@@ -184,10 +184,13 @@ async def test_a_text_in_welsh_and_one_with_an_emoji_cost_what_they_cost(
         await bot.send_message(chat, "Ydych chi'n hoffi'r parc?", reply_markup=yes_no())
         await bot.send_message(chat, "Dŵr " + "a" * 70)  # ŵ: UCS-2, 75 > 70
         await bot.send_message(chat, "x" * 161)  # GSM-7: 161 > 160
+        # Curly quotes, a dash and dots are sent as the SMS alphabet has them: one SMS.
+        await bot.send_message(chat, "\u201cWe\u2019re here\u201d \u2013 ok\u2026 " + "b" * 130)
         assert (
             provider.sent_to(SAM)[0].body == "Ydych chi'n hoffi'r parc?\nAtebwch 1 am Yes, 2 am No."
         )
-        assert [m.segments for m in await store.sms.messages_to(chat)] == [1, 2, 2]
+        assert provider.sent_to(SAM)[3].body == '"We\'re here" - ok... ' + "b" * 130
+        assert [m.segments for m in await store.sms.messages_to(chat)] == [1, 2, 2, 1]
     finally:
         await bot.shutdown()
 
