@@ -580,6 +580,110 @@ MIGRATIONS_PG: tuple[str, ...] = (
         RETURN at_s - now_s;
     END $$;
     """,
+    # 4: the shared pace holds strictly, counting when messages really went. A moment is
+    # taken only once it has come (the process sends at once), read after the locks. Each
+    # moment taken is a ticket; when its request comes back, the process says so
+    # (cocreate_sent), and the time it came back (no earlier than Telegram got it) replaces
+    # the moment: no more than `most` in any `span` seconds by those times, and a chat's next
+    # paced message `per_chat` after its last one came back. A request sent late, or slow to
+    # arrive, so holds back the ones after it instead of bunching with them.
+    """
+    DROP FUNCTION cocreate_pace(BIGINT, DOUBLE PRECISION, DOUBLE PRECISION, BOOLEAN);
+    -- Everyone's row (chat 0): the last `most` tickets, each at position ticket % most + 1:
+    -- when its request came back, or minus its moment while it is in flight; and how many
+    -- tickets were ever taken.
+    ALTER TABLE send_pace ADD COLUMN recent DOUBLE PRECISION[] NOT NULL DEFAULT '{}';
+    ALTER TABLE send_pace ADD COLUMN taken BIGINT NOT NULL DEFAULT 0;
+    -- Takes the moment to send now, if it has come: `overall` seconds after the last one to
+    -- anyone; `span` after the request `most` tickets back came back (or, if it is still in
+    -- flight, once it does, or 2 s after its moment: its process may have died); and when
+    -- `waits` (a broadcast, a late reply) the chat's next moment. Every message to a chat moves
+    -- that `per_chat` past this moment. Gives the seconds to wait, at most 2 ms, and the
+    -- ticket (the moment is taken); or minus the seconds until a moment may come and no
+    -- ticket: nothing is taken, ask again then.
+    CREATE FUNCTION cocreate_pace(chat BIGINT, overall DOUBLE PRECISION,
+                                  per_chat DOUBLE PRECISION, waits BOOLEAN,
+                                  most INTEGER, span DOUBLE PRECISION,
+                                  OUT wait DOUBLE PRECISION, OUT ticket BIGINT)
+    LANGUAGE plpgsql AS $$
+    -- A chat is kept by a hash of its id, never the id, and only until its moment has passed.
+    DECLARE
+        now_s    DOUBLE PRECISION := extract(epoch FROM clock_timestamp());
+        at_s     DOUBLE PRECISION;
+        mine     DOUBLE PRECISION := 0;
+        key      BIGINT;
+        everyone send_pace%ROWTYPE;
+        slot     INTEGER;
+        oldest   DOUBLE PRECISION;
+    BEGIN
+        DELETE FROM send_pace WHERE chat_id IN (SELECT chat_id FROM send_pace
+            WHERE chat_id <> 0 AND next_at < now_s LIMIT 16 FOR UPDATE SKIP LOCKED);
+        IF chat IS NOT NULL AND per_chat > 0 THEN
+            key := cocreate_pace_key(chat);
+            INSERT INTO send_pace (chat_id, next_at) VALUES (key, 0) ON CONFLICT DO NOTHING;
+            SELECT next_at INTO mine FROM send_pace WHERE chat_id = key FOR UPDATE;
+            now_s := extract(epoch FROM clock_timestamp());
+            IF waits AND mine > now_s THEN
+                wait := now_s - mine;  -- the chat is not free yet: nothing taken
+                RETURN;
+            END IF;
+        END IF;
+        SELECT * INTO everyone FROM send_pace WHERE chat_id = 0 FOR UPDATE;
+        now_s := extract(epoch FROM clock_timestamp());  -- after the locks: now is now
+        at_s := GREATEST(everyone.next_at, now_s);
+        IF most > 0 THEN
+            slot := everyone.taken % most + 1;
+            oldest := everyone.recent[slot];  -- NULL: fewer than `most` taken yet
+            IF oldest < 0 AND now_s < 2 - oldest THEN
+                wait := -0.005;  -- still in flight: ask again in a moment
+                RETURN;
+            END IF;
+            IF oldest > 0 THEN
+                at_s := GREATEST(at_s, oldest + span);
+            END IF;
+        END IF;
+        IF at_s > now_s + 0.002 THEN
+            wait := now_s - at_s;  -- not yet: nothing taken
+            RETURN;
+        END IF;
+        IF most > 0 THEN
+            ticket := everyone.taken;
+            UPDATE send_pace SET next_at = at_s + overall, taken = taken + 1,
+                recent[slot] = -at_s WHERE chat_id = 0;
+        ELSE
+            UPDATE send_pace SET next_at = at_s + overall WHERE chat_id = 0;
+        END IF;
+        IF key IS NOT NULL THEN
+            UPDATE send_pace SET next_at = GREATEST(next_at, at_s + per_chat)
+                WHERE chat_id = key;
+        END IF;
+        wait := at_s - now_s;
+    END $$;
+    CREATE FUNCTION cocreate_pace_key(chat BIGINT) RETURNS BIGINT LANGUAGE sql IMMUTABLE AS $$
+        -- A chat's row: a hash of its id (0 is everyone's row).
+        SELECT CASE WHEN h = 0 THEN 1 ELSE h END FROM hashtextextended(chat::text, 1) AS h
+    $$;
+    -- A ticket's request came back now (Telegram had it by then): the window counts it from
+    -- now, and its chat's next paced message goes `per_chat` after now.
+    CREATE FUNCTION cocreate_sent(ticket BIGINT, most INTEGER, chat BIGINT,
+                                  per_chat DOUBLE PRECISION)
+    RETURNS VOID LANGUAGE plpgsql AS $$
+    DECLARE
+        now_s DOUBLE PRECISION := extract(epoch FROM clock_timestamp());
+    BEGIN
+        IF chat IS NOT NULL AND per_chat > 0 THEN  -- the chat's row first, as cocreate_pace
+            INSERT INTO send_pace (chat_id, next_at)
+                VALUES (cocreate_pace_key(chat), now_s + per_chat)
+                ON CONFLICT (chat_id)
+                DO UPDATE SET next_at = GREATEST(send_pace.next_at, EXCLUDED.next_at);
+        END IF;
+        IF ticket IS NOT NULL AND most > 0 THEN
+            now_s := extract(epoch FROM clock_timestamp());
+            UPDATE send_pace SET recent[ticket % most + 1] = now_s
+                WHERE chat_id = 0 AND taken <= ticket + most;  -- its place not taken again
+        END IF;
+    END $$;
+    """,
 )
 
 _TRACKING = """
