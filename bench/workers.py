@@ -341,7 +341,7 @@ async def pace_cost(url: str, calls: int = 300) -> tuple[float, float]:
                 await connection.execute("ALTER TABLE send_pace SET UNLOGGED")
             started = time.perf_counter()
             for _ in range(calls):
-                await connection.fetchval("SELECT cocreate_pace(NULL, 0.0, 0.0, true)")
+                await connection.fetchval("SELECT cocreate_pace(NULL, 0.0, 0.0, true, 0, 1.0)")
             took.append(1000 * (time.perf_counter() - started) / calls)
     finally:
         await connection.close()

@@ -13,7 +13,19 @@ the handlers' replies, the outbox's sender (bot/delivery.py) and every other cal
   second), so a reply and the next question go together. Bulk messages (the outbox's, marked
   with `Bulk`) only take a chat's sustained second: two broadcasts never arrive together;
 - replies (any call without `Bulk`: a handler answering someone who just wrote) go ahead of
-  bulk; within each, chats are served round-robin.
+  bulk; within each, chats are served round-robin. A reply that leaves more than
+  `REPLY_BURST_FOR` after the member acted (the update's message date, or when the update's
+  handling began: `ANSWERING_SINCE`) no longer comes with its chat's burst: it waits a second
+  after the chat's last message, as bulk does (the member is no longer watching for it, and
+  to Telegram it is a message out of the blue);
+- several processes on one database (`shared`: storage/coordination.py): each call, once this
+  budget lets it go, also waits for the pace every process shares, spaced as this budget
+  spaces its own calls, and takes its moment there only once it has come (it then leaves at
+  once). When its request comes back (Telegram had it by then), the pace is told: a call
+  waits a second (and `SHARED_SLACK`) after the request `rate` calls back came back, and a
+  paced message to a chat a second after that chat's last one came back. A request reaches
+  Telegram some milliseconds after its moment, under load a few hundred: counted from when
+  they came back, those delays hold the next calls back instead of bunching with them.
 
 A bulk call's `Bulk.leaving` is awaited once the budget has chosen it, just before its request
 leaves; the outbox marks its row 'sending' there, so a row waiting here is still 'queued'. If
@@ -30,9 +42,11 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Coroutine
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import BaseRateLimiter
 
@@ -55,6 +69,33 @@ CATCH_UP = 0.1
 # The most a bulk call is chosen before its slot, for its `leaving` (the outbox's commit).
 MOST_EARLY = 0.025
 MOST_TOGETHER = 100  # bulk calls chosen at once (see _dispatch)
+# Seconds after the member acted within which a reply still comes with its chat's burst.
+# Telegram (and the emulator's counter, emulator/rates.py) take a message more than 5 s after
+# the member's last action as unprompted; the update's time is known to a second (a message's
+# date) or only from when its handling began (a button), so this leaves a margin.
+REPLY_BURST_FOR = 3.0
+# With several processes: the shared window's span is a second and this (the database's clock
+# is not Telegram's). Measured (tests/test_processes_pg.py, 3 processes, a 2-core machine at a
+# load of 4 to 11): a request reaches the emulator 5 ms after its moment at the median, 65 to
+# 180 ms at the 99th centile, 600 ms at most; so the moments alone could not keep the rates.
+SHARED_SLACK = 0.01
+
+# When the member acted whose update is being handled (time.time()), set for its handling
+# (bot/receiving.py); None outside an update (a reply as far as the budget knows).
+ANSWERING_SINCE: ContextVar[float | None] = ContextVar("cocreate_answering_since", default=None)
+
+
+def acted_at(update: Update, now: float | None = None) -> float:
+    """When the member did what `update` says, as far as the bot knows: a message's date
+    (Telegram's, to the second: the member acted no later), else now (a button press has no
+    date; its handling begins about when it arrives)."""
+    now = time.time() if now is None else now
+    message = update.message or update.edited_message
+    if message is not None and message.date is not None:
+        date = message.date.timestamp()
+        if now - 60 < date <= now:  # a clock far off (a test's) says nothing
+            return date
+    return now
 
 
 def _is_new_message(endpoint: str) -> bool:
@@ -86,6 +127,13 @@ class _Ticket:
     turn: asyncio.Future[None]  # done when the budget has chosen this call
     gone: asyncio.Future[float | None]  # when it left (monotonic), or None: it never did
     at: float = 0.0  # its slot, once chosen: when it may leave; once it left, when it did
+    since: float | None = None  # a reply: when the member acted (time.time()), if known
+
+    def paced(self) -> bool:
+        """Whether it waits for its chat's second: bulk, or a reply gone late."""
+        return self.bulk is not None or (
+            self.since is not None and time.time() - self.since > REPLY_BURST_FOR
+        )
 
 
 @dataclass
@@ -124,8 +172,19 @@ class SharedPace(Protocol):
     """The sending pace several processes share (storage/coordination.py)."""
 
     async def pace(
-        self, chat_id: int | None, overall: float, per_chat: float, *, waits: bool = True
-    ) -> float: ...
+        self,
+        chat_id: int | None,
+        overall: float,
+        per_chat: float,
+        *,
+        waits: bool = True,
+        most: int = 0,
+        span: float = 1.0,
+    ) -> tuple[float, int | None]: ...
+
+    async def sent(
+        self, ticket: int | None, most: int, chat_id: int | None, per_chat: float
+    ) -> None: ...
 
 
 class Budget(BaseRateLimiter[Bulk]):
@@ -170,8 +229,12 @@ class Budget(BaseRateLimiter[Bulk]):
         self._lead = 0.0
         self._wake = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
-        # Several processes on one database: the pace they share (storage/coordination.py).
+        # Several processes on one database: the pace they share (storage/coordination.py),
+        # the window it keeps (`rate` calls; none without a rate), and the tasks telling it
+        # that requests came back.
         self._shared = shared
+        self._most = int(rate) if rate else 0
+        self._telling: set[asyncio.Task[None]] = set()
 
     # ---- ptb's interface
 
@@ -192,6 +255,8 @@ class Budget(BaseRateLimiter[Bulk]):
                     if not ticket.turn.done():
                         ticket.turn.set_exception(NotSent("the bot is stopping"))
             queues.by_chat.clear()
+        if self._telling:
+            await asyncio.wait(set(self._telling), timeout=5)
 
     async def process_request(
         self,
@@ -208,7 +273,8 @@ class Budget(BaseRateLimiter[Bulk]):
         bulk = rate_limit_args if isinstance(rate_limit_args, Bulk) else None
         # Only new messages count against a chat's second (not edits, nor answers to buttons).
         chat = data.get("chat_id") if _is_new_message(endpoint) else None
-        ticket = _Ticket(chat, bulk, loop.create_future(), loop.create_future())
+        since = ANSWERING_SINCE.get() if bulk is None else None
+        ticket = _Ticket(chat, bulk, loop.create_future(), loop.create_future(), since=since)
         (self._bulk if bulk else self._replies).add(ticket)
         self._wake.set()
         try:
@@ -223,26 +289,53 @@ class Budget(BaseRateLimiter[Bulk]):
             wait = ticket.at - self.monotonic()
             if wait > EPSILON:
                 await self._sleep(wait)
+            moment = None
             if self._shared is not None:
-                await self._share(chat, bulk is not None)
+                moment = await self._share(chat, ticket.paced())
             ticket.gone.set_result(self.monotonic())
         except BaseException:
             (self._bulk if bulk else self._replies).remove(ticket)
             if not ticket.gone.done():
                 ticket.gone.set_result(None)
             raise
-        return await callback(*args, **kwargs)
+        if self._shared is None:
+            return await callback(*args, **kwargs)
+        try:
+            return await callback(*args, **kwargs)
+        finally:
+            self._came_back(moment, chat)
 
-    async def _share(self, chat: Chat, bulk: bool) -> None:
-        """Waits for this call's moment in the pace every process shares: the overall rate
-        across them all (spaced as this budget spaces its own calls, with its slack), and
-        for a bulk message its chat's second. A reply does not wait for its chat, but holds
-        back the next bulk message to it, whichever process sends that."""
+    async def _share(self, chat: Chat, paced: bool) -> int | None:
+        """Waits for this call's moment in the pace every process shares (see the module):
+        the overall rate across them all, and for a bulk message or a late reply (`paced`)
+        its chat's second. A prompt reply does not wait for its chat, but holds back the next
+        paced message to it, whichever process sends that. Returns the moment's ticket."""
         assert self._shared is not None
-        chat_id = chat if isinstance(chat, int) else None
-        wait = await self._shared.pace(chat_id, self._interval, self._per_chat, waits=bulk)
+        wait, moment = await self._shared.pace(
+            chat if isinstance(chat, int) else None,
+            self._interval,
+            self._per_chat,
+            waits=paced,
+            most=self._most,
+            span=1.0 + SHARED_SLACK,
+        )
         if wait > EPSILON:
             await self._sleep(wait)
+        return moment
+
+    def _came_back(self, moment: int | None, chat: Chat) -> None:
+        """Tells the shared pace that this call's request came back (in a task of its own:
+        the caller goes on; until it is told, the pace counts the request as in flight)."""
+        assert self._shared is not None
+        chat_id = chat if isinstance(chat, int) else None
+        task = asyncio.create_task(self._shared.sent(moment, self._most, chat_id, self._per_chat))
+        self._telling.add(task)
+        task.add_done_callback(self._told)
+
+    def _told(self, task: asyncio.Task[None]) -> None:
+        self._telling.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("The shared pace was not told a request came back: %r", task.exception())
 
     # ---- for the outbox's sender
 
@@ -323,21 +416,21 @@ class Budget(BaseRateLimiter[Bulk]):
     def _choose(self, now: float) -> tuple[_Ticket | None, float | None]:
         """The next call that may go (replies first, round-robin), or how long until one may."""
         soonest: float | None = None
-        for queues, bulk in ((self._replies, False), (self._bulk, True)):
+        for queues in (self._replies, self._bulk):
             for chat, waiting in queues.by_chat.items():
-                free_at = self._free_at(chat, now, bulk)
+                free_at = self._free_at(chat, now, waiting[0].paced())
                 if free_at <= now + EPSILON:
                     return waiting[0], None
                 soonest = free_at if soonest is None else min(soonest, free_at)
         return None, None if soonest is None else soonest - now
 
-    def _free_at(self, chat: Chat, now: float, bulk: bool) -> float:
+    def _free_at(self, chat: Chat, now: float, paced: bool) -> float:
         use = self._chats.get(chat) if chat is not None else None
         if use is None:
             return now
         tokens = min(self._burst, use.tokens + (now - use.at) / self._per_chat)
         token_at = now if tokens >= 1 else now + (1 - tokens) * self._per_chat
-        return max(token_at, use.last + self._per_chat) if bulk else token_at
+        return max(token_at, use.last + self._per_chat) if paced else token_at
 
     def _charge(self, chat: Chat, at: float) -> None:
         if chat is None:

@@ -31,6 +31,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application, BaseRateLimiter, BaseUpdateProcessor, ExtBot
 
+from bot.budget import ANSWERING_SINCE, acted_at
 from bot.channels import Channel, channel_of
 from conversations import routes
 from conversations.context import (
@@ -204,6 +205,8 @@ class CocreateApplication(Application):  # type: ignore[type-arg]
         if not isinstance(update, Update):
             await super().process_update(update)
             return
+        # The budget paces a late reply as it paces a broadcast (bot/budget.py).
+        answering = ANSWERING_SINCE.set(acted_at(update))
         try:
             person = person_of(update)
             coordination = self.resources.store.coordination
@@ -213,6 +216,7 @@ class CocreateApplication(Application):  # type: ignore[type-arg]
             else:
                 await self.door.handle(update, super().process_update, self.reask)
         finally:
+            ANSWERING_SINCE.reset(answering)
             async with self._handled:
                 self._durable_queue.unfinished.discard(update.update_id)
                 self._handled.notify_all()

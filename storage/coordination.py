@@ -59,13 +59,31 @@ class Coordination(ABC):
 
     @abstractmethod
     async def pace(
-        self, chat_id: int | None, overall: float, per_chat: float, *, waits: bool = True
-    ) -> float:
-        """Takes the next free moment to send, shared by every process: `overall` seconds
-        apart for all; for a chat, `per_chat` after its last message when `waits` (a
-        broadcast), and the chat's next moment `per_chat` after this one either way (a reply,
-        which does not wait, still holds back the next broadcast to its chat). Returns how
-        long to wait for it (0 with one process: its own budget paces it)."""
+        self,
+        chat_id: int | None,
+        overall: float,
+        per_chat: float,
+        *,
+        waits: bool = True,
+        most: int = 0,
+        span: float = 1.0,
+    ) -> tuple[float, int | None]:
+        """Waits for the moment to send, shared by every process, and takes it once it has
+        come (the caller sends at once): `overall` seconds apart for all, and at most `most`
+        (0: no such limit) in any `span` seconds, counted from when the requests came back
+        (see `sent`); for a chat, `per_chat` after its last message when `waits` (a
+        broadcast, or a late reply), and the chat's next moment `per_chat` after this one
+        either way (a prompt reply, which does not wait, still holds back the next
+        broadcast to its chat). Returns how long to wait still (at most a few milliseconds;
+        0 with one process: its own budget paces it) and the moment's ticket for `sent`."""
+
+    @abstractmethod
+    async def sent(
+        self, ticket: int | None, most: int, chat_id: int | None, per_chat: float
+    ) -> None:
+        """The request of `pace`'s `ticket` came back (Telegram had it by then): the window of
+        `most` counts it from now, and its chat's next paced message waits `per_chat` from
+        now."""
 
     @abstractmethod
     async def close(self) -> None:
@@ -90,9 +108,21 @@ class OneProcess(Coordination):
         return True
 
     async def pace(
-        self, chat_id: int | None, overall: float, per_chat: float, *, waits: bool = True
-    ) -> float:
-        return 0.0
+        self,
+        chat_id: int | None,
+        overall: float,
+        per_chat: float,
+        *,
+        waits: bool = True,
+        most: int = 0,
+        span: float = 1.0,
+    ) -> tuple[float, int | None]:
+        return 0.0, None
+
+    async def sent(
+        self, ticket: int | None, most: int, chat_id: int | None, per_chat: float
+    ) -> None:
+        """Nothing shared to tell."""
 
     async def close(self) -> None:
         """Nothing to let go."""
@@ -151,17 +181,43 @@ class Shared(Coordination):
         return role in self._leading
 
     async def pace(
-        self, chat_id: int | None, overall: float, per_chat: float, *, waits: bool = True
-    ) -> float:
-        # On the pool: the pace's row is locked a moment by each process that sends.
+        self,
+        chat_id: int | None,
+        overall: float,
+        per_chat: float,
+        *,
+        waits: bool = True,
+        most: int = 0,
+        span: float = 1.0,
+    ) -> tuple[float, int | None]:
+        # On the pool: the pace's row is locked a moment by each process that sends. A
+        # moment is taken only once it has come, so a process that sleeps late (a busy
+        # event loop) asks again rather than sending on a moment long past.
         while True:
-            wait = await self._pool.fetchval(
-                "SELECT cocreate_pace($1, $2, $3, $4)", chat_id, overall, per_chat, waits
+            row = await self._pool.fetchrow(
+                "SELECT wait, ticket FROM cocreate_pace($1, $2, $3, $4, $5, $6)",
+                chat_id,
+                overall,
+                per_chat,
+                waits,
+                most,
+                span,
             )
-            wait = float(wait) if isinstance(wait, int | float) else 0.0
+            assert row is not None
+            wait = float(row["wait"])
             if wait >= 0:
-                return wait
-            await asyncio.sleep(-wait)  # the chat is not free yet; nothing was taken
+                ticket = row["ticket"]
+                return wait, None if ticket is None else int(ticket)
+            await asyncio.sleep(-wait)  # not yet (everyone's, or the chat's): nothing taken
+
+    async def sent(
+        self, ticket: int | None, most: int, chat_id: int | None, per_chat: float
+    ) -> None:
+        if ticket is None and chat_id is None:
+            return
+        await self._pool.execute(
+            "SELECT cocreate_sent($1, $2, $3, $4)", ticket, most, chat_id, per_chat
+        )
 
     async def close(self) -> None:
         self._leading.clear()

@@ -20,6 +20,9 @@ from storage.times import from_db, to_db
 
 Now = Callable[[], datetime]
 KINDS = ("open", "choice", "scale", "yesno")
+# `delivered_message` of a round whose request has left but is not recorded yet: newer than
+# any message the member was shown before.
+IN_FLIGHT = 2**62
 
 
 @dataclass(frozen=True)
@@ -382,11 +385,15 @@ class Questions:
         return row is not None
 
     async def delivered_message(self, round_id: int, member_id: int) -> int | None:
-        """The Telegram message id the round reached the member with."""
+        """The Telegram message id the round reached the member with; IN_FLIGHT while its
+        row is 'sending' (Telegram may have shown it before the sender recorded it 'sent'
+        with its id: it is then the member's newest message)."""
         row = await self._db.fetch_one(
-            "SELECT o.telegram_message_id FROM outbox o"
+            "SELECT o.status, o.telegram_message_id FROM outbox o"
             " JOIN question_rounds r ON r.batch_id = o.batch_id"
-            " WHERE r.id = ? AND o.member_id = ? AND o.status = 'sent'",
+            " WHERE r.id = ? AND o.member_id = ? AND o.status IN ('sent', 'sending')",
             (round_id, member_id),
         )
+        if row is not None and row["status"] == "sending":
+            return IN_FLIGHT
         return int(row["telegram_message_id"]) if row and row["telegram_message_id"] else None

@@ -1,9 +1,11 @@
 """Issue 14: three `cocreate run` processes share one PostgreSQL database, behind a webhook
 proxy (the emulator posts each update to the next process in turn, as a reverse proxy would),
 with Telegram's 30 messages a second enforced. 300 members: 30 join through the chat now,
-270 joined before (seeded through the Store). A facilitator asks a yes/no question and sends a
-broadcast from the chat; every member answers (a third of them also ask for /help at once,
-without waiting: two updates of one chat in a row, which the proxy sends to two processes).
+270 joined before (seeded through the Store: all 300 joining through the chat took 257 s, as
+a join is 21 Bot API calls, 10 of them messages, and every call passes the shared pace: 6,300
+calls at under 30 a second). A facilitator asks a yes/no question and sends a broadcast from the
+chat; every member answers (a third of them also ask for /help at once, without waiting: two
+updates of one chat in a row, which the proxy sends to two processes).
 Part-way one process is SIGKILLed; a question round is stored for a few seconds later (as
 another process or the workbench would store it), and then the process leading the scheduler
 is SIGKILLed too.
@@ -18,9 +20,9 @@ Afterwards:
 - every member got the broadcast and the scheduled question once: exactly once where its
   outbox row is 'sent'; at most once where the row is 'unconfirmed' (a request in flight when
   its process died: never sent twice silently), and those are at most the rows in flight;
-- Telegram's limits held across the processes: no 429 answered; at most 30 new messages in
-  any second and no chat two unprompted messages less than 0.9 s apart are the aim (see the
-  OPEN note at the end: a little over, for now);
+- Telegram's limits held across the processes: no 429 answered, at most 30 new messages in
+  any second, and no chat got two unprompted messages (more than 5 s after its member's
+  last action) less than 0.9 s apart;
 - the scheduled round went out (queued, `sent_at`) within LEADER_RETRY and a few seconds of
   its due time although its leader died just before, and every member got it.
 """
@@ -202,7 +204,7 @@ async def test_three_processes_share_the_work_and_survive_losing_two(
     db: asyncpg.Pool | None = None
     figures: dict[str, float] = {}
     try:
-        await group.start()
+        await group.start(timeout=120)  # a loaded machine starts them slowly
         started = time.monotonic()
         store = await Store.open_url(url, partial(datetime.now, UTC))
         db = await asyncpg.create_pool(url, min_size=2, max_size=4)
@@ -398,7 +400,9 @@ async def run_the_day(
     # and before the next's: the join's replies exactly in order; the question, then the
     # answer's reply, then /help's. An update whose process died after it committed but
     # before it replied is answered "I had to stop for a moment" (restart.back) instead of its
-    # reply (the door's replay): never a second copy, and never out of order.
+    # reply (the door's replay), and one that died after replying but before marking the
+    # update done gets that after its reply (`replies_match`): never a second copy, and never
+    # out of order.
     back = t("en", "restart.back")
     restarted = 0
     for user_id in ids:
@@ -412,8 +416,7 @@ async def run_the_day(
         assert len(shown) == 1, (user_id, texts)
         kinds = [text[:20] for _, text in replies]
         expected = [saved[:20], t("en", "help.text")[:20]][: 1 + then_help[user_id]]
-        assert len(kinds) == len(expected), (user_id, texts)
-        assert all(k in (e, back[:20]) for k, e in zip(kinds, expected, strict=True)), texts
+        assert replies_match(kinds, expected, back[:20]), (user_id, texts)
         assert shown[0] < replies[0][0], (user_id, texts)
         restarted += sum(text == back for _, text in replies)
         if user_id in joiners:
@@ -462,14 +465,35 @@ async def run_the_day(
         webhook_backoffs=emulator.webhook_backoffs,
     )
     assert report.refused_429 == 0 and report.flood_refused == 0, report
-    # OPEN (reported to the lead, not fixed here): the pace the processes share
-    # (Budget._share → cocreate_pace) spaces calls a bare 1/rate apart with no sliding window
-    # over when they really left, so under load 31-32 reached Telegram in one second (its
-    # bucket let them through: no 429); and a reply (not paced per chat across processes)
-    # then a bulk message from another process came < 0.9 s apart in 7-15 chats. These
-    # bounds catch anything worse until that is fixed; then they become 30 and 0.
-    assert report.max_free_per_second <= 30 + 3, report
-    assert report.chat_close_pairs_unprompted <= 20, report
+    assert report.max_free_per_second <= 30, report
+    assert report.chat_close_pairs_unprompted == 0, report
+
+
+def replies_match(kinds: list[str], expected: list[str], back: str) -> bool:
+    """Whether a chat's replies are the expected ones in order, each possibly `back` instead
+    (its process died after committing, before replying: the replay says it had to stop), or
+    followed by `back` (its process died after replying, before marking the update done:
+    the replay cannot know the reply went, and says it had to stop)."""
+    if not expected or not kinds:
+        return not expected and not kinds
+    head, rest = expected[0], expected[1:]
+    if kinds[0] not in (head, back):
+        return False
+    if kinds[0] == head and kinds[1:2] == [back] and replies_match(kinds[2:], rest, back):
+        return True
+    return replies_match(kinds[1:], rest, back)
+
+
+def test_replies_match_their_actions_with_a_replay_s_apology() -> None:
+    saved, helped, back = "saved", "help", "back"
+    assert replies_match([saved, helped], [saved, helped], back)
+    assert replies_match([back, helped], [saved, helped], back)
+    assert replies_match([saved, back, helped], [saved, helped], back)
+    assert replies_match([saved, back], [saved], back)
+    assert not replies_match([saved, saved], [saved], back)  # a second copy
+    assert not replies_match([helped, saved], [saved, helped], back)  # out of order
+    assert not replies_match([saved], [saved, helped], back)  # one missing
+    assert not replies_match([saved, back, back], [saved], back)
 
 
 JOIN_TEXTS: list[str] = []  # filled below: what joining by chat shows, in order
