@@ -87,6 +87,11 @@ async def say(
         and await context.store.roles.role_of(user.id)
     ):
         key = "staff.not_a_member"  # staff who never joined are never sent into sign-up
+    if key == "bad.not_started" and language is None and not context.data.get("language"):
+        # Nobody knows their language (never joined, or "Not now" forgot it): both, as the
+        # first hello is.
+        both = f"{t('en', key, **values)}\n{t('cy', key, **values)}"
+        return await send(update, context, both, reply_markup)
     language = language or await language_of(update, context)
     return await send(update, context, t(language, key, **values), reply_markup)
 

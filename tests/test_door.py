@@ -14,7 +14,7 @@ from bot.catalogue import t
 from bot.receiving import CocreateApplication
 from emulator import Emulator
 from storage.store import Store
-from tests.transcript import Person, join
+from tests.transcript import NOT_STARTED, Person, join
 
 MakePerson = Callable[..., Person]
 STAFF = 9501
@@ -163,7 +163,7 @@ async def test_staff_who_never_joined_are_never_sent_into_member_sign_up(
     # A button of the preview itself: what members will see, pressed by the organiser.
     replies = await olu.taps(t("en", "questions.yes"), on=olu.user.messages[-2].message_id)
     assert replies == [t("en", "staff.not_a_member")]
-    assert t("en", "bad.not_started") not in replies
+    assert NOT_STARTED not in replies
     assert await olu.says("/help") == [t("en", "help.text"), t("en", "staff.not_a_member")]
     # /ask goes on: Send still works.
     assert (await olu.taps("Send"))[0] != t("en", "bad.old_button")

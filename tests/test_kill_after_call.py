@@ -30,7 +30,7 @@ from storage.store import Store
 from tests.media_samples import png
 from tests.test_process import wait_until
 from tests.test_voting import statement, voters
-from tests.transcript import Person, join
+from tests.transcript import NOT_STARTED, Person, join
 
 STAFF = 7103
 
@@ -312,3 +312,25 @@ async def test_a_language_chosen_during_a_broadcast_is_not_held_up_by_it(
     member = await store.members.by_telegram_id(7107)
     assert member is not None and member.language == "cy"
     await wait_until(lambda: len(emulator.calls_to("sendMessage")) >= len(members), timeout=60)
+
+
+async def test_not_now_replayed_after_a_kill_answers_in_both_languages(
+    bots: Restarts, emulator: Emulator, store: Store
+) -> None:
+    # "Not now" forgets everything, the language chosen too; a replay (the process died as
+    # the reply left) has nothing to ask again and no language: it says how to begin in
+    # both, never in English alone to someone who chose Welsh.
+    dai = bots.person(emulator.user(7104, first_name="Dai"))
+    await dai.says("/start")
+    await dai.taps("Cymraeg")
+    assert dai.user.messages[-1].text == t("cy", "consent.text")
+    text, message_id = dai.button(t("cy", "consent.not_now"))
+    await bots.kill_during(
+        emulator,
+        "sendMessage",
+        lambda: dai.user.press(text, message_id=message_id),
+        sent(dai.user),
+        chat_id=7104,
+    )
+    assert [m.text for m in dai.user.unread()][-1] == NOT_STARTED
+    assert await store.members.by_telegram_id(7104) is None

@@ -12,7 +12,7 @@ from conversations.onboarding import AGREED_TO, CONSENT_VERSION
 from emulator import Emulator
 from storage.models import PREFER_NOT_TO_SAY
 from storage.store import Store
-from tests.transcript import Person, choose_language, hello, join
+from tests.transcript import NOT_STARTED, Person, choose_language, hello, join
 
 MakePerson = Callable[..., Person]
 EXTRA = "Do you look after someone?"  # ABOUT_EXTRA_QUESTION in the test settings, with choices
@@ -182,10 +182,10 @@ async def test_a_button_from_someone_who_never_started(
     person: MakePerson, emulator: object
 ) -> None:
     fin = person(1006, "Fin")
-    assert await fin.does(lambda u: u.press_callback("onb:2:agree")) == [t("en", "bad.not_started")]
+    assert await fin.does(lambda u: u.press_callback("onb:2:agree")) == [NOT_STARTED]
     assert fin.user.callback_answers, "the button press was answered"
-    assert await fin.says("hello?") == [t("en", "bad.not_started")]
-    assert await fin.does(lambda u: u.send_sticker()) == [t("en", "bad.not_started")]
+    assert await fin.says("hello?") == [NOT_STARTED]
+    assert await fin.does(lambda u: u.send_sticker()) == [NOT_STARTED]
 
 
 async def test_start_again_shows_the_menu_not_the_whole_onboarding(
@@ -213,7 +213,7 @@ async def test_commands_work_at_any_point(person: MakePerson, store: Store) -> N
     # Before consent: /help helps and asks again; /menu asks for an answer first.
     assert await ifan.says("/help") == [
         t("en", "help.text"),
-        t("en", "bad.not_started"),
+        t("en", "bad.not_started"),  # English was chosen: English only
         t("en", "consent.text"),
     ]
     assert await ifan.says("/menu") == [t("en", "onboarding.answer_first"), t("en", "consent.text")]

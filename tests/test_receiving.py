@@ -23,7 +23,7 @@ from storage.times import to_db
 from tests.conftest import make_settings
 from tests.dbs import Statements
 from tests.net import free_port
-from tests.transcript import Person, choose_language, hello
+from tests.transcript import NOT_STARTED, Person, choose_language, hello
 
 
 def start_update(update_id: int, user_id: int, first_name: str) -> dict[str, object]:
@@ -61,7 +61,7 @@ async def test_updates_recorded_but_never_handled_are_handled_at_start(
             hello(),
             choose_language(),
             t("en", "help.text"),
-            t("en", "bad.not_started"),
+            NOT_STARTED,
             choose_language(),  # asked again: she is at the language step
         ]
     assert await store.inbox.unfinished() == []

@@ -21,7 +21,7 @@ from conversations.commands import FACILITATOR_COMMANDS, ORGANISER_COMMANDS
 from emulator import Emulator, SimUser
 from storage.roles import Redemption, token_hash
 from storage.store import Store
-from tests.transcript import Person, join
+from tests.transcript import NOT_STARTED, Person, join
 
 MakePerson = Callable[..., Person]
 ORGANISER_ID = 9101
@@ -237,8 +237,8 @@ async def test_forged_team_buttons_look_like_old_buttons(person: MakePerson, sto
     before = await tables(store)
     old_button = {
         member: [t("en", "bad.old_button"), t("en", "menu.title")],
-        stranger: [t("en", "bad.not_started")],
-        removed: [t("en", "bad.not_started")],
+        stranger: [NOT_STARTED],
+        removed: [NOT_STARTED],
         # Staff who never joined are not sent into member sign-up.
         fay: [t("en", "staff.not_a_member")],
     }

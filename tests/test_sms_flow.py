@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from bot.app import build_application, prune_inbox, running
-from bot.catalogue import t
+from bot.catalogue import t, writing_to
 from bot.clock import FakeClock
 from bot.receiving import CocreateApplication, DurableUpdateQueue
 from bot.settings import Settings
@@ -510,3 +510,16 @@ async def test_not_now_forgets_the_number_and_a_join_left_unfinished_is_forgotte
     clock.advance(timedelta(days=3))
     await prune_inbox(CocreateContext(bot))
     assert await store.sms.by_chat(bo_chat) is None
+
+
+async def test_a_new_number_in_crisis_gets_help_at_once_and_nothing_is_kept(
+    bot: CocreateApplication, store: Store, provider: SmsProvider
+) -> None:
+    before = await everything(store)
+    status, answer = await provider.text(SAM, "I want to end my life")
+    assert status == 200
+    hint = f"{t('en', 'sms.text_the_code')}\n{t('cy', 'sms.text_the_code')}"
+    with writing_to(SMS_BASE):
+        helped = [t("en", "safeguarding.help"), t("cy", "safeguarding.help")]
+    assert answer == twiml_of(*helped, hint)
+    assert await everything(store) == before

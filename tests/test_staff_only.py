@@ -30,7 +30,7 @@ from storage.outbox import Outgoing
 from storage.roles import Redemption
 from storage.sessions import Session
 from storage.store import Store
-from tests.transcript import Person, join
+from tests.transcript import NOT_STARTED, Person, join
 
 MakePerson = Callable[..., Person]
 OLU, OTTO = 9301, 9302  # organisers
@@ -164,7 +164,7 @@ async def test_an_update_from_another_chat_gets_nothing_of_the_organisers(
     # The alert's "Read it", pressed in Mal's chat in the organiser's name: the words stay put.
     [flag] = await store.db.fetch_all("SELECT id FROM safeguarding_flags")
     forged = await handled(bot, mal, forge_press(emulator, OLU, mal.user, f"flag:{flag['id']}"))
-    assert forged == [t("en", "bad.not_started")]
+    assert forged == [NOT_STARTED]
     assert all("want to die" not in (m.text or "") for m in mal.user.messages)
     assert await stored_chat_ids(store) == {OLU: OLU}
 

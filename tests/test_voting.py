@@ -20,7 +20,7 @@ from bot.receiving import CocreateApplication
 from emulator import SimUser
 from storage.store import Store
 from storage.votes import Choice, Tally
-from tests.transcript import Person, join
+from tests.transcript import NOT_STARTED, Person, join
 
 MakePerson = Callable[..., Person]
 SEE = t("en", "menu.vote")
@@ -472,6 +472,6 @@ async def test_before_joining_the_idea_commands_keep_nothing(
     /myvotes, /updates and "See others' ideas", and nothing about them is kept."""
     stranger = person(9801, "Sam")
     for said in ("/myvotes", "/updates", SEE):
-        assert await stranger.says(said) == [t("en", "bad.not_started")], said
+        assert await stranger.says(said) == [NOT_STARTED], said
     assert await store.members.by_telegram_id(9801) is None
     assert await store.db.fetch_all("SELECT * FROM sessions WHERE user_id = 9801") == []

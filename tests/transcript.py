@@ -12,6 +12,10 @@ from bot.catalogue import t
 from bot.receiving import CocreateApplication
 from emulator import SimUser
 
+# What someone whose language nobody knows (never joined, or said "Not now") is told:
+# how to begin, in both languages, as the first hello is.
+NOT_STARTED = f"{t('en', 'bad.not_started')}\n{t('cy', 'bad.not_started')}"
+
 
 class Person:
     """A member in the emulator, whose every step waits until the bot has handled it."""

@@ -40,9 +40,11 @@ from telegram import Update
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from bot.catalogue import t
+from bot.catalogue import t, writing_to
+from bot.channels import SMS_BASE
 from bot.receiving import CocreateApplication
 from bot.sms import INBOUND_PATH, STATUS_PATH, ChannelRequest, SmsAdapter, carrier_word
+from conversations.safeguarding import at_risk, risk_phrases
 from storage.models import Project
 
 logger = logging.getLogger(__name__)
@@ -173,7 +175,9 @@ class SmsRoutes:
         if known is None:
             project = await self._project(body)
             if project is None:  # nothing is kept about a number that did not join
-                return twiml() if word == "stop" else twiml(*self._join_hint())
+                if word == "stop":
+                    return twiml()
+                return twiml(*self._crisis_help(body), *self._join_hint())
             known = await store.sms.add(keys.hash(number), keys.seal(number))
             text = f"/start {project.code}"
         elif word == "stop":
@@ -209,6 +213,19 @@ class SmsRoutes:
         if not _CODE.fullmatch(code):
             return None
         return await self.application.resources.store.projects.by_code(code)
+
+    def _crisis_help(self, body: str) -> list[str]:
+        """Help at once, in English and Welsh, for words that suggest a risk to life or
+        safety, from someone who has not joined (nothing is kept, and no one is alerted:
+        there is no one to follow up)."""
+        settings = self.application.resources.settings
+        if not at_risk(body, risk_phrases(settings)):
+            return []
+        logger.warning("Safeguarding words from a number that has not joined: help sent")
+        if settings.safeguarding_help:
+            return [settings.safeguarding_help]
+        with writing_to(SMS_BASE):
+            return [t("en", "safeguarding.help"), t("cy", "safeguarding.help")]
 
     @staticmethod
     def _join_hint() -> list[str]:
