@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 # Advisory lock keys (bigint). A person's key is their id plus PERSON; a role's is fixed.
 PERSON = 1 << 56
 ROLES = {"poller": 1, "scheduler": 2, "due-work": 3}
+FORGET_EVERY = 0.5  # seconds: how often a process clears paced chats whose moment passed
 # Waiting for a person another process is handling: first try again after this, then up to
 # PERSON_WAIT_MOST between tries.
 PERSON_WAIT_FIRST, PERSON_WAIT_MOST = 0.005, 0.1
@@ -138,6 +140,7 @@ class Shared(Coordination):
         self._lock = asyncio.Lock()  # one statement at a time on the connection
         self._leading: set[str] = set()
         self.process = conn.get_server_pid()
+        self._forget_at = 0.0  # when to forget paced chats next (monotonic seconds)
 
     @classmethod
     async def connect(cls, url: str, pool: asyncpg.Pool) -> Shared:
@@ -193,6 +196,9 @@ class Shared(Coordination):
         # On the pool: the pace's row is locked a moment by each process that sends. A
         # moment is taken only once it has come, so a process that sleeps late (a busy
         # event loop) asks again rather than sending on a moment long past.
+        if time.monotonic() >= self._forget_at:  # chats whose moment passed: not kept
+            self._forget_at = time.monotonic() + FORGET_EVERY
+            await self._pool.fetchval("SELECT cocreate_pace_forget()")
         while True:
             row = await self._pool.fetchrow(
                 "SELECT wait, ticket FROM cocreate_pace($1, $2, $3, $4, $5, $6)",

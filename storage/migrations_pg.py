@@ -646,8 +646,6 @@ MIGRATIONS_PG: tuple[str, ...] = (
         slot     INTEGER;
         oldest   DOUBLE PRECISION;
     BEGIN
-        DELETE FROM send_pace WHERE chat_id IN (SELECT chat_id FROM send_pace
-            WHERE chat_id <> 0 AND next_at < now_s LIMIT 16 FOR UPDATE SKIP LOCKED);
         IF chat IS NOT NULL AND per_chat > 0 THEN
             key := cocreate_pace_key(chat);
             INSERT INTO send_pace (chat_id, next_at) VALUES (key, 0) ON CONFLICT DO NOTHING;
@@ -689,6 +687,19 @@ MIGRATIONS_PG: tuple[str, ...] = (
         END IF;
         wait := at_s - now_s;
     END $$;
+    -- Forgets the chats whose moment has passed (storage/coordination.py calls it about
+    -- twice a second from each process), in a statement of its own that holds no other
+    -- lock: inside cocreate_pace, forgetting other chats deadlocked with calls inserting
+    -- them anew. Only the row versions it could lock (SKIP LOCKED), by ctid.
+    CREATE FUNCTION cocreate_pace_forget() RETURNS INTEGER LANGUAGE sql AS $$
+        WITH gone AS (
+            DELETE FROM send_pace WHERE ctid = ANY(ARRAY(
+                SELECT ctid FROM send_pace
+                WHERE chat_id <> 0 AND next_at < extract(epoch FROM clock_timestamp())
+                LIMIT 1000 FOR UPDATE SKIP LOCKED))
+            RETURNING 1)
+        SELECT count(*)::INTEGER FROM gone
+    $$;
     CREATE FUNCTION cocreate_pace_key(chat BIGINT) RETURNS BIGINT LANGUAGE sql IMMUTABLE AS $$
         -- A chat's row: a hash of its id (0 is everyone's row).
         SELECT CASE WHEN h = 0 THEN 1 ELSE h END FROM hashtextextended(chat::text, 1) AS h

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from bot.clock import FakeClock
+from storage.coordination import FORGET_EVERY
 from storage.outbox import Outgoing
 from storage.store import Store
 from tests.pg import ThrowawayCluster
@@ -169,7 +170,7 @@ async def test_the_pace_keeps_no_chat_id_and_forgets_a_chat_once_its_second_pass
     await store.coordination.pace(987654321, 0.001, 0.05, waits=False)
     rows = await store.db.fetch_all("SELECT chat_id FROM send_pace")
     assert len(rows) == 2 and all(r["chat_id"] != 987654321 for r in rows)  # a hash of it
-    await asyncio.sleep(0.1)  # its moment passes
+    await asyncio.sleep(FORGET_EVERY)  # its moment passes, and it is time to forget
     await store.coordination.pace(None, 0.001, 0.0)  # anyone's next call clears it
     assert [r["chat_id"] for r in await store.db.fetch_all("SELECT chat_id FROM send_pace")] == [0]
 
@@ -243,3 +244,24 @@ async def test_the_window_counts_from_when_requests_came_back(processes: Open) -
     came_back = time.monotonic()
     await second.coordination.pace(7, 0.001, 0.5)  # a paced message to the same chat
     assert time.monotonic() - came_back >= 0.49  # not 0.1: half a second from its moment
+
+
+async def test_many_processes_pacing_many_chats_at_once_never_deadlock(processes: Open) -> None:
+    """The pace also forgets chats whose second has passed. Inside cocreate_pace, that
+    waited for calls inserting such a chat anew, which waited for rows the forgetting call
+    held (PostgreSQL: "deadlock detected", and a broadcast's row failed). It is now a
+    statement of its own, holding no other lock."""
+    stores = [await processes() for _ in range(3)]
+
+    async def one(store: Store, i: int) -> None:
+        chat = i % 12
+        _, ticket = await store.coordination.pace(
+            chat, 0.0, 0.001, waits=i % 2 == 0, most=30, span=0.01
+        )
+        await store.coordination.sent(ticket, 30, chat, 0.001)  # its request came back
+
+    for _ in range(6):
+        for store in stores:
+            store.coordination._forget_at = 0.0  # type: ignore[attr-defined]  # now, each
+        await asyncio.gather(*(one(s, i) for i in range(40) for s in stores))
+        await asyncio.sleep(0.01)  # every chat's moment passes: all may be forgotten at once
