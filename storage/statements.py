@@ -24,6 +24,7 @@ from typing import Literal
 
 from storage import kinds
 from storage.db import Database, Row, new_id
+from storage.questions import IN_FLIGHT
 from storage.times import from_db, to_db
 
 Visibility = Literal["anonymous", "named", "team"]
@@ -258,14 +259,19 @@ class Statements:
 
     async def summary_asked(self, member_id: int) -> tuple[Statement, int] | None:
         """The newest summary of one of the member's ideas waiting for their yes or no, and
-        the id of the message that asked them (None until it was delivered)."""
+        the id of the message that asked them (None until it was delivered; IN_FLIGHT while
+        its row is 'sending')."""
+        # A row still 'sending' may have been shown already (the sender records 'sent' and
+        # the message id a moment later): it is then the newest thing they were asked.
         row = await self._db.fetch_one(
-            "SELECT s.*, (SELECT max(o.telegram_message_id) FROM outbox o"
+            "SELECT s.*, (SELECT max(CASE WHEN o.status = 'sending' THEN ?"
+            "  ELSE o.telegram_message_id END) FROM outbox o"
             "  JOIN delivery_batches b ON b.id = o.batch_id"
-            "  WHERE b.kind = ? AND b.ref_id = s.id AND o.member_id = sub.member_id) AS asked"
+            "  WHERE b.kind = ? AND b.ref_id = s.id AND o.member_id = sub.member_id"
+            "  AND o.status IN ('sent', 'sending')) AS asked"
             " FROM statements s JOIN submissions sub ON sub.id = s.submission_id"
             " WHERE sub.member_id = ? AND s.state = 'summary' ORDER BY s.id DESC LIMIT 1",
-            (SUMMARY_BATCH, member_id),
+            (IN_FLIGHT, SUMMARY_BATCH, member_id),
         )
         if row is None or row["asked"] is None:
             return None

@@ -578,3 +578,39 @@ def test_every_staff_question_ends_with_the_role() -> None:
     staff_flows = {approving.CHOOSE, approving.EDIT, approving.SUMMARY, approving.STATEMENT}
     staff_flows |= {reviewing.REPLY, tracking.DRAFT, asking.FLOW.name, broadcasting.FLOW.name}
     assert staff_flows <= set(STAFF_FLOWS)
+
+
+async def test_a_typed_no_counts_while_the_summary_question_is_still_being_recorded(
+    person: MakePerson, store: Store
+) -> None:
+    """The sender records a row 'sent', with its message id, a moment after Telegram showed
+    it: a quick "no" in between still answers the summary (it got "Sorry, I did not get
+    that" under load)."""
+    olu = person(STAFF, "Olu")
+    gus = await member(person, 3016, "Gus")
+    await gus.says("/menu")
+    await gus.taps("Share an idea")
+    await gus.does(lambda u: u.send_voice(voice(3), duration=9))
+    await gus.taps("Skip")
+    await gus.taps("Skip")
+    await gus.taps("Save")
+    await gus.taps("Others, without my name")
+    await olu.says("/ideas")
+    await olu.taps("Waiting for your OK")
+    await olu.taps("Write a summary")
+    await olu.says("Buses should wait for wheelchairs.")
+    await gus.user.wait_messages(1, timeout=10)
+    for _ in range(200):  # the sender has recorded it: put it back as it was a moment before
+        row = await store.db.fetch_one(
+            "SELECT o.id FROM outbox o JOIN delivery_batches b ON b.id = o.batch_id"
+            " WHERE b.kind = 'summary' AND o.status = 'sent'"
+        )
+        if row is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert row is not None
+    await store.db.execute(
+        "UPDATE outbox SET status = 'sending', telegram_message_id = NULL WHERE id = ?",
+        (row["id"],),
+    )
+    assert await gus.says("no") == [t("en", "approving.summary.thanks_no")]
