@@ -6,6 +6,7 @@ assert await ann.taps("English") == [t("en", "consent.text")]
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from bot.catalogue import t
@@ -79,3 +80,11 @@ async def join(person: Person, language: str = "English", *, start: str = "/star
     await person.taps(t(lang, "naming.anonymous"))
     for _ in range(3):  # age, area, the organiser's question
         await person.taps(t(lang, "common.skip"))
+
+
+def holds_trace(dump: str, trace: str) -> bool:
+    """Whether a dump of rows holds a trace: a whole number as a number of its own (the
+    digits of a time, 1796158563.920126, may hold "2012" by chance), anything else as it is."""
+    if trace.isdigit():
+        return re.search(rf"(?<![\d.]){trace}(?![\d.])", dump) is not None
+    return trace in dump
