@@ -24,6 +24,26 @@ STAFF = 9100
 QUESTION = "What would make the park safer?"
 
 
+async def as_if_still_sending(store: Store, kind: str) -> None:
+    """Once the sender has recorded the batch's row 'sent', puts it back as it was between
+    the request coming back and that record: 'sending', no message id yet (the window a
+    quick member can hit)."""
+    for _ in range(200):
+        row = await store.db.fetch_one(
+            "SELECT o.id FROM outbox o JOIN delivery_batches b ON b.id = o.batch_id"
+            " WHERE b.kind = ? AND o.status = 'sent'",
+            (kind,),
+        )
+        if row is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert row is not None
+    await store.db.execute(
+        "UPDATE outbox SET status = 'sending', telegram_message_id = NULL WHERE id = ?",
+        (row["id"],),
+    )
+
+
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {"organiser_ids": [STAFF]}
@@ -41,21 +61,7 @@ async def test_a_typed_answer_counts_while_its_question_is_still_being_recorded(
         await fran.taps(label)
     await bo.user.wait_messages(1, timeout=10)
     assert (bo.user.messages[-1].text or "").startswith(QUESTION)
-    # The sender has recorded the row; put it back as it was between the request coming back
-    # and that record: 'sending', no message id yet (the window a quick member can hit).
-    for _ in range(200):
-        row = await store.db.fetch_one(
-            "SELECT o.id FROM outbox o JOIN delivery_batches b ON b.id = o.batch_id"
-            " WHERE b.kind = 'question' AND o.status = 'sent'"
-        )
-        if row is not None:
-            break
-        await asyncio.sleep(0.05)
-    assert row is not None
-    await store.db.execute(
-        "UPDATE outbox SET status = 'sending', telegram_message_id = NULL WHERE id = ?",
-        (row["id"],),
-    )
+    await as_if_still_sending(store, "question")
     [saved] = await bo.says("More lights.")
     assert saved.startswith(t("en", "questions.saved", when="").split("{")[0][:20])
     answers = await store.db.fetch_all("SELECT text FROM answers")

@@ -20,6 +20,7 @@ from storage.models import AuditEntry
 from storage.roles import STAFF_FLOWS
 from storage.store import Store
 from tests.media_samples import voice
+from tests.test_answer_in_flight import as_if_still_sending
 from tests.transcript import Person, join
 
 MakePerson = Callable[..., Person]
@@ -342,18 +343,23 @@ async def test_a_facilitator_adds_a_statement(person: MakePerson, store: Store) 
     assert len(await statements(store)) == 2
 
 
+async def voice_idea(someone: Person) -> list[str]:
+    """Shares an idea as a voice note, with no name; returns the last replies."""
+    await someone.says("/menu")
+    await someone.taps("Share an idea")
+    await someone.does(lambda u: u.send_voice(voice(3), duration=9))
+    await someone.taps("Skip")
+    await someone.taps("Skip")
+    await someone.taps("Save")
+    return await someone.taps("Others, without my name")
+
+
 async def test_a_voice_idea_is_summarised_and_its_author_approves(
     person: MakePerson, store: Store
 ) -> None:
     olu = person(STAFF, "Olu")
     gus = await member(person, 3015, "Gus")
-    await gus.says("/menu")
-    await gus.taps("Share an idea")
-    await gus.does(lambda u: u.send_voice(voice(3), duration=9))
-    await gus.taps("Skip")
-    await gus.taps("Skip")
-    await gus.taps("Save")
-    assert await gus.taps("Others, without my name") == [
+    assert await voice_idea(gus) == [
         t("en", "approving.share.anonymous_ok"),
         t("en", "sharing.next"),
     ]
@@ -588,29 +594,11 @@ async def test_a_typed_no_counts_while_the_summary_question_is_still_being_recor
     that" under load)."""
     olu = person(STAFF, "Olu")
     gus = await member(person, 3016, "Gus")
-    await gus.says("/menu")
-    await gus.taps("Share an idea")
-    await gus.does(lambda u: u.send_voice(voice(3), duration=9))
-    await gus.taps("Skip")
-    await gus.taps("Skip")
-    await gus.taps("Save")
-    await gus.taps("Others, without my name")
+    await voice_idea(gus)
     await olu.says("/ideas")
     await olu.taps("Waiting for your OK")
     await olu.taps("Write a summary")
     await olu.says("Buses should wait for wheelchairs.")
     await gus.user.wait_messages(1, timeout=10)
-    for _ in range(200):  # the sender has recorded it: put it back as it was a moment before
-        row = await store.db.fetch_one(
-            "SELECT o.id FROM outbox o JOIN delivery_batches b ON b.id = o.batch_id"
-            " WHERE b.kind = 'summary' AND o.status = 'sent'"
-        )
-        if row is not None:
-            break
-        await asyncio.sleep(0.05)
-    assert row is not None
-    await store.db.execute(
-        "UPDATE outbox SET status = 'sending', telegram_message_id = NULL WHERE id = ?",
-        (row["id"],),
-    )
+    await as_if_still_sending(store, "summary")
     assert await gus.says("no") == [t("en", "approving.summary.thanks_no")]
