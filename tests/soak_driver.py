@@ -669,15 +669,23 @@ def check_records(
     """What a member was told was saved is in the database once; nothing is there twice."""
     expect_answers: dict[int, list[str]] = {}  # member → markers, oldest first
     expect_shared: dict[int, set[str]] = {}
+    # An answer saved later to the same question replaces the one before: the question (its
+    # staff marker, S<n>T) of each answer kept, and where each member answered it anew.
+    asked_by: dict[str, tuple[int, str | None]] = {}  # marker → (its action, its question)
+    answered_at: dict[int, list[tuple[int, str | None]]] = {}  # member → (action, question)
     for user_id, actions in rows.items():
         history: list[str] = []
-        for action, texts, _ in actions:
+        for index, (action, texts, _) in enumerate(actions):
             if any(said_by(k, x) for x in texts for k in ("delete.done", "consent.declined")):
                 expect_answers[user_id] = []
                 expect_shared[user_id] = set()
             mark = MARKER.search(action.said or "")
-            if mark and any(said_by("questions.saved", x) for x in texts):
-                expect_answers.setdefault(user_id, []).append(mark.group(0))
+            if any(said_by("questions.saved", x) for x in texts):
+                asked = last_question(history)
+                answered_at.setdefault(user_id, []).append((index, asked))
+                if mark:
+                    expect_answers.setdefault(user_id, []).append(mark.group(0))
+                    asked_by[mark.group(0)] = (index, asked)
             saved = ("story.saved", "idea.saved", "idea.saved_volunteer")
             if any(said_by(k, x) for x in texts for k in saved):
                 review = last_review(history)
@@ -727,7 +735,11 @@ def check_records(
     for user_id, markers in expect_answers.items():
         for marker in markers:
             kept = any(k == "answer" for k, _, _ in where.get(marker, []))
-            replaced = any(n > sequence(marker) for n in answered[user_id])  # changed later
+            index, question = asked_by.get(marker, (-1, None))
+            replaced = any(n > sequence(marker) for n in answered[user_id]) or any(
+                later > index and again == question and question is not None
+                for later, again in answered_at.get(user_id, [])
+            )  # changed later (by words, or by a photo or voice note to the same question)
             if not kept and not replaced:
                 lost.append(f"member {user_id}'s answer {marker}")
     for user_id, parts_saved in expect_shared.items():
@@ -753,6 +765,19 @@ def sequence(marker: str) -> int:
     found = MARKER.fullmatch(marker)
     assert found is not None
     return int(found.group(2))
+
+
+QUESTION = re.compile(r"S\d+T")  # a facilitator's words: S<sequence>T
+
+
+def last_question(history: list[str]) -> str | None:
+    """The facilitator's question shown last (its marker), if any: a question's message
+    starts with its words, where news quotes them after a heading."""
+    for text in reversed(history):
+        found = QUESTION.match(text)
+        if found is not None:
+            return found.group(0)
+    return None
 
 
 def last_review(history: list[str]) -> list[str]:
