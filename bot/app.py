@@ -123,6 +123,8 @@ async def take_over(context: CocreateContext, *, poll_timeout: int = 30) -> None
     the updates it had recorded but not handled, and its sends left 'sending'."""
     application = context.application
     assert isinstance(application, CocreateApplication)
+    if application.closing:  # `running` is stopping polling: never start it again
+        return
     store, settings = application.resources.store, application.resources.settings
     coordination = store.coordination
     updater = application.updater
@@ -131,6 +133,7 @@ async def take_over(context: CocreateContext, *, poll_timeout: int = 30) -> None
         and updater is not None
         and not updater.running
         and await coordination.lead("poller")
+        and not application.closing
     ):
         await updater.start_polling(timeout=poll_timeout)
         logger.info("This process polls Telegram now")
@@ -260,6 +263,7 @@ async def running(
             try:
                 yield application
             finally:
+                application.closing = True  # a take-over now must not start polling again
                 if sms is not None:
                     sms.close()
                 if webhook is not None:

@@ -195,6 +195,7 @@ class CocreateApplication(Application):  # type: ignore[type-arg]
         # The outbox's sender; `running()` puts the real one here once the bot has started.
         self.delivery: Delivery = NotDelivering()
         self.scheduler: Scheduling = NotScheduling()
+        self.closing = False  # set by bot/app.py `running` as it stops taking updates
         self._handled = asyncio.Condition()
         processor = self.update_processor
         behind = processor.behind if isinstance(processor, ChatOrder) else (lambda _: 0)
