@@ -22,7 +22,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot.budget import Budget, SharedPace
+from bot.budget import Budget
 from bot.catalogue import LANGUAGES
 from bot.clock import Clock
 from bot.delivery import DeliveryWorker
@@ -42,6 +42,7 @@ from conversations.commands import member_commands, register_staff_menus
 from conversations.context import CocreateContext, Resources
 from conversations.replies import say
 from conversations.routes import build_routes
+from storage.coordination import Coordination
 from storage.store import Store
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ TAKE_OVER_JOB = "processes:take-over"
 CONCURRENT_UPDATES = 64
 
 
-def budget(settings: Settings, shared: SharedPace | None = None) -> Budget:
+def budget(settings: Settings, shared: Coordination | None = None) -> Budget:
     """The one budget every call passes (bot/budget.py), paced as the settings say (and, with
     several processes, by the pace they share)."""
     return Budget(

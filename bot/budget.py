@@ -44,11 +44,13 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import BaseRateLimiter
+
+from storage.coordination import Coordination
 
 logger = logging.getLogger(__name__)
 
@@ -168,25 +170,6 @@ class _Queues:
         return ticket
 
 
-class SharedPace(Protocol):
-    """The sending pace several processes share (storage/coordination.py)."""
-
-    async def pace(
-        self,
-        chat_id: int | None,
-        overall: float,
-        per_chat: float,
-        *,
-        waits: bool = True,
-        most: int = 0,
-        span: float = 1.0,
-    ) -> tuple[float, int | None]: ...
-
-    async def sent(
-        self, ticket: int | None, most: int, chat_id: int | None, per_chat: float
-    ) -> None: ...
-
-
 class Budget(BaseRateLimiter[Bulk]):
     """Paces every Bot API call: `rate` a second overall (None: no overall limit), and about
     one a second per chat after a burst of `burst`."""
@@ -200,7 +183,7 @@ class Budget(BaseRateLimiter[Bulk]):
         window_slack: float = WINDOW_SLACK,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        shared: SharedPace | None = None,
+        shared: Coordination | None = None,
     ) -> None:
         if rate is not None and rate < 0:
             raise ValueError("rate must be positive, or 0 or None for no overall limit")
