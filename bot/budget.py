@@ -1,10 +1,13 @@
 """The one budget every Bot API call passes (../shared/DESIGN.md, Delivery): `Budget`.
 
 It is ptb's rate limiter (bot/app.py: `ApplicationBuilder().rate_limiter(Budget(rate))`), so
-the handlers' replies, the outbox's sender (bot/delivery.py) and every other call share it
-(ptb never limits getUpdates):
+the handlers' replies, the outbox's sender (bot/delivery.py) and every other call pass it
+(ptb never limits getUpdates). Telegram's limits count messages, so only new messages (send*,
+copies and forwards) take a turn here; edits, answers to buttons, chat actions and every other
+call go at once (they counted against the 30 a second until December 2026, so a member joining
+took 21 turns where 10 are messages):
 
-- overall: calls leave one at a time on an even schedule, `rate` a second (BROADCAST_RATE)
+- overall: new messages leave one at a time on an even schedule, `rate` a second (BROADCAST_RATE)
   less a small margin for the network; a delay of up to `CATCH_UP` (a busy machine) is caught
   up by the next calls, which then leave closer together; and never more than `rate` in any
   1-second window (a sliding window over when calls really left). At a high rate, the bulk
@@ -250,12 +253,15 @@ class Budget(BaseRateLimiter[Bulk]):
         data: dict[str, Any],
         rate_limit_args: Bulk | None,
     ) -> JSONResult:
-        """Waits for the call's turn, then makes it (once: nothing is retried here)."""
+        """Waits for the call's turn, then makes it (once: nothing is retried here). Only new
+        messages take a turn: Telegram's limits count messages, so an edit, an answer to a
+        button, a chat action or any other call goes at once."""
+        bulk = rate_limit_args if isinstance(rate_limit_args, Bulk) else None
+        if bulk is None and not _is_new_message(endpoint):
+            return await callback(*args, **kwargs)
         self._start()
         loop = asyncio.get_running_loop()
-        bulk = rate_limit_args if isinstance(rate_limit_args, Bulk) else None
-        # Only new messages count against a chat's second (not edits, nor answers to buttons).
-        chat = data.get("chat_id") if _is_new_message(endpoint) else None
+        chat = data.get("chat_id")
         since = ANSWERING_SINCE.get() if bulk is None else None
         ticket = _Ticket(chat, bulk, loop.create_future(), loop.create_future(), since=since)
         (self._bulk if bulk else self._replies).add(ticket)

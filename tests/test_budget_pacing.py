@@ -180,3 +180,38 @@ async def test_a_broadcast_to_many_chats_forgets_idle_chats_only_now_and_then(
     await budget.shutdown()
     assert sent == 12_000
     assert len(maps) <= 4
+
+
+async def test_only_new_messages_take_a_turn_edits_and_button_answers_go_at_once(
+    clock_driver: Callable[[VirtualTime], None],
+) -> None:
+    # Telegram's limits count messages. A member joining makes 21 calls, 10 of them
+    # messages: while every call took a turn, 300 joining at 30 a second took 210 s, not 100.
+    time = VirtualTime()
+    clock_driver(time)
+    budget = Budget(2, monotonic=time.monotonic, sleep=time.sleep)
+    left: dict[str, list[float]] = {}
+
+    def call(name: str) -> Callable[[], Any]:
+        async def made() -> bool:
+            left.setdefault(name, []).append(time.now)
+            return True
+
+        return made
+
+    async def one(endpoint: str, chat_id: int) -> Any:
+        data = {"chat_id": chat_id, "message_id": 1}
+        return await budget.process_request(call(endpoint), (), {}, endpoint, data, None)
+
+    start = time.now
+    try:
+        await asyncio.gather(*(one("sendMessage", c) for c in range(1, 7)))
+        messages_done = time.now
+        others = ("editMessageText", "answerCallbackQuery", "sendChatAction", "setMyCommands")
+        await asyncio.gather(*(one(endpoint, c) for c in range(1, 7) for endpoint in others))
+    finally:
+        await budget.shutdown()
+    assert messages_done - start >= 2.0  # six messages at two a second
+    assert most_in_one_second(left["sendMessage"]) <= 2
+    for endpoint in others:
+        assert left[endpoint] == [messages_done] * 6, endpoint  # none waited for a turn
