@@ -20,6 +20,7 @@ from conversations.context import RISK_NOTED, CocreateContext
 from conversations.prompts import SKIP, choice_label, options_of, render
 from conversations.replies import (
     ANSWERING,
+    LISTED,
     PROMPT,
     around,
     chat_of,
@@ -41,14 +42,29 @@ logger = logging.getLogger(__name__)
 
 
 async def pending(context: CocreateContext, member: Member) -> tuple[Round, Question] | None:
-    """The question a typed message answers now, if any."""
+    """The question a typed message answers now, if any: the one /questions put first,
+    unless a question they have not answered reached them after that list (people answer
+    the last message they got); else one they have not answered that reached them after
+    anything else they were asked."""
     now = context.clock.now()
     open_rounds = await context.store.questions.open_rounds_for(member.id, now)
     chosen = context.data.get(ANSWERING)
+    listed = context.data.get(LISTED)
+    if chosen is not None and listed is not None:
+        newer = await unanswered_since(context, member, open_rounds, int(listed) + 1)
+        if newer is not None:
+            return newer
     for round_, question in open_rounds:
         if round_.id == chosen:
             return round_, question
-    since = int(context.data.get(PROMPT, 0))
+    return await unanswered_since(context, member, open_rounds, int(context.data.get(PROMPT, 0)))
+
+
+async def unanswered_since(
+    context: CocreateContext, member: Member, open_rounds: list[tuple[Round, Question]], since: int
+) -> tuple[Round, Question] | None:
+    """The first open question the member has not answered that reached them in a message
+    `since` or later (Telegram's message ids rise within a chat), or is reaching them now."""
     for round_, question in open_rounds:
         delivered = await context.store.questions.delivered_message(round_.id, member.id)
         if delivered is None or delivered < since:
@@ -236,6 +252,8 @@ async def list_open(update: Update, context: CocreateContext) -> None:
     assert chat_id is not None
     lang = member.language
     context.data[ANSWERING] = rounds[0][0].id  # before anything is sent (see machine.py)
+    context.data.pop(LISTED, None)
+    shown = None
     for round_, question in rounds[:5]:
         text, markup = render(question, round_.id, lang)
         answer = answers[round_.id]
@@ -248,7 +266,9 @@ async def list_open(update: Update, context: CocreateContext) -> None:
         *first, last = pieces
         for piece in first:
             await send(update, context, piece)
-        await send(update, context, last, markup)
+        shown = await send(update, context, last, markup)
+    if shown is not None:
+        context.data[LISTED] = shown.message_id  # a question reaching them after it comes first
 
 
 async def link_flag(context: CocreateContext, answer_id: int) -> None:

@@ -224,6 +224,7 @@ def typed_command(text: str, language: str) -> str | None:
 
 PROMPT: Final = "prompt_message"  # the newest message asking something other than a question
 ANSWERING: Final = "answering"  # the question round /questions put first
+LISTED: Final = "listed"  # the message id of /questions' last message
 # The state of every one-step question (which language? delete it all? the reply relay's
 # words): the flow is the question's name, and any other message leaves it.
 AWAITING: Final = "AWAITING"
@@ -250,6 +251,7 @@ def leave_answering(context: CocreateContext) -> None:
     """Typed words no longer answer the round /questions put first: call before sending
     what the member is asked instead (before: a kill just after the send would keep it)."""
     context.data.pop(ANSWERING, None)
+    context.data.pop(LISTED, None)
 
 
 def remember_prompt(context: CocreateContext, message: Message | None) -> None:
@@ -261,6 +263,7 @@ def remember_prompt(context: CocreateContext, message: Message | None) -> None:
     if message is not None:
         context.data[PROMPT] = message.message_id
     context.data.pop(ANSWERING, None)
+    context.data.pop(LISTED, None)
 
 
 def menu_options(member: Member) -> list[Option]:

@@ -416,3 +416,42 @@ async def test_typed_words_answer_whichever_came_last_a_question_or_a_one_step_p
     assert await ann.says("2") == [t("en", "delete.kept"), t("en", "menu.title")]
     [bus, _] = await store.questions.recent(2)
     assert (await store.answers.counts(bus.id))[1] == 0
+
+
+async def test_a_question_that_arrives_after_the_list_takes_what_they_type_next(
+    person: MakePerson, store: Store
+) -> None:
+    # The soak (seed 579254) found it: /questions listed a question already answered, a new
+    # one arrived just after, and the member's reply to the new one replaced the old answer.
+    staff = person(STAFF, "Fran")
+    [ann] = await members(person, "Ann")
+    await ask(staff, "What would make the park safer?", "In their own words")
+    await staff.taps("Send")
+    await texts(ann)
+    [saved] = await ann.says("More lights by the gate")
+    assert saved.startswith("Thank you. We have saved your answer.")
+    listed = await ann.says("/questions")  # the answered question, to change it
+    assert listed[0].startswith("What would make the park safer?")
+    await texts(staff)  # the delivery report
+    await ask(staff, "What would help at the library?", "In their own words")
+    await staff.taps("Send")
+    [newer] = await texts(ann)
+    assert newer.startswith("What would help at the library?")
+    [saved] = await ann.says("3")  # answers the last message they got
+    assert saved.startswith("Thank you. We have saved your answer.")
+    rows = await store.db.fetch_all(
+        "SELECT q.text AS question, a.text FROM answers a"
+        " JOIN question_rounds r ON r.id = a.round_id JOIN questions q ON q.id = r.question_id"
+    )
+    assert {row["question"]: row["text"] for row in rows} == {
+        "What would make the park safer?": "More lights by the gate",
+        "What would help at the library?": "3",
+    }
+    # With nothing newer since the list, typed words change the answer it put first.
+    first = (await ann.says("/questions"))[0].partition("\n")[0]
+    await ann.says("Open on Sundays")
+    rows = await store.db.fetch_all(
+        "SELECT q.text AS question, a.text FROM answers a"
+        " JOIN question_rounds r ON r.id = a.round_id JOIN questions q ON q.id = r.question_id"
+    )
+    assert {row["question"]: row["text"] for row in rows}[first] == "Open on Sundays"
