@@ -149,7 +149,9 @@ class ThrowawayCluster:
         if self.running:
             return
         sweep_stale()
-        self.folder = Path(tempfile.mkdtemp(prefix=PREFIX, dir=_temp_root()))
+        self.folder = Path(
+            tempfile.mkdtemp(prefix=PREFIX, dir=_temp_root(in_memory=not self.durable))
+        )
         self._owner = os.getpid()
         atexit.register(self.stop)
         try:
@@ -275,9 +277,25 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _temp_root() -> str:
-    """/tmp: every user can reach it, and its paths stay short (a socket's path has 107 bytes)."""
+MEMORY = "/dev/shm"  # tmpfs on Linux: a throw-away cluster's files need never reach a disk
+MEMORY_FREE = 2 << 30  # bytes /dev/shm must have free (Docker's default is 64 MB: too small)
+
+
+def _temp_root(*, in_memory: bool = False) -> str:
+    """/tmp: every user can reach it, and its paths stay short (a socket's path has 107 bytes).
+    A cluster that need not be durable goes on /dev/shm when it has room: a copy of the
+    migrated database for each test took 0.05 to 0.33 s on this machine's disk."""
+    if in_memory and roomy(MEMORY):
+        return MEMORY
     return "/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()
+
+
+def roomy(folder: str) -> bool:
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK | os.X_OK) and stat.f_bavail * stat.f_frsize >= MEMORY_FREE
 
 
 def _owner_mark() -> str:
@@ -295,7 +313,8 @@ def _pid_namespace() -> str:
 
 def sweep_stale() -> None:
     """Stops and removes the clusters of test processes that died without cleaning up (killed)."""
-    for folder in Path(_temp_root()).glob(f"{PREFIX}*"):
+    folders = {*Path(_temp_root()).glob(f"{PREFIX}*"), *Path(MEMORY).glob(f"{PREFIX}*")}
+    for folder in sorted(folders):
         try:
             pid_text, _, namespace = (folder / "owner").read_text().partition(" ")
             pid = int(pid_text)
