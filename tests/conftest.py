@@ -116,6 +116,18 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked long go first, longest (`order`) first, the rest as collected:
+    pytest-xdist hands out tests in this order, so each long one starts at once on a worker of
+    its own while the others share the rest (last, they would end the run alone)."""
+
+    def place(item: pytest.Item) -> float:
+        marker = item.get_closest_marker("long")
+        return float("inf") if marker is None else float(marker.kwargs["order"])
+
+    items.sort(key=place)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every test on a database runs on SQLite and on PostgreSQL (`database`), unless it is
     about SQLite's own workings (marked sqlite_only)."""

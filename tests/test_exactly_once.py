@@ -144,6 +144,7 @@ def settled(db: Path, update_id: int) -> bool:
     return bool(handled and handled[0]) and waiting == 0
 
 
+@pytest.mark.long(order=3)
 async def test_a_replayed_update_changes_nothing_at_any_step(tmp_path: Path) -> None:
     # Every step is crashed at, in one of two stormy runs (the first half of the steps, the
     # second half); each plays the whole script and must end with the calm run's data. The

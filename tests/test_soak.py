@@ -17,6 +17,7 @@ from tests.soak_driver import SoakSettings, check, figures, soak, transcripts
 pytestmark = pytest.mark.process
 
 
+@pytest.mark.long(order=2)
 async def test_a_minute_of_random_members_with_kills_leaves_nothing_wrong(tmp_path: Path) -> None:
     seed = int(os.environ.get("SOAK_SEED") or random.randrange(1_000_000))
     print(f"soak seed {seed} (replay: SOAK_SEED={seed})")
