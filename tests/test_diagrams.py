@@ -35,7 +35,7 @@ FLOWS = Path(__file__).resolve().parents[1] / "conversations"
 DRAWN_IN = {
     "stories": "sharing",  # the steps of a story; conversations/sharing.py runs them
     "ideas": "sharing",  # the steps of an idea
-    "replies": "answering",  # the menu's helpers move PROMPT and ANSWERING, which answering reads
+    "replies": "answering",  # the menu moves PROMPT, ANSWERING, LISTED: answering reads them
 }
 # The flows this test must find, so a change of plumbing cannot make it find none.
 KNOWN = {
@@ -220,7 +220,7 @@ def test_the_reader_finds_every_known_flow() -> None:
     assert found["reviewing"].states == {"reply", "answerback"}
     assert found["my_data"].states == {"erase"}
     assert found["sharing"].prefixes == {"more_"}
-    assert found["answering"].keys == {"ANSWERING", "PROMPT"}
+    assert found["answering"].keys == {"ANSWERING", "LISTED", "PROMPT"}
 
 
 def test_a_diagrams_boxes_are_read_and_its_comments_are_not() -> None:
