@@ -104,6 +104,7 @@ class SessionData(TypedDict, total=False):
     return_to: str  # the onboarding step to go back to after changing language
     prompt_message: int  # the newest message that asked something other than a question
     answering: int  # the question round /questions put first
+    listed: int  # the message id of the last message /questions sent (a newer question wins)
     answer: int  # the answer a facilitator is writing back to (reply relay)
     reply: int  # the reply a member is answering back to (reply relay)
     draft: int  # the story or idea being told (sharing)

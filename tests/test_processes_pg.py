@@ -86,7 +86,7 @@ def labelled(message: BotMessage, label: str) -> str:
 async def act(user: SimUser, action: Callable[[], int], replies: int) -> None:
     """Does something and waits for the bot's `replies` messages."""
     action()
-    await user.wait_messages(replies, timeout=60)
+    await user.wait_messages(replies, timeout=120)  # behind 299 others at 30 a second
 
 
 async def press(user: SimUser, label: str, replies: int) -> None:
