@@ -7,6 +7,8 @@ does becomes an update waiting for the bot, exactly as Telegram would queue it.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
 from typing import Any
 
 from emulator.formatting import bot_command_entities
@@ -269,10 +271,14 @@ class SimUser:
         """Chat actions ("typing", ...) the bot showed to this member."""
         return list(self._chat.actions)
 
-    def unread(self) -> list[BotMessage]:
-        """Messages not yet returned by unread()/next_message(); marks them read."""
+    def unread(self, before: Callable[[BotMessage], bool] | None = None) -> list[BotMessage]:
+        """Messages not yet returned by unread()/next_message(); marks them read. With
+        `before`: only those before the first it is true of (that one stays unread, and all
+        after it)."""
         fresh = self._chat.bot_messages[self._read :]
-        self._read = len(self._chat.bot_messages)
+        if before is not None:
+            fresh = list(itertools.takewhile(lambda m: not before(m), fresh))
+        self._read += len(fresh)
         return list(fresh)
 
     async def next_message(self, timeout: float = 5.0) -> BotMessage:

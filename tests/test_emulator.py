@@ -132,6 +132,21 @@ async def test_a_message_with_an_inline_keyboard_reaches_the_member(emu: Emulato
     assert ann.unread() == []
 
 
+async def test_unread_can_stop_before_a_message_and_leave_it_for_later(
+    emu: Emulator, tg: Bot
+) -> None:
+    # tests/transcript.py leaves a delivery report unread: it is not a reply to the update,
+    # and the test waits for it later.
+    ann = await started(emu, tg)
+    for text in ("Sending it now.", "Report: 3 of 3", "After"):
+        await tg.send_message(1001, text)
+    assert [m.text for m in ann.unread(before=lambda m: (m.text or "").startswith("Report"))] == [
+        "Sending it now."
+    ]
+    assert [m.text for m in await ann.wait_messages(2)] == ["Report: 3 of 3", "After"]
+    assert ann.unread(before=lambda m: True) == []
+
+
 async def test_send_message_errors_are_telegrams(emu: Emulator, tg: Bot) -> None:
     # ptb drops "Bad Request: " and capitalizes the rest, so match without case.
     with pytest.raises(BadRequest, match=r"(?i)chat not found"):
