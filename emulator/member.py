@@ -7,7 +7,6 @@ does becomes an update waiting for the bot, exactly as Telegram would queue it.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -271,13 +270,12 @@ class SimUser:
         """Chat actions ("typing", ...) the bot showed to this member."""
         return list(self._chat.actions)
 
-    def unread(self, before: Callable[[BotMessage], bool] | None = None) -> list[BotMessage]:
+    def unread(self, leave: Callable[[BotMessage], bool] | None = None) -> list[BotMessage]:
         """Messages not yet returned by unread()/next_message(); marks them read. With
-        `before`: only those before the first it is true of (that one stays unread, and all
-        after it)."""
+        `leave`: the last ones it is true of stay unread (the next read returns them first)."""
         fresh = self._chat.bot_messages[self._read :]
-        if before is not None:
-            fresh = list(itertools.takewhile(lambda m: not before(m), fresh))
+        while leave is not None and fresh and leave(fresh[-1]):
+            fresh = fresh[:-1]
         self._read += len(fresh)
         return list(fresh)
 

@@ -132,19 +132,22 @@ async def test_a_message_with_an_inline_keyboard_reaches_the_member(emu: Emulato
     assert ann.unread() == []
 
 
-async def test_unread_can_stop_before_a_message_and_leave_it_for_later(
-    emu: Emulator, tg: Bot
-) -> None:
-    # tests/transcript.py leaves a delivery report unread: it is not a reply to the update,
-    # and the test waits for it later.
+async def test_unread_can_leave_the_last_messages_for_the_next_read(emu: Emulator, tg: Bot) -> None:
+    # tests/transcript.py leaves a delivery report that came last unread: it is not a reply
+    # to the update, and the test reads it later.
     ann = await started(emu, tg)
-    for text in ("Sending it now.", "Report: 3 of 3", "After"):
+
+    def report(message: BotMessage) -> bool:
+        return (message.text or "").startswith("Report")
+
+    for text in ("Sending it now.", "Report: 3 of 3"):
         await tg.send_message(1001, text)
-    assert [m.text for m in ann.unread(before=lambda m: (m.text or "").startswith("Report"))] == [
-        "Sending it now."
-    ]
-    assert [m.text for m in await ann.wait_messages(2)] == ["Report: 3 of 3", "After"]
-    assert ann.unread(before=lambda m: True) == []
+    assert [m.text for m in ann.unread(leave=report)] == ["Sending it now."]
+    assert [m.text for m in ann.unread(leave=report)] == []  # still the last
+    await tg.send_message(1001, "Menu")
+    assert [m.text for m in ann.unread(leave=report)] == ["Report: 3 of 3", "Menu"]
+    await tg.send_message(1001, "Report: 1 of 1")
+    assert [m.text for m in await ann.wait_messages(1)] == ["Report: 1 of 1"]
 
 
 async def test_send_message_errors_are_telegrams(emu: Emulator, tg: Bot) -> None:

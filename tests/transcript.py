@@ -33,12 +33,12 @@ class Person:
         self.app = app
 
     async def _after(self, update_id: int) -> list[str]:
-        """The bot's replies once it has handled the update. A delivery report is the outbox's
-        and stays unread, for the test to wait for: to a small audience at the tests' rate it
-        can come before the update is marked handled (on PostgreSQL, after its commit and the
-        person's lock are given back)."""
+        """The bot's replies once it has handled the update. A delivery report at the end is
+        the outbox's and stays unread, as if it had come just after: to a small audience at
+        the tests' rate it can come before the update is marked handled (on PostgreSQL, that
+        waits for its commit and for the person's lock to be given back)."""
         await self.app.wait_handled(update_id)
-        return [m.text or "" for m in self.user.unread(before=is_report)]
+        return [m.text or "" for m in self.user.unread(leave=is_report)]
 
     async def says(self, text: str) -> list[str]:
         """Sends text (or a command) and returns the texts the bot sent back."""
