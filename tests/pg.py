@@ -6,12 +6,13 @@ initdb and postgres refuse to run as root: as root, they run as the `postgres` u
 `nobody`), who owns the folder. Nothing here is durable: fsync is off (unless
 `ThrowawayCluster(durable=True)`, for benches: commits reach the disk as in production), the
 folder goes when the cluster stops, at exit at the latest, and a later cluster sweeps away the
-folders of clusters whose process was killed before it could clean up.
+folders of clusters whose process was killed before it could clean up. The folder is in
+/dev/shm (memory) when it has 2 GB free, else in /tmp; a durable cluster's is always in /tmp.
 
     cluster = ThrowawayCluster()
     cluster.start()
     await cluster.create_database("t1", template="migrated")
-    url = cluster.url("t1")  # postgresql://cocreate@/t1?host=/tmp/cocreate-pg-…
+    url = cluster.url("t1")  # postgresql://cocreate@/t1?host=/dev/shm/cocreate-pg-…
     cluster.stop()
 """
 
@@ -291,6 +292,7 @@ def _temp_root(*, in_memory: bool = False) -> str:
 
 
 def roomy(folder: str) -> bool:
+    """Whether this user may make folders in `folder` and it has MEMORY_FREE bytes free."""
     try:
         stat = os.statvfs(folder)
     except OSError:
