@@ -439,19 +439,20 @@ async def test_a_question_that_arrives_after_the_list_takes_what_they_type_next(
     assert newer.startswith("What would help at the library?")
     [saved] = await ann.says("3")  # answers the last message they got
     assert saved.startswith("Thank you. We have saved your answer.")
-    rows = await store.db.fetch_all(
-        "SELECT q.text AS question, a.text FROM answers a"
-        " JOIN question_rounds r ON r.id = a.round_id JOIN questions q ON q.id = r.question_id"
-    )
-    assert {row["question"]: row["text"] for row in rows} == {
+    assert await open_answers(store) == {
         "What would make the park safer?": "More lights by the gate",
         "What would help at the library?": "3",
     }
     # With nothing newer since the list, typed words change the answer it put first.
     first = (await ann.says("/questions"))[0].partition("\n")[0]
     await ann.says("Open on Sundays")
+    assert (await open_answers(store))[first] == "Open on Sundays"
+
+
+async def open_answers(store: Store) -> dict[str, str]:
+    """Each question's text, and the words it was answered with."""
     rows = await store.db.fetch_all(
         "SELECT q.text AS question, a.text FROM answers a"
         " JOIN question_rounds r ON r.id = a.round_id JOIN questions q ON q.id = r.question_id"
     )
-    assert {row["question"]: row["text"] for row in rows}[first] == "Open on Sundays"
+    return {row["question"]: row["text"] for row in rows}
