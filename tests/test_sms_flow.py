@@ -126,6 +126,16 @@ async def chat_of(store: Store, number: str) -> int:
     return found.chat_id
 
 
+async def sam_joined(
+    bot: CocreateApplication, store: Store, provider: SmsProvider
+) -> tuple[Texter, int]:
+    """Sam, who joined project PARK by text, and his chat id."""
+    await store.projects.add("PARK", "The park")
+    sam = Texter(provider, bot, SAM)
+    await join_by_text(sam)
+    return sam, await chat_of(store, SAM)
+
+
 async def join_by_text(sam: Texter, code: str = "park") -> None:
     """Texts the project's code and goes through joining by typing numbers: agrees, stays
     anonymous, skips "about you"."""
@@ -295,10 +305,7 @@ def post_of(provider: SmsProvider, number: str, body: str) -> dict[str, str]:
 async def test_unsigned_and_forged_posts_are_refused_and_change_nothing(
     bot: CocreateApplication, store: Store, provider: SmsProvider
 ) -> None:
-    await store.projects.add("PARK", "The park")
-    sam = Texter(provider, bot, SAM)
-    await join_by_text(sam)
-    chat = await chat_of(store, SAM)
+    sam, chat = await sam_joined(bot, store, provider)
     [sent] = (await store.sms.messages_to(chat))[-1:]
     await provider.settled()
     before = await everything(store)
@@ -348,9 +355,7 @@ def twiml_of(*texts: str) -> str:
 async def test_a_retried_post_is_handled_once(
     bot: CocreateApplication, store: Store, provider: SmsProvider
 ) -> None:
-    await store.projects.add("PARK", "The park")
-    sam = Texter(provider, bot, SAM)
-    await join_by_text(sam)
+    sam, _ = await sam_joined(bot, store, provider)
     helped = await sam.texts("help")
     assert helped[0] == sms_body(t("en", "help.text.sms"), "en")
     status, _ = await provider.repost_last(SAM)  # the provider never got our answer: again
@@ -366,9 +371,7 @@ async def test_a_retried_post_is_handled_once(
 async def test_a_photo_or_voice_note_gets_a_kind_word_and_its_words_are_handled(
     bot: CocreateApplication, store: Store, provider: SmsProvider, routes: SmsRoutesBox
 ) -> None:
-    await store.projects.add("PARK", "The park")
-    sam = Texter(provider, bot, SAM)
-    await join_by_text(sam)
+    sam, _ = await sam_joined(bot, store, provider)
     assert routes.routes is not None
     photo = await sam.texts("", media=["image/jpeg"])
     await routes.routes.settled()
@@ -384,10 +387,7 @@ async def test_a_photo_or_voice_note_gets_a_kind_word_and_its_words_are_handled(
 async def test_yes_starts_again_only_after_stop(
     bot: CocreateApplication, store: Store, provider: SmsProvider, routes: SmsRoutesBox
 ) -> None:
-    await store.projects.add("PARK", "The park")
-    sam = Texter(provider, bot, SAM)
-    await join_by_text(sam)
-    chat = await chat_of(store, SAM)
+    sam, chat = await sam_joined(bot, store, provider)
     stopped = await sam.texts("QUIT")
     assert routes.routes is not None
     await routes.routes.settled()
@@ -432,10 +432,7 @@ async def test_a_text_whose_update_id_was_kept_before_a_crash_is_recorded_when_p
 ) -> None:
     # The process that took the post kept its update id, then died before recording the
     # update (so it never answered 200): the provider's retry records it under that id.
-    await store.projects.add("PARK", "The park")
-    sam = Texter(provider, bot, SAM)
-    await join_by_text(sam)
-    chat = await chat_of(store, SAM)
+    sam, chat = await sam_joined(bot, store, provider)
     form = post_of(provider, SAM, "help")
     kept, fresh = await store.sms.inbound_id(form["MessageSid"], chat)
     assert fresh
