@@ -37,6 +37,9 @@ class Inbox:
         self.process = process  # this process's mark on the rows it takes (shared databases)
         self._done_soon: list[int] = []
         self._writing: asyncio.TimerHandle | None = None
+        # One flush at a time: a flush returns once every mark left before it is written,
+        # including those a flush already under way took (closing, a checkpoint).
+        self._flushing = asyncio.Lock()
 
     async def record(self, update_id: int, payload: str, person_id: int | None = None) -> bool:
         """Records an update; False if this update_id was seen before (a replay)."""
@@ -82,23 +85,25 @@ class Inbox:
             )
 
     async def flush(self) -> None:
-        """Writes the done-marks left for later, in one transaction."""
+        """Writes the done-marks left for later, in one transaction, and returns once they,
+        and any a flush under way took, are on disk."""
         if self._writing is not None:
             self._writing.cancel()
             self._writing = None
-        ids, self._done_soon = self._done_soon, []
-        if not ids:
-            return
-        marks = ", ".join("?" for _ in ids)
-        try:
-            await self._db.execute(
-                "UPDATE inbox SET done_at = ?, payload = NULL, person_id = NULL"
-                f" WHERE update_id IN ({marks})"
-                " AND done_at IS NULL",
-                (to_db(self._now()), *ids),
-            )
-        except Exception:  # they are recognised as applied after a restart
-            logger.exception("Could not mark %s handled updates done", len(ids))
+        async with self._flushing:
+            ids, self._done_soon = self._done_soon, []
+            if not ids:
+                return
+            marks = ", ".join("?" for _ in ids)
+            try:
+                await self._db.execute(
+                    "UPDATE inbox SET done_at = ?, payload = NULL, person_id = NULL"
+                    f" WHERE update_id IN ({marks})"
+                    " AND done_at IS NULL",
+                    (to_db(self._now()), *ids),
+                )
+            except Exception:  # they are recognised as applied after a restart
+                logger.exception("Could not mark %s handled updates done", len(ids))
 
     async def unfinished(self) -> list[tuple[int, str]]:
         """Updates recorded but never handled, oldest first. With several processes, only

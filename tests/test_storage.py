@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -251,6 +253,28 @@ async def test_inbox_batches_records_and_done_marks(tmp_path: Path, clock: FakeC
         assert len(writes) == 2  # one statement for the batch, one for its three marks
     finally:
         await sqlite_db(store.db)._conn.set_trace_callback(lambda _: None)
+        await store.close()
+
+
+@pytest.mark.sqlite_only
+async def test_a_flush_waits_for_the_marks_a_flush_under_way_took(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    # Closing and a checkpoint flush the done-marks (they clear members' words): if the timer's
+    # flush has just taken them, the second flush must not return before they are on disk.
+    store = await Store.open(tmp_path / "c.db", clock.now)
+    try:
+        await store.inbox.record_batch([(30, '{"words": 1}', 5), (31, '{"words": 2}', 5)])
+        store.inbox.mark_done_soon(30)
+        store.inbox.mark_done_soon(31)
+        under_way = asyncio.create_task(store.inbox.flush())  # as the timer starts it
+        await asyncio.sleep(0)  # it has taken the marks and is writing them
+        await store.inbox.flush()
+        with closing(sqlite3.connect(tmp_path / "c.db")) as other:  # what is on disk
+            rows = other.execute("SELECT payload FROM inbox WHERE update_id IN (30, 31)")
+            assert [payload for (payload,) in rows] == [None, None]
+        await under_way
+    finally:
         await store.close()
 
 
