@@ -26,7 +26,10 @@ class SimUser:
     def __init__(self, state: TelegramState, chat: Chat) -> None:
         self._state = state
         self._chat = chat
-        self._read = 0  # index into messages of the next unread one
+        # Unread: the messages at `_left` (passed over by unread(leave=...)), then every one
+        # from index `_read` on.
+        self._read = 0
+        self._left: list[int] = []
 
     def __repr__(self) -> str:
         return f"SimUser({self.id}, {self.first_name!r})"
@@ -272,12 +275,21 @@ class SimUser:
 
     def unread(self, leave: Callable[[BotMessage], bool] | None = None) -> list[BotMessage]:
         """Messages not yet returned by unread()/next_message(); marks them read. With
-        `leave`: the last ones it is true of stay unread (the next read returns them first)."""
-        fresh = self._chat.bot_messages[self._read :]
-        while leave is not None and fresh and leave(fresh[-1]):
-            fresh = fresh[:-1]
-        self._read += len(fresh)
-        return list(fresh)
+        `leave`: those it is true of stay unread, wherever they are (the next read without
+        it, or next_message(), returns them first)."""
+        messages = self._chat.bot_messages
+        fresh = self._unread()
+        self._read, self._left = len(messages), []
+        read: list[BotMessage] = []
+        for i in fresh:
+            if leave is not None and leave(messages[i]):
+                self._left.append(i)
+            else:
+                read.append(messages[i])
+        return read
+
+    def _unread(self) -> list[int]:
+        return self._left + list(range(self._read, len(self._chat.bot_messages)))
 
     async def next_message(self, timeout: float = 5.0) -> BotMessage:
         """The next unread message, waiting for the bot to send it if needed."""
@@ -286,14 +298,12 @@ class SimUser:
     async def wait_messages(self, n: int, timeout: float = 5.0) -> list[BotMessage]:
         """The next `n` unread messages, waiting for them; raises TimeoutError."""
         chat = self._chat
-        arrived = await wait_until(
-            chat.changed, lambda: len(chat.bot_messages) >= self._read + n, timeout
-        )
+        arrived = await wait_until(chat.changed, lambda: len(self._unread()) >= n, timeout)
+        unread = self._unread()
         if not arrived:
-            got = [m.text for m in chat.bot_messages[self._read :]]
+            got = [chat.bot_messages[i].text for i in unread]
             raise TimeoutError(
                 f"{self!r} waited {timeout}s for {n} message(s) from the bot; got {got}"
             )
-        fresh = chat.bot_messages[self._read : self._read + n]
-        self._read += n
-        return list(fresh)
+        self._read, self._left = len(chat.bot_messages), unread[n:]
+        return [chat.bot_messages[i] for i in unread[:n]]

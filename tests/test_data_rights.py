@@ -80,6 +80,7 @@ async def conversation(person: MakePerson, store: Store) -> World:
         await staff.taps(label)
     await texts(ann)
     await texts(bo)
+    await texts(staff)  # the delivery report, so that the next read is the answer back
     await ann.says(ANSWER)
     await bo.says("Bo wants a crossing.")
     await staff.says("/responses")

@@ -132,22 +132,25 @@ async def test_a_message_with_an_inline_keyboard_reaches_the_member(emu: Emulato
     assert ann.unread() == []
 
 
-async def test_unread_can_leave_the_last_messages_for_the_next_read(emu: Emulator, tg: Bot) -> None:
-    # tests/transcript.py leaves a delivery report that came last unread: it is not a reply
-    # to the update, and the test reads it later.
+async def test_unread_can_leave_messages_for_a_later_read(emu: Emulator, tg: Bot) -> None:
+    # tests/transcript.py leaves delivery reports unread: they are not replies to the update,
+    # wherever they come among them, and the test reads them when it wants them.
     ann = await started(emu, tg)
 
     def report(message: BotMessage) -> bool:
         return (message.text or "").startswith("Report")
 
-    for text in ("Sending it now.", "Report: 3 of 3"):
+    for text in ("Report: 2 of 2", "Sending it now.", "Report: 3 of 3"):
         await tg.send_message(1001, text)
     assert [m.text for m in ann.unread(leave=report)] == ["Sending it now."]
-    assert [m.text for m in ann.unread(leave=report)] == []  # still the last
+    assert [m.text for m in ann.unread(leave=report)] == []  # still unread
     await tg.send_message(1001, "Menu")
-    assert [m.text for m in ann.unread(leave=report)] == ["Report: 3 of 3", "Menu"]
+    assert [m.text for m in ann.unread(leave=report)] == ["Menu"]
+    assert [m.text for m in await ann.wait_messages(1)] == ["Report: 2 of 2"]
     await tg.send_message(1001, "Report: 1 of 1")
-    assert [m.text for m in await ann.wait_messages(1)] == ["Report: 1 of 1"]
+    assert [m.text for m in await ann.wait_messages(2)] == ["Report: 3 of 3", "Report: 1 of 1"]
+    await tg.send_message(1001, "Back")
+    assert [m.text for m in ann.unread()] == ["Back"]
 
 
 async def test_send_message_errors_are_telegrams(emu: Emulator, tg: Bot) -> None:

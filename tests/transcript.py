@@ -33,10 +33,11 @@ class Person:
         self.app = app
 
     async def _after(self, update_id: int) -> list[str]:
-        """The bot's replies once it has handled the update. A delivery report at the end is
-        the outbox's and stays unread, as if it had come just after: to a small audience at
-        the tests' rate it can come before the update is marked handled (on PostgreSQL, that
-        waits for its commit and for the person's lock to be given back)."""
+        """The bot's replies once it has handled the update. A delivery report is the outbox's,
+        not a reply, and stays unread, wherever it came: a test reads it when it wants it (as
+        `user.wait_messages`' first). It can come during any later step: the outbox sends to a
+        small audience at the tests' rate, and on PostgreSQL marking an update handled waits
+        for its commit and for the person's lock to be given back."""
         await self.app.wait_handled(update_id)
         return [m.text or "" for m in self.user.unread(leave=is_report)]
 
