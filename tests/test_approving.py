@@ -216,13 +216,16 @@ async def test_a_facilitator_approves_with_an_edit_and_the_author_sees_it(
 
 async def settled(store: Store, columns: str) -> list[dict[str, Any]]:
     """The outbox's rows (`columns`, with status; in id order) once the delivery worker has
-    settled them all: it does at once (no clock is involved), but a message can reach its
-    chat before the worker has marked it sent."""
+    settled them all, and their batches are marked finished: it does at once (no clock is
+    involved), but a message can reach its chat before the worker has marked it sent."""
 
     async def rows() -> list[dict[str, Any]]:
         while True:
             found = await store.db.fetch_all(f"SELECT {columns} FROM outbox ORDER BY id")
-            if found and all(r["status"] not in ("queued", "sending") for r in found):
+            open_ = await store.db.fetch_all(
+                "SELECT id FROM delivery_batches WHERE finished_at IS NULL"
+            )
+            if found and not open_ and all(r["status"] not in ("queued", "sending") for r in found):
                 return [dict(r) for r in found]
             await asyncio.sleep(0.02)
 
@@ -277,6 +280,7 @@ async def test_approving_as_written_by_typing_and_declining(
         ("statement_declined", {"statement": second["id"]}),
     ]
     # A second press on the decided idea changes nothing.
+    await settled(store, "status")  # Bo's message is marked sent, and its batch finished
     before = await snapshot(store)
     assert await olu.does(lambda u: u.press_callback(f"approve:{first['id']}:ok")) == [
         t("en", "approving.gone"),
