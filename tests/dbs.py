@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from storage.db import Database, Row, Statement, Tx
 from storage.sqlite_db import SqliteDatabase
+
+
+async def outbox_settled(db: Database, timeout: float = 10.0) -> None:
+    """Waits until the delivery worker has settled every outbox row and marked every batch
+    finished. A message can reach its chat before the worker records it sent (and its batch
+    finished), so a test that compares the tables before and after waits for this first."""
+
+    async def busy() -> int:
+        row = await db.fetch_one(
+            "SELECT (SELECT COUNT(*) FROM outbox WHERE status IN ('queued', 'sending'))"
+            " + (SELECT COUNT(*) FROM delivery_batches WHERE finished_at IS NULL) AS busy"
+        )
+        return int(row["busy"]) if row is not None else 0
+
+    async with asyncio.timeout(timeout):
+        while await busy():  # noqa: ASYNC110 - the sender works in another task
+            await asyncio.sleep(0.02)
 
 
 def sqlite_db(db: Database) -> SqliteDatabase:

@@ -19,6 +19,7 @@ from conversations.commands import MEMBER_COMMANDS, ORGANISER_COMMANDS
 from conversations.routes import build_routes
 from emulator import SimUser
 from storage.store import Store
+from tests.dbs import outbox_settled
 from tests.media_samples import voice
 from tests.transcript import Person, join
 
@@ -54,6 +55,7 @@ def press(user: SimUser, data: str) -> int:
 
 
 async def snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
+    await outbox_settled(store.db)  # what was sent before is recorded sent
     tables = {
         name: [tuple(r) for r in await store.db.fetch_all(f"SELECT * FROM {name} ORDER BY 1")]
         for name in await store.db.table_names()

@@ -34,6 +34,7 @@ from conversations.pending import PendingQuestion
 from conversations.replies import AWAITING, SHARING
 from emulator import Emulator, SimUser
 from storage.store import Store
+from tests.dbs import outbox_settled
 from tests.test_approving import member, share_idea, statements
 from tests.test_questions import ask, texts
 from tests.transcript import Person
@@ -230,7 +231,9 @@ async def replayed(bot: CocreateApplication, someone: Person, raw: dict[str, Any
 
 async def everything(store: Store) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table but the inbox (which records the replay itself) and, on
-    PostgreSQL, the sending pace (which moves with the question asked again)."""
+    PostgreSQL, the sending pace (which moves with the question asked again), once what
+    was sent before is recorded sent."""
+    await outbox_settled(store.db)
     return {
         name: [tuple(r) for r in await store.db.fetch_all(f"SELECT * FROM {name} ORDER BY 1")]
         for name in await store.db.table_names()

@@ -32,6 +32,7 @@ from storage.export_rows import ExportFilter
 from storage.inbox import Inbox
 from storage.sms import SMS_BASE
 from storage.store import Store
+from tests.dbs import outbox_settled
 from tests.net import free_port
 from tests.sms_member import Texter
 from tests.test_questions import ask
@@ -285,8 +286,10 @@ async def test_an_sms_member_joins_shares_answers_gets_news_stops_starts_and_is_
 
 
 async def everything(store: Store) -> dict[str, list[str]]:
-    """Every row of every table, as text (with the inbox's done-marks written first)."""
+    """Every row of every table, as text (with the inbox's done-marks written first, and
+    what was sent before recorded sent)."""
     await store.inbox.flush()
+    await outbox_settled(store.db)
     tables: dict[str, list[str]] = {}
     for table in sorted(await store.db.table_names()):
         rows = await store.db.fetch_all(f"SELECT * FROM {table}")
