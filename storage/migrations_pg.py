@@ -725,6 +725,71 @@ MIGRATIONS_PG: tuple[str, ...] = (
         END IF;
     END $$;
     """,
+    # 6: cocreate_pace always holds its chat's row. It inserted the row if missing, then locked
+    # it (SELECT ... FOR UPDATE); a row forgotten in between (cocreate_pace_forget) was then
+    # not locked at all, and another call that made it anew and locked it could wait for
+    # everyone's row while this call, holding everyone's row, waited for the chat's:
+    # "deadlock detected" under load. One upsert now makes or locks it, whichever is needed.
+    """
+    CREATE OR REPLACE FUNCTION cocreate_pace(chat BIGINT, overall DOUBLE PRECISION,
+                                  per_chat DOUBLE PRECISION, waits BOOLEAN,
+                                  most INTEGER, span DOUBLE PRECISION,
+                                  OUT wait DOUBLE PRECISION, OUT ticket BIGINT)
+    LANGUAGE plpgsql AS $$
+    -- A chat is kept by a hash of its id, never the id, and only until its moment has passed.
+    DECLARE
+        now_s    DOUBLE PRECISION := extract(epoch FROM clock_timestamp());
+        at_s     DOUBLE PRECISION;
+        mine     DOUBLE PRECISION := 0;
+        key      BIGINT;
+        everyone send_pace%ROWTYPE;
+        slot     INTEGER;
+        oldest   DOUBLE PRECISION;
+    BEGIN
+        IF chat IS NOT NULL AND per_chat > 0 THEN
+            key := cocreate_pace_key(chat);
+            -- Locks the chat's row in one statement, making it if there is none.
+            INSERT INTO send_pace (chat_id, next_at) VALUES (key, 0)
+                ON CONFLICT (chat_id) DO UPDATE SET next_at = send_pace.next_at
+                RETURNING next_at INTO mine;
+            now_s := extract(epoch FROM clock_timestamp());
+            IF waits AND mine > now_s THEN
+                wait := now_s - mine;  -- the chat is not free yet: nothing taken
+                RETURN;
+            END IF;
+        END IF;
+        SELECT * INTO everyone FROM send_pace WHERE chat_id = 0 FOR UPDATE;
+        now_s := extract(epoch FROM clock_timestamp());  -- after the locks: now is now
+        at_s := GREATEST(everyone.next_at, now_s);
+        IF most > 0 THEN
+            slot := everyone.taken % most + 1;
+            oldest := everyone.recent[slot];  -- NULL: fewer than `most` taken yet
+            IF oldest < 0 AND now_s < 2 - oldest THEN
+                wait := -0.005;  -- still in flight: ask again in a moment
+                RETURN;
+            END IF;
+            IF oldest > 0 THEN
+                at_s := GREATEST(at_s, oldest + span);
+            END IF;
+        END IF;
+        IF at_s > now_s + 0.002 THEN
+            wait := now_s - at_s;  -- not yet: nothing taken
+            RETURN;
+        END IF;
+        IF most > 0 THEN
+            ticket := everyone.taken;
+            UPDATE send_pace SET next_at = at_s + overall, taken = taken + 1,
+                recent[slot] = -at_s WHERE chat_id = 0;
+        ELSE
+            UPDATE send_pace SET next_at = at_s + overall WHERE chat_id = 0;
+        END IF;
+        IF key IS NOT NULL THEN
+            UPDATE send_pace SET next_at = GREATEST(next_at, at_s + per_chat)
+                WHERE chat_id = key;
+        END IF;
+        wait := at_s - now_s;
+    END $$;
+    """,
 )
 
 _TRACKING = """

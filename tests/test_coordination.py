@@ -265,3 +265,65 @@ async def test_many_processes_pacing_many_chats_at_once_never_deadlock(processes
             store.coordination._forget_at = 0.0  # type: ignore[attr-defined]  # now, each
         await asyncio.gather(*(one(s, i) for i in range(40) for s in stores))
         await asyncio.sleep(0.01)  # every chat's moment passes: all may be forgotten at once
+
+
+async def test_a_chat_forgotten_while_its_pace_waits_is_made_again_and_held(
+    processes: Open,
+) -> None:
+    """Every call to the pace holds its chat's row before everyone's row, even when the chat
+    is forgotten (cocreate_pace_forget) just as the call locks it: it makes the row again.
+    It used to hold nothing then, and a call that locked a new row for the chat could wait
+    for everyone's row while this one, holding everyone's, waited for the chat's ("deadlock
+    detected", seen in CI under load). The moments are set by hand here: a forget under way
+    (`forget`) and someone holding everyone's row (`busy`)."""
+    a, d = await processes(), await processes()
+    pool = a.db.pool  # type: ignore[attr-defined]
+    chat = 77
+    await a.coordination.pace(chat, 0.0, 0.001, waits=False)  # the chat's row exists
+    forget, busy = await pool.acquire(), await pool.acquire()
+
+    async def blocked(sql: str, by: int | None = None) -> bool:
+        """Whether a call running `sql` waits for a lock (held by the connection `by`)."""
+        rows = await pool.fetch(
+            "SELECT pg_blocking_pids(pid) AS by FROM pg_stat_activity"
+            " WHERE state = 'active' AND query LIKE $1",
+            sql + "%",
+        )
+        return any(r["by"] and (by is None or by in r["by"]) for r in rows)
+
+    async def until(ready: Callable[[], Awaitable[bool]]) -> None:
+        async with asyncio.timeout(10):
+            while not await ready():  # noqa: ASYNC110 - PostgreSQL is polled
+                await asyncio.sleep(0.01)
+
+    pace_sql = "SELECT wait, ticket FROM cocreate_pace"
+    try:
+        forgetting, holding = forget.transaction(), busy.transaction()
+        await forgetting.start()
+        key = await forget.fetchval("SELECT cocreate_pace_key($1)", chat)
+        await forget.execute("SELECT 1 FROM send_pace WHERE chat_id = $1 FOR UPDATE", key)
+        await holding.start()
+        await busy.execute("SELECT 1 FROM send_pace WHERE chat_id = 0 FOR UPDATE")
+        paced = asyncio.create_task(a.coordination.pace(chat, 0.0, 0.001, waits=False))
+        await until(lambda: blocked(pace_sql, forget.get_server_pid()))
+        await forget.execute("DELETE FROM send_pace WHERE chat_id = $1", key)
+        await forgetting.commit()  # the chat is forgotten
+        await until(lambda: blocked(pace_sql, busy.get_server_pid()))  # it waits for everyone's
+        # It holds the chat's row meanwhile: a request to that chat coming back waits for it.
+        paced_by = await pool.fetchval(
+            "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1",
+            pace_sql + "%",
+        )
+        came_back = asyncio.create_task(d.coordination.sent(None, 0, chat, 0.001))
+
+        async def came_back_or_waits() -> bool:
+            return came_back.done() or await blocked("SELECT cocreate_sent", paced_by)
+
+        await until(came_back_or_waits)
+        assert not came_back.done()
+        await holding.commit()  # everyone's row is free: both go, one after the other
+        async with asyncio.timeout(10):
+            await asyncio.gather(paced, came_back)
+    finally:
+        await pool.release(forget)
+        await pool.release(busy)
