@@ -298,7 +298,11 @@ class SimUser:
     async def wait_messages(self, n: int, timeout: float = 5.0) -> list[BotMessage]:
         """The next `n` unread messages, waiting for them; raises TimeoutError."""
         chat = self._chat
-        arrived = await wait_until(chat.changed, lambda: len(self._unread()) >= n, timeout)
+        arrived = await wait_until(
+            chat.changed,
+            lambda: len(self._left) + len(chat.bot_messages) - self._read >= n,
+            timeout,
+        )
         unread = self._unread()
         if not arrived:
             got = [chat.bot_messages[i].text for i in unread]
