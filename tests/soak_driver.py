@@ -640,17 +640,20 @@ def check_language(
                 or said.startswith(("/start", "/delete"))
                 or said in LANGUAGE_WORDS
             )
-            if may_change:
-                lang = None  # until a reply shows which (some show none: a custom question)
-            for text in texts:
-                if is_bulk(text):
-                    continue
-                found = languages.of(text)
-                if len(found) != 1:
-                    continue
+            shown = [(text, languages.of(text)) for text in texts if not is_bulk(text)]
+            shown = [(text, found) for text, found in shown if len(found) == 1]
+            # Where the language may change, the replies show which, once: until then they may
+            # still be in the old one (the bot asking again where the member was, after a
+            # restart, before it handled their choice). Some show none: a custom question.
+            may_switch = may_change
+            if may_change and not shown:
+                lang = None
+            for text, found in shown:
                 (in_text,) = found
                 if lang is None:
                     lang = in_text
+                elif in_text != lang and may_switch:
+                    lang, may_switch = in_text, False
                 elif in_text != lang:
                     wrong.append(
                         f"member {action.user_id} (chose {lang}) after {action.kind} "

@@ -11,7 +11,16 @@ from bot.clock import FakeClock
 from emulator import Emulator
 from storage.store import Store
 from tests.conftest import TOKEN
-from tests.soak_driver import Action, Life, Outcome, SoakSettings, check, last_review
+from tests.soak_driver import (
+    Action,
+    Findings,
+    Life,
+    Outcome,
+    SoakSettings,
+    check,
+    check_language,
+    last_review,
+)
 
 ANN, BO = 500_001, 500_002
 SAVED_ANSWER = f"""
@@ -116,3 +125,34 @@ def test_a_review_is_its_own_messages_not_a_question_shown_after_it() -> None:
     more = "Who it would help: M500245N44Z children"  # the rest of a long review
     question = "S10T When is the bus late?\n\nYour answer: M500245N42Z in the evening"
     assert last_review(["M500245N1Z earlier", review, more, question]) == [review, more]
+
+
+def test_a_question_asked_again_after_a_restart_may_come_before_a_language_change() -> None:
+    """Ann asked to change language; the bot was killed after it asked which, and asked again
+    (in English) as it restarted, just as she pressed Cymraeg. The question asked again is
+    among the replies to her choice, before the Welsh ones: not a reply in the wrong
+    language (an overloaded soak once reported it). A reply in English after the change is.
+    """
+
+    def action(n: int, label: str | None, said: str | None = None) -> Action:
+        kind = "button" if label else "text"
+        return Action(ANN, n, kind, said, n, n, 0.0, 0.1, label=label)
+
+    def problems(after_the_change: str) -> list[str]:
+        findings = Findings()
+        rows = {
+            ANN: [
+                (action(1, "7. Change language"), [t("en", "language.ask")], 1),
+                (
+                    action(2, "2. Cymraeg"),
+                    [t("en", "language.ask"), t("cy", "language.set"), t("cy", "menu.title")],
+                    1,
+                ),
+                (action(3, None, "help"), [after_the_change], 0),
+            ]
+        }
+        check_language(rows, findings)
+        return [problem.split(":")[0] for problem in findings.problems]
+
+    assert problems(t("cy", "help.text")) == []
+    assert problems(t("en", "help.text")) == ["replies in the other language"]
