@@ -65,9 +65,11 @@ async def unanswered_since(
 ) -> tuple[Round, Question] | None:
     """The first open question the member has not answered that reached them in a message
     `since` or later (Telegram's message ids rise within a chat), or is reaching them now."""
+    delivered = await context.store.questions.delivered_messages(
+        [round_.id for round_, _ in open_rounds], member.id
+    )
     for round_, question in open_rounds:
-        delivered = await context.store.questions.delivered_message(round_.id, member.id)
-        if delivered is None or delivered < since:
+        if delivered.get(round_.id, -1) < since:
             continue
         if await context.store.answers.of(round_.id, member.id) is None:
             return round_, question

@@ -20,7 +20,7 @@ from storage.times import from_db, to_db
 
 Now = Callable[[], datetime]
 KINDS = ("open", "choice", "scale", "yesno")
-# `delivered_message` of a round whose request has left but is not recorded yet: newer than
+# `delivered_messages` of a round whose request has left but is not recorded yet: newer than
 # any message the member was shown before.
 IN_FLIGHT = 2**62
 
@@ -384,16 +384,24 @@ class Questions:
         )
         return row is not None
 
-    async def delivered_message(self, round_id: int, member_id: int) -> int | None:
-        """The Telegram message id the round reached the member with; IN_FLIGHT while its
-        row is 'sending' (Telegram may have shown it before the sender recorded it 'sent'
-        with its id: it is then the member's newest message)."""
-        row = await self._db.fetch_one(
-            "SELECT o.status, o.telegram_message_id FROM outbox o"
+    async def delivered_messages(self, round_ids: Sequence[int], member_id: int) -> dict[int, int]:
+        """The Telegram message id each round reached the member with, in one read (rounds
+        that have not reached them are left out); IN_FLIGHT while its row is 'sending'
+        (Telegram may have shown it before the sender recorded it 'sent' with its id: it is
+        then the member's newest message)."""
+        if not round_ids:
+            return {}
+        marks = ", ".join("?" for _ in round_ids)
+        rows = await self._db.fetch_all(
+            "SELECT r.id, o.status, o.telegram_message_id FROM outbox o"
             " JOIN question_rounds r ON r.batch_id = o.batch_id"
-            " WHERE r.id = ? AND o.member_id = ? AND o.status IN ('sent', 'sending')",
-            (round_id, member_id),
+            f" WHERE r.id IN ({marks}) AND o.member_id = ? AND o.status IN ('sent', 'sending')",
+            (*round_ids, member_id),
         )
-        if row is not None and row["status"] == "sending":
-            return IN_FLIGHT
-        return int(row["telegram_message_id"]) if row and row["telegram_message_id"] else None
+        found: dict[int, int] = {}
+        for row in rows:
+            if row["status"] == "sending":
+                found[int(row["id"])] = IN_FLIGHT
+            elif row["telegram_message_id"]:
+                found.setdefault(int(row["id"]), int(row["telegram_message_id"]))
+        return found

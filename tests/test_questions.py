@@ -419,7 +419,7 @@ async def test_typed_words_answer_whichever_came_last_a_question_or_a_one_step_p
 
 
 async def test_a_question_that_arrives_after_the_list_takes_what_they_type_next(
-    person: MakePerson, store: Store
+    person: MakePerson, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The soak (seed 579254) found it: /questions listed a question already answered, a new
     # one arrived just after, and the member's reply to the new one replaced the old answer.
@@ -445,8 +445,24 @@ async def test_a_question_that_arrives_after_the_list_takes_what_they_type_next(
     }
     # With nothing newer since the list, typed words change the answer it put first.
     first = (await ann.says("/questions"))[0].partition("\n")[0]
+    reads: list[str] = []
+    fetch_one, fetch_all = store.db.fetch_one, store.db.fetch_all
+
+    async def one(sql: str, params: Any = ()) -> Any:
+        reads.append(sql)
+        return await fetch_one(sql, params)
+
+    async def every(sql: str, params: Any = ()) -> Any:
+        reads.append(sql)
+        return await fetch_all(sql, params)
+
+    monkeypatch.setattr(store.db, "fetch_one", one)
+    monkeypatch.setattr(store.db, "fetch_all", every)
     await ann.says("Open on Sundays")
+    monkeypatch.undo()
     assert (await open_answers(store))[first] == "Open on Sundays"
+    # Which of the two open questions reached them after the list: one read for both.
+    assert len([sql for sql in reads if "FROM outbox o JOIN question_rounds" in sql]) == 1
 
 
 async def open_answers(store: Store) -> dict[str, str]:
